@@ -1,0 +1,199 @@
+//! [`Element`], the sealed float trait of tokenloom, and [`DType`], its runtime tag.
+
+use std::fmt;
+
+use half::{bf16, f16};
+use num_traits::Float;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The runtime tag of an [`Element`] type, as stored in files and configs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// `f32`, IEEE binary32.
+    F32,
+    /// `f64`, IEEE binary64.
+    F64,
+    /// [`half::f16`], IEEE binary16 (a storage type; computes in f32).
+    F16,
+    /// [`half::bf16`], bfloat16 (a storage type; computes in f32).
+    BF16,
+}
+
+impl DType {
+    /// Every dtype, in a fixed order.
+    pub const ALL: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
+
+    /// The size of one element in bytes.
+    #[must_use]
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 => 8,
+            DType::F16 | DType::BF16 => 2,
+        }
+    }
+
+    /// The lowercase name used in files, configs and messages: `f32`, `f64`, `f16`, `bf16`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub(crate) mod private {
+    /// Seals [`super::Element`] and carries the per-type GEMM hook, which only this crate
+    /// can call.
+    pub trait Sealed: Sized {
+        /// `c = a · op(b)` (`accumulate == false`) or `c += a · op(b)`, row-major, with
+        /// `a: (m, k)`, `op(b): (k, n)` and `c: (m, n)`. `b_transposed` means `b` is stored
+        /// as `(n, k)`. The caller has checked every length.
+        #[allow(clippy::too_many_arguments)]
+        fn gemm(
+            m: usize,
+            k: usize,
+            n: usize,
+            a: &[Self],
+            b: &[Self],
+            b_transposed: bool,
+            c: &mut [Self],
+            accumulate: bool,
+        );
+    }
+}
+
+/// A float element type of tokenloom tensors: `f32`, `f64`, [`half::f16`] or [`half::bf16`].
+///
+/// This trait is sealed: it can only be implemented by those four types. `f32` and `f64`
+/// compute natively; `f16` and `bf16` are storage types whose arithmetic (matmul, RoPE,
+/// gradient accumulation) runs in `f32` and rounds once at the end.
+///
+/// Conversions that can lose information are named as such: [`Element::from_f32_lossy`]
+/// and [`Element::from_f64_lossy`] round to nearest-even, overflow to ±∞ and keep NaN, as
+/// the `half` crate documents. Widening with [`Element::to_f32`] is exact for `f16`, `bf16`
+/// and `f32`; [`Element::to_f64`] is exact for all four.
+pub trait Element:
+    Float
+    + Default
+    + fmt::Debug
+    + fmt::Display
+    + Send
+    + Sync
+    + Serialize
+    + DeserializeOwned
+    + 'static
+    + private::Sealed
+{
+    /// The runtime tag of this type.
+    const DTYPE: DType;
+
+    /// Widens (or, for `f64`, rounds) to `f32`.
+    fn to_f32(self) -> f32;
+    /// Widens to `f64`, exactly.
+    fn to_f64(self) -> f64;
+    /// Rounds an `f32` to this type (exact for `f32` and `f64`).
+    fn from_f32_lossy(value: f32) -> Self;
+    /// Rounds an `f64` to this type (exact for `f64`).
+    fn from_f64_lossy(value: f64) -> Self;
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn from_f32_lossy(value: f32) -> Self {
+        value
+    }
+    #[allow(clippy::cast_possible_truncation)] // The rounding is this function's job.
+    fn from_f64_lossy(value: f64) -> Self {
+        value as f32
+    }
+}
+
+impl Element for f64 {
+    const DTYPE: DType = DType::F64;
+    #[allow(clippy::cast_possible_truncation)] // The rounding is this function's job.
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f32_lossy(value: f32) -> Self {
+        f64::from(value)
+    }
+    fn from_f64_lossy(value: f64) -> Self {
+        value
+    }
+}
+
+impl Element for f16 {
+    const DTYPE: DType = DType::F16;
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    fn to_f64(self) -> f64 {
+        f16::to_f64(self)
+    }
+    fn from_f32_lossy(value: f32) -> Self {
+        f16::from_f32(value)
+    }
+    fn from_f64_lossy(value: f64) -> Self {
+        f16::from_f64(value)
+    }
+}
+
+impl Element for bf16 {
+    const DTYPE: DType = DType::BF16;
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    fn to_f64(self) -> f64 {
+        bf16::to_f64(self)
+    }
+    fn from_f32_lossy(value: f32) -> Self {
+        bf16::from_f32(value)
+    }
+    fn from_f64_lossy(value: f64) -> Self {
+        bf16::from_f64(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtype_tags_match_types() {
+        assert_eq!(<f32 as Element>::DTYPE.size_in_bytes(), 4);
+        assert_eq!(<bf16 as Element>::DTYPE.name(), "bf16");
+        assert_eq!(<f16 as Element>::DTYPE.to_string(), "f16");
+        assert_eq!(<f64 as Element>::DTYPE, DType::F64);
+    }
+
+    #[test]
+    fn lossy_conversions_round_to_nearest() {
+        // 1 + 2^-11 lies exactly between two f16 values: ties go to even (1.0).
+        let tie = 1.0 + 2f64.powi(-11);
+        assert_eq!(<f16 as Element>::from_f64_lossy(tie).to_f64(), 1.0);
+        assert!(<f16 as Element>::from_f32_lossy(1e6).is_infinite());
+        assert!(<bf16 as Element>::from_f32_lossy(f32::NAN).is_nan());
+        assert_eq!(<f32 as Element>::from_f64_lossy(0.1), 0.1f32);
+    }
+}

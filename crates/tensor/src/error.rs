@@ -1,0 +1,194 @@
+//! [`TensorError`], the error type of the tensor crate.
+
+use std::path::PathBuf;
+
+use crate::element::DType;
+use crate::shape::Shape;
+
+/// Everything that can go wrong in the tensor crate. Each variant carries the numbers
+/// that locate the problem.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TensorError {
+    // === Shape errors ===
+    /// A shape has more dimensions than [`crate::MAX_RANK`].
+    #[error("shape has rank {rank}, more than the supported maximum {max_rank}")]
+    RankTooLarge {
+        /// The requested rank.
+        rank: usize,
+        /// [`crate::MAX_RANK`].
+        max_rank: usize,
+    },
+    /// The element count of a shape overflows `usize`.
+    #[error("shape {dims:?} has more elements than fit in usize")]
+    ShapeOverflow {
+        /// The requested dimensions.
+        dims: Vec<usize>,
+    },
+    /// A buffer's length does not match the element count of its shape.
+    #[error("{op}: buffer of {len} elements does not match shape {shape} ({expected} elements)")]
+    ElementCountMismatch {
+        /// The operation that checked.
+        op: &'static str,
+        /// The shape the buffer was given.
+        shape: Shape,
+        /// The shape's element count.
+        expected: usize,
+        /// The buffer's length.
+        len: usize,
+    },
+    /// An operation needs a tensor of a specific rank.
+    #[error("{op}: expected a rank-{expected} tensor, got shape {shape}")]
+    RankMismatch {
+        /// The operation that checked.
+        op: &'static str,
+        /// The rank it needs.
+        expected: usize,
+        /// The shape it got.
+        shape: Shape,
+    },
+    /// A reshape changes the element count.
+    #[error("reshape: cannot reshape {from} ({from_count} elements) into {to:?}")]
+    ReshapeMismatch {
+        /// The current shape.
+        from: Shape,
+        /// Its element count.
+        from_count: usize,
+        /// The requested dimensions.
+        to: Vec<usize>,
+    },
+    /// `squeeze_batch` on a tensor whose leading dimension is not 1.
+    #[error("squeeze_batch: the leading dimension of {shape} is not 1")]
+    SqueezeNotOne {
+        /// The tensor's shape.
+        shape: Shape,
+    },
+    /// A row index past the number of rows.
+    #[error("{op}: row {index} is out of range for {n_rows} rows")]
+    RowOutOfRange {
+        /// The operation that checked.
+        op: &'static str,
+        /// The requested row.
+        index: usize,
+        /// The number of rows.
+        n_rows: usize,
+    },
+    /// The inner dimensions of a matrix product disagree.
+    #[error("matmul: lhs {lhs} and rhs {rhs}{t} have different inner dimensions", t = if *.rhs_transposed { " (transposed)" } else { "" })]
+    MatmulShapeMismatch {
+        /// The left operand's shape `(m, k)`.
+        lhs: Shape,
+        /// The right operand's shape as stored: `(k, n)`, or `(n, k)` when transposed.
+        rhs: Shape,
+        /// Whether the right operand is used transposed.
+        rhs_transposed: bool,
+    },
+    /// A caller-provided output buffer has the wrong shape.
+    #[error("{op}: output has shape {got}, expected {expected}")]
+    OutputShapeMismatch {
+        /// The operation that checked.
+        op: &'static str,
+        /// The shape the operation writes.
+        expected: Shape,
+        /// The shape of the caller's buffer.
+        got: Shape,
+    },
+    /// Memory for a tensor could not be reserved.
+    #[error("{op}: cannot allocate {bytes} bytes")]
+    AllocationFailed {
+        /// The operation that allocated.
+        op: &'static str,
+        /// The requested size.
+        bytes: usize,
+    },
+
+    // === File errors ===
+    /// An I/O error on a file.
+    #[error("{path}: {message}", path = .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error's kind.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The bytes do not start with the expected magic: not a tokenloom file of this kind.
+    #[error("not a tokenloom {expected_kind} file: expected magic {expected:?}, found {found:?}")]
+    BadMagic {
+        /// What kind of file was expected, e.g. `tensor`.
+        expected_kind: &'static str,
+        /// The expected magic bytes.
+        expected: [u8; 8],
+        /// The first bytes found (at most 8).
+        found: Vec<u8>,
+    },
+    /// The file was written by a format version this build cannot read.
+    #[error("unsupported {kind} format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// What kind of file it is.
+        kind: &'static str,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The file is shorter than its header says.
+    #[error("truncated file: {needed} bytes needed, {available} available")]
+    Truncated {
+        /// Bytes the header promises.
+        needed: u64,
+        /// Bytes present.
+        available: u64,
+    },
+    /// The file is longer than its header says.
+    #[error("trailing data: {extra} unexpected bytes after the payload")]
+    TrailingBytes {
+        /// Bytes past the payload.
+        extra: u64,
+    },
+    /// The payload's checksum does not match: the file is corrupted.
+    #[error("corrupted file: payload crc32 is {found:#010x}, header says {expected:#010x}")]
+    ChecksumMismatch {
+        /// The checksum in the header.
+        expected: u32,
+        /// The checksum of the bytes read.
+        found: u32,
+    },
+    /// The stored element type is not the one asked for.
+    #[error("dtype mismatch: stored {found}, requested {expected}")]
+    DTypeMismatch {
+        /// The dtype asked for.
+        expected: DType,
+        /// The dtype stored.
+        found: DType,
+    },
+    /// The payload is not a valid encoding.
+    #[error("cannot decode {what}: {message}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+    /// A value could not be encoded.
+    #[error("cannot encode {what}: {message}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's message.
+        message: String,
+    },
+}
+
+impl TensorError {
+    /// Wraps an I/O error with the path it happened on.
+    #[must_use]
+    pub fn io(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
+        TensorError::Io {
+            path: path.into(),
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The minimal tensor layer of tokenloom: shapes, element types, borrowed views, an owned
+//! row-major tensor, matmul, and serde + bincode files.
+//!
+//! ```
+//! use tokenloom_tensor::{Tensor, TensorView, matmul_transposed};
+//!
+//! // A framework's own buffer, wrapped without copying.
+//! let table = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0]; // (vocab_size = 3, n_embd = 2)
+//! let table = TensorView::new(&table, &[3, 2])?;
+//!
+//! // An owned tensor of hidden states (seq_len = 1, n_embd = 2).
+//! let hidden = Tensor::from_vec(vec![2.0f32, 3.0], &[1, 2])?;
+//!
+//! // Tied output projection: logits = hidden @ tableᵀ, shape (1, 3).
+//! let logits = matmul_transposed(hidden.view(), table)?;
+//! assert_eq!(logits.shape().to_string(), "(1, 3)");
+//! assert_eq!(logits.as_slice(), &[2.0, 3.0, 5.0]);
+//! # Ok::<(), tokenloom_tensor::TensorError>(())
+//! ```
+//!
+//! # Data model
+//!
+//! Every tensor is contiguous and row-major. A [`Shape`] is a small `Copy` value whose
+//! element count is checked against `usize` overflow once, when it is built. A
+//! [`TensorView`] / [`TensorViewMut`] pairs a shape with a borrowed slice of exactly that
+//! many elements; every kernel in tokenloom takes views. [`Tensor`] owns its storage and
+//! hands out views.
+//!
+//! # Element types
+//!
+//! [`Element`] is sealed and implemented for `f32`, `f64`, [`half::f16`] and
+//! [`half::bf16`]. The half types are storage types: arithmetic widens them to `f32` and
+//! rounds once at the end.
+//!
+//! # Errors and panics
+//!
+//! Everything that depends on runtime data — shapes, buffer lengths, file bytes — returns
+//! [`TensorError`], whose variants carry the numbers. Panics are reserved for broken
+//! internal invariants.
+
+#![doc(test(attr(deny(warnings))))]
+
+mod element;
+mod error;
+pub mod file;
+mod matmul;
+mod serde_impl;
+mod shape;
+mod tensor;
+mod view;
+
+pub use element::{DType, Element};
+pub use error::TensorError;
+pub use matmul::{Accumulate, Rhs, matmul, matmul_into, matmul_transposed};
+pub use serde_impl::TENSOR_SERDE_VERSION;
+pub use shape::{MAX_RANK, Shape, checked_product};
+pub use tensor::{Tensor, try_filled};
+pub use view::{TensorView, TensorViewMut};
+
+pub use half::{bf16, f16};
