@@ -1,1 +1,41 @@
-//! placeholder
+//! tokenloom turns token ids into the input of a LLaMA-style decoder: the token-embedding
+//! table, rotary and absolute position encodings, and the batch that enters the first
+//! decoder block.
+//!
+//! ```
+//! use tokenloom::embedding::{Embedding, Init};
+//!
+//! // The word-level ids of "I love dogs", looked up in a (3000, 8) table.
+//! let table = Embedding::<f32>::seeded(3000, 8, Init::default(), 42)?;
+//! let x = table.forward(&[73, 786, 2934])?;
+//! assert_eq!(x.shape().to_string(), "(3, 8)");
+//! assert_eq!(x.unsqueeze_batch()?.shape().to_string(), "(1, 3, 8)");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! This facade re-exports the workspace's crates:
+//!
+//! | module | crate | owns |
+//! |---|---|---|
+//! | [`tensor`] | `tokenloom-tensor` | shapes, element types, views, matmul, files |
+//! | [`embedding`] | `tokenloom-embedding` | the `(vocab_size, n_embd)` table and its lookup |
+//! | [`positions`] | `tokenloom-positions` | RoPE and absolute position encodings |
+//! | [`decoder_input`] | `tokenloom-decoder-input` | the batch entering the first decoder block |
+//!
+//! The [`tutorial`] is compiled and run as doctests.
+
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+pub use tokenloom_decoder_input as decoder_input;
+pub use tokenloom_embedding as embedding;
+pub use tokenloom_positions as positions;
+pub use tokenloom_tensor as tensor;
+
+#[doc = include_str!("../docs/tutorial.md")]
+pub mod tutorial {}
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,1 +1,48 @@
-//! placeholder
+//! The token-embedding table of tokenloom: a `(vocab_size, n_embd)` lookup table whose
+//! row `i` is the vector of token id `i`, generic over `f32`, `f64`, `f16` and `bf16`.
+//!
+//! ```
+//! use tokenloom_embedding::{Embedding, Init};
+//! use tokenloom_tensor::Tensor;
+//!
+//! // "I love dogs" → ids [73, 786, 2934] in a word-level vocabulary of 3000 words.
+//! let table = Embedding::<f32>::seeded(3000, 8, Init::default(), 42)?;
+//! let ids = Tensor::from_vec(vec![73, 786, 2934], &[3])?;
+//! let x = table.forward(&ids)?;
+//! assert_eq!(x.shape().to_string(), "(3, 8)");
+//!
+//! // With the batch dimension first: (batch, seq_len) → (batch, seq_len, n_embd).
+//! let batched = table.forward(&ids.reshape(&[1, 3])?)?;
+//! assert_eq!(batched.shape().to_string(), "(1, 3, 8)");
+//! assert_eq!(batched.as_slice(), x.as_slice());
+//! # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+//! ```
+//!
+//! # Errors, not panics
+//!
+//! Token ids come from tokenizers and files, so a bad id is an
+//! [`EmbeddingError::TokenOutOfRange`] naming the id, its batch index and position, and
+//! `vocab_size`. Zero sizes, overflowing tables, empty ids and wrong buffers are errors
+//! too. Nothing in this crate panics on user input.
+//!
+//! # Initialisation
+//!
+//! [`Init`] follows PyTorch: the default is N(0, 1) as `nn.Embedding`; N(0, σ), uniform
+//! and Xavier/Glorot are available. Randomness is a parameter: [`Embedding::new`] takes
+//! any `rand::Rng`, and [`Embedding::seeded`] uses ChaCha8 so a seed gives the same
+//! table on every machine.
+
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod checkpoint;
+mod error;
+mod init;
+mod lookup;
+mod table;
+
+pub use checkpoint::EMBEDDING_FILE;
+pub use error::EmbeddingError;
+pub use init::Init;
+pub use lookup::check_ids;
+pub use table::{Embedding, check_sizes};

@@ -82,8 +82,8 @@ pub(crate) mod private {
 ///
 /// Conversions that can lose information are named as such: [`Element::from_f32_lossy`]
 /// and [`Element::from_f64_lossy`] round to nearest-even, overflow to ±∞ and keep NaN, as
-/// the `half` crate documents. Widening with [`Element::to_f32`] is exact for `f16`, `bf16`
-/// and `f32`; [`Element::to_f64`] is exact for all four.
+/// the `half` crate documents. Widening with [`Element::as_f32`] is exact for `f16`, `bf16`
+/// and `f32`; [`Element::as_f64`] is exact for all four.
 pub trait Element:
     Float
     + Default
@@ -100,9 +100,9 @@ pub trait Element:
     const DTYPE: DType;
 
     /// Widens (or, for `f64`, rounds) to `f32`.
-    fn to_f32(self) -> f32;
+    fn as_f32(self) -> f32;
     /// Widens to `f64`, exactly.
-    fn to_f64(self) -> f64;
+    fn as_f64(self) -> f64;
     /// Rounds an `f32` to this type (exact for `f32` and `f64`).
     fn from_f32_lossy(value: f32) -> Self;
     /// Rounds an `f64` to this type (exact for `f64`).
@@ -111,10 +111,10 @@ pub trait Element:
 
 impl Element for f32 {
     const DTYPE: DType = DType::F32;
-    fn to_f32(self) -> f32 {
+    fn as_f32(self) -> f32 {
         self
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         f64::from(self)
     }
     fn from_f32_lossy(value: f32) -> Self {
@@ -129,10 +129,10 @@ impl Element for f32 {
 impl Element for f64 {
     const DTYPE: DType = DType::F64;
     #[allow(clippy::cast_possible_truncation)] // The rounding is this function's job.
-    fn to_f32(self) -> f32 {
+    fn as_f32(self) -> f32 {
         self as f32
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         self
     }
     fn from_f32_lossy(value: f32) -> Self {
@@ -145,10 +145,10 @@ impl Element for f64 {
 
 impl Element for f16 {
     const DTYPE: DType = DType::F16;
-    fn to_f32(self) -> f32 {
+    fn as_f32(self) -> f32 {
         f16::to_f32(self)
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         f16::to_f64(self)
     }
     fn from_f32_lossy(value: f32) -> Self {
@@ -161,10 +161,10 @@ impl Element for f16 {
 
 impl Element for bf16 {
     const DTYPE: DType = DType::BF16;
-    fn to_f32(self) -> f32 {
+    fn as_f32(self) -> f32 {
         bf16::to_f32(self)
     }
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         bf16::to_f64(self)
     }
     fn from_f32_lossy(value: f32) -> Self {
@@ -191,7 +191,7 @@ mod tests {
     fn lossy_conversions_round_to_nearest() {
         // 1 + 2^-11 lies exactly between two f16 values: ties go to even (1.0).
         let tie = 1.0 + 2f64.powi(-11);
-        assert_eq!(<f16 as Element>::from_f64_lossy(tie).to_f64(), 1.0);
+        assert_eq!(<f16 as Element>::from_f64_lossy(tie).as_f64(), 1.0);
         assert!(<f16 as Element>::from_f32_lossy(1e6).is_infinite());
         assert!(<bf16 as Element>::from_f32_lossy(f32::NAN).is_nan());
         assert_eq!(<f32 as Element>::from_f64_lossy(0.1), 0.1f32);

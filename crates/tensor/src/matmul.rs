@@ -241,7 +241,7 @@ macro_rules! widened_gemm {
                 accumulate: bool,
             ) {
                 assert_gemm_lengths(m, k, n, a, b, c);
-                let widen = |xs: &[Self]| xs.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+                let widen = |xs: &[Self]| xs.iter().map(|x| x.as_f32()).collect::<Vec<f32>>();
                 let (a32, b32) = (widen(a), widen(b));
                 let mut c32 = if accumulate {
                     widen(c)
@@ -360,7 +360,7 @@ mod tests {
             TensorView::new(&b, &[3, 1]).unwrap(),
         )
         .unwrap();
-        assert_eq!(got.as_slice()[0].to_f32(), 7.0);
+        assert_eq!(got.as_slice()[0].as_f32(), 7.0);
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl<T: Element> Tensor<T> {
             data: self
                 .data
                 .iter()
-                .map(|&x| U::from_f64_lossy(x.to_f64()))
+                .map(|&x| U::from_f64_lossy(x.as_f64()))
                 .collect(),
         }
     }
@@ -210,6 +210,21 @@ impl<T: Element> Tensor<T> {
 impl<'a, T> From<&'a Tensor<T>> for TensorView<'a, T> {
     fn from(tensor: &'a Tensor<T>) -> Self {
         tensor.view()
+    }
+}
+
+impl<'a, T> From<&'a [T]> for TensorView<'a, T> {
+    /// A rank-1 view `(len,)` of a slice, e.g. the token ids of one sequence.
+    fn from(data: &'a [T]) -> Self {
+        TensorView::new(data, &[data.len()])
+            .expect("a rank-1 shape of a slice's length is always valid")
+    }
+}
+
+impl<'a, T, const N: usize> From<&'a [T; N]> for TensorView<'a, T> {
+    /// A rank-1 view `(N,)` of an array.
+    fn from(data: &'a [T; N]) -> Self {
+        TensorView::from(&data[..])
     }
 }
 
@@ -272,7 +287,7 @@ mod tests {
     fn to_dtype_rounds_through_f64() {
         let t = Tensor::from_vec(vec![0.1f64, -2.5, 1e300], &[3]).unwrap();
         let h: Tensor<half::bf16> = t.to_dtype();
-        assert_eq!(h.as_slice()[1].to_f32(), -2.5);
+        assert_eq!(h.as_slice()[1].as_f32(), -2.5);
         assert!(h.as_slice()[2].is_infinite());
         assert_eq!(t.to_dtype::<f32>().as_slice()[0], 0.1f32);
     }
