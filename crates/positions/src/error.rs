@@ -1,12 +1,13 @@
 //! [`PositionError`], the error type of the positions crate.
 
-use tokenloom_tensor::TensorError;
+use tokenloom_tensor::{Shape, TensorError};
 
 /// Everything that can go wrong in the positions crate. Each variant carries the numbers
-/// that locate the problem.
+/// (or the config field) that locate the problem.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PositionError {
+    // === Sizes and parameters ===
     /// A size that must be positive is zero.
     #[error("{name} must be at least 1, got 0")]
     ZeroSize {
@@ -23,6 +24,112 @@ pub enum PositionError {
         /// What it must satisfy.
         requirement: &'static str,
     },
+    /// `rotary_dim` must be even, positive and at most `head_dim`.
+    #[error("rotary_dim {rotary_dim} must be even, at least 2 and at most head_dim {head_dim}")]
+    InvalidRotaryDim {
+        /// The requested rotary dimension.
+        rotary_dim: usize,
+        /// The head dimension.
+        head_dim: usize,
+    },
+    /// A per-pair factor list (LongRoPE) of the wrong length.
+    #[error("{name} has {got} entries, expected rotary_dim / 2 = {expected}")]
+    FactorCount {
+        /// `short_factor` or `long_factor`.
+        name: &'static str,
+        /// `rotary_dim / 2`.
+        expected: usize,
+        /// The list's length.
+        got: usize,
+    },
+
+    // === Positions ===
+    /// A position at or past the end of the cos/sin cache.
+    #[error(
+        "position {position} at batch {batch}, index {index} is outside the RoPE cache of max_positions {max_positions}"
+    )]
+    PositionOutOfRange {
+        /// The requested absolute position.
+        position: usize,
+        /// Its batch index.
+        batch: usize,
+        /// Its index along seq_len.
+        index: usize,
+        /// The number of cached positions.
+        max_positions: usize,
+    },
+
+    // === Tensor shapes ===
+    /// A q/k tensor that is not rank 4 with the configured head_dim.
+    #[error("q/k tensor of shape {shape} does not match {layout} with head_dim {head_dim}")]
+    QkShape {
+        /// The shape given.
+        shape: Shape,
+        /// The layout it was declared as.
+        layout: &'static str,
+        /// The configured head dimension.
+        head_dim: usize,
+    },
+    /// Position ids whose shape is not `(batch, seq_len)` of the tensor.
+    #[error("position ids of shape {got} do not match (batch, seq_len) = {expected}")]
+    PositionIdsShape {
+        /// `(batch, seq_len)` of the q/k tensor.
+        expected: Shape,
+        /// The shape given.
+        got: Shape,
+    },
+    /// A projection weight whose rows do not split into heads.
+    #[error(
+        "{name} weight of shape {shape} does not have n_heads {n_heads} × head_dim {head_dim} rows"
+    )]
+    WeightRows {
+        /// Which weight, e.g. `q_proj`.
+        name: &'static str,
+        /// Its shape.
+        shape: Shape,
+        /// The number of heads it should hold.
+        n_heads: usize,
+        /// The head dimension.
+        head_dim: usize,
+    },
+
+    // === Config files ===
+    /// A config file that is not valid JSON or has a field of the wrong type.
+    #[error("config is not valid: {message}")]
+    ConfigSyntax {
+        /// serde_json's message, with line and column.
+        message: String,
+    },
+    /// A required field is missing.
+    #[error("config is missing the required field `{field}`")]
+    ConfigMissingField {
+        /// The field's path, e.g. `rope_scaling.factor`.
+        field: String,
+    },
+    /// A field this parser does not know and would otherwise silently ignore.
+    #[error("config field `{field}` is not understood and would be silently ignored")]
+    ConfigUnknownField {
+        /// The field's path, e.g. `rope_scaling.beta_fast`.
+        field: String,
+    },
+    /// A rope type this crate does not implement.
+    #[error(
+        "unknown rope type `{rope_type}` (known: default, linear, dynamic, yarn, llama3, longrope)"
+    )]
+    ConfigUnknownRopeType {
+        /// The type found.
+        rope_type: String,
+    },
+    /// A field with a value of the right type but an invalid meaning.
+    #[error("config field `{field}` is invalid: {reason}")]
+    ConfigBadValue {
+        /// The field's path.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    // === From the tensor crate ===
     /// An error from the tensor crate (shapes, allocation).
     #[error(transparent)]
     Tensor(#[from] TensorError),

@@ -24,7 +24,14 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod model_config;
+mod rope;
 mod sinusoidal;
 
 pub use error::PositionError;
+pub use model_config::{ModelRopeSettings, parse_hf_config, parse_meta_params};
+pub use rope::{
+    CacheFloat, Llama3Scaling, LongRopeScaling, Positions, QkLayout, RopeCache, RopeConfig,
+    RopeLayout, RopeScaling, YarnScaling, convert_qk_layout, reduce_angle,
+};
 pub use sinusoidal::sinusoidal_table;

@@ -1,0 +1,14 @@
+//! Rotary position embeddings (RoPE, Su et al. 2021): configuration, scaling, the cos/sin
+//! cache, the rotation of q/k tensors, and checkpoint layout conversion.
+
+mod apply;
+mod cache;
+mod config;
+mod permute;
+mod scaling;
+
+pub use apply::{Positions, QkLayout};
+pub use cache::{CacheFloat, RopeCache, reduce_angle};
+pub use config::{RopeConfig, RopeLayout};
+pub use permute::convert_qk_layout;
+pub use scaling::{Llama3Scaling, LongRopeScaling, RopeScaling, YarnScaling};

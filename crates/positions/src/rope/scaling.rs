@@ -1,0 +1,441 @@
+//! RoPE frequency scaling: HuggingFace's `rope_type`s as one enum with one frequency
+//! function, computed in `f64`.
+//!
+//! The formulas are those of transformers' `modeling_rope_utils` (v5), evaluated in `f64`
+//! instead of `f32`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::PositionError;
+
+/// How RoPE frequencies are scaled for contexts longer than the pretraining length.
+///
+/// Every variant reproduces the HuggingFace `rope_type` of the same name. Parameters that
+/// depend on the context (dynamic NTK, LongRoPE) read the sequence length as an explicit
+/// argument, never hidden state: see [`RopeScaling::inv_freq`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rope_type", rename_all = "snake_case")]
+pub enum RopeScaling {
+    /// No scaling (`rope_type = "default"`).
+    #[serde(rename = "default")]
+    None,
+    /// Position interpolation (`"linear"`): every frequency divided by `factor`.
+    Linear {
+        /// The interpolation factor (> 0).
+        factor: f64,
+    },
+    /// Dynamic NTK (`"dynamic"`): for a sequence of `seq_len > max_position_embeddings`
+    /// tokens the base becomes
+    /// `theta · (factor·seq_len/max_position_embeddings − (factor − 1))^(d/(d−2))`;
+    /// at or below `max_position_embeddings` it is the default RoPE.
+    #[serde(rename = "dynamic")]
+    DynamicNtk {
+        /// The scaling factor (≥ 1).
+        factor: f64,
+        /// The model's `max_position_embeddings`.
+        max_position_embeddings: usize,
+    },
+    /// YaRN (`"yarn"`, Peng et al. 2023).
+    Yarn(YarnScaling),
+    /// LLaMA 3.1 (`"llama3"`): low frequencies divided by `factor`, high frequencies kept,
+    /// a smooth blend between.
+    Llama3(Llama3Scaling),
+    /// LongRoPE (`"longrope"`, Phi-3): per-pair rescale factors, long or short by
+    /// sequence length.
+    #[serde(rename = "longrope")]
+    LongRope(LongRopeScaling),
+}
+
+/// Parameters of [`RopeScaling::Yarn`], with HuggingFace's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct YarnScaling {
+    /// The context extension factor (> 0).
+    pub factor: f64,
+    /// The pretraining context length.
+    pub original_max_position_embeddings: usize,
+    /// High-rotation bound of the ramp, in rotations (HF default 32).
+    pub beta_fast: f64,
+    /// Low-rotation bound of the ramp, in rotations (HF default 1).
+    pub beta_slow: f64,
+    /// DeepSeek's `mscale` (used with `mscale_all_dim`).
+    pub mscale: Option<f64>,
+    /// DeepSeek's `mscale_all_dim`.
+    pub mscale_all_dim: Option<f64>,
+    /// An explicit attention factor, overriding the computed one.
+    pub attention_factor: Option<f64>,
+    /// Whether the ramp bounds are floored/ceiled to integers (HF default true; gpt-oss
+    /// uses false).
+    pub truncate: bool,
+}
+
+impl YarnScaling {
+    /// YaRN with `factor` over a pretraining length, and HF's defaults for the rest
+    /// (beta_fast 32, beta_slow 1, no mscale, computed attention factor, truncate).
+    #[must_use]
+    pub fn new(factor: f64, original_max_position_embeddings: usize) -> Self {
+        Self {
+            factor,
+            original_max_position_embeddings,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            mscale: None,
+            mscale_all_dim: None,
+            attention_factor: None,
+            truncate: true,
+        }
+    }
+}
+
+/// Parameters of [`RopeScaling::Llama3`] (LLaMA 3.1: 8, 1, 4, 8192).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Llama3Scaling {
+    /// The division applied to low frequencies.
+    pub factor: f64,
+    /// Wavelengths above `original / low_freq_factor` are divided by `factor`.
+    pub low_freq_factor: f64,
+    /// Wavelengths below `original / high_freq_factor` are kept.
+    pub high_freq_factor: f64,
+    /// The pretraining context length.
+    pub original_max_position_embeddings: usize,
+}
+
+impl Llama3Scaling {
+    /// The values of LLaMA 3.1, hard-coded in Meta's reference `apply_scaling`.
+    #[must_use]
+    pub fn llama_3_1() -> Self {
+        Self {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8192,
+        }
+    }
+}
+
+/// Parameters of [`RopeScaling::LongRope`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LongRopeScaling {
+    /// Per-pair factors for sequences up to `original_max_position_embeddings`.
+    pub short_factor: Vec<f64>,
+    /// Per-pair factors for longer sequences.
+    pub long_factor: Vec<f64>,
+    /// The pretraining context length.
+    pub original_max_position_embeddings: usize,
+    /// The extension factor used for the attention factor, usually
+    /// `max_position_embeddings / original_max_position_embeddings`.
+    pub factor: f64,
+    /// An explicit attention factor, overriding the computed one.
+    pub attention_factor: Option<f64>,
+}
+
+fn positive(name: &'static str, value: f64) -> Result<(), PositionError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(PositionError::InvalidParameter {
+            name,
+            value,
+            requirement: "must be positive and finite",
+        })
+    }
+}
+
+fn nonzero(name: &'static str, value: usize) -> Result<(), PositionError> {
+    if value == 0 {
+        Err(PositionError::ZeroSize { name })
+    } else {
+        Ok(())
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // sizes and positions are far below 2^53
+fn f(x: usize) -> f64 {
+    x as f64
+}
+
+/// YaRN's attention scale `0.1·mscale·ln(scale) + 1` (1 for `scale ≤ 1`).
+fn yarn_get_mscale(scale: f64, mscale: f64) -> f64 {
+    if scale <= 1.0 {
+        1.0
+    } else {
+        0.1 * mscale * scale.ln() + 1.0
+    }
+}
+
+impl RopeScaling {
+    /// Checks the parameters against a rotary dimension.
+    ///
+    /// # Errors
+    ///
+    /// [`PositionError::InvalidParameter`], [`PositionError::ZeroSize`] or
+    /// [`PositionError::FactorCount`] naming the parameter.
+    pub fn validate(&self, rotary_dim: usize) -> Result<(), PositionError> {
+        match self {
+            RopeScaling::None => {}
+            RopeScaling::Linear { factor } => positive("factor", *factor)?,
+            RopeScaling::DynamicNtk {
+                factor,
+                max_position_embeddings,
+            } => {
+                positive("factor", *factor)?;
+                nonzero("max_position_embeddings", *max_position_embeddings)?;
+                if rotary_dim <= 2 {
+                    return Err(PositionError::InvalidRotaryDim {
+                        rotary_dim,
+                        head_dim: rotary_dim,
+                    });
+                }
+            }
+            RopeScaling::Yarn(y) => {
+                positive("factor", y.factor)?;
+                nonzero(
+                    "original_max_position_embeddings",
+                    y.original_max_position_embeddings,
+                )?;
+                positive("beta_fast", y.beta_fast)?;
+                positive("beta_slow", y.beta_slow)?;
+                for (name, value) in [
+                    ("mscale", y.mscale),
+                    ("mscale_all_dim", y.mscale_all_dim),
+                    ("attention_factor", y.attention_factor),
+                ] {
+                    if let Some(v) = value {
+                        positive(name, v)?;
+                    }
+                }
+            }
+            RopeScaling::Llama3(l) => {
+                positive("factor", l.factor)?;
+                positive("low_freq_factor", l.low_freq_factor)?;
+                positive("high_freq_factor", l.high_freq_factor)?;
+                nonzero(
+                    "original_max_position_embeddings",
+                    l.original_max_position_embeddings,
+                )?;
+                if l.high_freq_factor <= l.low_freq_factor {
+                    return Err(PositionError::InvalidParameter {
+                        name: "high_freq_factor",
+                        value: l.high_freq_factor,
+                        requirement: "must be greater than low_freq_factor",
+                    });
+                }
+            }
+            RopeScaling::LongRope(l) => {
+                positive("factor", l.factor)?;
+                nonzero(
+                    "original_max_position_embeddings",
+                    l.original_max_position_embeddings,
+                )?;
+                if let Some(v) = l.attention_factor {
+                    positive("attention_factor", v)?;
+                }
+                for (name, list) in [
+                    ("short_factor", &l.short_factor),
+                    ("long_factor", &l.long_factor),
+                ] {
+                    if list.len() != rotary_dim / 2 {
+                        return Err(PositionError::FactorCount {
+                            name,
+                            expected: rotary_dim / 2,
+                            got: list.len(),
+                        });
+                    }
+                    for &v in list {
+                        positive(name, v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The factor that multiplies both cos and sin (so `q·k` scales by its square): 1
+    /// except for YaRN and LongRoPE.
+    #[must_use]
+    pub fn attention_factor(&self) -> f64 {
+        match self {
+            RopeScaling::Yarn(y) => {
+                y.attention_factor
+                    .unwrap_or_else(|| match (y.mscale, y.mscale_all_dim) {
+                        (Some(m), Some(m_all)) if m != 0.0 && m_all != 0.0 => {
+                            yarn_get_mscale(y.factor, m) / yarn_get_mscale(y.factor, m_all)
+                        }
+                        _ => yarn_get_mscale(y.factor, 1.0),
+                    })
+            }
+            RopeScaling::LongRope(l) => l.attention_factor.unwrap_or_else(|| {
+                if l.factor <= 1.0 {
+                    1.0
+                } else {
+                    (1.0 + l.factor.ln() / f(l.original_max_position_embeddings).ln()).sqrt()
+                }
+            }),
+            _ => 1.0,
+        }
+    }
+
+    /// The inverse frequencies `inv_freq[i]`, `i < rotary_dim / 2`, in `f64`.
+    ///
+    /// `seq_len` is the length of the longest sequence the frequencies will serve (HF uses
+    /// `max(position_ids) + 1`). Only dynamic NTK and LongRoPE read it; passing it
+    /// explicitly makes the result a pure function of its arguments.
+    ///
+    /// The parameters must have passed [`RopeScaling::validate`].
+    #[must_use]
+    pub fn inv_freq(&self, theta: f64, rotary_dim: usize, seq_len: usize) -> Vec<f64> {
+        let d = f(rotary_dim);
+        let default_with_base = |base: f64| -> Vec<f64> {
+            (0..rotary_dim / 2)
+                .map(|i| 1.0 / base.powf(f(2 * i) / d))
+                .collect()
+        };
+        match self {
+            RopeScaling::None => default_with_base(theta),
+            RopeScaling::Linear { factor } => default_with_base(theta)
+                .into_iter()
+                .map(|x| x / factor)
+                .collect(),
+            RopeScaling::DynamicNtk {
+                factor,
+                max_position_embeddings,
+            } => {
+                let max_pos = f(*max_position_embeddings);
+                let seq_len = f(seq_len).max(max_pos);
+                let base =
+                    theta * (factor * seq_len / max_pos - (factor - 1.0)).powf(d / (d - 2.0));
+                default_with_base(base)
+            }
+            RopeScaling::Yarn(y) => yarn_inv_freq(y, theta, rotary_dim),
+            RopeScaling::Llama3(l) => llama3_inv_freq(l, default_with_base(theta)),
+            RopeScaling::LongRope(l) => {
+                let ext = if seq_len > l.original_max_position_embeddings {
+                    &l.long_factor
+                } else {
+                    &l.short_factor
+                };
+                (0..rotary_dim / 2)
+                    .map(|i| 1.0 / (ext[i] * theta.powf(f(2 * i) / d)))
+                    .collect()
+            }
+        }
+    }
+}
+
+fn yarn_inv_freq(y: &YarnScaling, theta: f64, rotary_dim: usize) -> Vec<f64> {
+    let d = f(rotary_dim);
+    let original = f(y.original_max_position_embeddings);
+    // The pair index at which a wavelength completes `rotations` turns over the original
+    // context.
+    let correction_dim = |rotations: f64| {
+        (d * (original / (rotations * 2.0 * std::f64::consts::PI)).ln()) / (2.0 * theta.ln())
+    };
+    let (mut low, mut high) = (correction_dim(y.beta_fast), correction_dim(y.beta_slow));
+    if y.truncate {
+        low = low.floor();
+        high = high.ceil();
+    }
+    // HF clamps with the full dimension (dim − 1), not the number of pairs.
+    let low = low.max(0.0);
+    let mut high = high.min(d - 1.0);
+    if low == high {
+        high += 0.001;
+    }
+    (0..rotary_dim / 2)
+        .map(|i| {
+            let pos_freq = theta.powf(f(2 * i) / d);
+            let extrapolation = 1.0 / pos_freq;
+            let interpolation = 1.0 / (y.factor * pos_freq);
+            let ramp = ((f(i) - low) / (high - low)).clamp(0.0, 1.0);
+            let extrapolation_weight = 1.0 - ramp;
+            interpolation * (1.0 - extrapolation_weight) + extrapolation * extrapolation_weight
+        })
+        .collect()
+}
+
+fn llama3_inv_freq(l: &Llama3Scaling, inv_freq: Vec<f64>) -> Vec<f64> {
+    let old_context = f(l.original_max_position_embeddings);
+    let low_freq_wavelen = old_context / l.low_freq_factor;
+    let high_freq_wavelen = old_context / l.high_freq_factor;
+    inv_freq
+        .into_iter()
+        .map(|freq| {
+            let wavelen = 2.0 * std::f64::consts::PI / freq;
+            if wavelen < high_freq_wavelen {
+                freq
+            } else if wavelen > low_freq_wavelen {
+                freq / l.factor
+            } else {
+                let smooth = (old_context / wavelen - l.low_freq_factor)
+                    / (l.high_freq_factor - l.low_freq_factor);
+                (1.0 - smooth) * freq / l.factor + smooth * freq
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_factor_one_equals_default() {
+        let a = RopeScaling::None.inv_freq(10000.0, 64, 100);
+        let b = RopeScaling::Linear { factor: 1.0 }.inv_freq(10000.0, 64, 100);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn dynamic_is_default_up_to_max_position_embeddings() {
+        let dynamic = RopeScaling::DynamicNtk {
+            factor: 2.0,
+            max_position_embeddings: 16,
+        };
+        assert_eq!(
+            dynamic.inv_freq(1e4, 16, 16),
+            RopeScaling::None.inv_freq(1e4, 16, 16)
+        );
+        // Longer sequences lower every frequency but the first.
+        let long = dynamic.inv_freq(1e4, 16, 64);
+        let base = RopeScaling::None.inv_freq(1e4, 16, 64);
+        assert_eq!(long[0], base[0]);
+        assert!(long[1..].iter().zip(&base[1..]).all(|(l, b)| l < b));
+    }
+
+    #[test]
+    fn yarn_attention_factor_variants() {
+        let mut y = YarnScaling::new(4.0, 2048);
+        assert!(
+            (RopeScaling::Yarn(y.clone()).attention_factor() - (0.1 * 4f64.ln() + 1.0)).abs()
+                < 1e-15
+        );
+        y.mscale = Some(1.0);
+        y.mscale_all_dim = Some(1.0);
+        assert_eq!(RopeScaling::Yarn(y.clone()).attention_factor(), 1.0);
+        y.attention_factor = Some(0.5);
+        assert_eq!(RopeScaling::Yarn(y).attention_factor(), 0.5);
+    }
+
+    #[test]
+    fn validation_names_the_parameter() {
+        let err = RopeScaling::Linear { factor: 0.0 }.validate(8).unwrap_err();
+        assert!(matches!(
+            err,
+            PositionError::InvalidParameter { name: "factor", .. }
+        ));
+        let long = RopeScaling::LongRope(LongRopeScaling {
+            short_factor: vec![1.0; 3],
+            long_factor: vec![1.0; 4],
+            original_max_position_embeddings: 4096,
+            factor: 32.0,
+            attention_factor: None,
+        });
+        assert_eq!(
+            long.validate(8).unwrap_err(),
+            PositionError::FactorCount {
+                name: "short_factor",
+                expected: 4,
+                got: 3
+            }
+        );
+    }
+}
