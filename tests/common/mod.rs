@@ -87,3 +87,29 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
         );
     }
 }
+
+/// Swaps dimensions 1 and 2 of a rank-4 row-major tensor: `(a, b, c, d)` → `(a, c, b, d)`.
+pub fn swap_dims_1_2<T: Copy>(data: &[T], dims: [usize; 4]) -> Vec<T> {
+    let [a, b, c, d] = dims;
+    let mut out = Vec::with_capacity(data.len());
+    for i in 0..a {
+        for k in 0..c {
+            for j in 0..b {
+                let start = ((i * b + j) * c + k) * d;
+                out.extend_from_slice(&data[start..start + d]);
+            }
+        }
+    }
+    out
+}
+
+/// The largest absolute value.
+pub fn max_abs(xs: &[f64]) -> f64 {
+    xs.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// The largest absolute difference.
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}

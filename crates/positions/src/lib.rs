@@ -1,22 +1,41 @@
-//! Position encodings for tokenloom.
+//! Position encodings for tokenloom: RoPE (the LLaMA default) and absolute sinusoidal
+//! tables.
 //!
 //! ```
-//! use tokenloom_positions::sinusoidal_table;
+//! use tokenloom_positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, parse_hf_config};
+//! use tokenloom_tensor::Tensor;
 //!
-//! // An absolute encoding: a (max_positions, n_embd) table added to the embeddings.
-//! let pe = sinusoidal_table::<f32>(2048, 8, 10000.0)?;
-//! assert_eq!(pe.shape().to_string(), "(2048, 8)");
+//! // From a model's config.json (HF checkpoints pair dims half-split).
+//! let settings = parse_hf_config(r#"{"hidden_size": 64, "num_attention_heads": 4,
+//!     "max_position_embeddings": 128, "rope_theta": 10000.0}"#)?;
+//! assert_eq!(settings.rope, RopeConfig::new(16, 10000.0, RopeLayout::HalfSplit));
+//!
+//! // cos/sin for positions 0..128, computed in f64 and stored as f32.
+//! let cache = RopeCache::<f32>::new(&settings.rope, 128)?;
+//!
+//! // Rotate q of shape (batch, n_heads, seq_len, head_dim) in place, positions 5..8.
+//! let mut q = Tensor::<f32>::zeros(&[1, 4, 3, 16])?;
+//! q.as_mut_slice().fill(1.0);
+//! cache.apply_in_place(q.view_mut(), QkLayout::BatchHeadsSeq, Positions::Offset(5))?;
 //! # Ok::<(), tokenloom_positions::PositionError>(())
 //! ```
 //!
 //! Two families live here, and they enter the model at different places:
 //!
+//! - **RoPE** ([`RopeConfig`], [`RopeCache`]) is *not* added to the embeddings: it rotates
+//!   query/key pairs inside attention, so `q_m · k_n` depends on `m − n`. Both pair
+//!   layouts ([`RopeLayout::Interleaved`] as Meta/GGUF, [`RopeLayout::HalfSplit`] as
+//!   HuggingFace), partial rotary, every HuggingFace scaling variant ([`RopeScaling`]),
+//!   both q/k tensor layouts ([`QkLayout`]), offsets and explicit position ids, inverse
+//!   and backward, and checkpoint conversion between layouts ([`convert_qk_layout`]).
+//!   Angles are computed in `f64`, reduced modulo 2π, and stored as `f32` or `f64`; never
+//!   in half precision.
 //! - **Absolute** encodings ([`sinusoidal_table`]; learned tables are composed in
 //!   `tokenloom-decoder-input`) are *added* to the token embeddings before the first
 //!   decoder block.
-//! - **RoPE** (the LLaMA default) is *not* added to anything: it rotates query/key pairs
-//!   inside attention. Its cache, layouts and scaling variants are being built in this
-//!   crate (tracked as the positions issue).
+//!
+//! Model config files are parsed strictly by [`parse_hf_config`] (transformers v4 and v5
+//! spellings) and [`parse_meta_params`].
 //!
 //! This crate depends only on `tokenloom-tensor`; it never depends on the embedding crate.
 

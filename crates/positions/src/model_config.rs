@@ -262,7 +262,11 @@ fn rope_from_parameters(
     max_position_embeddings: usize,
     top_original: Option<usize>,
 ) -> Result<RopeConfig, PositionError> {
-    let path = |key: &str| format!("{section}.{key}");
+    // In the v4 spelling, `rope_theta` and `partial_rotary_factor` live at the top level.
+    let path = |key: &str| match (section, key) {
+        ("rope_scaling", "rope_theta" | "partial_rotary_factor") => key.to_owned(),
+        _ => format!("{section}.{key}"),
+    };
     let rope_type = match (field(params, "rope_type"), field(params, "type")) {
         (Some(a), Some(b)) if a != b => {
             return Err(bad(&path("type"), format!("{b} contradicts rope_type {a}")));

@@ -180,9 +180,11 @@ impl RopeScaling {
                 positive("factor", *factor)?;
                 nonzero("max_position_embeddings", *max_position_embeddings)?;
                 if rotary_dim <= 2 {
-                    return Err(PositionError::InvalidRotaryDim {
-                        rotary_dim,
-                        head_dim: rotary_dim,
+                    // The base exponent d/(d−2) is undefined for d = 2.
+                    return Err(PositionError::InvalidParameter {
+                        name: "rotary_dim",
+                        value: f(rotary_dim),
+                        requirement: "dynamic NTK scaling needs rotary_dim > 2",
                     });
                 }
             }
