@@ -1,4 +1,5 @@
-//! Checkpoints of a whole [`Embedding`] in tokenloom's checked bincode envelope.
+//! Checkpoints of a whole [`Embedding`] (options, frozen flag and weight) in tokenloom's
+//! checked bincode envelope.
 
 use std::path::Path;
 

@@ -69,7 +69,32 @@ pub enum EmbeddingError {
         requirement: &'static str,
     },
 
-    // === Outputs ===
+    /// `padding_idx` outside `[-vocab_size, vocab_size)`.
+    #[error("padding_idx {padding_idx} must be within vocab_size {vocab_size}")]
+    PaddingIdxOutOfRange {
+        /// The padding index as given (PyTorch allows negative values).
+        padding_idx: i64,
+        /// The table's vocabulary size.
+        vocab_size: usize,
+    },
+    /// An option with an invalid value.
+    #[error("invalid option {name} = {value}: {requirement}")]
+    InvalidOption {
+        /// The option's name.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// What it must satisfy.
+        requirement: &'static str,
+    },
+    /// The table is frozen and an update was attempted.
+    #[error("the embedding table is frozen: {operation} would modify it (unfreeze it first)")]
+    Frozen {
+        /// What was attempted.
+        operation: &'static str,
+    },
+
+    // === Outputs and gradients ===
     /// A caller's output buffer has the wrong shape for the lookup.
     #[error("lookup output has shape {got}, expected {expected} (ids shape + (n_embd,))")]
     OutputShape {
@@ -77,6 +102,67 @@ pub enum EmbeddingError {
         expected: Shape,
         /// The buffer's shape.
         got: Shape,
+    },
+
+    /// A gradient tensor with the wrong shape.
+    #[error("{what} has shape {got}, expected {expected}")]
+    GradShape {
+        /// Which gradient, e.g. `grad_output`.
+        what: &'static str,
+        /// The shape it must have.
+        expected: Shape,
+        /// The shape given.
+        got: Shape,
+    },
+    /// An optimizer whose state was built for another parameter count.
+    #[error(
+        "optimizer state holds {state_len} parameters, this step has {n_params}: use one optimizer per model"
+    )]
+    OptimizerStateMismatch {
+        /// The state's length.
+        state_len: usize,
+        /// The parameters of this step.
+        n_params: usize,
+    },
+    /// Gradient buffers made for the other arrangement (tied vs untied).
+    #[error("gradient buffers do not match the model: it is {}, so grads.head must be {}", if *.tied { "tied" } else { "untied" }, if *.tied { "None" } else { "Some" })]
+    GradientsMismatch {
+        /// Whether the model is tied.
+        tied: bool,
+    },
+    /// A sparse gradient that does not belong to this table.
+    #[error(
+        "sparse gradient for a ({vocab_size}, {n_embd}) table applied to a ({table_vocab_size}, {table_n_embd}) table"
+    )]
+    SparseGradMismatch {
+        /// The gradient's vocabulary size.
+        vocab_size: usize,
+        /// The gradient's row width.
+        n_embd: usize,
+        /// The table's vocabulary size.
+        table_vocab_size: usize,
+        /// The table's row width.
+        table_n_embd: usize,
+    },
+    /// Tying at this init would start training with logits far above unit scale.
+    #[error(
+        "tied output head: expected initial logit std {expected_logit_std:.3} exceeds {limit} \
+         (weight std {weight_std:.4} × hidden std {hidden_std} × √n_embd {sqrt_n_embd:.3} × logit scale {logit_scale}); \
+         use a smaller init (e.g. N(0, 0.02)), a logit scale of 1/√n_embd, or raise the limit"
+    )]
+    LogitStdTooLarge {
+        /// `weight_std · hidden_std · √n_embd · logit_scale`.
+        expected_logit_std: f64,
+        /// The accepted maximum.
+        limit: f64,
+        /// The RMS of the weight's entries.
+        weight_std: f64,
+        /// The assumed std of the hidden states' entries.
+        hidden_std: f64,
+        /// √n_embd.
+        sqrt_n_embd: f64,
+        /// The logit scale.
+        logit_scale: f64,
     },
 
     // === From the tensor crate ===

@@ -36,13 +36,24 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod checkpoint;
+mod config;
 mod error;
+mod grad;
+mod head;
 mod init;
 mod lookup;
+mod optim;
+mod options;
+mod renorm;
 mod table;
 
 pub use checkpoint::EMBEDDING_FILE;
+pub use config::EmbeddingConfig;
 pub use error::EmbeddingError;
+pub use grad::SparseGrad;
+pub use head::{EmbeddingAndHead, Gradients, LogitStdReport, TieOptions};
 pub use init::Init;
 pub use lookup::check_ids;
+pub use optim::{AdamW, Optimizer, Sgd};
+pub use options::{EmbeddingOptions, MaxNorm, NormType};
 pub use table::{Embedding, check_sizes};

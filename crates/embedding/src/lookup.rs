@@ -3,6 +3,7 @@
 use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut, try_filled};
 
 use crate::error::EmbeddingError;
+use crate::renorm::renorm_row;
 use crate::table::Embedding;
 
 /// Checks token ids against a vocabulary: the shape must be `(seq_len,)` or
@@ -46,7 +47,9 @@ pub fn check_ids(
 impl<T: Element> Embedding<T> {
     /// Looks up each id's row: `(seq_len,)` → `(seq_len, n_embd)` and
     /// `(batch, seq_len)` → `(batch, seq_len, n_embd)`. Each output row is a bit-exact copy
-    /// of the table row of its id.
+    /// of the table row of its id — or, when a `max_norm` is set, of that row renormalised
+    /// as PyTorch's forward would (without modifying the table; see
+    /// [`renorm_in_place`](Embedding::renorm_in_place)).
     ///
     /// `ids` is anything that converts to a [`TensorView<u32>`]: a `&Tensor<u32>`, a
     /// `&[u32]` or a `&[u32; N]` (both rank 1), or a view over a framework's own buffer.
@@ -87,12 +90,7 @@ impl<T: Element> Embedding<T> {
             try_filled(shape.elem_count(), T::zero(), "Embedding::forward")?,
             shape,
         )?;
-        copy_rows(
-            self.weight().as_slice(),
-            self.n_embd(),
-            ids.as_slice(),
-            out.as_mut_slice(),
-        );
+        self.lookup_rows(ids.as_slice(), out.as_mut_slice());
         Ok(out)
     }
 
@@ -116,13 +114,19 @@ impl<T: Element> Embedding<T> {
                 got: out.shape(),
             });
         }
-        copy_rows(
-            self.weight().as_slice(),
-            self.n_embd(),
-            ids.as_slice(),
-            out.as_mut_slice(),
-        );
+        self.lookup_rows(ids.as_slice(), out.as_mut_slice());
         Ok(())
+    }
+
+    /// Copies the rows of checked ids, then applies `max_norm` to the copies.
+    fn lookup_rows(&self, ids: &[u32], out: &mut [T]) {
+        let n_embd = self.n_embd();
+        copy_rows(self.weight().as_slice(), n_embd, ids, out);
+        if let Some(max_norm) = self.options().max_norm {
+            for row in out.chunks_exact_mut(n_embd) {
+                renorm_row(row, &max_norm);
+            }
+        }
     }
 }
 

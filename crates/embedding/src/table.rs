@@ -7,13 +7,19 @@ use tokenloom_tensor::{Element, Tensor};
 
 use crate::error::EmbeddingError;
 use crate::init::Init;
+use crate::options::EmbeddingOptions;
 
 /// A token-embedding table: a trainable `(vocab_size, n_embd)` weight whose row `i` is the
 /// vector of token id `i`.
 ///
-/// Invariant: the weight is rank 2 with `vocab_size ≥ 1` and `n_embd ≥ 1`, enforced by
-/// [`Embedding::from_weight`], through which every constructor (and deserialization)
+/// Invariant: the weight is rank 2 with `vocab_size ≥ 1` and `n_embd ≥ 1`, and the
+/// [`EmbeddingOptions`] are valid for it; enforced by [`Embedding::from_weight`] and
+/// [`Embedding::with_options`], through which every constructor (and deserialization)
 /// goes. The sizes are read from the weight's shape, never stored twice.
+///
+/// A table can be frozen ([`Embedding::from_pretrained`], [`Embedding::set_frozen`]):
+/// every operation that would modify it (optimizer steps, [`Embedding::renorm_in_place`],
+/// [`Embedding::weight_data_mut`]) then returns [`EmbeddingError::Frozen`].
 ///
 /// # Shapes
 ///
@@ -36,6 +42,8 @@ use crate::init::Init;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Embedding<T> {
     weight: Tensor<T>,
+    options: EmbeddingOptions,
+    frozen: bool,
 }
 
 impl<T: Element> Embedding<T> {
@@ -93,7 +101,78 @@ impl<T: Element> Embedding<T> {
                     shape: weight.shape(),
                 })?;
         check_sizes(vocab_size, n_embd)?;
-        Ok(Self { weight })
+        Ok(Self {
+            weight,
+            options: EmbeddingOptions::default(),
+            frozen: false,
+        })
+    }
+
+    /// Wraps a pretrained weight, frozen or trainable, as `nn.Embedding.from_pretrained`.
+    /// The rows are kept as stored (a padding row set later is not zeroed).
+    ///
+    /// # Errors
+    ///
+    /// As [`Embedding::from_weight`].
+    pub fn from_pretrained(weight: Tensor<T>, freeze: bool) -> Result<Self, EmbeddingError> {
+        let mut table = Self::from_weight(weight)?;
+        table.frozen = freeze;
+        Ok(table)
+    }
+
+    /// Sets the options (padding row, max norm, gradient scaling). The weight is not
+    /// modified.
+    ///
+    /// # Errors
+    ///
+    /// As [`EmbeddingOptions::validate`].
+    pub fn with_options(mut self, options: EmbeddingOptions) -> Result<Self, EmbeddingError> {
+        options.validate(self.vocab_size())?;
+        self.options = options;
+        Ok(self)
+    }
+
+    /// The options.
+    #[must_use]
+    pub fn options(&self) -> &EmbeddingOptions {
+        &self.options
+    }
+
+    /// Whether updates are refused.
+    #[must_use]
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Freezes or unfreezes the table.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+    }
+
+    /// The weight's elements, mutably (row-major `(vocab_size, n_embd)`); the shape cannot
+    /// change through it.
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::Frozen`] when the table is frozen.
+    pub fn weight_data_mut(&mut self) -> Result<&mut [T], EmbeddingError> {
+        self.check_trainable("weight_data_mut")?;
+        Ok(self.weight.as_mut_slice())
+    }
+
+    /// [`EmbeddingError::Frozen`] naming `operation` when the table is frozen.
+    pub(crate) fn check_trainable(&self, operation: &'static str) -> Result<(), EmbeddingError> {
+        if self.frozen {
+            Err(EmbeddingError::Frozen { operation })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The weight's elements, mutably, for crate-internal updates that have already
+    /// checked [`Embedding::check_trainable`].
+    pub(crate) fn weight_data_unchecked(&mut self) -> &mut [T] {
+        self.weight.as_mut_slice()
     }
 
     /// The number of rows: ids must be below it.

@@ -54,23 +54,14 @@ impl fmt::Display for DType {
 }
 
 pub(crate) mod private {
+    use crate::matmul::GemmDims;
+
     /// Seals [`super::Element`] and carries the per-type GEMM hook, which only this crate
     /// can call.
     pub trait Sealed: Sized {
-        /// `c = a · op(b)` (`accumulate == false`) or `c += a · op(b)`, row-major, with
-        /// `a: (m, k)`, `op(b): (k, n)` and `c: (m, n)`. `b_transposed` means `b` is stored
-        /// as `(n, k)`. The caller has checked every length.
-        #[allow(clippy::too_many_arguments)]
-        fn gemm(
-            m: usize,
-            k: usize,
-            n: usize,
-            a: &[Self],
-            b: &[Self],
-            b_transposed: bool,
-            c: &mut [Self],
-            accumulate: bool,
-        );
+        /// `c = op(a) · op(b)` or `c += op(a) · op(b)`, row-major, as described by `dims`.
+        /// The caller has checked every length.
+        fn gemm(dims: GemmDims, a: &[Self], b: &[Self], c: &mut [Self]);
     }
 }
 

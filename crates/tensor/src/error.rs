@@ -74,10 +74,16 @@ pub enum TensorError {
         n_rows: usize,
     },
     /// The inner dimensions of a matrix product disagree.
-    #[error("matmul: lhs {lhs} and rhs {rhs}{t} have different inner dimensions", t = if *.rhs_transposed { " (transposed)" } else { "" })]
+    #[error(
+        "matmul: lhs {lhs}{lt} and rhs {rhs}{rt} have different inner dimensions",
+        lt = if *.lhs_transposed { " (transposed)" } else { "" },
+        rt = if *.rhs_transposed { " (transposed)" } else { "" }
+    )]
     MatmulShapeMismatch {
-        /// The left operand's shape `(m, k)`.
+        /// The left operand's shape as stored: `(m, k)`, or `(k, m)` when transposed.
         lhs: Shape,
+        /// Whether the left operand is used transposed.
+        lhs_transposed: bool,
         /// The right operand's shape as stored: `(k, n)`, or `(n, k)` when transposed.
         rhs: Shape,
         /// Whether the right operand is used transposed.

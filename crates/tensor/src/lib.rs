@@ -51,7 +51,7 @@ mod view;
 
 pub use element::{DType, Element};
 pub use error::TensorError;
-pub use matmul::{Accumulate, Rhs, matmul, matmul_into, matmul_transposed};
+pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape, checked_product};
 pub use tensor::{Tensor, try_filled};

@@ -12,13 +12,14 @@ use crate::shape::Shape;
 use crate::tensor::{Tensor, try_filled};
 use crate::view::{TensorView, TensorViewMut};
 
-/// How the right operand of a product is stored.
+/// How an operand of a product is used: as stored, or transposed (BLAS's `N` / `T`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rhs {
-    /// `b` is `(k, n)`: the product is `a @ b`.
+pub enum Operand {
+    /// Used as stored: the left operand is `(m, k)`, the right `(k, n)`.
     AsIs,
-    /// `b` is `(n, k)`: the product is `a @ bᵀ`, as in a tied output projection
-    /// `logits = h @ Eᵀ` with `E: (vocab_size, n_embd)`.
+    /// Used transposed: the left operand is stored `(k, m)`, the right `(n, k)` — e.g.
+    /// `a @ bᵀ` for a tied output projection `logits = h @ Eᵀ` with
+    /// `E: (vocab_size, n_embd)`, or `aᵀ @ b` for its weight gradient `Gᵀ h`.
     Transposed,
 }
 
@@ -52,7 +53,7 @@ pub fn matmul<T: Element>(
     a: TensorView<'_, T>,
     b: TensorView<'_, T>,
 ) -> Result<Tensor<T>, TensorError> {
-    matmul_alloc(a, b, Rhs::AsIs)
+    matmul_alloc(a, b, Operand::AsIs)
 }
 
 /// `a @ bᵀ` for `a: (m, k)` and `b: (n, k)`, giving `(m, n)`: the tied output projection.
@@ -78,34 +79,59 @@ pub fn matmul_transposed<T: Element>(
     a: TensorView<'_, T>,
     b: TensorView<'_, T>,
 ) -> Result<Tensor<T>, TensorError> {
-    matmul_alloc(a, b, Rhs::Transposed)
+    matmul_alloc(a, b, Operand::Transposed)
 }
 
 fn matmul_alloc<T: Element>(
     a: TensorView<'_, T>,
     b: TensorView<'_, T>,
-    rhs: Rhs,
+    b_op: Operand,
 ) -> Result<Tensor<T>, TensorError> {
-    let (m, _, n) = product_dims(a.shape(), b.shape(), rhs)?;
+    let (m, _, n) = product_dims(a.shape(), Operand::AsIs, b.shape(), b_op)?;
     let mut out = Tensor::from_vec(try_filled(m * n, T::zero(), "matmul")?, &[m, n])?;
-    matmul_into(a, b, rhs, out.view_mut(), Accumulate::Replace)?;
+    matmul_into(
+        a,
+        Operand::AsIs,
+        b,
+        b_op,
+        out.view_mut(),
+        Accumulate::Replace,
+    )?;
     Ok(out)
 }
 
-/// `out = a @ op(b)` or `out += a @ op(b)` into a caller's `(m, n)` buffer, without
-/// allocating (except for `f16`/`bf16`, which widen their operands to `f32`).
+/// `out = op(a) @ op(b)` or `out += op(a) @ op(b)` into a caller's `(m, n)` buffer,
+/// without allocating (except for `f16`/`bf16`, which widen their operands to `f32`).
+///
+/// `op(a)` is `(m, k)` and `op(b)` is `(k, n)`; each operand is used as stored or
+/// transposed ([`Operand`]).
 ///
 /// # Errors
 ///
 /// As [`matmul`], and [`TensorError::OutputShapeMismatch`] when `out` is not `(m, n)`.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{Accumulate, Operand, Tensor, matmul_into};
+///
+/// // aᵀ @ b with a: (2, 1) stored, b: (2, 2): a rank-1 update added to `out`.
+/// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2, 1])?;
+/// let b = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 1.0], &[2, 2])?;
+/// let mut out = Tensor::from_vec(vec![10.0f32, 10.0], &[1, 2])?;
+/// matmul_into(a.view(), Operand::Transposed, b.view(), Operand::AsIs, out.view_mut(), Accumulate::Add)?;
+/// assert_eq!(out.as_slice(), &[11.0, 12.0]);
+/// # Ok::<(), tokenloom_tensor::TensorError>(())
+/// ```
 pub fn matmul_into<T: Element>(
     a: TensorView<'_, T>,
+    a_op: Operand,
     b: TensorView<'_, T>,
-    rhs: Rhs,
+    b_op: Operand,
     mut out: TensorViewMut<'_, T>,
     accumulate: Accumulate,
 ) -> Result<(), TensorError> {
-    let (m, k, n) = product_dims(a.shape(), b.shape(), rhs)?;
+    let (m, k, n) = product_dims(a.shape(), a_op, b.shape(), b_op)?;
     let expected = Shape::new(&[m, n])?;
     if out.shape() != expected {
         return Err(TensorError::OutputShapeMismatch {
@@ -115,68 +141,111 @@ pub fn matmul_into<T: Element>(
         });
     }
     T::gemm(
-        m,
-        k,
-        n,
+        GemmDims {
+            m,
+            k,
+            n,
+            a_transposed: a_op == Operand::Transposed,
+            b_transposed: b_op == Operand::Transposed,
+            accumulate: accumulate == Accumulate::Add,
+        },
         a.as_slice(),
         b.as_slice(),
-        rhs == Rhs::Transposed,
         out.as_mut_slice(),
-        accumulate == Accumulate::Add,
     );
     Ok(())
 }
 
-/// `(m, k, n)` of `a @ op(b)`, or the error naming both shapes.
-fn product_dims(a: Shape, b: Shape, rhs: Rhs) -> Result<(usize, usize, usize), TensorError> {
-    let (m, k) = a.dims2("matmul (lhs)")?;
-    let (k2, n) = match rhs {
-        Rhs::AsIs => b.dims2("matmul (rhs)")?,
-        Rhs::Transposed => {
-            let (n, k2) = b.dims2("matmul (rhs)")?;
-            (k2, n)
-        }
+/// `(m, k, n)` of `op(a) @ op(b)`, or the error naming both shapes.
+fn product_dims(
+    a: Shape,
+    a_op: Operand,
+    b: Shape,
+    b_op: Operand,
+) -> Result<(usize, usize, usize), TensorError> {
+    let (m, k) = match (a.dims2("matmul (lhs)")?, a_op) {
+        ((m, k), Operand::AsIs) | ((k, m), Operand::Transposed) => (m, k),
+    };
+    let (k2, n) = match (b.dims2("matmul (rhs)")?, b_op) {
+        ((k2, n), Operand::AsIs) | ((n, k2), Operand::Transposed) => (k2, n),
     };
     if k != k2 {
         return Err(TensorError::MatmulShapeMismatch {
             lhs: a,
+            lhs_transposed: a_op == Operand::Transposed,
             rhs: b,
-            rhs_transposed: rhs == Rhs::Transposed,
+            rhs_transposed: b_op == Operand::Transposed,
         });
     }
     Ok((m, k, n))
+}
+
+/// The sizes and flags of one GEMM call: `c (m, n) [+]= op(a) (m, k) · op(b) (k, n)`.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmDims {
+    /// Rows of `op(a)` and `c`.
+    pub m: usize,
+    /// The inner dimension.
+    pub k: usize,
+    /// Columns of `op(b)` and `c`.
+    pub n: usize,
+    /// `a` is stored `(k, m)`.
+    pub a_transposed: bool,
+    /// `b` is stored `(n, k)`.
+    pub b_transposed: bool,
+    /// Add to `c` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl GemmDims {
+    /// Row and column strides of `a` as an `(m, k)` matrix.
+    fn a_strides(&self) -> (isize, isize) {
+        if self.a_transposed {
+            (1, as_stride(self.m))
+        } else {
+            (as_stride(self.k), 1)
+        }
+    }
+
+    /// Row and column strides of `b` as a `(k, n)` matrix.
+    fn b_strides(&self) -> (isize, isize) {
+        if self.b_transposed {
+            (1, as_stride(self.k))
+        } else {
+            (as_stride(self.n), 1)
+        }
+    }
+
+    /// Checks the lengths `gemm` relies on. A failure is a bug in this crate: the public
+    /// functions validate shapes first.
+    fn assert_lengths<T>(&self, a: &[T], b: &[T], c: &[T]) {
+        let GemmDims { m, k, n, .. } = *self;
+        assert!(
+            a.len() == m * k && b.len() == k * n && c.len() == m * n,
+            "gemm: lengths a={} b={} c={} do not match m={m} k={k} n={n}",
+            a.len(),
+            b.len(),
+            c.len()
+        );
+    }
 }
 
 fn as_stride(x: usize) -> isize {
     isize::try_from(x).expect("a slice length always fits in isize")
 }
 
-/// Checks the lengths `gemm` relies on. A failure is a bug in this crate: the public
-/// functions validate shapes first.
-fn assert_gemm_lengths<T>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &[T]) {
-    assert!(
-        a.len() == m * k && b.len() == k * n && c.len() == m * n,
-        "gemm: lengths a={} b={} c={} do not match m={m} k={k} n={n}",
-        a.len(),
-        b.len(),
-        c.len()
-    );
-}
-
 macro_rules! native_gemm {
     ($t:ty, $kernel:path) => {
         impl Sealed for $t {
-            fn gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: &[Self],
-                b: &[Self],
-                b_transposed: bool,
-                c: &mut [Self],
-                accumulate: bool,
-            ) {
-                assert_gemm_lengths(m, k, n, a, b, c);
+            fn gemm(dims: GemmDims, a: &[Self], b: &[Self], c: &mut [Self]) {
+                dims.assert_lengths(a, b, c);
+                let GemmDims {
+                    m,
+                    k,
+                    n,
+                    accumulate,
+                    ..
+                } = dims;
                 if m == 0 || n == 0 {
                     return;
                 }
@@ -187,20 +256,16 @@ macro_rules! native_gemm {
                     }
                     return;
                 }
-                // `b` as a (k, n) matrix: row-major (n, 1), or stored (n, k) and read
-                // transposed (1, k).
-                let (rsb, csb) = if b_transposed {
-                    (1, as_stride(k))
-                } else {
-                    (as_stride(n), 1)
-                };
+                let (rsa, csa) = dims.a_strides();
+                let (rsb, csb) = dims.b_strides();
                 let beta = if accumulate { 1.0 } else { 0.0 };
-                // SAFETY: `assert_gemm_lengths` checked a.len() == m*k, b.len() == k*n and
-                // c.len() == m*n, and m, k, n > 0. With row-major strides a (rsa = k,
-                // csa = 1), c (rsc = n, csc = 1) and b as chosen above, every index the
-                // kernel forms, i*rs + j*cs for i, j inside the matrix, is below the
-                // slice length. `c` is a unique `&mut` borrow, so it aliases neither `a`
-                // nor `b`. With beta = 0 matrixmultiply never reads `c`.
+                // SAFETY: `assert_lengths` checked a.len() == m*k, b.len() == k*n and
+                // c.len() == m*n, and m, k, n > 0. The strides describe exactly those
+                // buffers: a as (m, k) row-major (k, 1) or stored (k, m) and read
+                // transposed (1, m); b likewise as (k, n); c row-major (n, 1). So every
+                // index the kernel forms, i*rs + j*cs for i, j inside its matrix, is below
+                // the slice length. `c` is a unique `&mut` borrow, so it aliases neither
+                // `a` nor `b`. With beta = 0 matrixmultiply never reads `c`.
                 unsafe {
                     $kernel(
                         m,
@@ -208,8 +273,8 @@ macro_rules! native_gemm {
                         n,
                         1.0,
                         a.as_ptr(),
-                        as_stride(k),
-                        1,
+                        rsa,
+                        csa,
                         b.as_ptr(),
                         rsb,
                         csb,
@@ -230,25 +295,16 @@ native_gemm!(f64, matrixmultiply::dgemm);
 macro_rules! widened_gemm {
     ($t:ty) => {
         impl Sealed for $t {
-            fn gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: &[Self],
-                b: &[Self],
-                b_transposed: bool,
-                c: &mut [Self],
-                accumulate: bool,
-            ) {
-                assert_gemm_lengths(m, k, n, a, b, c);
+            fn gemm(dims: GemmDims, a: &[Self], b: &[Self], c: &mut [Self]) {
+                dims.assert_lengths(a, b, c);
                 let widen = |xs: &[Self]| xs.iter().map(|x| x.as_f32()).collect::<Vec<f32>>();
                 let (a32, b32) = (widen(a), widen(b));
-                let mut c32 = if accumulate {
+                let mut c32 = if dims.accumulate {
                     widen(c)
                 } else {
                     vec![0.0; c.len()]
                 };
-                <f32 as Sealed>::gemm(m, k, n, &a32, &b32, b_transposed, &mut c32, accumulate);
+                <f32 as Sealed>::gemm(dims, &a32, &b32, &mut c32);
                 for (out, &x) in c.iter_mut().zip(&c32) {
                     *out = <$t>::from_f32(x);
                 }
@@ -264,21 +320,27 @@ widened_gemm!(bf16);
 mod tests {
     use super::*;
 
-    /// The obviously-correct triple loop, in f64.
-    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize, b_transposed: bool) -> Vec<f64> {
+    /// The obviously-correct triple loop, in f64, on stored operands.
+    fn naive(a: &[f64], b: &[f64], d: GemmDims) -> Vec<f64> {
+        let GemmDims { m, k, n, .. } = d;
+        let at = |i: usize, p: usize| {
+            if d.a_transposed {
+                a[p * m + i]
+            } else {
+                a[i * k + p]
+            }
+        };
+        let bt = |p: usize, j: usize| {
+            if d.b_transposed {
+                b[j * k + p]
+            } else {
+                b[p * n + j]
+            }
+        };
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
-                c[i * n + j] = (0..k)
-                    .map(|p| {
-                        let bv = if b_transposed {
-                            b[j * k + p]
-                        } else {
-                            b[p * n + j]
-                        };
-                        a[i * k + p] * bv
-                    })
-                    .sum();
+                c[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
             }
         }
         c
@@ -293,7 +355,7 @@ mod tests {
     #[test]
     fn sizes_around_kernel_tiles_match_the_triple_loop() {
         // Non-multiples of the kernel tile and the empty cases, as matrixmultiply tests.
-        for &(m, k, n) in &[
+        let sizes = [
             (0, 3, 2),
             (2, 0, 3),
             (3, 2, 0),
@@ -301,25 +363,61 @@ mod tests {
             (7, 13, 9),
             (17, 5, 33),
             (9, 31, 8),
-        ] {
-            for rhs in [Rhs::AsIs, Rhs::Transposed] {
-                let a = seq(m * k, 0.25);
-                let b = seq(k * n, 0.5);
-                let b_dims = if rhs == Rhs::Transposed {
-                    [n, k]
-                } else {
-                    [k, n]
-                };
-                let av = TensorView::new(&a, &[m, k]).unwrap();
-                let bv = TensorView::new(&b, &b_dims).unwrap();
-                let got = matmul_alloc(av, bv, rhs).unwrap();
-                // Products of small multiples of 1/4 sum exactly in f64.
-                assert_eq!(
-                    got.as_slice(),
-                    naive(&a, &b, m, k, n, rhs == Rhs::Transposed)
-                );
+        ];
+        let ops = [Operand::AsIs, Operand::Transposed];
+        for &(m, k, n) in &sizes {
+            for a_op in ops {
+                for b_op in ops {
+                    let a = seq(m * k, 0.25);
+                    let b = seq(k * n, 0.5);
+                    let a_dims = if a_op == Operand::Transposed {
+                        [k, m]
+                    } else {
+                        [m, k]
+                    };
+                    let b_dims = if b_op == Operand::Transposed {
+                        [n, k]
+                    } else {
+                        [k, n]
+                    };
+                    let av = TensorView::new(&a, &a_dims).unwrap();
+                    let bv = TensorView::new(&b, &b_dims).unwrap();
+                    let mut out = vec![f64::NAN; m * n];
+                    let ov = TensorViewMut::new(&mut out, &[m, n]).unwrap();
+                    matmul_into(av, a_op, bv, b_op, ov, Accumulate::Replace).unwrap();
+                    let dims = GemmDims {
+                        m,
+                        k,
+                        n,
+                        a_transposed: a_op == Operand::Transposed,
+                        b_transposed: b_op == Operand::Transposed,
+                        accumulate: false,
+                    };
+                    // Products of small multiples of 1/4 sum exactly in f64.
+                    assert_eq!(out, naive(&a, &b, dims), "{m}x{k}x{n} {a_op:?} {b_op:?}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn allocating_forms_agree_with_into() {
+        let a = seq(6, 0.5);
+        let b = seq(12, 0.25);
+        let av = TensorView::new(&a, &[2, 3]).unwrap();
+        let bt = TensorView::new(&b, &[4, 3]).unwrap();
+        let got = matmul_transposed(av, bt).unwrap();
+        let mut out = vec![0.0; 8];
+        matmul_into(
+            av,
+            Operand::AsIs,
+            bt,
+            Operand::Transposed,
+            TensorViewMut::new(&mut out, &[2, 4]).unwrap(),
+            Accumulate::Replace,
+        )
+        .unwrap();
+        assert_eq!(got.as_slice(), &out[..]);
     }
 
     #[test]
@@ -330,7 +428,15 @@ mod tests {
         let av = TensorView::new(&a, &[1, 2]).unwrap();
         let bv = TensorView::new(&b, &[1, 2]).unwrap();
         let ov = TensorViewMut::new(&mut out, &[1, 1]).unwrap();
-        matmul_into(av, bv, Rhs::Transposed, ov, Accumulate::Add).unwrap();
+        matmul_into(
+            av,
+            Operand::AsIs,
+            bv,
+            Operand::Transposed,
+            ov,
+            Accumulate::Add,
+        )
+        .unwrap();
         assert_eq!(out, [21.0]);
     }
 
@@ -341,7 +447,15 @@ mod tests {
         let av = TensorView::new(&a, &[2, 0]).unwrap();
         let bv = TensorView::new(&a, &[0, 2]).unwrap();
         let ov = TensorViewMut::new(&mut out, &[2, 2]).unwrap();
-        matmul_into(av, bv, Rhs::AsIs, ov, Accumulate::Replace).unwrap();
+        matmul_into(
+            av,
+            Operand::AsIs,
+            bv,
+            Operand::AsIs,
+            ov,
+            Accumulate::Replace,
+        )
+        .unwrap();
         assert_eq!(out, [0.0; 4]);
     }
 
@@ -381,8 +495,9 @@ mod tests {
         let mut out = [0.0f32; 3];
         let err = matmul_into(
             av,
+            Operand::AsIs,
             bv,
-            Rhs::Transposed,
+            Operand::Transposed,
             TensorViewMut::new(&mut out, &[3]).unwrap(),
             Accumulate::Replace,
         )
@@ -391,5 +506,15 @@ mod tests {
             matches!(err, TensorError::OutputShapeMismatch { .. }),
             "{err}"
         );
+        let err = matmul_into(
+            av,
+            Operand::Transposed,
+            bv,
+            Operand::Transposed,
+            TensorViewMut::new(&mut out, &[3]).unwrap(),
+            Accumulate::Replace,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("(transposed)"), "{err}");
     }
 }

@@ -1,0 +1,255 @@
+//! The backward pass of the lookup: dense and row-sparse gradients of the weight.
+
+use tokenloom_tensor::{Accumulate, Element, Shape, Tensor, TensorView, TensorViewMut, try_filled};
+
+use crate::error::EmbeddingError;
+use crate::lookup::check_ids;
+use crate::table::Embedding;
+
+/// The gradient of a `(vocab_size, n_embd)` weight restricted to the rows a batch
+/// touched: the sorted, distinct row ids and their summed gradient rows.
+///
+/// This is the form a large-vocabulary trainer needs: its size is proportional to the
+/// number of distinct ids in the batch, not to `vocab_size`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseGrad<T> {
+    vocab_size: usize,
+    n_embd: usize,
+    rows: Vec<u32>,
+    values: Vec<T>,
+}
+
+impl<T: Element> SparseGrad<T> {
+    /// The vocabulary size of the table this gradient belongs to.
+    #[must_use]
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The row width.
+    #[must_use]
+    pub fn n_embd(&self) -> usize {
+        self.n_embd
+    }
+
+    /// The touched row ids, strictly increasing.
+    #[must_use]
+    pub fn rows(&self) -> &[u32] {
+        &self.rows
+    }
+
+    /// The gradient rows `(rows.len(), n_embd)`, in the order of [`SparseGrad::rows`].
+    #[must_use]
+    pub fn values(&self) -> TensorView<'_, T> {
+        TensorView::new(&self.values, &[self.rows.len(), self.n_embd])
+            .expect("SparseGrad invariant: values has rows.len() × n_embd entries")
+    }
+
+    /// Iterates over `(row id, gradient row)`.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &[T])> {
+        self.rows
+            .iter()
+            .copied()
+            .zip(self.values.chunks_exact(self.n_embd))
+    }
+
+    /// The dense `(vocab_size, n_embd)` gradient: zero except at the touched rows.
+    ///
+    /// # Errors
+    ///
+    /// Tensor errors when the dense buffer cannot be allocated.
+    pub fn to_dense(&self) -> Result<Tensor<T>, EmbeddingError> {
+        let mut dense = Tensor::from_vec(
+            try_filled(
+                self.vocab_size * self.n_embd,
+                T::zero(),
+                "SparseGrad::to_dense",
+            )?,
+            &[self.vocab_size, self.n_embd],
+        )?;
+        let data = dense.as_mut_slice();
+        for (id, row) in self.iter() {
+            let start = id as usize * self.n_embd;
+            data[start..start + self.n_embd].copy_from_slice(row);
+        }
+        Ok(dense)
+    }
+}
+
+/// Calls `f(id, summed_row)` for each distinct id in increasing order, with the gradient
+/// rows of its occurrences summed in `f64` in position order (as PyTorch's sequential
+/// `index_add`), divided by the id's count when `scale_grad_by_freq`, and skipping the
+/// padding row. Deterministic: the result does not depend on anything but the inputs.
+fn for_each_row_sum<T: Element>(
+    ids: &[u32],
+    grad_output: &[T],
+    n_embd: usize,
+    padding_idx: Option<usize>,
+    scale_grad_by_freq: bool,
+    mut f: impl FnMut(u32, &[f64]),
+) {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    // (id, position) is unique, so the unstable sort is deterministic.
+    order.sort_unstable_by_key(|&i| (ids[i], i));
+    let mut sum = vec![0.0f64; n_embd];
+    for run in order.chunk_by(|&a, &b| ids[a] == ids[b]) {
+        let id = ids[run[0]];
+        if padding_idx == Some(id as usize) {
+            continue;
+        }
+        sum.fill(0.0);
+        for &i in run {
+            for (s, g) in sum
+                .iter_mut()
+                .zip(&grad_output[i * n_embd..(i + 1) * n_embd])
+            {
+                *s += g.as_f64();
+            }
+        }
+        if scale_grad_by_freq {
+            #[allow(clippy::cast_precision_loss)] // counts are far below 2^53
+            let count = run.len() as f64;
+            sum.iter_mut().for_each(|s| *s /= count);
+        }
+        f(id, &sum);
+    }
+}
+
+impl<T: Element> Embedding<T> {
+    /// Checks ids and a `grad_output` shaped like the forward output.
+    fn check_backward(
+        &self,
+        ids: TensorView<'_, u32>,
+        grad_output: TensorView<'_, T>,
+    ) -> Result<(), EmbeddingError> {
+        let expected = check_ids(ids, self.vocab_size(), self.n_embd())?;
+        if grad_output.shape() != expected {
+            return Err(EmbeddingError::GradShape {
+                what: "grad_output",
+                expected,
+                got: grad_output.shape(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The dense gradient of the weight, written into a caller's `(vocab_size, n_embd)`
+    /// buffer: a scatter-add of the rows of `grad_output` by id. With
+    /// [`Accumulate::Replace`] the buffer is overwritten (untouched rows become zero);
+    /// with [`Accumulate::Add`] the gradient is added to it (gradient accumulation over
+    /// micro-batches, or a tied head's second contribution).
+    ///
+    /// Repeated ids accumulate; the padding row gets nothing; with `scale_grad_by_freq`
+    /// each row's sum is divided by its id's count in the batch. Sums run in `f64` in
+    /// position order and are rounded once, so `f16`/`bf16` gradients are closer to the
+    /// exact value than PyTorch's, and the result is bit-identical from run to run.
+    ///
+    /// # Shapes
+    ///
+    /// - ids: `(seq_len,)` or `(batch, seq_len)`
+    /// - grad_output: `ids.shape + (n_embd,)`
+    /// - grad_weight: `(vocab_size, n_embd)`
+    ///
+    /// # Errors
+    ///
+    /// The id errors of [`check_ids`], and [`EmbeddingError::GradShape`] for a wrongly
+    /// shaped `grad_output` or `grad_weight`. On error nothing is written.
+    pub fn backward_dense_into<'a>(
+        &self,
+        ids: impl Into<TensorView<'a, u32>>,
+        grad_output: TensorView<'_, T>,
+        mut grad_weight: TensorViewMut<'_, T>,
+        accumulate: Accumulate,
+    ) -> Result<(), EmbeddingError> {
+        let ids = ids.into();
+        self.check_backward(ids, grad_output)?;
+        let expected = Shape::new(&[self.vocab_size(), self.n_embd()])?;
+        if grad_weight.shape() != expected {
+            return Err(EmbeddingError::GradShape {
+                what: "grad_weight",
+                expected,
+                got: grad_weight.shape(),
+            });
+        }
+        let n_embd = self.n_embd();
+        let out = grad_weight.as_mut_slice();
+        if accumulate == Accumulate::Replace {
+            out.fill(T::zero());
+        }
+        for_each_row_sum(
+            ids.as_slice(),
+            grad_output.as_slice(),
+            n_embd,
+            self.options().padding_idx,
+            self.options().scale_grad_by_freq,
+            |id, sum| {
+                let row = &mut out[id as usize * n_embd..(id as usize + 1) * n_embd];
+                for (o, s) in row.iter_mut().zip(sum) {
+                    *o = T::from_f64_lossy(o.as_f64() + s);
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// The dense gradient of the weight in a fresh `(vocab_size, n_embd)` tensor; see
+    /// [`backward_dense_into`](Embedding::backward_dense_into).
+    ///
+    /// # Errors
+    ///
+    /// As [`backward_dense_into`](Embedding::backward_dense_into).
+    pub fn backward_dense<'a>(
+        &self,
+        ids: impl Into<TensorView<'a, u32>>,
+        grad_output: TensorView<'_, T>,
+    ) -> Result<Tensor<T>, EmbeddingError> {
+        let ids = ids.into();
+        self.check_backward(ids, grad_output)?;
+        let mut grad = Tensor::from_vec(
+            try_filled(
+                self.vocab_size() * self.n_embd(),
+                T::zero(),
+                "Embedding::backward_dense",
+            )?,
+            &[self.vocab_size(), self.n_embd()],
+        )?;
+        self.backward_dense_into(ids, grad_output, grad.view_mut(), Accumulate::Add)?;
+        Ok(grad)
+    }
+
+    /// The row-sparse gradient of the weight: the same numbers as
+    /// [`backward_dense`](Embedding::backward_dense) at the touched rows, without ever
+    /// touching (or allocating) the other `vocab_size` rows. The padding row is not
+    /// listed.
+    ///
+    /// # Errors
+    ///
+    /// As [`backward_dense_into`](Embedding::backward_dense_into).
+    pub fn backward_sparse<'a>(
+        &self,
+        ids: impl Into<TensorView<'a, u32>>,
+        grad_output: TensorView<'_, T>,
+    ) -> Result<SparseGrad<T>, EmbeddingError> {
+        let ids = ids.into();
+        self.check_backward(ids, grad_output)?;
+        let mut rows = Vec::new();
+        let mut values = Vec::new();
+        for_each_row_sum(
+            ids.as_slice(),
+            grad_output.as_slice(),
+            self.n_embd(),
+            self.options().padding_idx,
+            self.options().scale_grad_by_freq,
+            |id, sum| {
+                rows.push(id);
+                values.extend(sum.iter().map(|&s| T::from_f64_lossy(s)));
+            },
+        );
+        Ok(SparseGrad {
+            vocab_size: self.vocab_size(),
+            n_embd: self.n_embd(),
+            rows,
+            values,
+        })
+    }
+}

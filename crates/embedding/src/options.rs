@@ -1,0 +1,130 @@
+//! [`EmbeddingOptions`]: the `torch.nn.Embedding` options, as plain data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::EmbeddingError;
+
+/// The p of a p-norm, for [`MaxNorm`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormType {
+    /// `(Σ|x|^p)^(1/p)`, `p > 0` (PyTorch's default is 2).
+    P(f64),
+    /// `max |x|` (PyTorch's `norm_type = inf`).
+    Infinity,
+}
+
+impl NormType {
+    /// The norm of `row`, accumulated in `f64`.
+    #[must_use]
+    pub fn norm(self, row: impl Iterator<Item = f64>) -> f64 {
+        match self {
+            NormType::Infinity => row.fold(0.0, |m, x| m.max(x.abs())),
+            NormType::P(p) if p == 2.0 => row.map(|x| x * x).sum::<f64>().sqrt(),
+            NormType::P(p) if p == 1.0 => row.map(f64::abs).sum(),
+            NormType::P(p) => row.map(|x| x.abs().powf(p)).sum::<f64>().powf(1.0 / p),
+        }
+    }
+}
+
+/// `torch.nn.Embedding`'s `max_norm` / `norm_type`: looked-up rows whose norm exceeds
+/// `max_norm` are rescaled by `max_norm / (norm + 1e-7)`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaxNorm {
+    /// The largest allowed norm (> 0).
+    pub max_norm: f64,
+    /// Which norm.
+    pub norm_type: NormType,
+}
+
+impl MaxNorm {
+    /// The scale PyTorch applies to a row of norm `norm`, or `None` when the row is within
+    /// bounds.
+    #[must_use]
+    pub fn scale_for(&self, norm: f64) -> Option<f64> {
+        (norm > self.max_norm).then(|| self.max_norm / (norm + 1e-7))
+    }
+}
+
+/// The options of an [`crate::Embedding`], matching `torch.nn.Embedding`.
+///
+/// - `padding_idx`: that row receives no gradient and is never updated by an optimizer;
+///   [`crate::EmbeddingConfig`] zeroes it at init (as `nn.Embedding`), while a table built
+///   from an existing weight keeps the row as stored (as `from_pretrained`). A lookup
+///   always returns the row's current value.
+/// - `max_norm`: see [`MaxNorm`] and [`crate::Embedding::renorm_in_place`].
+/// - `scale_grad_by_freq`: each row's gradient is divided by the number of times its id
+///   occurs in the batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingOptions {
+    /// The padding row, if any.
+    pub padding_idx: Option<usize>,
+    /// Row renormalisation, if any.
+    pub max_norm: Option<MaxNorm>,
+    /// Divide each row's gradient by its id's frequency in the batch.
+    pub scale_grad_by_freq: bool,
+}
+
+impl EmbeddingOptions {
+    /// Resolves PyTorch's signed `padding_idx` (negative counts from the end) against
+    /// `vocab_size`.
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::PaddingIdxOutOfRange`] when `padding_idx` is not in
+    /// `[-vocab_size, vocab_size)`, as PyTorch's "Padding_idx must be within
+    /// num_embeddings".
+    pub fn resolve_padding_idx(
+        padding_idx: i64,
+        vocab_size: usize,
+    ) -> Result<usize, EmbeddingError> {
+        let vocab = i64::try_from(vocab_size).unwrap_or(i64::MAX);
+        let resolved = if padding_idx < 0 {
+            padding_idx + vocab
+        } else {
+            padding_idx
+        };
+        usize::try_from(resolved)
+            .ok()
+            .filter(|&i| i < vocab_size)
+            .ok_or(EmbeddingError::PaddingIdxOutOfRange {
+                padding_idx,
+                vocab_size,
+            })
+    }
+
+    /// Checks the options against a table of `vocab_size` rows.
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::PaddingIdxOutOfRange`] and [`EmbeddingError::InvalidOption`].
+    pub fn validate(&self, vocab_size: usize) -> Result<(), EmbeddingError> {
+        if let Some(p) = self.padding_idx {
+            if p >= vocab_size {
+                return Err(EmbeddingError::PaddingIdxOutOfRange {
+                    padding_idx: i64::try_from(p).unwrap_or(i64::MAX),
+                    vocab_size,
+                });
+            }
+        }
+        if let Some(m) = self.max_norm {
+            if !(m.max_norm.is_finite() && m.max_norm > 0.0) {
+                return Err(EmbeddingError::InvalidOption {
+                    name: "max_norm",
+                    value: m.max_norm,
+                    requirement: "must be positive and finite",
+                });
+            }
+            if let NormType::P(p) = m.norm_type {
+                if !(p.is_finite() && p > 0.0) {
+                    return Err(EmbeddingError::InvalidOption {
+                        name: "norm_type",
+                        value: p,
+                        requirement: "must be positive (use NormType::Infinity for inf)",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
