@@ -20,8 +20,8 @@ impl NormType {
     pub fn norm(self, row: impl Iterator<Item = f64>) -> f64 {
         match self {
             NormType::Infinity => row.fold(0.0, |m, x| m.max(x.abs())),
-            NormType::P(p) if p == 2.0 => row.map(|x| x * x).sum::<f64>().sqrt(),
-            NormType::P(p) if p == 1.0 => row.map(f64::abs).sum(),
+            NormType::P(2.0) => row.map(|x| x * x).sum::<f64>().sqrt(),
+            NormType::P(1.0) => row.map(f64::abs).sum(),
             NormType::P(p) => row.map(|x| x.abs().powf(p)).sum::<f64>().powf(1.0 / p),
         }
     }
