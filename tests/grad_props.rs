@@ -68,12 +68,12 @@ proptest! {
                 prop_assert!(got.iter().all(|&g| g == 0.0), "row {row} should be zero");
                 continue;
             }
-            for j in 0..n_embd {
+            for (j, &g) in got.iter().enumerate() {
                 let mut want: f64 = occurrences.iter().map(|&i| grad.as_slice()[i * n_embd + j]).sum();
                 if table.options().scale_grad_by_freq {
                     want /= occurrences.len() as f64;
                 }
-                prop_assert!((got[j] - want).abs() <= 1e-12, "row {row}, col {j}: {} vs {want}", got[j]);
+                prop_assert!((g - want).abs() <= 1e-12, "row {row}, col {j}: {g} vs {want}");
             }
         }
         // Row sums of the gradient add up to the total of grad_output, minus the padding rows.
@@ -223,7 +223,7 @@ fn lookup_gradient_matches_finite_differences() {
     // Σ G ⊙ E[ids] is linear: its derivative w.r.t. E[r][j] is Σ_{t: id_t = r} G[t][j],
     // which scale_grad_by_freq divides by the count of r.
     let counts = [1.0, 1.0, 3.0, 0.0];
-    for r in 0..4 {
+    for (r, &count) in counts.iter().enumerate() {
         for j in 0..3 {
             let mut fd = 0.0;
             let eps = 1e-3;
@@ -241,7 +241,7 @@ fn lookup_gradient_matches_finite_differences() {
                         .sum::<f64>();
             }
             fd /= 2.0 * eps;
-            let want = if counts[r] > 0.0 { fd / counts[r] } else { 0.0 };
+            let want = if count > 0.0 { fd / count } else { 0.0 };
             let got = grad.as_slice()[r * 3 + j];
             assert!((got - want).abs() < 1e-9, "({r}, {j}): {got} vs {want}");
         }
