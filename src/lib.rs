@@ -18,7 +18,8 @@
 //! | module | crate | owns |
 //! |---|---|---|
 //! | [`tensor`] | `tokenloom-tensor` | shapes, element types, views, matmul, files |
-//! | [`embedding`] | `tokenloom-embedding` | the `(vocab_size, n_embd)` table and its lookup |
+//! | [`io`] | `tokenloom-io` | safetensors (and GGUF) checkpoints by tensor name |
+//! | [`embedding`] | `tokenloom-embedding` | the `(vocab_size, n_embd)` table: lookup, backward, tied head, optimizers |
 //! | [`positions`] | `tokenloom-positions` | RoPE and absolute position encodings |
 //! | [`decoder_input`] | `tokenloom-decoder-input` | the batch entering the first decoder block |
 //!
@@ -29,6 +30,7 @@
 
 pub use tokenloom_decoder_input as decoder_input;
 pub use tokenloom_embedding as embedding;
+pub use tokenloom_io as io;
 pub use tokenloom_positions as positions;
 pub use tokenloom_tensor as tensor;
 

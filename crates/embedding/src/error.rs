@@ -165,7 +165,10 @@ pub enum EmbeddingError {
         logit_scale: f64,
     },
 
-    // === From the tensor crate ===
+    // === From the other crates ===
+    /// An error reading or writing a foreign checkpoint (safetensors).
+    #[error(transparent)]
+    Io(#[from] tokenloom_io::IoError),
     /// An error from the tensor crate (shapes, files).
     #[error(transparent)]
     Tensor(#[from] TensorError),

@@ -45,6 +45,7 @@ mod lookup;
 mod optim;
 mod options;
 mod renorm;
+mod safetensors;
 mod table;
 
 pub use checkpoint::EMBEDDING_FILE;

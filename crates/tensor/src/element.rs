@@ -98,6 +98,10 @@ pub trait Element:
     fn from_f32_lossy(value: f32) -> Self;
     /// Rounds an `f64` to this type (exact for `f64`).
     fn from_f64_lossy(value: f64) -> Self;
+    /// The raw bit pattern, zero-extended (NaN payloads included).
+    fn to_bits64(self) -> u64;
+    /// The value with the raw bit pattern `bits` (its low `DTYPE.size_in_bytes()` bytes).
+    fn from_bits64(bits: u64) -> Self;
 }
 
 impl Element for f32 {
@@ -114,6 +118,13 @@ impl Element for f32 {
     #[allow(clippy::cast_possible_truncation)] // The rounding is this function's job.
     fn from_f64_lossy(value: f64) -> Self {
         value as f32
+    }
+    fn to_bits64(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+    #[allow(clippy::cast_possible_truncation)] // Documented: the low 4 bytes.
+    fn from_bits64(bits: u64) -> Self {
+        f32::from_bits(bits as u32)
     }
 }
 
@@ -132,6 +143,12 @@ impl Element for f64 {
     fn from_f64_lossy(value: f64) -> Self {
         value
     }
+    fn to_bits64(self) -> u64 {
+        self.to_bits()
+    }
+    fn from_bits64(bits: u64) -> Self {
+        f64::from_bits(bits)
+    }
 }
 
 impl Element for f16 {
@@ -148,6 +165,13 @@ impl Element for f16 {
     fn from_f64_lossy(value: f64) -> Self {
         f16::from_f64(value)
     }
+    fn to_bits64(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+    #[allow(clippy::cast_possible_truncation)] // Documented: the low 2 bytes.
+    fn from_bits64(bits: u64) -> Self {
+        f16::from_bits(bits as u16)
+    }
 }
 
 impl Element for bf16 {
@@ -163,6 +187,13 @@ impl Element for bf16 {
     }
     fn from_f64_lossy(value: f64) -> Self {
         bf16::from_f64(value)
+    }
+    fn to_bits64(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+    #[allow(clippy::cast_possible_truncation)] // Documented: the low 2 bytes.
+    fn from_bits64(bits: u64) -> Self {
+        bf16::from_bits(bits as u16)
     }
 }
 

@@ -1,0 +1,98 @@
+//! [`IoError`], the error type of the foreign-format readers and writers.
+
+use std::path::PathBuf;
+
+use tokenloom_tensor::TensorError;
+
+/// Everything that can go wrong reading or writing a foreign checkpoint. Each variant
+/// names the tensor or file and the numbers involved.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// An I/O error on a file.
+    #[error("{path}: {message}", path = .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error's kind.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The bytes are not a valid file of the format.
+    #[error("not a valid {format} file: {message}")]
+    Format {
+        /// `safetensors` or `GGUF`.
+        format: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No tensor of that name; lists what the file does contain.
+    #[error("no tensor named `{name}`; the file contains: {}", list_names(.available))]
+    MissingTensor {
+        /// The name asked for.
+        name: String,
+        /// The names present, sorted.
+        available: Vec<String>,
+    },
+    /// A stored element type that cannot be converted to a float tensor.
+    #[error("tensor `{name}` has dtype {dtype}, which cannot be read as f32, f64, f16 or bf16")]
+    UnsupportedDType {
+        /// The tensor.
+        name: String,
+        /// The stored dtype.
+        dtype: String,
+    },
+    /// A tensor of the wrong rank.
+    #[error("tensor `{name}` has shape {shape:?}, expected rank {expected}")]
+    Rank {
+        /// The tensor.
+        name: String,
+        /// The rank needed.
+        expected: usize,
+        /// The stored shape.
+        shape: Vec<usize>,
+    },
+    /// A tensor of the wrong shape.
+    #[error("tensor `{name}` has shape {got:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// The tensor.
+        name: String,
+        /// The shape needed.
+        expected: Vec<usize>,
+        /// The stored shape.
+        got: Vec<usize>,
+    },
+    /// An error from the tensor crate (shapes, allocation, atomic writes).
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+}
+
+/// At most 20 names, then a count of the rest.
+fn list_names(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.is_empty() {
+        out.push_str("(no tensors)");
+    } else if names.len() > SHOWN {
+        out.push_str(&format!(" … and {} more", names.len() - SHOWN));
+    }
+    out
+}
+
+impl IoError {
+    /// Wraps an I/O error with its path.
+    #[must_use]
+    pub fn io(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
+        IoError::Io {
+            path: path.into(),
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Foreign checkpoint formats for tokenloom, at the level of named tensors: safetensors
+//! (read memory-mapped, written atomically) with conversion between f32, f64, f16 and
+//! bf16.
+//!
+//! ```
+//! use tokenloom_io::{SafetensorsFile, write_safetensors};
+//! use tokenloom_tensor::Tensor;
+//!
+//! let dir = std::env::temp_dir().join(format!("tokenloom-io-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("model.safetensors");
+//! let table = Tensor::from_vec(vec![0.5f32; 12], &[4, 3])?;
+//! write_safetensors(&path, &[("model.embed_tokens.weight", table.view())])?;
+//!
+//! let file = SafetensorsFile::open(&path)?; // memory-mapped, header validated
+//! let info = file.info("model.embed_tokens.weight")?;
+//! assert_eq!((info.dtype.as_str(), info.shape.as_slice()), ("F32", &[4, 3][..]));
+//! assert_eq!(file.load_matrix::<f64>("model.embed_tokens.weight", Some([4, 3]))?.dims(), &[4, 3]);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), tokenloom_io::IoError>(())
+//! ```
+//!
+//! Every offset in a header is checked against the file length before any tensor is
+//! read, so a header claiming a huge tensor is rejected without allocating.
+//!
+//! The only `unsafe` code is the memory map in `mapped.rs`: the file must not be modified
+//! by another process while it is open (as for every mmap-based loader).
+
+#![deny(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod error;
+mod mapped;
+mod safetensors_file;
+
+pub use error::IoError;
+pub use mapped::FileBytes;
+pub use safetensors_file::{
+    RawTensor, SafetensorsFile, TensorInfo, decode_le, encode_le, raw_safetensors_bytes,
+    safetensors_bytes, write_raw_safetensors, write_safetensors,
+};

@@ -1,0 +1,401 @@
+//! safetensors: reading named tensors (memory-mapped, with dtype conversion) and writing
+//! them atomically.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use tokenloom_tensor::file::write_atomic;
+use tokenloom_tensor::{DType, Element, Tensor, TensorView};
+
+use crate::error::IoError;
+use crate::mapped::FileBytes;
+
+/// One tensor of a safetensors file: its name, stored dtype, shape and byte range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The tensor's name, e.g. `model.embed_tokens.weight`.
+    pub name: String,
+    /// The stored dtype as safetensors writes it, e.g. `F32`, `BF16`, `I64`.
+    pub dtype: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The byte range of its data within the file.
+    pub byte_range: std::ops::Range<usize>,
+}
+
+impl TensorInfo {
+    /// The dtype as a tokenloom [`DType`], if it is a float type tokenloom reads.
+    #[must_use]
+    pub fn float_dtype(&self) -> Option<DType> {
+        match self.dtype.as_str() {
+            "F32" => Some(DType::F32),
+            "F64" => Some(DType::F64),
+            "F16" => Some(DType::F16),
+            "BF16" => Some(DType::BF16),
+            _ => None,
+        }
+    }
+}
+
+/// A safetensors file opened for reading: the header is parsed and validated once
+/// (every offset against the file length), and tensor data is read on demand from a
+/// memory map.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_io::{SafetensorsFile, safetensors_bytes};
+/// use tokenloom_tensor::{Tensor, bf16};
+///
+/// let weight = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2])?;
+/// let bytes = safetensors_bytes(&[("model.embed_tokens.weight", weight.view())])?;
+/// let file = SafetensorsFile::from_bytes(bytes)?;
+/// assert_eq!(file.load::<f32>("model.embed_tokens.weight")?, weight);
+/// // Converted on load: f32 → bf16.
+/// assert_eq!(file.load::<bf16>("model.embed_tokens.weight")?.as_slice()[2], bf16::from_f32(3.0));
+/// // A missing name lists what the file contains.
+/// let err = file.load::<f32>("lm_head.weight").unwrap_err();
+/// assert_eq!(err.to_string(), "no tensor named `lm_head.weight`; the file contains: `model.embed_tokens.weight`");
+/// # Ok::<(), tokenloom_io::IoError>(())
+/// ```
+#[derive(Debug)]
+pub struct SafetensorsFile {
+    bytes: FileBytes,
+    tensors: Vec<TensorInfo>,
+    metadata: HashMap<String, String>,
+    path: Option<PathBuf>,
+}
+
+fn format_error(err: impl std::fmt::Display) -> IoError {
+    IoError::Format {
+        format: "safetensors",
+        message: err.to_string(),
+    }
+}
+
+impl SafetensorsFile {
+    /// Memory-maps and validates `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Io`] for a file that cannot be opened, [`IoError::Format`] for one that
+    /// is not valid safetensors.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
+        let path = path.as_ref();
+        let mut file = Self::parse(FileBytes::map(path)?)?;
+        file.path = Some(path.to_path_buf());
+        Ok(file)
+    }
+
+    /// Validates bytes already in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Format`] for bytes that are not valid safetensors.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, IoError> {
+        Self::parse(FileBytes::Owned(bytes))
+    }
+
+    fn parse(bytes: FileBytes) -> Result<Self, IoError> {
+        let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(format_error)?;
+        let data_start = 8 + header_len;
+        let mut tensors: Vec<TensorInfo> = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| TensorInfo {
+                name,
+                dtype: format!("{:?}", info.dtype),
+                shape: info.shape.clone(),
+                byte_range: data_start + info.data_offsets.0..data_start + info.data_offsets.1,
+            })
+            .collect();
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let metadata_map = metadata.metadata().clone().unwrap_or_default();
+        Ok(Self {
+            bytes,
+            tensors,
+            metadata: metadata_map,
+            path: None,
+        })
+    }
+
+    /// The path the file was opened from, if any.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Every tensor, sorted by name.
+    #[must_use]
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    /// The free-form `__metadata__` of the header.
+    #[must_use]
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
+    /// The tensor called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`] listing the names present.
+    pub fn info(&self, name: &str) -> Result<&TensorInfo, IoError> {
+        self.tensors
+            .binary_search_by(|t| t.name.as_str().cmp(name))
+            .map(|i| &self.tensors[i])
+            .map_err(|_| IoError::MissingTensor {
+                name: name.to_owned(),
+                available: self.tensors.iter().map(|t| t.name.clone()).collect(),
+            })
+    }
+
+    /// The raw little-endian bytes of a tensor, as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`].
+    pub fn raw_bytes(&self, name: &str) -> Result<&[u8], IoError> {
+        let info = self.info(name)?;
+        Ok(&self.bytes[info.byte_range.clone()])
+    }
+
+    /// Loads a float tensor, converting its stored dtype (F32, F64, F16, BF16) to `T`
+    /// (exact when widening, round-to-nearest when narrowing).
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`], [`IoError::UnsupportedDType`] for integer and other
+    /// dtypes, and tensor errors for shapes tokenloom cannot hold.
+    pub fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, IoError> {
+        let info = self.info(name)?;
+        let bytes = &self.bytes[info.byte_range.clone()];
+        let dtype = info
+            .float_dtype()
+            .ok_or_else(|| IoError::UnsupportedDType {
+                name: name.to_owned(),
+                dtype: info.dtype.clone(),
+            })?;
+        let data = decode_le::<T>(dtype, bytes);
+        Ok(Tensor::from_vec(data, &info.shape)?)
+    }
+
+    /// Loads a rank-2 float tensor, checking its shape when `expected` is given.
+    ///
+    /// # Errors
+    ///
+    /// As [`SafetensorsFile::load`], and [`IoError::Rank`] / [`IoError::ShapeMismatch`]
+    /// checked before any data is read.
+    pub fn load_matrix<T: Element>(
+        &self,
+        name: &str,
+        expected: Option<[usize; 2]>,
+    ) -> Result<Tensor<T>, IoError> {
+        let info = self.info(name)?;
+        if info.shape.len() != 2 {
+            return Err(IoError::Rank {
+                name: name.to_owned(),
+                expected: 2,
+                shape: info.shape.clone(),
+            });
+        }
+        if let Some(expected) = expected {
+            if info.shape != expected {
+                return Err(IoError::ShapeMismatch {
+                    name: name.to_owned(),
+                    expected: expected.to_vec(),
+                    got: info.shape.clone(),
+                });
+            }
+        }
+        self.load(name)
+    }
+}
+
+/// Decodes little-endian elements of a float `dtype` into `T`: bit-exact when `dtype`
+/// is `T`'s own, otherwise widened exactly or rounded to nearest.
+#[must_use]
+pub fn decode_le<T: Element>(dtype: DType, bytes: &[u8]) -> Vec<T> {
+    let size = dtype.size_in_bytes();
+    let bits = bytes.chunks_exact(size).map(|b| {
+        let mut raw = [0u8; 8];
+        raw[..size].copy_from_slice(b);
+        u64::from_le_bytes(raw)
+    });
+    if dtype == T::DTYPE {
+        return bits.map(T::from_bits64).collect();
+    }
+    match dtype {
+        DType::F32 => bits
+            .map(|b| T::from_f32_lossy(f32::from_bits64(b)))
+            .collect(),
+        DType::F64 => bits
+            .map(|b| T::from_f64_lossy(f64::from_bits64(b)))
+            .collect(),
+        DType::F16 => bits
+            .map(|b| T::from_f32_lossy(f16::from_bits64(b).to_f32()))
+            .collect(),
+        DType::BF16 => bits
+            .map(|b| T::from_f32_lossy(bf16::from_bits64(b).to_f32()))
+            .collect(),
+    }
+}
+
+/// Encodes elements as the little-endian bytes of their own dtype, bit for bit.
+#[must_use]
+pub fn encode_le<T: Element>(data: &[T]) -> Vec<u8> {
+    let size = T::DTYPE.size_in_bytes();
+    let mut out = Vec::with_capacity(data.len() * size);
+    for &x in data {
+        out.extend_from_slice(&x.to_bits64().to_le_bytes()[..size]);
+    }
+    out
+}
+
+fn st_dtype(dtype: DType) -> Dtype {
+    match dtype {
+        DType::F32 => Dtype::F32,
+        DType::F64 => Dtype::F64,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
+    }
+}
+
+/// A tensor to write: name, safetensors dtype name, shape and little-endian bytes. Lets a
+/// writer copy tensors of any dtype (integers included) unchanged.
+#[derive(Clone, Debug)]
+pub struct RawTensor<'a> {
+    /// The tensor's name.
+    pub name: String,
+    /// The safetensors dtype name, e.g. `F32` or `I64`.
+    pub dtype: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The little-endian data.
+    pub data: Cow<'a, [u8]>,
+}
+
+struct RawView<'a> {
+    dtype: Dtype,
+    shape: &'a [usize],
+    data: &'a [u8],
+}
+
+impl View for RawView<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Parses a safetensors dtype name (`F32`, `I64`, ...) with the format's own spelling.
+fn parse_st_dtype(name: &str) -> Result<Dtype, IoError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| {
+        IoError::UnsupportedDType {
+            name: name.to_owned(),
+            dtype: name.to_owned(),
+        }
+    })
+}
+
+/// The bytes of a safetensors file holding `tensors` (raw, any dtype).
+///
+/// # Errors
+///
+/// [`IoError::Format`] when a tensor's byte length does not match its shape and dtype,
+/// or names repeat; [`IoError::UnsupportedDType`] for an unknown dtype name.
+pub fn raw_safetensors_bytes(tensors: &[RawTensor<'_>]) -> Result<Vec<u8>, IoError> {
+    let views = tensors
+        .iter()
+        .map(|t| {
+            Ok((
+                t.name.clone(),
+                RawView {
+                    dtype: parse_st_dtype(&t.dtype)?,
+                    shape: &t.shape,
+                    data: &t.data,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, IoError>>()?;
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format_error(format!(
+            "tensor name `{}` appears twice",
+            w[0]
+        )));
+    }
+    for (name, view) in &views {
+        let elements: usize = view.shape.iter().product();
+        if elements * view.dtype.bitsize() / 8 != view.data.len() {
+            return Err(format_error(format!(
+                "tensor `{name}`: {} bytes do not hold shape {:?} of {:?}",
+                view.data.len(),
+                view.shape,
+                view.dtype
+            )));
+        }
+    }
+    safetensors::serialize(views, None).map_err(format_error)
+}
+
+/// The bytes of a safetensors file holding float tensors of one element type.
+///
+/// # Errors
+///
+/// As [`raw_safetensors_bytes`].
+pub fn safetensors_bytes<T: Element>(
+    tensors: &[(&str, TensorView<'_, T>)],
+) -> Result<Vec<u8>, IoError> {
+    let raw: Vec<RawTensor<'_>> = tensors
+        .iter()
+        .map(|(name, view)| RawTensor {
+            name: (*name).to_owned(),
+            dtype: format!("{:?}", st_dtype(T::DTYPE)),
+            shape: view.dims().to_vec(),
+            data: Cow::Owned(encode_le(view.as_slice())),
+        })
+        .collect();
+    raw_safetensors_bytes(&raw)
+}
+
+/// Writes float tensors to a safetensors file atomically (temporary file + rename).
+///
+/// # Errors
+///
+/// As [`safetensors_bytes`], and I/O errors.
+pub fn write_safetensors<T: Element>(
+    path: impl AsRef<Path>,
+    tensors: &[(&str, TensorView<'_, T>)],
+) -> Result<(), IoError> {
+    Ok(write_atomic(path.as_ref(), &safetensors_bytes(tensors)?)?)
+}
+
+/// Writes raw tensors to a safetensors file atomically.
+///
+/// # Errors
+///
+/// As [`raw_safetensors_bytes`], and I/O errors.
+pub fn write_raw_safetensors(
+    path: impl AsRef<Path>,
+    tensors: &[RawTensor<'_>],
+) -> Result<(), IoError> {
+    Ok(write_atomic(
+        path.as_ref(),
+        &raw_safetensors_bytes(tensors)?,
+    )?)
+}
