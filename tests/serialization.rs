@@ -182,3 +182,20 @@ fn save_is_atomic_and_load_reports_the_path() {
     assert!(table.save(dir.join("no/such/dir/t.tle")).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn checkpoints_keep_options_and_the_frozen_flag() {
+    use tokenloom::embedding::{EmbeddingConfig, NormType};
+    let table = EmbeddingConfig::new(9, 4)
+        .with_padding_idx(3)
+        .with_max_norm(2.0, NormType::Infinity)
+        .with_scale_grad_by_freq(true)
+        .init_seeded::<f16>(4)
+        .unwrap();
+    let back = Embedding::<f16>::from_bytes(&table.to_bytes().unwrap()).unwrap();
+    assert_eq!(back, table);
+    assert_eq!(back.options().padding_idx, Some(3));
+    let frozen = Embedding::from_pretrained(table.weight().clone(), true).unwrap();
+    let back = Embedding::<f16>::from_bytes(&frozen.to_bytes().unwrap()).unwrap();
+    assert!(back.is_frozen());
+}

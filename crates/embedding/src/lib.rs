@@ -18,12 +18,32 @@
 //! # Ok::<(), tokenloom_embedding::EmbeddingError>(())
 //! ```
 //!
+//! # What is here
+//!
+//! - [`Embedding`]: the table, with `torch.nn.Embedding`'s options ([`EmbeddingOptions`]:
+//!   `padding_idx`, `max_norm`/`norm_type`, `scale_grad_by_freq`), frozen tables
+//!   ([`Embedding::from_pretrained`]), and [`EmbeddingConfig`] for fresh ones.
+//! - The lookup ([`Embedding::forward`], allocation-free [`Embedding::forward_into`]);
+//!   `max_norm` renormalises the returned rows without touching the table, and
+//!   [`Embedding::renorm_in_place`] is PyTorch's in-place side effect as an explicit step.
+//! - The backward: dense ([`Embedding::backward_dense_into`], accumulating or replacing)
+//!   and row-sparse ([`SparseGrad`]), summed in `f64` in position order — deterministic.
+//! - The output head ([`EmbeddingAndHead`]): untied, or tied to the table with one
+//!   parameter, one gradient and one optimizer state; tying refuses setups whose initial
+//!   logits would be far above unit scale ([`TieOptions`]).
+//! - Optimizers ([`Sgd`], [`AdamW`]) for dense and lazy sparse steps; padding rows and
+//!   frozen tables are never updated.
+//! - Persistence: tokenloom checkpoints ([`Embedding::save`], checked and atomic) and
+//!   safetensors by tensor name ([`Embedding::from_safetensors`],
+//!   [`Embedding::save_safetensors`]).
+//!
 //! # Errors, not panics
 //!
 //! Token ids come from tokenizers and files, so a bad id is an
 //! [`EmbeddingError::TokenOutOfRange`] naming the id, its batch index and position, and
-//! `vocab_size`. Zero sizes, overflowing tables, empty ids and wrong buffers are errors
-//! too. Nothing in this crate panics on user input.
+//! `vocab_size`. Zero sizes, overflowing tables, empty ids, wrong buffers, wrong gradient
+//! shapes and updates of frozen tables are errors too. Nothing in this crate panics on
+//! user input.
 //!
 //! # Initialisation
 //!
