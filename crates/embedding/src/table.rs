@@ -237,18 +237,24 @@ pub fn check_sizes(vocab_size: usize, n_embd: usize) -> Result<(), EmbeddingErro
 
 #[derive(Serialize)]
 struct EmbeddingReprRef<'a, T: Element> {
+    options: &'a EmbeddingOptions,
+    frozen: bool,
     weight: &'a Tensor<T>,
 }
 
 #[derive(Deserialize)]
 #[serde(bound = "T: Element")]
 struct EmbeddingRepr<T: Element> {
+    options: EmbeddingOptions,
+    frozen: bool,
     weight: Tensor<T>,
 }
 
 impl<T: Element> Serialize for Embedding<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         EmbeddingReprRef {
+            options: &self.options,
+            frozen: self.frozen,
             weight: &self.weight,
         }
         .serialize(serializer)
@@ -256,10 +262,13 @@ impl<T: Element> Serialize for Embedding<T> {
 }
 
 impl<'de, T: Element> Deserialize<'de> for Embedding<T> {
-    /// Deserializes through [`Embedding::from_weight`], so the invariant holds.
+    /// Deserializes through [`Embedding::from_pretrained`] and [`Embedding::with_options`],
+    /// so the invariant holds.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let repr = EmbeddingRepr::<T>::deserialize(deserializer)?;
-        Embedding::from_weight(repr.weight).map_err(serde::de::Error::custom)
+        Embedding::from_pretrained(repr.weight, repr.frozen)
+            .and_then(|table| table.with_options(repr.options))
+            .map_err(serde::de::Error::custom)
     }
 }
 
