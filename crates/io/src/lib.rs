@@ -1,6 +1,6 @@
 //! Foreign checkpoint formats for tokenloom, at the level of named tensors: safetensors
-//! (read memory-mapped, written atomically) with conversion between f32, f64, f16 and
-//! bf16.
+//! (read memory-mapped, written atomically) and GGUF (read memory-mapped, F32/F16/BF16/F64
+//! and Q8_0), with conversion between f32, f64, f16 and bf16.
 //!
 //! ```
 //! use tokenloom_io::{SafetensorsFile, write_safetensors};
@@ -30,10 +30,15 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod gguf;
 mod mapped;
 mod safetensors_file;
 
 pub use error::IoError;
+pub use gguf::{
+    GgmlType, GgufFile, GgufTensorInfo, GgufValue, GgufWriteTensor, GgufWriteValue,
+    dequantize_q8_0, gguf_bytes, quantize_q8_0,
+};
 pub use mapped::FileBytes;
 pub use safetensors_file::{
     RawTensor, SafetensorsFile, TensorInfo, decode_le, encode_le, raw_safetensors_bytes,

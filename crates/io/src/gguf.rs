@@ -1,0 +1,650 @@
+//! GGUF (llama.cpp's format): metadata, tensor directory, and loading of F32, F16, BF16,
+//! F64 and Q8_0 tensors, with every count and offset bounds-checked before allocating.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use half::f16;
+use tokenloom_tensor::{DType, Element, Tensor, try_filled};
+
+use crate::error::IoError;
+use crate::mapped::FileBytes;
+use crate::safetensors_file::decode_le;
+
+const MAGIC: &[u8; 4] = b"GGUF";
+const DEFAULT_ALIGNMENT: u64 = 32;
+/// GGML's maximum number of dimensions.
+const MAX_DIMS: u32 = 4;
+
+fn format_error(message: impl Into<String>) -> IoError {
+    IoError::Format {
+        format: "GGUF",
+        message: message.into(),
+    }
+}
+
+/// A GGML tensor type, by its GGUF type id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GgmlType {
+    /// 32-bit float.
+    F32,
+    /// 16-bit float.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// 64-bit float.
+    F64,
+    /// 8-bit blocks of 32 with an f16 scale (34 bytes a block).
+    Q8_0,
+    /// 4-bit blocks of 32 with an f16 scale (18 bytes).
+    Q4_0,
+    /// 4-bit blocks of 32 with an f16 scale and min (20 bytes).
+    Q4_1,
+    /// 5-bit blocks of 32 (22 bytes).
+    Q5_0,
+    /// 5-bit blocks of 32 with a min (24 bytes).
+    Q5_1,
+    /// K-quant super-blocks of 256: Q2_K … Q8_K, by their id.
+    KQuant(u32),
+    /// Any other type id.
+    Other(u32),
+}
+
+impl GgmlType {
+    fn from_id(id: u32) -> Self {
+        match id {
+            0 => GgmlType::F32,
+            1 => GgmlType::F16,
+            2 => GgmlType::Q4_0,
+            3 => GgmlType::Q4_1,
+            6 => GgmlType::Q5_0,
+            7 => GgmlType::Q5_1,
+            8 => GgmlType::Q8_0,
+            10..=15 => GgmlType::KQuant(id),
+            28 => GgmlType::F64,
+            30 => GgmlType::BF16,
+            other => GgmlType::Other(other),
+        }
+    }
+
+    /// `(elements per block, bytes per block)`, when known.
+    #[must_use]
+    pub fn block_layout(self) -> Option<(u64, u64)> {
+        Some(match self {
+            GgmlType::F32 => (1, 4),
+            GgmlType::F16 | GgmlType::BF16 => (1, 2),
+            GgmlType::F64 => (1, 8),
+            GgmlType::Q8_0 => (32, 34),
+            GgmlType::Q4_0 => (32, 18),
+            GgmlType::Q4_1 => (32, 20),
+            GgmlType::Q5_0 => (32, 22),
+            GgmlType::Q5_1 => (32, 24),
+            GgmlType::KQuant(10) => (256, 84),
+            GgmlType::KQuant(11) => (256, 110),
+            GgmlType::KQuant(12) => (256, 144),
+            GgmlType::KQuant(13) => (256, 176),
+            GgmlType::KQuant(14) => (256, 210),
+            GgmlType::KQuant(15) => (256, 292),
+            GgmlType::KQuant(_) | GgmlType::Other(_) => return None,
+        })
+    }
+
+    /// The name llama.cpp uses, e.g. `Q8_0`.
+    #[must_use]
+    pub fn name(self) -> String {
+        match self {
+            GgmlType::F32 => "F32".into(),
+            GgmlType::F16 => "F16".into(),
+            GgmlType::BF16 => "BF16".into(),
+            GgmlType::F64 => "F64".into(),
+            GgmlType::Q8_0 => "Q8_0".into(),
+            GgmlType::Q4_0 => "Q4_0".into(),
+            GgmlType::Q4_1 => "Q4_1".into(),
+            GgmlType::Q5_0 => "Q5_0".into(),
+            GgmlType::Q5_1 => "Q5_1".into(),
+            GgmlType::KQuant(id) => match id {
+                10 => "Q2_K".into(),
+                11 => "Q3_K".into(),
+                12 => "Q4_K".into(),
+                13 => "Q5_K".into(),
+                14 => "Q6_K".into(),
+                _ => "Q8_K".into(),
+            },
+            GgmlType::Other(id) => format!("type {id}"),
+        }
+    }
+}
+
+/// A GGUF metadata value. Arrays keep their element type and length; the elements of
+/// numeric arrays are kept, string arrays (tokenizer vocabularies) are only counted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GgufValue {
+    /// An unsigned integer (u8, u16, u32 or u64).
+    Uint(u64),
+    /// A signed integer (i8, i16, i32 or i64).
+    Int(i64),
+    /// A float (f32 or f64).
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    String(String),
+    /// A numeric array, as f64.
+    NumberArray(Vec<f64>),
+    /// An array of strings (or nested arrays): only its length is kept.
+    OpaqueArray {
+        /// The number of elements.
+        len: u64,
+    },
+}
+
+impl GgufValue {
+    /// The value as an unsigned integer, if it is a non-negative integer.
+    #[must_use]
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            GgufValue::Uint(v) => Some(v),
+            GgufValue::Int(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as a float, if it is a number.
+    #[must_use]
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            GgufValue::Float(v) => Some(v),
+            #[allow(clippy::cast_precision_loss)]
+            GgufValue::Uint(v) => Some(v as f64),
+            #[allow(clippy::cast_precision_loss)]
+            GgufValue::Int(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+
+    /// The value as a string, if it is one.
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            GgufValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One tensor of a GGUF file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GgufTensorInfo {
+    /// The tensor's name, e.g. `token_embd.weight`.
+    pub name: String,
+    /// Its GGML type.
+    pub ggml_type: GgmlType,
+    /// GGML's dimensions, fastest first (`ne`).
+    pub ne: Vec<u64>,
+    /// The PyTorch-order shape: `ne` reversed (`token_embd.weight` ne `[576, 49152]` is
+    /// `(49152, 576)`).
+    pub shape: Vec<usize>,
+    /// The absolute byte offset of its data in the file.
+    pub offset: u64,
+    /// The size of its data in bytes, when the type's layout is known.
+    pub n_bytes: Option<u64>,
+}
+
+/// A bounds-checked little-endian reader over the header.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8], IoError> {
+        let n = usize::try_from(n)
+            .map_err(|_| format_error(format!("{what}: length {n} does not fit in memory")))?;
+        if n > self.remaining() {
+            return Err(format_error(format!(
+                "{what} needs {n} bytes at offset {}, only {} remain",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        let out = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], IoError> {
+        Ok(self.take(N as u64, what)?.try_into().expect("took N bytes"))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, IoError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, IoError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, IoError> {
+        let len = self.u64(what)?;
+        let bytes = self.take(len, what)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format_error(format!("{what} is not UTF-8")))
+    }
+
+    /// Checks that `count` items of at least `min_size` bytes can fit in what remains,
+    /// before anything is allocated for them.
+    fn check_count(&self, count: u64, min_size: u64, what: &str) -> Result<usize, IoError> {
+        let fits = count
+            .checked_mul(min_size)
+            .is_some_and(|bytes| bytes <= self.remaining() as u64);
+        if !fits {
+            return Err(format_error(format!(
+                "{what}: {count} entries cannot fit in the {} bytes that remain",
+                self.remaining()
+            )));
+        }
+        usize::try_from(count).map_err(|_| format_error(format!("{what}: count {count} too large")))
+    }
+
+    fn value(&mut self, value_type: u32, key: &str, depth: u32) -> Result<GgufValue, IoError> {
+        Ok(match value_type {
+            0 => GgufValue::Uint(u64::from(self.array::<1>(key)?[0])),
+            1 => GgufValue::Int(i64::from(i8::from_le_bytes(self.array(key)?))),
+            2 => GgufValue::Uint(u64::from(u16::from_le_bytes(self.array(key)?))),
+            3 => GgufValue::Int(i64::from(i16::from_le_bytes(self.array(key)?))),
+            4 => GgufValue::Uint(u64::from(self.u32(key)?)),
+            5 => GgufValue::Int(i64::from(i32::from_le_bytes(self.array(key)?))),
+            6 => GgufValue::Float(f64::from(f32::from_le_bytes(self.array(key)?))),
+            7 => match self.array::<1>(key)?[0] {
+                0 => GgufValue::Bool(false),
+                1 => GgufValue::Bool(true),
+                b => return Err(format_error(format!("{key}: invalid bool byte {b}"))),
+            },
+            8 => GgufValue::String(self.string(key)?),
+            9 => {
+                if depth > 1 {
+                    return Err(format_error(format!("{key}: arrays nested too deeply")));
+                }
+                let item_type = self.u32(key)?;
+                let len = self.u64(key)?;
+                let min_size = match item_type {
+                    0 | 1 | 7 => 1,
+                    2 | 3 => 2,
+                    4..=6 => 4,
+                    8 | 10..=12 => 8,
+                    9 => 12,
+                    other => {
+                        return Err(format_error(format!(
+                            "{key}: unknown array element type {other}"
+                        )));
+                    }
+                };
+                let count = self.check_count(len, min_size, key)?;
+                let numeric = !matches!(item_type, 7 | 8 | 9);
+                let mut numbers = Vec::with_capacity(if numeric { count } else { 0 });
+                for _ in 0..count {
+                    let item = self.value(item_type, key, depth + 1)?;
+                    if let Some(x) = item.as_f64().filter(|_| numeric) {
+                        numbers.push(x);
+                    }
+                }
+                if numeric {
+                    GgufValue::NumberArray(numbers)
+                } else {
+                    GgufValue::OpaqueArray { len }
+                }
+            }
+            10 => GgufValue::Uint(self.u64(key)?),
+            11 => GgufValue::Int(i64::from_le_bytes(self.array(key)?)),
+            12 => GgufValue::Float(f64::from_le_bytes(self.array(key)?)),
+            other => return Err(format_error(format!("{key}: unknown value type {other}"))),
+        })
+    }
+}
+
+/// A GGUF file opened for reading: header and tensor directory parsed and checked once;
+/// tensor data read on demand from a memory map.
+#[derive(Debug)]
+pub struct GgufFile {
+    bytes: FileBytes,
+    version: u32,
+    metadata: BTreeMap<String, GgufValue>,
+    tensors: Vec<GgufTensorInfo>,
+    path: Option<PathBuf>,
+}
+
+impl GgufFile {
+    /// Memory-maps and parses `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Io`] and [`IoError::Format`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
+        let path = path.as_ref();
+        let mut file = Self::parse(FileBytes::map(path)?)?;
+        file.path = Some(path.to_path_buf());
+        Ok(file)
+    }
+
+    /// Parses bytes already in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Format`] for anything that is not a well-formed GGUF v2/v3 file.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, IoError> {
+        Self::parse(FileBytes::Owned(bytes))
+    }
+
+    fn parse(bytes: FileBytes) -> Result<Self, IoError> {
+        let mut cur = Cursor {
+            bytes: &bytes,
+            pos: 0,
+        };
+        let magic = cur.take(4, "magic")?;
+        if magic != MAGIC {
+            return Err(format_error(format!("magic {magic:?} is not \"GGUF\"")));
+        }
+        let version = cur.u32("version")?;
+        if !(2..=3).contains(&version) {
+            return Err(format_error(format!(
+                "version {version} is not supported (2 or 3)"
+            )));
+        }
+        let tensor_count = cur.u64("tensor count")?;
+        let kv_count = cur.u64("metadata count")?;
+        // A key-value pair takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor
+        // entry at least 8 + 4 + 8 + 4 + 8.
+        let kv_count = cur.check_count(kv_count, 13, "metadata")?;
+        let mut metadata = BTreeMap::new();
+        for _ in 0..kv_count {
+            let key = cur.string("metadata key")?;
+            let value_type = cur.u32(&key)?;
+            let value = cur.value(value_type, &key, 0)?;
+            metadata.insert(key, value);
+        }
+        let tensor_count = cur.check_count(tensor_count, 32, "tensor directory")?;
+        let mut raw_tensors = Vec::with_capacity(tensor_count);
+        for _ in 0..tensor_count {
+            let name = cur.string("tensor name")?;
+            let n_dims = cur.u32(&name)?;
+            if n_dims == 0 || n_dims > MAX_DIMS {
+                return Err(format_error(format!(
+                    "tensor `{name}` has {n_dims} dimensions (1 to 4 allowed)"
+                )));
+            }
+            let ne = (0..n_dims)
+                .map(|_| cur.u64(&name))
+                .collect::<Result<Vec<u64>, _>>()?;
+            let ggml_type = GgmlType::from_id(cur.u32(&name)?);
+            let offset = cur.u64(&name)?;
+            raw_tensors.push((name, ne, ggml_type, offset));
+        }
+        let alignment = match metadata.get("general.alignment") {
+            None => DEFAULT_ALIGNMENT,
+            Some(v) => v.as_u64().filter(|a| a.is_power_of_two()).ok_or_else(|| {
+                format_error(format!("general.alignment {v:?} is not a power of two"))
+            })?,
+        };
+        let data_start = (cur.pos as u64).div_ceil(alignment) * alignment;
+        let file_len = bytes.len() as u64;
+        let mut tensors = Vec::with_capacity(raw_tensors.len());
+        for (name, ne, ggml_type, offset) in raw_tensors {
+            let elements = ne
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| {
+                    format_error(format!("tensor `{name}`: dimensions {ne:?} overflow"))
+                })?;
+            let n_bytes = match ggml_type.block_layout() {
+                Some((block, size)) => {
+                    if ne[0] % block != 0 {
+                        return Err(format_error(format!(
+                            "tensor `{name}`: row length {} is not a multiple of the {} block of {block}",
+                            ne[0],
+                            ggml_type.name()
+                        )));
+                    }
+                    Some(elements / block * size)
+                }
+                None => None,
+            };
+            let absolute = data_start.checked_add(offset).ok_or_else(|| {
+                format_error(format!("tensor `{name}`: offset {offset} overflows"))
+            })?;
+            let end = absolute.checked_add(n_bytes.unwrap_or(0));
+            if end.is_none_or(|end| end > file_len) {
+                return Err(format_error(format!(
+                    "tensor `{name}` ({} bytes at offset {absolute}) runs past the end of the {file_len}-byte file",
+                    n_bytes.unwrap_or(0)
+                )));
+            }
+            let shape = ne
+                .iter()
+                .rev()
+                .map(|&d| {
+                    usize::try_from(d).map_err(|_| {
+                        format_error(format!("tensor `{name}`: dimension {d} too large"))
+                    })
+                })
+                .collect::<Result<Vec<usize>, _>>()?;
+            tensors.push(GgufTensorInfo {
+                name,
+                ggml_type,
+                ne,
+                shape,
+                offset: absolute,
+                n_bytes,
+            });
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = tensors.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(format_error(format!(
+                "tensor `{}` appears twice",
+                w[0].name
+            )));
+        }
+        Ok(Self {
+            bytes,
+            version,
+            metadata,
+            tensors,
+            path: None,
+        })
+    }
+
+    /// The path the file was opened from, if any.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The GGUF version (2 or 3).
+    #[must_use]
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// All metadata, by key.
+    #[must_use]
+    pub fn metadata(&self) -> &BTreeMap<String, GgufValue> {
+        &self.metadata
+    }
+
+    /// One metadata value.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
+        self.metadata.get(key)
+    }
+
+    /// Every tensor, sorted by name.
+    #[must_use]
+    pub fn tensors(&self) -> &[GgufTensorInfo] {
+        &self.tensors
+    }
+
+    /// The tensor called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`] listing the names present.
+    pub fn info(&self, name: &str) -> Result<&GgufTensorInfo, IoError> {
+        self.tensors
+            .binary_search_by(|t| t.name.as_str().cmp(name))
+            .map(|i| &self.tensors[i])
+            .map_err(|_| IoError::MissingTensor {
+                name: name.to_owned(),
+                available: self.tensors.iter().map(|t| t.name.clone()).collect(),
+            })
+    }
+
+    /// Loads a tensor as `T` in PyTorch order: F32, F16, BF16 and F64 converted exactly
+    /// or rounded to nearest, Q8_0 dequantised as ggml does (`f32(d) · f32(q)` per block,
+    /// in `f32`).
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`], [`IoError::UnsupportedDType`] for other types (e.g.
+    /// Q4_1), and allocation errors.
+    pub fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, IoError> {
+        let info = self.info(name)?;
+        let unsupported = || IoError::UnsupportedDType {
+            name: name.to_owned(),
+            dtype: info.ggml_type.name(),
+        };
+        let n_bytes = info.n_bytes.ok_or_else(unsupported)?;
+        let start = usize::try_from(info.offset).map_err(|_| unsupported())?;
+        let end = start + usize::try_from(n_bytes).map_err(|_| unsupported())?;
+        let bytes = &self.bytes[start..end];
+        let data = match info.ggml_type {
+            GgmlType::F32 => decode_le::<T>(DType::F32, bytes),
+            GgmlType::F16 => decode_le::<T>(DType::F16, bytes),
+            GgmlType::BF16 => decode_le::<T>(DType::BF16, bytes),
+            GgmlType::F64 => decode_le::<T>(DType::F64, bytes),
+            GgmlType::Q8_0 => dequantize_q8_0(bytes, "GgufFile::load")?,
+            _ => return Err(unsupported()),
+        };
+        Ok(Tensor::from_vec(data, &info.shape)?)
+    }
+}
+
+/// Dequantises Q8_0 blocks (f16 scale `d`, then 32 `i8`): `f32(d) · f32(q)` in `f32`,
+/// rounded once to `T`.
+///
+/// # Errors
+///
+/// Allocation errors.
+pub fn dequantize_q8_0<T: Element>(bytes: &[u8], op: &'static str) -> Result<Vec<T>, IoError> {
+    let mut out = try_filled(bytes.len() / 34 * 32, T::zero(), op)?;
+    for (block, dst) in bytes.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
+        let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+        for (o, &q) in dst.iter_mut().zip(&block[2..]) {
+            *o = T::from_f32_lossy(d * f32::from(i8::from_le_bytes([q])));
+        }
+    }
+    Ok(out)
+}
+
+/// Quantises values to Q8_0 as ggml's reference `quantize_row_q8_0`: per block of 32,
+/// `d = max|x| / 127` (stored as f16), `q = round(x / d)`. `values.len()` must be a
+/// multiple of 32 (a shorter tail is dropped).
+#[must_use]
+pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() / 32 * 34);
+    for block in values.chunks_exact(32) {
+        let amax = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let d = amax / 127.0;
+        let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        #[allow(clippy::cast_possible_truncation)] // |x·inv| ≤ 127 by construction
+        out.extend(
+            block
+                .iter()
+                .map(|&x| ((x * inv).round() as i8).to_le_bytes()[0]),
+        );
+    }
+    out
+}
+
+/// A metadata value to write with [`gguf_bytes`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum GgufWriteValue {
+    /// A `u32`.
+    U32(u32),
+    /// An `f32`.
+    F32(f32),
+    /// A string.
+    String(String),
+    /// A bool.
+    Bool(bool),
+}
+
+/// A tensor to write with [`gguf_bytes`]: name, GGML type id, `ne` (fastest first) and
+/// raw data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GgufWriteTensor {
+    /// The name.
+    pub name: String,
+    /// The GGML type id (0 F32, 1 F16, 8 Q8_0, 30 BF16, ...).
+    pub ggml_type: u32,
+    /// Dimensions, fastest first.
+    pub ne: Vec<u64>,
+    /// The encoded data.
+    pub data: Vec<u8>,
+}
+
+/// The bytes of a GGUF v3 file (alignment 32) with scalar metadata and tensors: a small
+/// writer for tests and tools.
+#[must_use]
+pub fn gguf_bytes(metadata: &[(&str, GgufWriteValue)], tensors: &[GgufWriteTensor]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let string = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (key, value) in metadata {
+        string(&mut out, key);
+        match value {
+            GgufWriteValue::U32(v) => {
+                out.extend_from_slice(&4u32.to_le_bytes());
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            GgufWriteValue::F32(v) => {
+                out.extend_from_slice(&6u32.to_le_bytes());
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            GgufWriteValue::Bool(v) => {
+                out.extend_from_slice(&7u32.to_le_bytes());
+                out.push(u8::from(*v));
+            }
+            GgufWriteValue::String(v) => {
+                out.extend_from_slice(&8u32.to_le_bytes());
+                string(&mut out, v);
+            }
+        }
+    }
+    let align = |len: usize| len.div_ceil(32) * 32;
+    let mut offset = 0usize;
+    for t in tensors {
+        string(&mut out, &t.name);
+        out.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
+        for d in &t.ne {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&t.ggml_type.to_le_bytes());
+        out.extend_from_slice(&(offset as u64).to_le_bytes());
+        offset = align(offset + t.data.len());
+    }
+    out.resize(align(out.len()), 0);
+    for t in tensors {
+        out.extend_from_slice(&t.data);
+        out.resize(align(out.len()), 0);
+    }
+    out
+}

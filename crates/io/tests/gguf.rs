@@ -1,0 +1,195 @@
+//! GGUF: writer/reader round trips for every supported type, and errors for malformed
+//! headers (never panics, never unbounded allocation).
+
+use proptest::prelude::*;
+use tokenloom_io::{
+    GgmlType, GgufFile, GgufValue, GgufWriteTensor, GgufWriteValue, IoError, dequantize_q8_0,
+    gguf_bytes, quantize_q8_0,
+};
+use tokenloom_tensor::{bf16, f16};
+
+fn sample_file() -> Vec<u8> {
+    let values: Vec<f32> = (0..64).map(|i| (i as f32 - 31.5) / 8.0).collect();
+    gguf_bytes(
+        &[
+            (
+                "general.architecture",
+                GgufWriteValue::String("llama".into()),
+            ),
+            ("llama.embedding_length", GgufWriteValue::U32(32)),
+            ("llama.rope.freq_base", GgufWriteValue::F32(10000.0)),
+            ("tokenizer.ggml.add_bos_token", GgufWriteValue::Bool(true)),
+        ],
+        &[
+            GgufWriteTensor {
+                name: "f32".into(),
+                ggml_type: 0,
+                ne: vec![32, 2],
+                data: values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            },
+            GgufWriteTensor {
+                name: "f16".into(),
+                ggml_type: 1,
+                ne: vec![32, 2],
+                data: values
+                    .iter()
+                    .flat_map(|&x| f16::from_f32(x).to_le_bytes())
+                    .collect(),
+            },
+            GgufWriteTensor {
+                name: "bf16".into(),
+                ggml_type: 30,
+                ne: vec![32, 2],
+                data: values
+                    .iter()
+                    .flat_map(|&x| bf16::from_f32(x).to_le_bytes())
+                    .collect(),
+            },
+            GgufWriteTensor {
+                name: "q8".into(),
+                ggml_type: 8,
+                ne: vec![32, 2],
+                data: quantize_q8_0(&values),
+            },
+            GgufWriteTensor {
+                name: "q4".into(),
+                ggml_type: 3,
+                ne: vec![32, 1],
+                data: vec![0; 20],
+            },
+        ],
+    )
+}
+
+#[test]
+fn every_supported_type_round_trips() {
+    let file = GgufFile::from_bytes(sample_file()).unwrap();
+    let values: Vec<f32> = (0..64).map(|i| (i as f32 - 31.5) / 8.0).collect();
+    assert_eq!(
+        file.get("general.architecture").unwrap().as_str(),
+        Some("llama")
+    );
+    assert_eq!(
+        file.get("llama.embedding_length").unwrap().as_u64(),
+        Some(32)
+    );
+    assert_eq!(
+        file.get("tokenizer.ggml.add_bos_token"),
+        Some(&GgufValue::Bool(true))
+    );
+    for name in ["f32", "f16", "bf16"] {
+        let t = file.load::<f32>(name).unwrap();
+        assert_eq!(
+            t.dims(),
+            &[2, 32],
+            "{name}: ne [32, 2] is torch shape (2, 32)"
+        );
+        // These values are exact in all three types.
+        assert_eq!(t.as_slice(), &values[..], "{name}");
+    }
+    let q8 = file.load::<f32>("q8").unwrap();
+    assert_eq!(
+        q8.as_slice(),
+        &dequantize_q8_0::<f32>(&quantize_q8_0(&values), "test").unwrap()[..]
+    );
+    for (got, want) in q8.as_slice().iter().zip(&values) {
+        assert!(
+            (got - want).abs() <= 4.0 / 127.0 / 2.0 + 1e-3,
+            "{got} vs {want}"
+        );
+    }
+    let err = file.load::<f32>("q4").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tensor `q4` has dtype Q4_1, which cannot be read as f32, f64, f16 or bf16"
+    );
+    assert_eq!(file.info("q4").unwrap().ggml_type, GgmlType::Q4_1);
+    assert!(matches!(
+        file.load::<f32>("nope"),
+        Err(IoError::MissingTensor { .. })
+    ));
+}
+
+#[test]
+fn malformed_headers_are_errors() {
+    let good = sample_file();
+    let mut bad_magic = good.clone();
+    bad_magic[0] = b'X';
+    assert!(matches!(
+        GgufFile::from_bytes(bad_magic),
+        Err(IoError::Format { .. })
+    ));
+    let mut bad_version = good.clone();
+    bad_version[4] = 9;
+    assert!(
+        GgufFile::from_bytes(bad_version)
+            .unwrap_err()
+            .to_string()
+            .contains("version 9")
+    );
+    // A tensor count of 2^60 is refused before anything is allocated.
+    let mut huge_count = good.clone();
+    huge_count[8..16].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    assert!(
+        GgufFile::from_bytes(huge_count)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot fit")
+    );
+    let mut huge_kv = good.clone();
+    huge_kv[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(GgufFile::from_bytes(huge_kv).is_err());
+    // Cut anywhere before the end of the last tensor's data: an error, never a panic.
+    // (The alignment padding after it is optional.)
+    let file = GgufFile::from_bytes(good.clone()).unwrap();
+    let data_end = file
+        .tensors()
+        .iter()
+        .map(|t| t.offset + t.n_bytes.unwrap())
+        .max()
+        .unwrap() as usize;
+    assert!(GgufFile::from_bytes(good[..data_end].to_vec()).is_ok());
+    for cut in 0..data_end {
+        assert!(
+            GgufFile::from_bytes(good[..cut].to_vec()).is_err(),
+            "prefix of {cut} bytes accepted"
+        );
+    }
+}
+
+#[test]
+fn a_tensor_past_the_end_of_the_file_is_rejected() {
+    // A header claiming a (2^20 × 2^20) f32 tensor in a tiny file.
+    let bytes = gguf_bytes(
+        &[],
+        &[GgufWriteTensor {
+            name: "huge".into(),
+            ggml_type: 0,
+            ne: vec![1 << 20, 1 << 20],
+            data: vec![0; 64],
+        }],
+    );
+    let err = GgufFile::from_bytes(bytes).unwrap_err();
+    assert!(err.to_string().contains("runs past the end"), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Random bytes and single-byte corruptions of a valid file never panic.
+    #[test]
+    fn hostile_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), index in any::<usize>(), byte in any::<u8>()) {
+        let _ = GgufFile::from_bytes(bytes.clone());
+        let mut with_magic = b"GGUF\x03\x00\x00\x00".to_vec();
+        with_magic.extend_from_slice(&bytes);
+        let _ = GgufFile::from_bytes(with_magic);
+        let mut corrupted = sample_file();
+        let i = index % corrupted.len();
+        corrupted[i] = byte;
+        if let Ok(file) = GgufFile::from_bytes(corrupted) {
+            for t in file.tensors().to_vec() {
+                let _ = file.load::<f32>(&t.name);
+            }
+        }
+    }
+}
