@@ -283,7 +283,7 @@ impl<'a> Cursor<'a> {
                     }
                 };
                 let count = self.check_count(len, min_size, key)?;
-                let numeric = !matches!(item_type, 7 | 8 | 9);
+                let numeric = !matches!(item_type, 7..=9);
                 let mut numbers = Vec::with_capacity(if numeric { count } else { 0 });
                 for _ in 0..count {
                     let item = self.value(item_type, key, depth + 1)?;
