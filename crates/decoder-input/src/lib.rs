@@ -1,22 +1,49 @@
-//! The input of the first decoder block: token ids → embeddings (+ absolute positions),
-//! with what attention needs beside them.
+//! The input of the first decoder block: token ids → `(batch, seq_len, n_embd)` hidden
+//! states (+ absolute positions), with the position ids, attention mask and RoPE cache
+//! that attention needs, built from scratch or loaded from real checkpoints.
 //!
 //! ```
-//! use tokenloom_decoder_input::embedding::{Embedding, Init};
+//! use tokenloom_decoder_input::{DecoderInput, DecoderInputConfig, TokenBatch};
+//! use tokenloom_tensor::Tensor;
 //!
-//! let table = Embedding::<f32>::seeded(3000, 8, Init::default(), 42)?;
-//! let hidden = table.forward(&[73, 786, 2934])?.unsqueeze_batch()?;
-//! assert_eq!(hidden.shape().to_string(), "(1, 3, 8)");
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! let config = DecoderInputConfig::new(3000, 8, 64)
+//!     .with_position_scheme(tokenloom_decoder_input::PositionSchemeConfig::Rope {
+//!         rope: tokenloom_positions::RopeConfig::new(4, 10000.0, tokenloom_positions::RopeLayout::HalfSplit),
+//!     });
+//! let input = DecoderInput::<f32>::from_config(&config, 42)?;
+//! let batch = TokenBatch::new(Tensor::from_vec(vec![73, 786, 2934], &[1, 3])?)?;
+//! let out = input.forward(&batch)?;
+//! assert_eq!(out.hidden().shape().to_string(), "(1, 3, 8)");
+//! assert_eq!(out.position_ids().as_slice(), &[0, 1, 2]);
+//! # Ok::<(), tokenloom_decoder_input::DecoderInputError>(())
 //! ```
 //!
-//! This crate sits on top of `tokenloom-embedding` and `tokenloom-positions` and re-exports
-//! them. Batching (token streams, ragged sequences with padding, masks and position ids),
-//! the `DecoderInput` composition and checkpoint loading are built here next (tracked as
-//! the decoder-input issue).
+//! - Batching ([`TokenBatch`]): ragged sequences padded left or right with an attention
+//!   mask and HuggingFace's position ids, unpadded batches at an offset (KV-cache
+//!   decoding), and pretraining windows cut from a token stream ([`stream_batches`]).
+//! - [`DecoderInput`]: embedding + position scheme ([`PositionSchemeConfig`]: RoPE — not
+//!   added to the embeddings —, sinusoidal, learned, or none) + optional embedding scale,
+//!   with backward, and the tied/untied output head for logits.
+//! - [`DecoderInputConfig`]: the whole setup as serde data (JSON, bincode).
+//! - Real checkpoints: [`load_hf_dir`] for a HuggingFace LLaMA directory (safetensors,
+//!   single or sharded) and [`load_gguf`] for llama.cpp files.
 
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+
+mod batch;
+mod config;
+mod error;
+mod input;
+mod pretrained;
+mod scheme;
+
+pub use batch::{PaddingSide, StreamBatch, TokenBatch, stream_batches};
+pub use config::DecoderInputConfig;
+pub use error::DecoderInputError;
+pub use input::{DecoderInput, DecoderInputGrads, DecoderInputOutput};
+pub use pretrained::{Pretrained, load_gguf, load_hf_dir};
+pub use scheme::{PositionEncoding, PositionSchemeConfig};
 
 pub use tokenloom_embedding as embedding;
 pub use tokenloom_positions as positions;

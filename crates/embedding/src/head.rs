@@ -178,6 +178,31 @@ impl<T: Element> EmbeddingAndHead<T> {
         Ok(model)
     }
 
+    /// A head tied to a *trained* embedding (a loaded checkpoint): `logits = logit_scale ·
+    /// h @ Eᵀ`, without the initial-logit check of [`EmbeddingAndHead::tied`], which is
+    /// about freshly initialised tables.
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::InvalidOption`] for a non-positive or non-finite scale.
+    pub fn tied_pretrained(
+        embedding: Embedding<T>,
+        logit_scale: f64,
+    ) -> Result<Self, EmbeddingError> {
+        if !(logit_scale.is_finite() && logit_scale > 0.0) {
+            return Err(EmbeddingError::InvalidOption {
+                name: "logit_scale",
+                value: logit_scale,
+                requirement: "must be positive and finite",
+            });
+        }
+        Ok(Self {
+            embedding,
+            head: HeadWeight::Tied,
+            logit_scale,
+        })
+    }
+
     /// The expected std of the logits for hidden states with entries of std `hidden_std`,
     /// from the head weight's current RMS.
     #[must_use]

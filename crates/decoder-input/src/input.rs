@@ -1,0 +1,488 @@
+//! [`DecoderInput`]: token ids → the hidden states entering the first decoder block, plus
+//! what attention needs beside them.
+
+use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingConfig, Gradients, TieOptions};
+use tokenloom_positions::{CacheFloat, Positions, QkLayout, RopeCache, sinusoidal_table};
+use tokenloom_tensor::{Accumulate, Element, Tensor, TensorView, TensorViewMut};
+
+use crate::batch::{PaddingSide, TokenBatch};
+use crate::config::DecoderInputConfig;
+use crate::error::DecoderInputError;
+use crate::scheme::{PositionEncoding, PositionSchemeConfig};
+
+/// The input side of a decoder: the token embedding (with its output head, tied or
+/// untied), a position scheme, an optional embedding scale, the context length and the
+/// padding id.
+///
+/// `T` is the element type of the tables and activations; `C` (`f32` by default, or
+/// `f64`) is the precision of the RoPE cos/sin cache.
+///
+/// # Shapes
+///
+/// - [`forward`](DecoderInput::forward): a [`TokenBatch`] `(batch, seq_len)` → hidden
+///   states `(batch, seq_len, n_embd)`
+/// - [`logits`](DecoderInput::logits): `(…, n_embd)` → `(…, vocab_size)`
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_decoder_input::{DecoderInput, DecoderInputConfig, PaddingSide};
+/// use tokenloom_positions::QkLayout;
+/// use tokenloom_tensor::Tensor;
+///
+/// let config = DecoderInputConfig::new(3000, 128, 512).with_pad_id(0);
+/// let input = DecoderInput::<f32>::from_config(&config, 42)?;
+/// let batch = input.pad_batch(&[vec![73, 786, 2934], vec![73]], PaddingSide::Left)?;
+/// let out = input.forward(&batch)?;
+/// assert_eq!(out.hidden().dims(), &[2, 3, 128]);
+///
+/// // Inside attention: q and k of shape (batch, n_heads, seq_len, head_dim = 64).
+/// let mut q = Tensor::<f32>::zeros(&[2, 2, 3, 64])?;
+/// let mut k = Tensor::<f32>::zeros(&[2, 1, 3, 64])?;
+/// out.apply_rope(q.view_mut(), k.view_mut(), QkLayout::BatchHeadsSeq)?;
+/// # Ok::<(), tokenloom_decoder_input::DecoderInputError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderInput<T, C = f32> {
+    model: EmbeddingAndHead<T>,
+    positions: PositionEncoding<T, C>,
+    max_positions: usize,
+    pad_id: Option<u32>,
+    embedding_scale: Option<f64>,
+}
+
+/// The output of [`DecoderInput::forward`]: the hidden states and what the attention
+/// layers need.
+#[derive(Debug)]
+pub struct DecoderInputOutput<'a, T, C> {
+    hidden: Tensor<T>,
+    batch: &'a TokenBatch,
+    rope: Option<&'a RopeCache<C>>,
+    scheme: &'static str,
+}
+
+impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
+    /// The hidden states `(batch, seq_len, n_embd)`.
+    #[must_use]
+    pub fn hidden(&self) -> &Tensor<T> {
+        &self.hidden
+    }
+
+    /// Gives up the output, returning the hidden states.
+    #[must_use]
+    pub fn into_hidden(self) -> Tensor<T> {
+        self.hidden
+    }
+
+    /// The position ids `(batch, seq_len)`.
+    #[must_use]
+    pub fn position_ids(&self) -> &Tensor<u32> {
+        self.batch.position_ids()
+    }
+
+    /// The attention mask `(batch, seq_len)`.
+    #[must_use]
+    pub fn attention_mask(&self) -> &Tensor<u8> {
+        self.batch.attention_mask()
+    }
+
+    /// The RoPE cos/sin cache, when the scheme is RoPE.
+    #[must_use]
+    pub fn rope(&self) -> Option<&RopeCache<C>> {
+        self.rope
+    }
+
+    /// Rotates a block's q and k in place with the batch's position ids.
+    ///
+    /// # Shapes
+    ///
+    /// `q`: `(batch, n_heads, seq_len, head_dim)` or `(batch, seq_len, n_heads,
+    /// head_dim)` per `layout`; `k` the same with `n_kv_heads`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::NotRope`] when the scheme is not RoPE, and the RoPE shape
+    /// errors.
+    pub fn apply_rope(
+        &self,
+        q: TensorViewMut<'_, T>,
+        k: TensorViewMut<'_, T>,
+        layout: QkLayout,
+    ) -> Result<(), DecoderInputError> {
+        let rope = self.rope.ok_or(DecoderInputError::NotRope {
+            scheme: self.scheme,
+        })?;
+        let positions = Positions::Ids(self.batch.position_ids().view());
+        rope.apply_in_place(q, layout, positions)?;
+        rope.apply_in_place(k, layout, positions)?;
+        Ok(())
+    }
+}
+
+/// The gradients of a [`DecoderInput`]: the embedding (and untied head) as
+/// [`Gradients`], and the learned position table when there is one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecoderInputGrads<T> {
+    /// The embedding's (and an untied head's) gradients.
+    pub model: Gradients<T>,
+    /// The learned position table's gradient.
+    pub learned_positions: Option<Tensor<T>>,
+}
+
+impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
+    /// Builds a fresh decoder input from a config, drawing tables from `seed`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::DTypeMismatch`] when the config's dtype is not `T`, the
+    /// config's own checks, and the errors of the embedding, head tying (an init whose
+    /// tied logits would blow up is refused) and position scheme.
+    pub fn from_config(config: &DecoderInputConfig, seed: u64) -> Result<Self, DecoderInputError> {
+        if config.dtype != T::DTYPE {
+            return Err(DecoderInputError::DTypeMismatch {
+                config: config.dtype,
+                requested: T::DTYPE,
+            });
+        }
+        config.validate()?;
+        let mut table =
+            EmbeddingConfig::new(config.vocab_size, config.n_embd).with_init(config.init);
+        if let Some(pad) = config.pad_id {
+            table = table.with_padding_idx(pad as usize);
+        }
+        let embedding = table.init_seeded::<T>(seed)?;
+        let model = if config.tie_word_embeddings {
+            let options = TieOptions {
+                logit_scale: config.logit_scale.unwrap_or(1.0),
+                ..TieOptions::default()
+            };
+            EmbeddingAndHead::tied(embedding, options)?
+        } else {
+            let head = EmbeddingConfig::new(config.vocab_size, config.n_embd)
+                .with_init(config.init)
+                .init_seeded::<T>(seed.wrapping_add(1))?;
+            EmbeddingAndHead::untied(embedding, head.into_weight())?
+        };
+        let positions = match &config.position_scheme {
+            PositionSchemeConfig::Rope { rope } => {
+                PositionEncoding::Rope(RopeCache::new(rope, config.max_positions)?)
+            }
+            PositionSchemeConfig::Sinusoidal { base } => PositionEncoding::Sinusoidal(
+                sinusoidal_table(config.max_positions, config.n_embd, *base)?,
+            ),
+            PositionSchemeConfig::Learned { init } => PositionEncoding::Learned(
+                EmbeddingConfig::new(config.max_positions, config.n_embd)
+                    .with_init(*init)
+                    .init_seeded(seed.wrapping_add(2))?,
+            ),
+            PositionSchemeConfig::None => PositionEncoding::None,
+        };
+        Self::from_parts(
+            model,
+            positions,
+            config.max_positions,
+            config.pad_id,
+            config.embedding_scale,
+        )
+    }
+
+    /// Assembles a decoder input from built parts (e.g. pretrained weights).
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::ZeroSize`] for `max_positions = 0`,
+    /// [`DecoderInputError::Config`] when an absolute table is not
+    /// `(max_positions, n_embd)`, a RoPE cache is shorter than `max_positions`, the pad id
+    /// is outside the vocabulary or the scale is not positive.
+    pub fn from_parts(
+        model: EmbeddingAndHead<T>,
+        positions: PositionEncoding<T, C>,
+        max_positions: usize,
+        pad_id: Option<u32>,
+        embedding_scale: Option<f64>,
+    ) -> Result<Self, DecoderInputError> {
+        if max_positions == 0 {
+            return Err(DecoderInputError::ZeroSize {
+                name: "max_positions",
+            });
+        }
+        let n_embd = model.embedding().n_embd();
+        let bad = |field: &str, reason: String| DecoderInputError::Config {
+            field: field.to_owned(),
+            reason,
+        };
+        if let Some(table) = positions.additive_table() {
+            if table.dims() != [max_positions, n_embd] {
+                return Err(bad(
+                    "position table",
+                    format!(
+                        "shape {} is not (max_positions {max_positions}, n_embd {n_embd})",
+                        table.shape()
+                    ),
+                ));
+            }
+        }
+        if let PositionEncoding::Rope(cache) = &positions {
+            if cache.max_positions() < max_positions {
+                return Err(bad(
+                    "rope cache",
+                    format!(
+                        "covers {} positions, fewer than max_positions {max_positions}",
+                        cache.max_positions()
+                    ),
+                ));
+            }
+        }
+        if let Some(pad) = pad_id {
+            if pad as usize >= model.embedding().vocab_size() {
+                return Err(bad(
+                    "pad_id",
+                    format!(
+                        "{pad} is outside vocab_size {}",
+                        model.embedding().vocab_size()
+                    ),
+                ));
+            }
+        }
+        if let Some(scale) = embedding_scale {
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(bad(
+                    "embedding_scale",
+                    format!("{scale} must be positive and finite"),
+                ));
+            }
+        }
+        Ok(Self {
+            model,
+            positions,
+            max_positions,
+            pad_id,
+            embedding_scale,
+        })
+    }
+
+    /// The embedding and output head.
+    #[must_use]
+    pub fn model(&self) -> &EmbeddingAndHead<T> {
+        &self.model
+    }
+
+    /// The embedding and output head, mutably (for optimizer steps).
+    pub fn model_mut(&mut self) -> &mut EmbeddingAndHead<T> {
+        &mut self.model
+    }
+
+    /// The token embedding.
+    #[must_use]
+    pub fn embedding(&self) -> &Embedding<T> {
+        self.model.embedding()
+    }
+
+    /// The position scheme.
+    #[must_use]
+    pub fn positions(&self) -> &PositionEncoding<T, C> {
+        &self.positions
+    }
+
+    /// The context length.
+    #[must_use]
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// The padding id.
+    #[must_use]
+    pub fn pad_id(&self) -> Option<u32> {
+        self.pad_id
+    }
+
+    /// The embedding scale.
+    #[must_use]
+    pub fn embedding_scale(&self) -> Option<f64> {
+        self.embedding_scale
+    }
+
+    /// Pads ragged sequences with this model's pad id (see [`TokenBatch::pad`]).
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::Config`] when the model has no pad id,
+    /// [`DecoderInputError::SequenceTooLong`] for a sequence past `max_positions`, and the
+    /// errors of [`TokenBatch::pad`].
+    pub fn pad_batch<S: AsRef<[u32]>>(
+        &self,
+        sequences: &[S],
+        side: PaddingSide,
+    ) -> Result<TokenBatch, DecoderInputError> {
+        let pad_id = self.pad_id.ok_or_else(|| DecoderInputError::Config {
+            field: "pad_id".to_owned(),
+            reason: "the model has no padding id; set one to pad ragged sequences".to_owned(),
+        })?;
+        if let Some((index, len)) = sequences
+            .iter()
+            .map(|s| s.as_ref().len())
+            .enumerate()
+            .find(|&(_, len)| len > self.max_positions)
+        {
+            return Err(DecoderInputError::SequenceTooLong {
+                index,
+                len,
+                max_positions: self.max_positions,
+            });
+        }
+        TokenBatch::pad(sequences, pad_id, side)
+    }
+
+    /// Checks every position id against `max_positions`.
+    fn check_positions(&self, batch: &TokenBatch) -> Result<(), DecoderInputError> {
+        let seq_len = batch.seq_len();
+        match batch
+            .position_ids()
+            .as_slice()
+            .iter()
+            .position(|&p| p as usize >= self.max_positions)
+        {
+            Some(i) => Err(DecoderInputError::PositionOutOfRange {
+                position: batch.position_ids().as_slice()[i] as usize,
+                batch: i / seq_len,
+                index: i % seq_len,
+                max_positions: self.max_positions,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The hidden states `(batch, seq_len, n_embd)` entering the first decoder block:
+    /// the token embeddings, times the embedding scale if any, plus the absolute position
+    /// table at each token's position id (sinusoidal or learned). With RoPE nothing is
+    /// added; the output carries the cache to rotate q/k inside attention.
+    ///
+    /// # Errors
+    ///
+    /// The id errors of the embedding (naming batch and position), and
+    /// [`DecoderInputError::PositionOutOfRange`] for a position id at or past
+    /// `max_positions`.
+    pub fn forward<'a>(
+        &'a self,
+        batch: &'a TokenBatch,
+    ) -> Result<DecoderInputOutput<'a, T, C>, DecoderInputError> {
+        self.check_positions(batch)?;
+        let mut hidden = self.model.lookup(batch.ids())?;
+        if let Some(scale) = self.embedding_scale {
+            for x in hidden.as_mut_slice() {
+                *x = T::from_f64_lossy(x.as_f64() * scale);
+            }
+        }
+        if let Some(table) = self.positions.additive_table() {
+            let n_embd = self.embedding().n_embd();
+            for (row, &p) in hidden
+                .as_mut_slice()
+                .chunks_exact_mut(n_embd)
+                .zip(batch.position_ids().as_slice())
+            {
+                let pe = table
+                    .row(p as usize)
+                    .expect("position ids were checked against max_positions");
+                for (x, &e) in row.iter_mut().zip(pe) {
+                    *x = T::from_f64_lossy(x.as_f64() + e.as_f64());
+                }
+            }
+        }
+        let rope = match &self.positions {
+            PositionEncoding::Rope(cache) => Some(cache),
+            _ => None,
+        };
+        Ok(DecoderInputOutput {
+            hidden,
+            batch,
+            rope,
+            scheme: self.positions.name(),
+        })
+    }
+
+    /// Zeroed gradient buffers for this decoder input.
+    ///
+    /// # Errors
+    ///
+    /// Allocation errors.
+    pub fn zero_grads(&self) -> Result<DecoderInputGrads<T>, DecoderInputError> {
+        Ok(DecoderInputGrads {
+            model: self.model.zero_grads()?,
+            learned_positions: match &self.positions {
+                PositionEncoding::Learned(table) => Some(Tensor::zeros(table.weight().dims())?),
+                _ => None,
+            },
+        })
+    }
+
+    /// Backward of [`forward`](DecoderInput::forward): adds the gradient of the token
+    /// embedding (scaled by the embedding scale) and of the learned position table into
+    /// `grads`.
+    ///
+    /// # Errors
+    ///
+    /// The embedding's gradient-shape errors for a `grad_hidden` that is not
+    /// `(batch, seq_len, n_embd)`.
+    pub fn backward(
+        &self,
+        batch: &TokenBatch,
+        grad_hidden: TensorView<'_, T>,
+        grads: &mut DecoderInputGrads<T>,
+    ) -> Result<(), DecoderInputError> {
+        let scaled: Tensor<T>;
+        let grad_embedding = match self.embedding_scale {
+            Some(scale) => {
+                scaled = Tensor::from_shape_vec(
+                    grad_hidden
+                        .as_slice()
+                        .iter()
+                        .map(|&g| T::from_f64_lossy(g.as_f64() * scale))
+                        .collect(),
+                    grad_hidden.shape(),
+                )?;
+                scaled.view()
+            }
+            None => grad_hidden,
+        };
+        self.model
+            .backward_lookup(batch.ids(), grad_embedding, &mut grads.model)?;
+        if let (PositionEncoding::Learned(table), Some(g)) =
+            (&self.positions, &mut grads.learned_positions)
+        {
+            table.backward_dense_into(
+                batch.position_ids(),
+                grad_hidden,
+                g.view_mut(),
+                Accumulate::Add,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The logits `(…, vocab_size)` of the last decoder block's output, through the tied
+    /// or untied head.
+    ///
+    /// # Errors
+    ///
+    /// As [`EmbeddingAndHead::logits`].
+    pub fn logits(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, DecoderInputError> {
+        Ok(self.model.logits(hidden)?)
+    }
+
+    /// Backward of [`logits`](DecoderInput::logits): adds the head's weight gradient into
+    /// `grads` and returns the gradient of `hidden`.
+    ///
+    /// # Errors
+    ///
+    /// As [`EmbeddingAndHead::backward_logits`].
+    pub fn backward_logits(
+        &self,
+        hidden: TensorView<'_, T>,
+        grad_logits: TensorView<'_, T>,
+        grads: &mut DecoderInputGrads<T>,
+    ) -> Result<Tensor<T>, DecoderInputError> {
+        Ok(self
+            .model
+            .backward_logits(hidden, grad_logits, &mut grads.model)?)
+    }
+}

@@ -1,0 +1,348 @@
+//! Loading the input side of real checkpoints: HuggingFace LLaMA-style directories
+//! (config.json + safetensors, single or sharded) and GGUF files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingOptions};
+use tokenloom_io::{GgufFile, GgufValue, SafetensorsFile};
+use tokenloom_positions::{
+    CacheFloat, ModelRopeSettings, RopeCache, RopeConfig, RopeLayout, RopeScaling, YarnScaling,
+    parse_hf_config,
+};
+use tokenloom_tensor::Element;
+
+use crate::error::DecoderInputError;
+use crate::input::DecoderInput;
+use crate::scheme::PositionEncoding;
+
+/// A decoder input loaded from a real checkpoint, with the attention settings that came
+/// with it and notes on anything that was deliberately ignored.
+#[derive(Debug)]
+pub struct Pretrained<T, C = f32> {
+    /// The decoder input: embedding, head (tied or untied), RoPE cache.
+    pub input: DecoderInput<T, C>,
+    /// The RoPE and head-count settings of the model.
+    pub rope: ModelRopeSettings,
+    /// Things the loader decided, in words (e.g. an `lm_head.weight` ignored because the
+    /// config ties the head).
+    pub notes: Vec<String>,
+}
+
+/// The embedding tensor of HuggingFace LLaMA checkpoints.
+pub const HF_EMBED_NAME: &str = "model.embed_tokens.weight";
+/// The untied output head of HuggingFace LLaMA checkpoints.
+pub const HF_HEAD_NAME: &str = "lm_head.weight";
+
+fn checkpoint_error(path: &Path, reason: impl Into<String>) -> DecoderInputError {
+    DecoderInputError::Checkpoint {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Which safetensors file of a checkpoint directory holds each tensor.
+fn weight_files(dir: &Path) -> Result<BTreeMap<String, String>, DecoderInputError> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text =
+            std::fs::read_to_string(&index).map_err(|e| checkpoint_error(&index, e.to_string()))?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| checkpoint_error(&index, e.to_string()))?;
+        let map = json
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .ok_or_else(|| checkpoint_error(&index, "no `weight_map` object"))?;
+        return map
+            .iter()
+            .map(|(name, file)| {
+                let file = file
+                    .as_str()
+                    .filter(|f| !f.contains('/') && !f.contains('\\') && !f.starts_with('.'))
+                    .ok_or_else(|| {
+                        checkpoint_error(
+                            &index,
+                            format!("weight_map entry for `{name}` is not a file name"),
+                        )
+                    })?;
+                Ok((name.clone(), file.to_owned()))
+            })
+            .collect();
+    }
+    let single = dir.join("model.safetensors");
+    if !single.is_file() {
+        return Err(checkpoint_error(
+            dir,
+            "neither model.safetensors nor model.safetensors.index.json exists",
+        ));
+    }
+    let file = SafetensorsFile::open(&single)?;
+    Ok(file
+        .tensors()
+        .iter()
+        .map(|t| (t.name.clone(), "model.safetensors".to_owned()))
+        .collect())
+}
+
+/// Loads a `(vocab_size, n_embd)` matrix by name from the shard that holds it.
+fn load_table<T: Element>(
+    dir: &Path,
+    files: &BTreeMap<String, String>,
+    name: &str,
+    shape: [usize; 2],
+) -> Result<Embedding<T>, DecoderInputError> {
+    let file_name = files.get(name).ok_or_else(|| {
+        checkpoint_error(
+            dir,
+            format!(
+                "no tensor `{name}`; the checkpoint has {} tensors, e.g. {}",
+                files.len(),
+                files.keys().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let file = SafetensorsFile::open(dir.join(file_name))?;
+    Ok(Embedding::from_weight(
+        file.load_matrix::<T>(name, Some(shape))?,
+    )?)
+}
+
+fn json_usize(config: &Value, key: &str, path: &Path) -> Result<Option<usize>, DecoderInputError> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|x| usize::try_from(x).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                checkpoint_error(path, format!("`{key}` = {v} is not a non-negative integer"))
+            }),
+    }
+}
+
+/// Loads the input side of a HuggingFace LLaMA-style model directory: `config.json`
+/// (through the strict parser of the positions crate), and `model.embed_tokens.weight`
+/// (plus `lm_head.weight` when untied) from `model.safetensors` or the shards listed in
+/// `model.safetensors.index.json`. Files are memory-mapped; each tensor is read once.
+///
+/// Tying follows the config's `tie_word_embeddings` (absent: false, LlamaConfig's
+/// default). A tied config whose checkpoint also holds `lm_head.weight` is handled as
+/// HuggingFace's `tie_weights` does: the head shares the embedding and the stored
+/// `lm_head.weight` is ignored (reported in [`Pretrained::notes`]). The config's
+/// `pad_token_id`, when inside the vocabulary, becomes the embedding's `padding_idx`, as
+/// in LLaMA's `nn.Embedding(vocab_size, hidden_size, pad_token_id)`. The RoPE layout is
+/// half-split, the layout of HF checkpoints.
+///
+/// # Errors
+///
+/// [`DecoderInputError::Checkpoint`] for missing or malformed files and tensors, the
+/// config parser's errors, and shape errors naming the tensor.
+pub fn load_hf_dir<T: Element, C: CacheFloat>(
+    dir: impl AsRef<Path>,
+) -> Result<Pretrained<T, C>, DecoderInputError> {
+    let dir = dir.as_ref();
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|e| checkpoint_error(&config_path, e.to_string()))?;
+    let rope = parse_hf_config(&text)?;
+    let config: Value =
+        serde_json::from_str(&text).map_err(|e| checkpoint_error(&config_path, e.to_string()))?;
+    let vocab_size = json_usize(&config, "vocab_size", &config_path)?
+        .ok_or_else(|| checkpoint_error(&config_path, "missing `vocab_size`"))?;
+    let n_embd = json_usize(&config, "hidden_size", &config_path)?
+        .ok_or_else(|| checkpoint_error(&config_path, "missing `hidden_size`"))?;
+    let max_positions = rope.max_position_embeddings.unwrap_or(0);
+    let tie = match config.get("tie_word_embeddings") {
+        None | Some(Value::Null) => false,
+        Some(v) => v.as_bool().ok_or_else(|| {
+            checkpoint_error(
+                &config_path,
+                format!("`tie_word_embeddings` = {v} is not a bool"),
+            )
+        })?,
+    };
+    let pad_id = json_usize(&config, "pad_token_id", &config_path)?.filter(|&p| p < vocab_size);
+
+    let files = weight_files(dir)?;
+    let mut notes = Vec::new();
+    let mut embedding = load_table::<T>(dir, &files, HF_EMBED_NAME, [vocab_size, n_embd])?;
+    if let Some(pad) = pad_id {
+        embedding = embedding.with_options(EmbeddingOptions {
+            padding_idx: Some(pad),
+            ..EmbeddingOptions::default()
+        })?;
+    }
+    let model = if tie {
+        if files.contains_key(HF_HEAD_NAME) {
+            notes.push(format!(
+                "{HF_HEAD_NAME} is present but tie_word_embeddings is true: ignored, the head shares {HF_EMBED_NAME} (as HuggingFace's tie_weights)"
+            ));
+        }
+        EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
+    } else {
+        let head = load_table::<T>(dir, &files, HF_HEAD_NAME, [vocab_size, n_embd])?;
+        EmbeddingAndHead::untied(embedding, head.into_weight())?
+    };
+    let cache = RopeCache::new(&rope.rope, max_positions.max(1))?;
+    let input = DecoderInput::from_parts(
+        model,
+        PositionEncoding::Rope(cache),
+        max_positions.max(1),
+        pad_id.map(to_u32),
+        None,
+    )?;
+    Ok(Pretrained { input, rope, notes })
+}
+
+fn to_u32(x: usize) -> u32 {
+    u32::try_from(x).expect("pad ids are below vocab_size, which indexes u32 token ids")
+}
+
+/// Loads the input side of a GGUF file (llama.cpp): the `{arch}.*` metadata sets n_embd,
+/// head counts, context length and the RoPE settings (`rope.freq_base`,
+/// `rope.dimension_count`, `rope.scaling.type` / `.factor` /
+/// `.original_context_length`), `token_embd.weight` is dequantised into `T` (F32, F16,
+/// BF16 or Q8_0), and the head is tied unless the file has `output.weight`.
+///
+/// GGUF stores LLaMA q/k projection weights in the interleaved (Meta) order, so the RoPE
+/// layout returned is [`RopeLayout::Interleaved`]: use it with the file's q/k weights as
+/// they are, or convert them with `tokenloom_positions::convert_qk_layout` to use
+/// half-split.
+///
+/// # Errors
+///
+/// [`DecoderInputError::Checkpoint`] for missing or unsupported metadata (including a
+/// precomputed `rope_freqs.weight`, which this loader does not apply), and the reader's
+/// errors.
+pub fn load_gguf<T: Element, C: CacheFloat>(
+    path: impl AsRef<Path>,
+) -> Result<Pretrained<T, C>, DecoderInputError> {
+    let path = path.as_ref();
+    let file = GgufFile::open(path)?;
+    let arch = file
+        .get("general.architecture")
+        .and_then(GgufValue::as_str)
+        .ok_or_else(|| checkpoint_error(path, "missing general.architecture"))?
+        .to_owned();
+    let key = |suffix: &str| format!("{arch}.{suffix}");
+    let uint = |suffix: &str| -> Result<Option<usize>, DecoderInputError> {
+        match file.get(&key(suffix)) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|x| usize::try_from(x).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    checkpoint_error(
+                        path,
+                        format!("{} = {v:?} is not an unsigned integer", key(suffix)),
+                    )
+                }),
+        }
+    };
+    let required = |suffix: &str| {
+        uint(suffix)?.ok_or_else(|| checkpoint_error(path, format!("missing {}", key(suffix))))
+    };
+    let float = |suffix: &str| file.get(&key(suffix)).and_then(GgufValue::as_f64);
+
+    let n_embd = required("embedding_length")?;
+    let n_heads = required("attention.head_count")?;
+    let n_kv_heads = uint("attention.head_count_kv")?.unwrap_or(n_heads);
+    if n_heads == 0 || n_embd % n_heads != 0 {
+        return Err(checkpoint_error(
+            path,
+            format!("head_count {n_heads} does not divide embedding_length {n_embd}"),
+        ));
+    }
+    let head_dim = uint("attention.key_length")?.unwrap_or(n_embd / n_heads);
+    let max_positions = required("context_length")?;
+    let theta = float("rope.freq_base").unwrap_or(10000.0);
+    let rotary_dim = uint("rope.dimension_count")?.unwrap_or(head_dim);
+    if file.info("rope_freqs.weight").is_ok() {
+        return Err(checkpoint_error(
+            path,
+            "rope_freqs.weight (precomputed per-frequency factors, e.g. LLaMA 3.1) is not supported by this loader",
+        ));
+    }
+    let scaling = match file
+        .get(&key("rope.scaling.type"))
+        .and_then(GgufValue::as_str)
+    {
+        None | Some("none") => match float("rope.scale_linear") {
+            Some(factor) if factor != 1.0 => RopeScaling::Linear { factor },
+            _ => RopeScaling::None,
+        },
+        Some("linear") => RopeScaling::Linear {
+            factor: float("rope.scaling.factor").ok_or_else(|| {
+                checkpoint_error(path, "linear scaling without rope.scaling.factor")
+            })?,
+        },
+        Some("yarn") => RopeScaling::Yarn(YarnScaling::new(
+            float("rope.scaling.factor").ok_or_else(|| {
+                checkpoint_error(path, "yarn scaling without rope.scaling.factor")
+            })?,
+            uint("rope.scaling.original_context_length")?.unwrap_or(max_positions),
+        )),
+        Some(other) => {
+            return Err(checkpoint_error(
+                path,
+                format!("rope scaling type `{other}` is not supported"),
+            ));
+        }
+    };
+    let rope_config = RopeConfig::new(head_dim, theta, RopeLayout::Interleaved)
+        .with_rotary_dim(rotary_dim)
+        .with_scaling(scaling);
+    rope_config.validate()?;
+
+    let table = file.load::<T>("token_embd.weight")?;
+    let vocab_size = table.dims()[0];
+    if table.dims() != [vocab_size, n_embd] {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "token_embd.weight has shape {}, expected (vocab_size, {n_embd})",
+                table.shape()
+            ),
+        ));
+    }
+    let pad_id = file
+        .get("tokenizer.ggml.padding_token_id")
+        .and_then(GgufValue::as_u64)
+        .and_then(|p| usize::try_from(p).ok())
+        .filter(|&p| p < vocab_size);
+    let mut embedding = Embedding::from_weight(table)?;
+    if let Some(pad) = pad_id {
+        embedding = embedding.with_options(EmbeddingOptions {
+            padding_idx: Some(pad),
+            ..EmbeddingOptions::default()
+        })?;
+    }
+    let mut notes = Vec::new();
+    let model = if file.info("output.weight").is_ok() {
+        let head = file.load::<T>("output.weight")?;
+        EmbeddingAndHead::untied(embedding, head)?
+    } else {
+        notes.push("no output.weight: the head is tied to token_embd.weight".to_owned());
+        EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
+    };
+    let cache = RopeCache::new(&rope_config, max_positions.max(1))?;
+    let input = DecoderInput::from_parts(
+        model,
+        PositionEncoding::Rope(cache),
+        max_positions.max(1),
+        pad_id.map(to_u32),
+        None,
+    )?;
+    Ok(Pretrained {
+        input,
+        rope: ModelRopeSettings {
+            rope: rope_config,
+            n_heads,
+            n_kv_heads,
+            max_position_embeddings: Some(max_positions),
+        },
+        notes,
+    })
+}
