@@ -51,6 +51,6 @@ pub use error::PositionError;
 pub use model_config::{ModelRopeSettings, parse_hf_config, parse_meta_params};
 pub use rope::{
     CacheFloat, Llama3Scaling, LongRopeScaling, Positions, QkLayout, RopeCache, RopeConfig,
-    RopeLayout, RopeScaling, YarnScaling, convert_qk_layout, reduce_angle,
+    RopeLayout, RopeScaling, YarnScaling, convert_qk_layout, cos_sin, reduce_angle,
 };
 pub use sinusoidal::sinusoidal_table;

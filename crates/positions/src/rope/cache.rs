@@ -57,6 +57,17 @@ pub fn reduce_angle(angle: f64) -> f64 {
     (-turns).mul_add(TAU_LO, (-turns).mul_add(TAU_HI, angle))
 }
 
+/// `(s·cos θ, s·sin θ)` for `θ = position · inv_freq`, computed in `f64` with the angle
+/// reduced modulo 2π first ([`reduce_angle`]); `s` is the attention factor. This is the
+/// value a [`RopeCache`] stores, available for any single position without building a
+/// cache (e.g. position 10⁶).
+#[must_use]
+pub fn cos_sin(position: usize, inv_freq: f64, attention_factor: f64) -> (f64, f64) {
+    #[allow(clippy::cast_precision_loss)] // positions are far below 2^53
+    let (sin, cos) = reduce_angle(position as f64 * inv_freq).sin_cos();
+    (cos * attention_factor, sin * attention_factor)
+}
+
 /// cos/sin of every position in `[0, max_positions)` for one [`RopeConfig`], with the
 /// scaling's attention factor already applied (as HuggingFace does).
 ///
@@ -127,12 +138,10 @@ impl<C: CacheFloat> RopeCache<C> {
             .zip(sin.chunks_exact_mut(half))
             .enumerate()
         {
-            #[allow(clippy::cast_precision_loss)] // positions are far below 2^53
-            let position = position as f64;
             for ((c, s), &freq) in cos_row.iter_mut().zip(sin_row.iter_mut()).zip(&inv_freq) {
-                let (sin_value, cos_value) = reduce_angle(position * freq).sin_cos();
-                *c = C::from_f64_lossy(cos_value * attention_factor);
-                *s = C::from_f64_lossy(sin_value * attention_factor);
+                let (cos_value, sin_value) = cos_sin(position, freq, attention_factor);
+                *c = C::from_f64_lossy(cos_value);
+                *s = C::from_f64_lossy(sin_value);
             }
         }
         Ok(Self {

@@ -8,7 +8,7 @@ mod permute;
 mod scaling;
 
 pub use apply::{Positions, QkLayout};
-pub use cache::{CacheFloat, RopeCache, reduce_angle};
+pub use cache::{CacheFloat, RopeCache, cos_sin, reduce_angle};
 pub use config::{RopeConfig, RopeLayout};
 pub use permute::convert_qk_layout;
 pub use scaling::{Llama3Scaling, LongRopeScaling, RopeScaling, YarnScaling};
