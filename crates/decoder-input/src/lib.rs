@@ -42,7 +42,9 @@ pub use batch::{PaddingSide, StreamBatch, TokenBatch, stream_batches};
 pub use config::DecoderInputConfig;
 pub use error::DecoderInputError;
 pub use input::{DecoderInput, DecoderInputGrads, DecoderInputOutput};
-pub use pretrained::{Pretrained, load_gguf, load_hf_dir};
+pub use pretrained::{
+    HF_EMBED_NAME, HF_HEAD_NAME, Pretrained, gguf_rope_settings, load_gguf, load_hf_dir,
+};
 pub use scheme::{PositionEncoding, PositionSchemeConfig};
 
 pub use tokenloom_embedding as embedding;

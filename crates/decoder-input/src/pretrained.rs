@@ -199,27 +199,16 @@ fn to_u32(x: usize) -> u32 {
     u32::try_from(x).expect("pad ids are below vocab_size, which indexes u32 token ids")
 }
 
-/// Loads the input side of a GGUF file (llama.cpp): the `{arch}.*` metadata sets n_embd,
-/// head counts, context length and the RoPE settings (`rope.freq_base`,
-/// `rope.dimension_count`, `rope.scaling.type` / `.factor` /
-/// `.original_context_length`), `token_embd.weight` is dequantised into `T` (F32, F16,
-/// BF16 or Q8_0), and the head is tied unless the file has `output.weight`.
-///
-/// GGUF stores LLaMA q/k projection weights in the interleaved (Meta) order, so the RoPE
-/// layout returned is [`RopeLayout::Interleaved`]: use it with the file's q/k weights as
-/// they are, or convert them with `tokenloom_positions::convert_qk_layout` to use
-/// half-split.
+/// The position and attention settings of a GGUF file's `{arch}.*` metadata (see
+/// [`load_gguf`]), without loading any tensor. The layout is
+/// [`RopeLayout::Interleaved`], the order of GGUF LLaMA q/k weights.
 ///
 /// # Errors
 ///
-/// [`DecoderInputError::Checkpoint`] for missing or unsupported metadata (including a
-/// precomputed `rope_freqs.weight`, which this loader does not apply), and the reader's
-/// errors.
-pub fn load_gguf<T: Element, C: CacheFloat>(
-    path: impl AsRef<Path>,
-) -> Result<Pretrained<T, C>, DecoderInputError> {
-    let path = path.as_ref();
-    let file = GgufFile::open(path)?;
+/// [`DecoderInputError::Checkpoint`] for missing or unsupported metadata, and RoPE
+/// validation errors.
+pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderInputError> {
+    let path = file.path().unwrap_or(Path::new("<GGUF bytes>"));
     let arch = file
         .get("general.architecture")
         .and_then(GgufValue::as_str)
@@ -295,6 +284,48 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
         .with_rotary_dim(rotary_dim)
         .with_scaling(scaling);
     rope_config.validate()?;
+    Ok(ModelRopeSettings {
+        rope: rope_config,
+        n_heads,
+        n_kv_heads,
+        max_position_embeddings: Some(max_positions),
+    })
+}
+
+/// Loads the input side of a GGUF file (llama.cpp): the `{arch}.*` metadata sets n_embd,
+/// head counts, context length and the RoPE settings (`rope.freq_base`,
+/// `rope.dimension_count`, `rope.scaling.type` / `.factor` /
+/// `.original_context_length`), `token_embd.weight` is dequantised into `T` (F32, F16,
+/// BF16 or Q8_0), and the head is tied unless the file has `output.weight`.
+///
+/// GGUF stores LLaMA q/k projection weights in the interleaved (Meta) order, so the RoPE
+/// layout returned is [`RopeLayout::Interleaved`]: use it with the file's q/k weights as
+/// they are, or convert them with `tokenloom_positions::convert_qk_layout` to use
+/// half-split.
+///
+/// # Errors
+///
+/// [`DecoderInputError::Checkpoint`] for missing or unsupported metadata (including a
+/// precomputed `rope_freqs.weight`, which this loader does not apply), and the reader's
+/// errors.
+pub fn load_gguf<T: Element, C: CacheFloat>(
+    path: impl AsRef<Path>,
+) -> Result<Pretrained<T, C>, DecoderInputError> {
+    let path = path.as_ref();
+    let file = GgufFile::open(path)?;
+    let settings = gguf_rope_settings(&file)?;
+    let max_positions = settings.max_position_embeddings.unwrap_or(1);
+    // `gguf_rope_settings` has checked the architecture and `{arch}.embedding_length`.
+    let arch = file
+        .get("general.architecture")
+        .and_then(GgufValue::as_str)
+        .unwrap_or_default();
+    let n_embd_key = format!("{arch}.embedding_length");
+    let n_embd = file
+        .get(&n_embd_key)
+        .and_then(GgufValue::as_u64)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| checkpoint_error(path, format!("missing {n_embd_key}")))?;
 
     let table = file.load::<T>("token_embd.weight")?;
     let vocab_size = table.dims()[0];
@@ -327,7 +358,7 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
         notes.push("no output.weight: the head is tied to token_embd.weight".to_owned());
         EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
     };
-    let cache = RopeCache::new(&rope_config, max_positions.max(1))?;
+    let cache = RopeCache::new(&settings.rope, max_positions.max(1))?;
     let input = DecoderInput::from_parts(
         model,
         PositionEncoding::Rope(cache),
@@ -337,12 +368,7 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
     )?;
     Ok(Pretrained {
         input,
-        rope: ModelRopeSettings {
-            rope: rope_config,
-            n_heads,
-            n_kv_heads,
-            max_position_embeddings: Some(max_positions),
-        },
+        rope: settings,
         notes,
     })
 }
