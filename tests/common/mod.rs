@@ -6,9 +6,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// The folder holding the copied reference vectors.
+/// The folder holding the copied reference vectors: `tests/reference` of the workspace
+/// root (this module is also included by member crates' tests).
 pub fn reference_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("tests/reference"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| manifest.join("tests/reference"))
 }
 
 /// A reference case: one JSON file of `tests/reference/`.

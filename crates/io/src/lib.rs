@@ -42,5 +42,5 @@ pub use gguf::{
 pub use mapped::FileBytes;
 pub use safetensors_file::{
     RawTensor, SafetensorsFile, TensorInfo, decode_le, encode_le, raw_safetensors_bytes,
-    safetensors_bytes, write_raw_safetensors, write_safetensors,
+    safetensors_bytes, safetensors_dtype_size, write_raw_safetensors, write_safetensors,
 };

@@ -301,6 +301,23 @@ impl View for RawView<'_> {
     }
 }
 
+/// The size in bytes of one element of a safetensors dtype (`F32` → 4, `BF16` → 2, ...).
+///
+/// # Errors
+///
+/// [`IoError::UnsupportedDType`] for an unknown name or a sub-byte type (F4, F6).
+pub fn safetensors_dtype_size(name: &str) -> Result<usize, IoError> {
+    let dtype = parse_st_dtype(name)?;
+    if dtype.bitsize() % 8 == 0 {
+        Ok(dtype.bitsize() / 8)
+    } else {
+        Err(IoError::UnsupportedDType {
+            name: name.to_owned(),
+            dtype: name.to_owned(),
+        })
+    }
+}
+
 /// Parses a safetensors dtype name (`F32`, `I64`, ...) with the format's own spelling.
 fn parse_st_dtype(name: &str) -> Result<Dtype, IoError> {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| {

@@ -16,7 +16,7 @@ use crate::rope::{
 };
 
 /// The position settings of a model, as read from its config file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelRopeSettings {
     /// The RoPE configuration (layout: half-split for HuggingFace, interleaved for Meta).
     pub rope: RopeConfig,

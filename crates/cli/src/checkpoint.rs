@@ -1,0 +1,286 @@
+//! Opening a checkpoint given on the command line: a safetensors file, a GGUF file, or a
+//! model directory (config.json + model.safetensors or sharded safetensors).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokenloom_decoder_input::gguf_rope_settings;
+use tokenloom_io::{GgufFile, SafetensorsFile};
+use tokenloom_positions::{ModelRopeSettings, parse_hf_config, parse_meta_params};
+use tokenloom_tensor::Tensor;
+
+use crate::error::{CliError, fail};
+
+/// Names under which common checkpoints store the token-embedding table, tried in order.
+pub const EMBEDDING_NAMES: &[&str] = &[
+    "model.embed_tokens.weight",
+    "token_embd.weight",
+    "tok_embeddings.weight",
+    "embeddings.word_embeddings.weight",
+    "transformer.wte.weight",
+    "model.decoder.embed_tokens.weight",
+    "embed_tokens.weight",
+    "wte.weight",
+];
+
+/// Names of an untied output head.
+pub const HEAD_NAMES: &[&str] = &["lm_head.weight", "output.weight"];
+
+/// One row of a tensor listing.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TensorRow {
+    /// The name.
+    pub name: String,
+    /// The PyTorch-order shape.
+    pub shape: Vec<usize>,
+    /// The stored dtype (safetensors or GGML spelling).
+    pub dtype: String,
+}
+
+/// An opened checkpoint.
+pub enum Checkpoint {
+    /// One or more safetensors files (a directory may shard them), with the directory's
+    /// config if any.
+    Safetensors {
+        /// Each file, with the names it holds.
+        files: Vec<SafetensorsFile>,
+        /// `config.json` (HF) text, if present.
+        hf_config: Option<(PathBuf, String)>,
+        /// `params.json` (Meta) text, if present.
+        meta_params: Option<(PathBuf, String)>,
+    },
+    /// A GGUF file.
+    Gguf(GgufFile),
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|e| CliError(format!("{}: {e}", path.display())))
+}
+
+impl Checkpoint {
+    /// Opens `path` (memory-mapped; no tensor is read).
+    pub fn open(path: &Path) -> Result<Self, CliError> {
+        if path.is_dir() {
+            return Self::open_dir(path);
+        }
+        if !path.exists() {
+            return fail(format!("{}: no such file or directory", path.display()));
+        }
+        let mut magic = [0u8; 4];
+        let is_gguf = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+            && &magic == b"GGUF";
+        if is_gguf {
+            Ok(Checkpoint::Gguf(GgufFile::open(path)?))
+        } else {
+            Ok(Checkpoint::Safetensors {
+                files: vec![SafetensorsFile::open(path)?],
+                hf_config: None,
+                meta_params: None,
+            })
+        }
+    }
+
+    fn open_dir(dir: &Path) -> Result<Self, CliError> {
+        let config = |name: &str| -> Result<Option<(PathBuf, String)>, CliError> {
+            let p = dir.join(name);
+            Ok(if p.is_file() {
+                Some((p.clone(), read(&p)?))
+            } else {
+                None
+            })
+        };
+        let index = dir.join("model.safetensors.index.json");
+        let file_names: Vec<String> = if index.is_file() {
+            let json: Value = serde_json::from_str(&read(&index)?)?;
+            let map = json
+                .get("weight_map")
+                .and_then(Value::as_object)
+                .ok_or_else(|| CliError(format!("{}: no `weight_map` object", index.display())))?;
+            let mut names: Vec<String> = map
+                .values()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        } else if dir.join("model.safetensors").is_file() {
+            vec!["model.safetensors".to_owned()]
+        } else {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .map_err(|e| CliError(format!("{}: {e}", dir.display())))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".safetensors"))
+                .collect();
+            names.sort();
+            if names.is_empty() {
+                let ggufs: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .map_err(|e| CliError(format!("{}: {e}", dir.display())))?
+                    .filter_map(|e| Some(e.ok()?.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+                    .collect();
+                if let [single] = ggufs.as_slice() {
+                    return Self::open(single);
+                }
+                return fail(format!(
+                    "{}: no model.safetensors, model.safetensors.index.json, *.safetensors or single *.gguf file",
+                    dir.display()
+                ));
+            }
+            names
+        };
+        let files = file_names
+            .iter()
+            .map(|n| SafetensorsFile::open(dir.join(n)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Checkpoint::Safetensors {
+            files,
+            hf_config: config("config.json")?,
+            meta_params: config("params.json")?,
+        })
+    }
+
+    /// `safetensors`, `gguf` or `directory`.
+    pub fn format(&self, path: &Path) -> &'static str {
+        match self {
+            Checkpoint::Gguf(_) => "gguf",
+            Checkpoint::Safetensors { .. } if path.is_dir() => "directory",
+            Checkpoint::Safetensors { .. } => "safetensors",
+        }
+    }
+
+    /// Every tensor, sorted by name.
+    pub fn tensors(&self) -> Vec<TensorRow> {
+        let mut rows: Vec<TensorRow> = match self {
+            Checkpoint::Safetensors { files, .. } => files
+                .iter()
+                .flat_map(|f| f.tensors().iter())
+                .map(|t| TensorRow {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    dtype: t.dtype.clone(),
+                })
+                .collect(),
+            Checkpoint::Gguf(f) => f
+                .tensors()
+                .iter()
+                .map(|t| TensorRow {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    dtype: t.ggml_type.name(),
+                })
+                .collect(),
+        };
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.tensors().iter().any(|t| t.name == name)
+    }
+
+    /// The embedding table's name: `requested`, or the first known name present.
+    pub fn embedding_name(&self, requested: Option<&str>) -> Result<String, CliError> {
+        if let Some(name) = requested {
+            return if self.has(name) {
+                Ok(name.to_owned())
+            } else {
+                fail(format!(
+                    "no tensor `{name}` in the checkpoint; run `tokenloom inspect` to list them"
+                ))
+            };
+        }
+        EMBEDDING_NAMES
+            .iter()
+            .find(|n| self.has(n))
+            .map(|n| (*n).to_owned())
+            .ok_or_else(|| {
+                CliError(format!(
+                    "no embedding table under a known name ({}); pass --tensor NAME",
+                    EMBEDDING_NAMES.join(", ")
+                ))
+            })
+    }
+
+    /// Loads a tensor as f32.
+    pub fn load_f32(&self, name: &str) -> Result<Tensor<f32>, CliError> {
+        match self {
+            Checkpoint::Safetensors { files, .. } => {
+                let file = files
+                    .iter()
+                    .find(|f| f.info(name).is_ok())
+                    .ok_or_else(|| CliError(format!("no tensor `{name}` in the checkpoint")))?;
+                Ok(file.load::<f32>(name)?)
+            }
+            Checkpoint::Gguf(f) => Ok(f.load::<f32>(name)?),
+        }
+    }
+
+    /// The untied head's name, if the checkpoint has one.
+    pub fn head_name(&self) -> Option<String> {
+        HEAD_NAMES
+            .iter()
+            .find(|n| self.has(n))
+            .map(|n| (*n).to_owned())
+    }
+
+    /// Whether the output head shares the embedding: the config's
+    /// `tie_word_embeddings` when given, otherwise whether no head tensor is stored.
+    pub fn is_tied(&self) -> Result<bool, CliError> {
+        if let Checkpoint::Safetensors {
+            hf_config: Some((path, text)),
+            ..
+        } = self
+        {
+            let json: Value = serde_json::from_str(text)?;
+            if let Some(v) = json.get("tie_word_embeddings").filter(|v| !v.is_null()) {
+                return v.as_bool().ok_or_else(|| {
+                    CliError(format!(
+                        "{}: tie_word_embeddings is not a bool",
+                        path.display()
+                    ))
+                });
+            }
+        }
+        Ok(self.head_name().is_none())
+    }
+
+    /// The position settings from config.json, params.json or GGUF metadata, if any.
+    pub fn positions(&self) -> Result<Option<ModelRopeSettings>, CliError> {
+        match self {
+            Checkpoint::Gguf(f) => Ok(Some(gguf_rope_settings(f)?)),
+            Checkpoint::Safetensors {
+                hf_config: Some((path, text)),
+                ..
+            } => {
+                Ok(Some(parse_hf_config(text).map_err(|e| {
+                    CliError(format!("{}: {e}", path.display()))
+                })?))
+            }
+            Checkpoint::Safetensors {
+                meta_params: Some((path, text)),
+                ..
+            } => {
+                Ok(Some(parse_meta_params(text).map_err(|e| {
+                    CliError(format!("{}: {e}", path.display()))
+                })?))
+            }
+            Checkpoint::Safetensors { .. } => Ok(None),
+        }
+    }
+}
+
+/// Reads a model config file: HF `config.json` or Meta `params.json` (by content: Meta's
+/// has `dim` and `n_heads`).
+pub fn read_model_config(path: &Path) -> Result<ModelRopeSettings, CliError> {
+    let text = read(path)?;
+    let json: Value =
+        serde_json::from_str(&text).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+    let settings = if json.get("n_heads").is_some() && json.get("dim").is_some() {
+        parse_meta_params(&text)
+    } else {
+        parse_hf_config(&text)
+    };
+    settings.map_err(|e| CliError(format!("{}: {e}", path.display())))
+}

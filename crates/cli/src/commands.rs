@@ -1,0 +1,473 @@
+//! The subcommands.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tokenloom_embedding::{Embedding, Init};
+use tokenloom_io::{RawTensor, SafetensorsFile, safetensors_dtype_size, write_raw_safetensors};
+use tokenloom_positions::{RopeLayout, convert_qk_layout, cos_sin};
+use tokenloom_tensor::{Tensor, TensorView};
+
+use crate::checkpoint::{Checkpoint, TensorRow, read_model_config};
+use crate::error::{CliError, fail};
+
+/// Prints `value` as pretty JSON, or `text` for people.
+fn emit(json: bool, value: &Value, text: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("JSON values always serialize")
+        );
+    } else {
+        print!("{}", text());
+    }
+}
+
+fn shape_str(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    }
+}
+
+/// Row-norm statistics and all-zero rows of a `(vocab_size, n_embd)` table.
+fn table_stats(table: &Tensor<f32>) -> (f64, f64, f64, Vec<usize>) {
+    let mut norms = Vec::with_capacity(table.dims()[0]);
+    let mut zero_rows = Vec::new();
+    for (i, row) in table.rows().enumerate() {
+        let norm = row
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        if row.iter().all(|&x| x == 0.0) {
+            zero_rows.push(i);
+        }
+        norms.push(norm);
+    }
+    let min = norms.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = norms.iter().copied().fold(0.0, f64::max);
+    #[allow(clippy::cast_precision_loss)]
+    let mean = norms.iter().sum::<f64>() / norms.len() as f64;
+    (min, mean, max, zero_rows)
+}
+
+/// `tokenloom inspect`.
+pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliError> {
+    let checkpoint = Checkpoint::open(path)?;
+    let tensors = checkpoint.tensors();
+    let embedding = match checkpoint.embedding_name(tensor) {
+        Ok(name) => {
+            let table = checkpoint.load_f32(&name)?;
+            if table.shape().rank() != 2 {
+                return fail(format!(
+                    "tensor `{name}` has shape {}, not (vocab_size, n_embd)",
+                    table.shape()
+                ));
+            }
+            let (min, mean, max, zero_rows) = table_stats(&table);
+            Some(json!({
+                "name": name,
+                "vocab_size": table.dims()[0],
+                "n_embd": table.dims()[1],
+                "row_norm": {"min": min, "mean": mean, "max": max},
+                "zero_row_count": zero_rows.len(),
+                "zero_rows": zero_rows.iter().take(100).collect::<Vec<_>>(),
+            }))
+        }
+        Err(_) if tensor.is_none() => None,
+        Err(e) => return Err(e),
+    };
+    let positions = checkpoint.positions()?;
+    let value = json!({
+        "path": path.display().to_string(),
+        "format": checkpoint.format(path),
+        "tensor_count": tensors.len(),
+        "tensors": tensors,
+        "embedding": embedding,
+        "head_tensor": checkpoint.head_name(),
+        "tied": checkpoint.is_tied()?,
+        "positions": positions,
+    });
+    emit(json, &value, || {
+        let mut out = format!(
+            "{} ({}), {} tensors\n",
+            path.display(),
+            checkpoint.format(path),
+            tensors.len()
+        );
+        let width = tensors
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        out += &format!("  {:<width$}  {:<8}  shape\n", "name", "dtype");
+        for TensorRow { name, shape, dtype } in &tensors {
+            out += &format!("  {name:<width$}  {dtype:<8}  {}\n", shape_str(shape));
+        }
+        match &value["embedding"] {
+            Value::Null => out += "embedding: no table under a known name (pass --tensor NAME)\n",
+            e => {
+                out += &format!(
+                    "embedding: {} vocab_size {} n_embd {}\n  row norms min {:.6} mean {:.6} max {:.6}\n  all-zero rows: {} {:?}\n",
+                    e["name"].as_str().unwrap_or_default(),
+                    e["vocab_size"],
+                    e["n_embd"],
+                    e["row_norm"]["min"].as_f64().unwrap_or(f64::NAN),
+                    e["row_norm"]["mean"].as_f64().unwrap_or(f64::NAN),
+                    e["row_norm"]["max"].as_f64().unwrap_or(f64::NAN),
+                    e["zero_row_count"],
+                    e["zero_rows"]
+                        .as_array()
+                        .map(Vec::len)
+                        .map(|n| &e["zero_rows"].as_array().unwrap()[..n.min(10)])
+                        .unwrap_or_default()
+                );
+            }
+        }
+        out += &format!("tied output head: {}\n", value["tied"]);
+        if let Some(p) = &positions {
+            out += &format!(
+                "positions: RoPE {} head_dim {} rotary_dim {} theta {} scaling {:?}; heads {} / kv heads {}; max positions {}\n",
+                p.rope.layout.name(),
+                p.rope.head_dim,
+                p.rope.rotary_dim,
+                p.rope.theta,
+                p.rope.scaling,
+                p.n_heads,
+                p.n_kv_heads,
+                p.max_position_embeddings
+                    .map_or("unknown".to_owned(), |m| m.to_string())
+            );
+        }
+        out
+    });
+    Ok(())
+}
+
+/// `tokenloom embed`.
+pub fn embed(
+    path: Option<&Path>,
+    ids: &[u32],
+    tensor: Option<&str>,
+    seeded: (Option<usize>, Option<usize>, u64),
+    json: bool,
+) -> Result<(), CliError> {
+    let (table, source) = match (path, seeded) {
+        (Some(path), (None, None, _)) => {
+            let checkpoint = Checkpoint::open(path)?;
+            let name = checkpoint.embedding_name(tensor)?;
+            (
+                Embedding::from_weight(checkpoint.load_f32(&name)?)?,
+                format!("{}:{name}", path.display()),
+            )
+        }
+        (None, (Some(vocab_size), Some(n_embd), seed)) => (
+            Embedding::seeded(vocab_size, n_embd, Init::default(), seed)?,
+            format!("seeded N(0, 1) table ({vocab_size}, {n_embd}), seed {seed}"),
+        ),
+        (Some(_), _) => {
+            return fail("give either a checkpoint PATH or --vocab-size and --n-embd, not both");
+        }
+        (None, _) => {
+            return fail(
+                "give a checkpoint PATH, or both --vocab-size and --n-embd for a seeded table",
+            );
+        }
+    };
+    let n = ids.len();
+    let out = table.forward(&Tensor::from_vec(ids.to_vec(), &[1, n])?)?;
+    let rows: Vec<&[f32]> = out.rows().collect();
+    let value = json!({
+        "source": source,
+        "ids": ids,
+        "shape": out.dims(),
+        "rows": rows,
+    });
+    emit(json, &value, || {
+        let mut text = format!("{source}\n");
+        for (id, row) in ids.iter().zip(&rows) {
+            let cells: Vec<String> = row.iter().map(|x| format!("{x:+.6}")).collect();
+            text += &format!("  {id:>8}: [{}]\n", cells.join(", "));
+        }
+        text += &format!(
+            "shape = {} (batch, seq_len, n_embd)\n",
+            shape_str(out.dims())
+        );
+        text
+    });
+    Ok(())
+}
+
+/// `tokenloom rope`.
+pub fn rope(
+    config: &Path,
+    positions: &[usize],
+    layout: Option<RopeLayout>,
+    seq_len: Option<usize>,
+    json: bool,
+) -> Result<(), CliError> {
+    let mut settings = read_model_config(config)?;
+    if let Some(layout) = layout {
+        settings.rope.layout = layout;
+    }
+    // Context-dependent scalings (dynamic NTK, LongRoPE) use the longest sequence served;
+    // by default the largest position asked for + 1, as HuggingFace does for a batch.
+    let seq_len = seq_len.unwrap_or_else(|| positions.iter().max().map_or(1, |p| p + 1));
+    let inv_freq = settings.rope.inv_freq(seq_len)?;
+    let attention_factor = settings.rope.attention_factor();
+    let tables: Vec<Value> = positions
+        .iter()
+        .map(|&p| {
+            let (cos, sin): (Vec<f64>, Vec<f64>) = inv_freq
+                .iter()
+                .map(|&f| cos_sin(p, f, attention_factor))
+                .unzip();
+            json!({"position": p, "cos": cos, "sin": sin})
+        })
+        .collect();
+    let value = json!({
+        "config": config.display().to_string(),
+        "layout": settings.rope.layout.name(),
+        "head_dim": settings.rope.head_dim,
+        "rotary_dim": settings.rope.rotary_dim,
+        "theta": settings.rope.theta,
+        "scaling": settings.rope.scaling,
+        "seq_len": seq_len,
+        "attention_factor": attention_factor,
+        "inv_freq": inv_freq,
+        "positions": tables,
+    });
+    emit(json, &value, || {
+        let mut text = format!(
+            "RoPE {} head_dim {} rotary_dim {} theta {} scaling {:?} (seq_len {seq_len}), attention factor {attention_factor}\n",
+            settings.rope.layout.name(),
+            settings.rope.head_dim,
+            settings.rope.rotary_dim,
+            settings.rope.theta,
+            settings.rope.scaling
+        );
+        text += "  pair  inv_freq";
+        for p in positions {
+            text += &format!("  cos@{p:<12} sin@{p:<12}");
+        }
+        text += "\n";
+        for (i, f) in inv_freq.iter().enumerate() {
+            text += &format!("  {i:>4}  {f:<.6e}");
+            for t in &tables {
+                text += &format!(
+                    "  {:<+16.9} {:<+16.9}",
+                    t["cos"][i].as_f64().unwrap_or(f64::NAN),
+                    t["sin"][i].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+            text += "\n";
+        }
+        text
+    });
+    Ok(())
+}
+
+/// `tokenloom neighbors`.
+pub fn neighbors(
+    path: &Path,
+    id: u32,
+    top: usize,
+    tensor: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let checkpoint = Checkpoint::open(path)?;
+    let name = checkpoint.embedding_name(tensor)?;
+    let table = Embedding::from_weight(checkpoint.load_f32(&name)?)?;
+    let query: Vec<f64> = table.row(id)?.iter().map(|&x| f64::from(x)).collect();
+    let query_norm = query.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if query_norm == 0.0 {
+        return fail(format!(
+            "row {id} is all zeros: cosine similarity is undefined"
+        ));
+    }
+    let mut scored: Vec<(usize, f64)> = table
+        .weight()
+        .rows()
+        .enumerate()
+        .filter(|&(i, _)| i != id as usize)
+        .filter_map(|(i, row)| {
+            let dot: f64 = row.iter().zip(&query).map(|(&a, b)| f64::from(a) * b).sum();
+            let norm = row
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt();
+            (norm > 0.0).then(|| (i, dot / (norm * query_norm)))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(top);
+    let value = json!({
+        "tensor": name,
+        "id": id,
+        "top": scored.iter().map(|&(i, c)| json!({"id": i, "cosine": c})).collect::<Vec<_>>(),
+    });
+    emit(json, &value, || {
+        let mut text = format!("nearest rows to id {id} in {name} by cosine similarity\n");
+        for (rank, (i, c)) in scored.iter().enumerate() {
+            text += &format!("  {:>3}. id {i:>8}  cosine {c:+.6}\n", rank + 1);
+        }
+        text
+    });
+    Ok(())
+}
+
+/// Which tensors `convert-layout` permutes, with their head counts.
+pub struct ConvertTargets {
+    /// Query tensors (use `n_heads`).
+    pub q: Vec<String>,
+    /// Key tensors (use `n_kv_heads`).
+    pub k: Vec<String>,
+}
+
+/// `tokenloom convert-layout`.
+#[allow(clippy::too_many_arguments)]
+pub fn convert_layout(
+    input: &Path,
+    output: &Path,
+    to: RopeLayout,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: Option<usize>,
+    rotary_dim: Option<usize>,
+    explicit: ConvertTargets,
+    json: bool,
+) -> Result<(), CliError> {
+    let canonical_in = input
+        .canonicalize()
+        .map_err(|e| CliError(format!("{}: {e}", input.display())))?;
+    let canonical_out = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(|e| CliError(format!("{}: {e}", output.display())))?
+        .join(
+            output
+                .file_name()
+                .ok_or_else(|| CliError(format!("{}: not a file name", output.display())))?,
+        );
+    if canonical_in == canonical_out {
+        return fail(
+            "OUT is the same file as IN: refusing to overwrite the input; write to another path",
+        );
+    }
+    let from = match to {
+        RopeLayout::HalfSplit => RopeLayout::Interleaved,
+        RopeLayout::Interleaved => RopeLayout::HalfSplit,
+    };
+    let file = SafetensorsFile::open(input)?;
+    let is_q = |n: &str| {
+        n.ends_with("q_proj.weight") || n.ends_with("q_proj.bias") || n.ends_with("attn_q.weight")
+    };
+    let is_k = |n: &str| {
+        n.ends_with("k_proj.weight") || n.ends_with("k_proj.bias") || n.ends_with("attn_k.weight")
+    };
+    let (q_names, k_names) = if explicit.q.is_empty() && explicit.k.is_empty() {
+        let names: Vec<String> = file.tensors().iter().map(|t| t.name.clone()).collect();
+        (
+            names
+                .iter()
+                .filter(|n| is_q(n))
+                .cloned()
+                .collect::<Vec<_>>(),
+            names
+                .iter()
+                .filter(|n| is_k(n))
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        (explicit.q, explicit.k)
+    };
+    if q_names.is_empty() && k_names.is_empty() {
+        return fail(
+            "no q/k projection tensors found (*.q_proj.weight, *.k_proj.weight); name them with --q-tensor / --k-tensor",
+        );
+    }
+    let mut converted = Vec::new();
+    let mut raw = Vec::new();
+    for info in file.tensors() {
+        let bytes = file.raw_bytes(&info.name)?;
+        let heads = if q_names.contains(&info.name) {
+            Some(n_heads)
+        } else if k_names.contains(&info.name) {
+            Some(n_kv_heads)
+        } else {
+            None
+        };
+        let data = match heads {
+            None => bytes.to_vec(),
+            Some(heads) => {
+                let rows = info.shape.first().copied().unwrap_or(0);
+                let head_dim = head_dim.unwrap_or(rows / heads.max(1));
+                let rotary_dim = rotary_dim.unwrap_or(head_dim);
+                let element = safetensors_dtype_size(&info.dtype)?;
+                let row_bytes = bytes.len() / rows.max(1);
+                if row_bytes % element != 0 || rows == 0 {
+                    return fail(format!(
+                        "tensor `{}` of shape {:?} cannot be split into rows",
+                        info.name, info.shape
+                    ));
+                }
+                // Permute whole rows as byte strings: exact for every dtype.
+                let view = TensorView::new(bytes, &[rows, row_bytes])?;
+                let name: &'static str = if q_names.contains(&info.name) {
+                    "q projection"
+                } else {
+                    "k projection"
+                };
+                let permuted = convert_qk_layout(view, name, heads, head_dim, rotary_dim, from, to)
+                    .map_err(|e| CliError(format!("tensor `{}`: {e}", info.name)))?;
+                converted.push(info.name.clone());
+                permuted.into_parts().1
+            }
+        };
+        raw.push(RawTensor {
+            name: info.name.clone(),
+            dtype: info.dtype.clone(),
+            shape: info.shape.clone(),
+            data: data.into(),
+        });
+    }
+    for wanted in q_names.iter().chain(&k_names) {
+        if !converted.contains(wanted) {
+            return fail(format!("no tensor `{wanted}` in {}", input.display()));
+        }
+    }
+    write_raw_safetensors(output, &raw)?;
+    let copied: Vec<String> = raw
+        .iter()
+        .map(|t| t.name.clone())
+        .filter(|n| !converted.contains(n))
+        .collect();
+    let value = json!({
+        "input": input.display().to_string(),
+        "output": output.display().to_string(),
+        "from": from.name(),
+        "to": to.name(),
+        "converted": converted,
+        "copied": copied,
+    });
+    emit(json, &value, || {
+        format!(
+            "{} → {}: {} q/k tensors converted {} → {}, {} tensors copied unchanged\n",
+            input.display(),
+            output.display(),
+            converted.len(),
+            from.name(),
+            to.name(),
+            copied.len()
+        )
+    });
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! `tokenloom`: answer small questions about embeddings and RoPE without writing a
+//! program — inspect checkpoints, look up rows, print RoPE tables, convert q/k layouts.
+
+#![forbid(unsafe_code)]
+
+mod checkpoint;
+mod commands;
+mod error;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokenloom_positions::RopeLayout;
+
+use crate::commands::ConvertTargets;
+use crate::error::CliError;
+
+const EXAMPLES: &str = "\
+Examples:
+  tokenloom inspect model.safetensors
+  tokenloom inspect ./SmolLM2-135M-Instruct --json
+  tokenloom embed model.gguf --ids 73,786,2934
+  tokenloom embed --vocab-size 3000 --n-embd 8 --seed 42 --ids 73,786,2934
+  tokenloom rope --config config.json --positions 0,1,100000
+  tokenloom neighbors model.safetensors --id 2088 --top 5
+  tokenloom convert-layout meta.safetensors hf.safetensors --to half-split --n-heads 32 --n-kv-heads 8";
+
+/// Inspect embedding tables and RoPE settings of LLaMA-family checkpoints.
+#[derive(Parser, Debug)]
+#[command(name = "tokenloom", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// A RoPE pair layout.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LayoutArg {
+    /// Pairs (x[i], x[i + rotary_dim/2]): HuggingFace, GPT-NeoX.
+    HalfSplit,
+    /// Pairs (x[2i], x[2i+1]): Meta, GPT-J, GGUF.
+    Interleaved,
+}
+
+impl From<LayoutArg> for RopeLayout {
+    fn from(layout: LayoutArg) -> Self {
+        match layout {
+            LayoutArg::HalfSplit => RopeLayout::HalfSplit,
+            LayoutArg::Interleaved => RopeLayout::Interleaved,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tensor names, shapes and dtypes; the embedding table's size, row-norm statistics
+    /// and all-zero rows; whether the head is tied; the position settings.
+    #[command(
+        after_help = "Examples:\n  tokenloom inspect model.safetensors\n  tokenloom inspect ./model-dir --json\n  tokenloom inspect model.gguf --tensor token_embd.weight"
+    )]
+    Inspect {
+        /// A safetensors file, a GGUF file, or a model directory.
+        path: PathBuf,
+        /// The embedding tensor's name (default: the first known name present).
+        #[arg(long)]
+        tensor: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look up rows of an embedding table: from a checkpoint, or from a fresh seeded
+    /// N(0, 1) table.
+    #[command(
+        after_help = "Examples:\n  tokenloom embed model.safetensors --ids 73,786,2934\n  tokenloom embed --vocab-size 3000 --n-embd 8 --seed 42 --ids 73,786,2934 --json"
+    )]
+    Embed {
+        /// A checkpoint (omit with --vocab-size/--n-embd).
+        path: Option<PathBuf>,
+        /// Comma-separated token ids.
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<u32>,
+        /// The embedding tensor's name.
+        #[arg(long)]
+        tensor: Option<String>,
+        /// Rows of a seeded table.
+        #[arg(long)]
+        vocab_size: Option<usize>,
+        /// Width of a seeded table.
+        #[arg(long)]
+        n_embd: Option<usize>,
+        /// Seed of a seeded table.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inverse frequencies and cos/sin at given positions, with the config's scaling.
+    #[command(
+        after_help = "Examples:\n  tokenloom rope --config config.json --positions 0,1,100000\n  tokenloom rope --config params.json --positions 8191,8192 --layout interleaved --json"
+    )]
+    Rope {
+        /// A HuggingFace config.json or a Meta params.json.
+        #[arg(long)]
+        config: PathBuf,
+        /// Comma-separated positions.
+        #[arg(long, value_delimiter = ',', required = true)]
+        positions: Vec<usize>,
+        /// Override the pair layout.
+        #[arg(long, value_enum)]
+        layout: Option<LayoutArg>,
+        /// Sequence length for dynamic NTK / LongRoPE (default: largest position + 1).
+        #[arg(long)]
+        seq_len: Option<usize>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Nearest rows to a token's row by cosine similarity.
+    #[command(after_help = "Example:\n  tokenloom neighbors model.safetensors --id 2088 --top 5")]
+    Neighbors {
+        /// A checkpoint.
+        path: PathBuf,
+        /// The token id.
+        #[arg(long)]
+        id: u32,
+        /// How many neighbours.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// The embedding tensor's name.
+        #[arg(long)]
+        tensor: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Permute q/k projection rows between RoPE layouts; other tensors are copied
+    /// unchanged. Writes OUT atomically and never overwrites IN.
+    #[command(
+        after_help = "Examples:\n  tokenloom convert-layout meta.safetensors hf.safetensors --to half-split --n-heads 32 --n-kv-heads 8\n  tokenloom convert-layout hf.safetensors meta.safetensors --to interleaved --n-heads 9 --n-kv-heads 3 --q-tensor wq --k-tensor wk"
+    )]
+    ConvertLayout {
+        /// The input safetensors file.
+        input: PathBuf,
+        /// The output safetensors file.
+        output: PathBuf,
+        /// The layout to convert to (the input is in the other one).
+        #[arg(long, value_enum)]
+        to: LayoutArg,
+        /// Query heads.
+        #[arg(long)]
+        n_heads: usize,
+        /// Key/value heads (grouped-query attention).
+        #[arg(long)]
+        n_kv_heads: usize,
+        /// Head dimension (default: rows / heads).
+        #[arg(long)]
+        head_dim: Option<usize>,
+        /// Rotated dimensions per head (default: head_dim).
+        #[arg(long)]
+        rotary_dim: Option<usize>,
+        /// A query tensor to convert (repeatable; default: every *q_proj.weight/bias).
+        #[arg(long = "q-tensor")]
+        q_tensors: Vec<String>,
+        /// A key tensor to convert (repeatable; default: every *k_proj.weight/bias).
+        #[arg(long = "k-tensor")]
+        k_tensors: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Inspect { path, tensor, json } => {
+            commands::inspect(&path, tensor.as_deref(), json)
+        }
+        Command::Embed {
+            path,
+            ids,
+            tensor,
+            vocab_size,
+            n_embd,
+            seed,
+            json,
+        } => commands::embed(
+            path.as_deref(),
+            &ids,
+            tensor.as_deref(),
+            (vocab_size, n_embd, seed),
+            json,
+        ),
+        Command::Rope {
+            config,
+            positions,
+            layout,
+            seq_len,
+            json,
+        } => commands::rope(&config, &positions, layout.map(Into::into), seq_len, json),
+        Command::Neighbors {
+            path,
+            id,
+            top,
+            tensor,
+            json,
+        } => commands::neighbors(&path, id, top, tensor.as_deref(), json),
+        Command::ConvertLayout {
+            input,
+            output,
+            to,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            rotary_dim,
+            q_tensors,
+            k_tensors,
+            json,
+        } => commands::convert_layout(
+            &input,
+            &output,
+            to.into(),
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            rotary_dim,
+            ConvertTargets {
+                q: q_tensors,
+                k: k_tensors,
+            },
+            json,
+        ),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

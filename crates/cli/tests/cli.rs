@@ -1,0 +1,485 @@
+//! The `tokenloom` binary, run as a user would: over checkpoints generated here and over
+//! the real-model files, checking the JSON output's values and the errors.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tokenloom_embedding::{Embedding, Init};
+use tokenloom_io::{RawTensor, SafetensorsFile, encode_le, write_raw_safetensors};
+use tokenloom_positions::{
+    Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, cos_sin, parse_hf_config,
+};
+use tokenloom_tensor::{Tensor, TensorView, matmul_transposed};
+
+fn tokenloom() -> Command {
+    Command::cargo_bin("tokenloom").unwrap()
+}
+
+/// Runs the command, expects success, and parses its JSON output.
+fn json(args: &[&str]) -> Value {
+    let out = tokenloom().args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"))
+}
+
+/// Runs the command, expects failure with a one-line `error:` message, and returns it.
+fn error(args: &[&str]) -> String {
+    let out = tokenloom().args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should fail with exit code 1"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: one line, got {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> RawTensor<'static> {
+    RawTensor {
+        name: name.into(),
+        dtype: "F32".into(),
+        shape: shape.to_vec(),
+        data: encode_le(values).into(),
+    }
+}
+
+const VOCAB: usize = 6;
+const N_EMBD: usize = 8;
+const N_HEADS: usize = 2;
+const N_KV_HEADS: usize = 1;
+const HEAD_DIM: usize = 4;
+
+fn values(len: usize, salt: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i + salt) * 7919) % 97) as f32 / 48.0 - 1.0)
+        .collect()
+}
+
+/// A small LLaMA-style directory: embedding (row 2 all zero), untied head, two layers'
+/// q/k projections (grouped-query: 2 query heads, 1 kv head), a norm, and config.json.
+fn write_model(dir: &Path) -> Vec<f32> {
+    let mut embed = values(VOCAB * N_EMBD, 1);
+    embed[2 * N_EMBD..3 * N_EMBD].fill(0.0);
+    let mut tensors = vec![
+        f32_tensor("model.embed_tokens.weight", &[VOCAB, N_EMBD], &embed),
+        f32_tensor(
+            "lm_head.weight",
+            &[VOCAB, N_EMBD],
+            &values(VOCAB * N_EMBD, 2),
+        ),
+        f32_tensor("model.norm.weight", &[N_EMBD], &[1.0; N_EMBD]),
+    ];
+    for layer in 0..2 {
+        tensors.push(f32_tensor(
+            &format!("model.layers.{layer}.self_attn.q_proj.weight"),
+            &[N_HEADS * HEAD_DIM, N_EMBD],
+            &values(N_HEADS * HEAD_DIM * N_EMBD, 10 + layer),
+        ));
+        tensors.push(f32_tensor(
+            &format!("model.layers.{layer}.self_attn.k_proj.weight"),
+            &[N_KV_HEADS * HEAD_DIM, N_EMBD],
+            &values(N_KV_HEADS * HEAD_DIM * N_EMBD, 20 + layer),
+        ));
+    }
+    write_raw_safetensors(dir.join("model.safetensors"), &tensors).unwrap();
+    let config = serde_json::json!({
+        "vocab_size": VOCAB, "hidden_size": N_EMBD, "num_attention_heads": N_HEADS, "num_key_value_heads": N_KV_HEADS,
+        "max_position_embeddings": 64, "rope_theta": 10000.0, "rope_scaling": null, "tie_word_embeddings": false
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    embed
+}
+
+#[test]
+fn inspect_reports_tensors_statistics_tying_and_positions() {
+    let dir = common::scratch_dir("cli-inspect");
+    let embed = write_model(&dir);
+    let out = json(&["inspect", dir.to_str().unwrap()]);
+    assert_eq!(out["format"], "directory");
+    assert_eq!(out["tensor_count"], 7);
+    let e = &out["embedding"];
+    assert_eq!(e["name"], "model.embed_tokens.weight");
+    assert_eq!(
+        (e["vocab_size"].as_u64(), e["n_embd"].as_u64()),
+        (Some(VOCAB as u64), Some(N_EMBD as u64))
+    );
+    assert_eq!(e["zero_rows"], serde_json::json!([2]));
+    let norms: Vec<f64> = embed
+        .chunks(N_EMBD)
+        .map(|r| r.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt())
+        .collect();
+    assert_eq!(e["row_norm"]["min"].as_f64(), Some(0.0));
+    assert!(
+        (e["row_norm"]["max"].as_f64().unwrap() - norms.iter().copied().fold(0.0, f64::max)).abs()
+            < 1e-12
+    );
+    assert_eq!(out["tied"], false);
+    assert_eq!(out["head_tensor"], "lm_head.weight");
+    assert_eq!(out["positions"]["rope"]["theta"], 10000.0);
+    assert_eq!(out["positions"]["n_kv_heads"], 1);
+    // The single file, and the readable table.
+    let file = dir.join("model.safetensors");
+    assert_eq!(
+        json(&["inspect", file.to_str().unwrap()])["format"],
+        "safetensors"
+    );
+    let text = tokenloom()
+        .args(["inspect", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("model.layers.1.self_attn.k_proj.weight")
+            && text.contains("vocab_size 6 n_embd 8"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn embed_rope_and_neighbors() {
+    // A seeded table: the same rows the library gives.
+    let out = json(&[
+        "embed",
+        "--vocab-size",
+        "3000",
+        "--n-embd",
+        "8",
+        "--seed",
+        "42",
+        "--ids",
+        "73,786,2934",
+    ]);
+    assert_eq!(out["shape"], serde_json::json!([1, 3, 8]));
+    let table = Embedding::<f32>::seeded(3000, 8, Init::default(), 42).unwrap();
+    let row: Vec<f32> = out["rows"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(row, table.row(786).unwrap());
+
+    // RoPE at a position far past any cache, from a real config.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/configs/llama-3.1-8b.config.json");
+    let out = json(&[
+        "rope",
+        "--config",
+        config.to_str().unwrap(),
+        "--positions",
+        "0,1,100000",
+    ]);
+    let settings = parse_hf_config(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let inv_freq = settings.rope.inv_freq(100_001).unwrap();
+    let got: Vec<f64> = out["inv_freq"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(got, inv_freq);
+    assert_eq!(out["positions"][2]["position"], 100000);
+    let (cos, sin) = cos_sin(100_000, inv_freq[5], 1.0);
+    assert_eq!(out["positions"][2]["cos"][5].as_f64(), Some(cos));
+    assert_eq!(out["positions"][2]["sin"][5].as_f64(), Some(sin));
+    assert_eq!(out["positions"][0]["cos"][0].as_f64(), Some(1.0));
+    assert_eq!(out["layout"], "half-split");
+    let out = json(&[
+        "rope",
+        "--config",
+        config.to_str().unwrap(),
+        "--positions",
+        "3",
+        "--layout",
+        "interleaved",
+    ]);
+    assert_eq!(out["layout"], "interleaved");
+
+    // Neighbours by cosine similarity, excluding the row itself and zero rows.
+    let dir = common::scratch_dir("cli-neighbors");
+    let rows: Vec<f32> = vec![1.0, 0.0, 0.9, 0.1, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0];
+    write_raw_safetensors(
+        dir.join("t.safetensors"),
+        &[f32_tensor("model.embed_tokens.weight", &[5, 2], &rows)],
+    )
+    .unwrap();
+    let path = dir.join("t.safetensors");
+    let out = json(&[
+        "neighbors",
+        path.to_str().unwrap(),
+        "--id",
+        "0",
+        "--top",
+        "3",
+    ]);
+    let ids: Vec<u64> = out["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+    assert!((out["top"][2]["cosine"].as_f64().unwrap() + 1.0).abs() < 1e-12);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reads every tensor of a safetensors file as (name, dtype, shape, bytes).
+fn tensors_of(path: &Path) -> Vec<(String, String, Vec<usize>, Vec<u8>)> {
+    let file = SafetensorsFile::open(path).unwrap();
+    file.tensors()
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.dtype.clone(),
+                t.shape.clone(),
+                file.raw_bytes(&t.name).unwrap().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Per-head scores q_m · k_n after RoPE, from a file's layer-0 projections.
+fn scores(path: &Path, layout: RopeLayout) -> Vec<f64> {
+    let file = SafetensorsFile::open(path).unwrap();
+    let wq = file
+        .load::<f64>("model.layers.0.self_attn.q_proj.weight")
+        .unwrap();
+    let wk = file
+        .load::<f64>("model.layers.0.self_attn.k_proj.weight")
+        .unwrap();
+    let seq_len = 4;
+    let x = Tensor::from_vec(
+        (0..seq_len * N_EMBD)
+            .map(|i| (i as f64 * 0.37).sin())
+            .collect(),
+        &[seq_len, N_EMBD],
+    )
+    .unwrap();
+    let cache = RopeCache::<f64>::new(&RopeConfig::new(HEAD_DIM, 10000.0, layout), 16).unwrap();
+    let rotate = |w: &Tensor<f64>, heads: usize| {
+        let y = matmul_transposed(x.view(), w.view()).unwrap();
+        cache
+            .apply(
+                TensorView::new(y.as_slice(), &[1, seq_len, heads, HEAD_DIM]).unwrap(),
+                QkLayout::BatchSeqHeads,
+                Positions::Offset(5),
+            )
+            .unwrap()
+    };
+    let (q, k) = (rotate(&wq, N_HEADS), rotate(&wk, N_KV_HEADS));
+    let mut out = Vec::new();
+    for h in 0..N_HEADS {
+        for m in 0..seq_len {
+            for n in 0..seq_len {
+                let qm = &q.as_slice()[(m * N_HEADS + h) * HEAD_DIM..][..HEAD_DIM];
+                let kn = &k.as_slice()[n * HEAD_DIM..][..HEAD_DIM];
+                out.push(qm.iter().zip(kn).map(|(a, b)| a * b).sum());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn convert_layout_round_trip_is_bit_exact_and_preserves_attention() {
+    let dir = common::scratch_dir("cli-convert");
+    write_model(&dir);
+    let original = dir.join("model.safetensors");
+    let hf = dir.join("hf.safetensors");
+    let back = dir.join("back.safetensors");
+    let args = |i: &Path, o: &Path, to: &str| -> Vec<String> {
+        [
+            "convert-layout",
+            i.to_str().unwrap(),
+            o.to_str().unwrap(),
+            "--to",
+            to,
+            "--n-heads",
+            "2",
+            "--n-kv-heads",
+            "1",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let a = args(&original, &hf, "half-split");
+    let out = json(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out["converted"].as_array().unwrap().len(), 4);
+    assert_eq!(out["copied"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        (out["from"].as_str(), out["to"].as_str()),
+        (Some("interleaved"), Some("half-split"))
+    );
+    let b = args(&hf, &back, "interleaved");
+    json(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        tensors_of(&back),
+        tensors_of(&original),
+        "round trip must be bit-exact"
+    );
+    assert_ne!(tensors_of(&hf), tensors_of(&original));
+    // Attention scores: interleaved weights + interleaved RoPE = converted weights + half-split RoPE.
+    common::assert_close(
+        "scores",
+        &scores(&hf, RopeLayout::HalfSplit),
+        &scores(&original, RopeLayout::Interleaved),
+        1e-12,
+    );
+
+    // Never overwrite the input, even through another spelling of its path.
+    let same = dir.join(".").join("model.safetensors");
+    let msg = error(&[
+        "convert-layout",
+        original.to_str().unwrap(),
+        same.to_str().unwrap(),
+        "--to",
+        "half-split",
+        "--n-heads",
+        "2",
+        "--n-kv-heads",
+        "1",
+    ]);
+    assert!(msg.contains("refusing to overwrite the input"), "{msg}");
+    // Head counts that do not divide the rows.
+    let msg = error(&[
+        "convert-layout",
+        original.to_str().unwrap(),
+        hf.to_str().unwrap(),
+        "--to",
+        "half-split",
+        "--n-heads",
+        "3",
+        "--n-kv-heads",
+        "1",
+    ]);
+    assert!(msg.contains("q_proj.weight"), "{msg}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_inputs_exit_non_zero_with_one_line() {
+    let dir = common::scratch_dir("cli-errors");
+    write_model(&dir);
+    let model = dir.to_str().unwrap();
+    assert!(error(&["inspect", "/no/such/checkpoint"]).contains("no such file or directory"));
+    assert!(
+        error(&["embed", model, "--ids", "1,6"])
+            .contains("token id 6 at batch 0, position 1 is outside vocab_size 6")
+    );
+    assert!(
+        error(&["embed", model, "--ids", "1", "--tensor", "nope"]).contains("no tensor `nope`")
+    );
+    assert!(error(&["embed", "--ids", "1"]).contains("--vocab-size"));
+    assert!(error(&["neighbors", model, "--id", "2"]).contains("all zeros"));
+    let bad_config = dir.join("bad.json");
+    std::fs::write(&bad_config, r#"{"hidden_size": 8, "num_attention_heads": 2, "max_position_embeddings": 8, "rope_scaling": {"type": "mrope"}}"#).unwrap();
+    assert!(
+        error(&[
+            "rope",
+            "--config",
+            bad_config.to_str().unwrap(),
+            "--positions",
+            "1"
+        ])
+        .contains("unknown rope type `mrope`")
+    );
+    std::fs::write(dir.join("junk.safetensors"), b"junk").unwrap();
+    assert!(
+        error(&["inspect", dir.join("junk.safetensors").to_str().unwrap()])
+            .contains("not a valid safetensors file")
+    );
+    // Usage errors are clap's (exit code 2), still without a panic.
+    let out = tokenloom().args(["embed", "--ids", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_shows_examples() {
+    let out = tokenloom().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+    for sub in ["inspect", "embed", "rope", "neighbors", "convert-layout"] {
+        let out = tokenloom().args([sub, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Example"),
+            "{sub} --help has no example:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn real_models() {
+    let minilm = common::minilm_safetensors();
+    if !common::skip_unless_available("the MiniLM model file", &minilm) {
+        let path = minilm.unwrap();
+        let case = common::Case::load("real_minilm_l6_v2");
+        let out = json(&["inspect", path.to_str().unwrap()]);
+        assert_eq!(
+            out["embedding"]["name"],
+            "embeddings.word_embeddings.weight"
+        );
+        assert_eq!(
+            (
+                out["embedding"]["vocab_size"].as_u64(),
+                out["embedding"]["n_embd"].as_u64()
+            ),
+            (Some(30522), Some(384))
+        );
+        let ids: Vec<String> = case
+            .get("inputs/ids_for_lookup")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        let out = json(&["embed", path.to_str().unwrap(), "--ids", &ids.join(",")]);
+        let (_, want) = case.tensor("expected/word_embeddings_output");
+        let got: Vec<f64> = out["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+            .collect();
+        assert_eq!(got, want);
+    }
+    let smollm = common::smollm2_gguf();
+    if !common::skip_unless_available("the SmolLM2 GGUF file", &smollm) {
+        let path = smollm.unwrap();
+        let case = common::Case::load("real_smollm2_135m");
+        let out = json(&["inspect", path.to_str().unwrap()]);
+        assert_eq!(out["format"], "gguf");
+        assert_eq!(out["tied"], true);
+        assert_eq!(out["embedding"]["name"], "token_embd.weight");
+        assert_eq!(out["embedding"]["vocab_size"], 49152);
+        assert_eq!(out["positions"]["rope"]["theta"], 100000.0);
+        assert_eq!(out["positions"]["rope"]["layout"], "interleaved");
+        assert_eq!(out["positions"]["n_kv_heads"], 3);
+        let out = json(&["embed", path.to_str().unwrap(), "--ids", "19556"]);
+        let (_, want) = case.tensor("expected/embed_tokens_output");
+        let got: Vec<f64> = out["rows"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(got, want[..576]);
+    }
+}
