@@ -1,6 +1,8 @@
 //! The backward pass of the lookup: dense and row-sparse gradients of the weight.
 
-use tokenloom_tensor::{Accumulate, Element, Shape, Tensor, TensorView, TensorViewMut, try_filled};
+use tokenloom_tensor::{
+    Accumulate, Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut, try_filled,
+};
 
 use crate::error::EmbeddingError;
 use crate::lookup::check_ids;
@@ -76,42 +78,57 @@ impl<T: Element> SparseGrad<T> {
     }
 }
 
-/// Calls `f(id, summed_row)` for each distinct id in increasing order, with the gradient
-/// rows of its occurrences summed in `f64` in position order (as PyTorch's sequential
-/// `index_add`), divided by the id's count when `scale_grad_by_freq`, and skipping the
-/// padding row. Deterministic: the result does not depend on anything but the inputs.
-fn for_each_row_sum<T: Element>(
-    ids: &[u32],
-    grad_output: &[T],
-    n_embd: usize,
-    padding_idx: Option<usize>,
-    scale_grad_by_freq: bool,
-    mut f: impl FnMut(u32, &[f64]),
-) {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    // (id, position) is unique, so the unstable sort is deterministic.
-    order.sort_unstable_by_key(|&i| (ids[i], i));
-    let mut sum = vec![0.0f64; n_embd];
-    for run in order.chunk_by(|&a, &b| ids[a] == ids[b]) {
-        let id = ids[run[0]];
-        if padding_idx == Some(id as usize) {
-            continue;
+/// The token positions of a batch grouped by id: ids increasing, positions in order,
+/// the padding id left out.
+struct RowGroups {
+    /// Token positions sorted by (id, position).
+    order: Vec<usize>,
+    /// `(id, range of order)` per distinct id.
+    groups: Vec<(u32, std::ops::Range<usize>)>,
+}
+
+impl RowGroups {
+    fn new(ids: &[u32], padding_idx: Option<usize>) -> Self {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        // (id, position) is unique, so the unstable sort is deterministic.
+        order.sort_unstable_by_key(|&i| (ids[i], i));
+        let mut groups = Vec::new();
+        let mut start = 0;
+        for run in order.chunk_by(|&a, &b| ids[a] == ids[b]) {
+            let id = ids[run[0]];
+            if padding_idx != Some(id as usize) {
+                groups.push((id, start..start + run.len()));
+            }
+            start += run.len();
         }
+        Self { order, groups }
+    }
+
+    /// Sums the gradient rows of group `g` in `f64` in position order (as PyTorch's
+    /// sequential `index_add`), divided by the count with `scale_grad_by_freq`.
+    fn sum<T: Element>(
+        &self,
+        g: usize,
+        grad_output: &[T],
+        n_embd: usize,
+        scale_grad_by_freq: bool,
+        sum: &mut [f64],
+    ) {
+        let positions = &self.order[self.groups[g].1.clone()];
         sum.fill(0.0);
-        for &i in run {
-            for (s, g) in sum
+        for &i in positions {
+            for (s, x) in sum
                 .iter_mut()
                 .zip(&grad_output[i * n_embd..(i + 1) * n_embd])
             {
-                *s += g.as_f64();
+                *s += x.as_f64();
             }
         }
         if scale_grad_by_freq {
             #[allow(clippy::cast_precision_loss)] // counts are far below 2^53
-            let count = run.len() as f64;
+            let count = positions.len() as f64;
             sum.iter_mut().for_each(|s| *s /= count);
         }
-        f(id, &sum);
     }
 }
 
@@ -172,23 +189,28 @@ impl<T: Element> Embedding<T> {
             });
         }
         let n_embd = self.n_embd();
-        let out = grad_weight.as_mut_slice();
-        if accumulate == Accumulate::Replace {
-            out.fill(T::zero());
-        }
-        for_each_row_sum(
-            ids.as_slice(),
-            grad_output.as_slice(),
-            n_embd,
-            self.options().padding_idx,
-            self.options().scale_grad_by_freq,
-            |id, sum| {
-                let row = &mut out[id as usize * n_embd..(id as usize + 1) * n_embd];
-                for (o, s) in row.iter_mut().zip(sum) {
-                    *o = T::from_f64_lossy(o.as_f64() + s);
+        let groups = RowGroups::new(ids.as_slice(), self.options().padding_idx);
+        let scale = self.options().scale_grad_by_freq;
+        let grad_output = grad_output.as_slice();
+        // One pass over the output, partitioned by destination row (no atomics): each row
+        // is zeroed or summed by exactly one task, so any thread count gives the same bits.
+        for_each_chunk_mut(grad_weight.as_mut_slice(), n_embd, |row, dst| match groups
+            .groups
+            .binary_search_by_key(&row, |(id, _)| *id as usize)
+        {
+            Ok(g) => {
+                let mut sum = vec![0.0f64; n_embd];
+                groups.sum(g, grad_output, n_embd, scale, &mut sum);
+                for (o, s) in dst.iter_mut().zip(&sum) {
+                    *o = match accumulate {
+                        Accumulate::Replace => T::from_f64_lossy(*s),
+                        Accumulate::Add => T::from_f64_lossy(o.as_f64() + s),
+                    };
                 }
-            },
-        );
+            }
+            Err(_) if accumulate == Accumulate::Replace => dst.fill(T::zero()),
+            Err(_) => {}
+        });
         Ok(())
     }
 
@@ -232,19 +254,18 @@ impl<T: Element> Embedding<T> {
     ) -> Result<SparseGrad<T>, EmbeddingError> {
         let ids = ids.into();
         self.check_backward(ids, grad_output)?;
-        let mut rows = Vec::new();
-        let mut values = Vec::new();
-        for_each_row_sum(
-            ids.as_slice(),
-            grad_output.as_slice(),
-            self.n_embd(),
-            self.options().padding_idx,
-            self.options().scale_grad_by_freq,
-            |id, sum| {
-                rows.push(id);
-                values.extend(sum.iter().map(|&s| T::from_f64_lossy(s)));
-            },
-        );
+        let n_embd = self.n_embd();
+        let groups = RowGroups::new(ids.as_slice(), self.options().padding_idx);
+        let rows: Vec<u32> = groups.groups.iter().map(|(id, _)| *id).collect();
+        let mut values = try_filled(rows.len() * n_embd, T::zero(), "Embedding::backward_sparse")?;
+        let scale = self.options().scale_grad_by_freq;
+        for_each_chunk_mut(&mut values, n_embd, |g, dst| {
+            let mut sum = vec![0.0f64; n_embd];
+            groups.sum(g, grad_output.as_slice(), n_embd, scale, &mut sum);
+            for (o, s) in dst.iter_mut().zip(&sum) {
+                *o = T::from_f64_lossy(*s);
+            }
+        });
         Ok(SparseGrad {
             vocab_size: self.vocab_size(),
             n_embd: self.n_embd(),

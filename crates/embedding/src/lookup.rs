@@ -1,6 +1,8 @@
 //! The lookup: token ids to rows of the table.
 
-use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut, try_filled};
+use tokenloom_tensor::{
+    Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut, try_filled,
+};
 
 use crate::error::EmbeddingError;
 use crate::renorm::renorm_row;
@@ -118,6 +120,26 @@ impl<T: Element> Embedding<T> {
         Ok(())
     }
 
+    /// Like [`forward`](Embedding::forward), reusing the allocation of `buffer` (e.g. the
+    /// previous step's output): a training loop that hands its output back pays neither
+    /// an allocation nor page faults on every call. This is tokenloom's answer to the
+    /// allocating API's cost; see `docs/benchmarks.md`.
+    ///
+    /// # Errors
+    ///
+    /// As [`forward`](Embedding::forward).
+    pub fn forward_reusing<'a>(
+        &self,
+        ids: impl Into<TensorView<'a, u32>>,
+        buffer: Tensor<T>,
+    ) -> Result<Tensor<T>, EmbeddingError> {
+        let ids = ids.into();
+        let shape = check_ids(ids, self.vocab_size(), self.n_embd())?;
+        let mut out = buffer.recycle(shape.dims())?;
+        self.lookup_rows(ids.as_slice(), out.as_mut_slice());
+        Ok(out)
+    }
+
     /// Copies the rows of checked ids, then applies `max_norm` to the copies.
     fn lookup_rows(&self, ids: &[u32], out: &mut [T]) {
         let n_embd = self.n_embd();
@@ -130,12 +152,13 @@ impl<T: Element> Embedding<T> {
     }
 }
 
-/// Copies row `ids[i]` of `table` to row `i` of `out`. The ids have been checked.
-fn copy_rows<T: Copy>(table: &[T], n_embd: usize, ids: &[u32], out: &mut [T]) {
-    for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(n_embd)) {
-        let start = id as usize * n_embd;
+/// Copies row `ids[i]` of `table` to row `i` of `out` (across threads for large
+/// outputs). The ids have been checked.
+fn copy_rows<T: Copy + Send + Sync>(table: &[T], n_embd: usize, ids: &[u32], out: &mut [T]) {
+    for_each_chunk_mut(out, n_embd, |i, dst| {
+        let start = ids[i] as usize * n_embd;
         dst.copy_from_slice(&table[start..start + n_embd]);
-    }
+    });
 }
 
 #[cfg(test)]

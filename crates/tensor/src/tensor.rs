@@ -191,6 +191,46 @@ impl<T: Clone + Default> Tensor<T> {
     }
 }
 
+impl<T: Clone + Default> Tensor<T> {
+    /// Reuses this tensor's allocation for a tensor of shape `dims`, for kernels that
+    /// overwrite every element: a training loop that hands back last step's output pays
+    /// neither an allocation nor its page faults again. Elements that fit in the old
+    /// length keep their old values; new ones are `T::default()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shape::new`], and [`TensorError::AllocationFailed`] when a larger buffer
+    /// cannot be had.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenloom_tensor::Tensor;
+    ///
+    /// let t = Tensor::from_vec(vec![1.0f32; 12], &[3, 4])?;
+    /// let ptr = t.as_slice().as_ptr();
+    /// let again = t.recycle(&[2, 4])?;
+    /// assert_eq!(again.dims(), &[2, 4]);
+    /// assert_eq!(again.as_slice().as_ptr(), ptr); // same allocation
+    /// # Ok::<(), tokenloom_tensor::TensorError>(())
+    /// ```
+    pub fn recycle(self, dims: &[usize]) -> Result<Self, TensorError> {
+        let shape = Shape::new(dims)?;
+        let len = shape.elem_count();
+        let mut data = self.data;
+        if len > data.len() {
+            data.try_reserve_exact(len - data.len()).map_err(|_| {
+                TensorError::AllocationFailed {
+                    op: "Tensor::recycle",
+                    bytes: len.saturating_mul(std::mem::size_of::<T>()),
+                }
+            })?;
+        }
+        data.resize(len, T::default());
+        Ok(Self { shape, data })
+    }
+}
+
 impl<T: Element> Tensor<T> {
     /// Converts every element to another float type through `f64`, rounding to nearest
     /// (exact when widening).

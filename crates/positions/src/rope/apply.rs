@@ -1,7 +1,7 @@
 //! Applying RoPE to query/key tensors: forward, inverse and backward, in place and out of
 //! place, for both tensor layouts and both pair layouts.
 
-use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut};
+use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut};
 
 use super::cache::{CacheFloat, RopeCache};
 use super::config::RopeLayout;
@@ -177,25 +177,29 @@ impl<C: CacheFloat> RopeCache<C> {
             RopeLayout::Interleaved => rotate_interleaved,
             RopeLayout::HalfSplit => rotate_half_split,
         };
+        // One pass over the tensor, split across threads when it is large; every element
+        // is rotated by exactly one task, so results do not depend on the thread count.
         let data = x.as_mut_slice();
         match layout {
             QkLayout::BatchSeqHeads => {
-                // One token's heads are contiguous: read its cos/sin rows once.
-                for (token, heads) in data.chunks_exact_mut(n_heads * head_dim).enumerate() {
+                // One token's heads are contiguous: its cos/sin rows are read once.
+                for_each_chunk_mut(data, n_heads * head_dim, |token, heads| {
                     let (cos, sin) =
                         self.checked_rows(position_of(token / seq_len, token % seq_len));
                     for head in heads.chunks_exact_mut(head_dim) {
                         kernel(head, cos, sin, sign, scale);
                     }
-                }
+                });
             }
             QkLayout::BatchHeadsSeq => {
-                for (row, head) in data.chunks_exact_mut(head_dim).enumerate() {
-                    let b = row / (n_heads * seq_len);
-                    let s = row % seq_len;
-                    let (cos, sin) = self.checked_rows(position_of(b, s));
-                    kernel(head, cos, sin, sign, scale);
-                }
+                // One (batch, head) block of seq_len rows at a time.
+                for_each_chunk_mut(data, seq_len * head_dim, |block, rows| {
+                    let b = block / n_heads;
+                    for (s, head) in rows.chunks_exact_mut(head_dim).enumerate() {
+                        let (cos, sin) = self.checked_rows(position_of(b, s));
+                        kernel(head, cos, sin, sign, scale);
+                    }
+                });
             }
         }
         Ok(())

@@ -1,0 +1,75 @@
+//! Kernels that split work across threads give bit-identical results for any thread
+//! count (inputs above the parallel threshold, run on pools of 1, 2 and 3 threads).
+
+use tokenloom::embedding::{Embedding, EmbeddingConfig, Init};
+use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+use tokenloom::tensor::{Accumulate, Tensor, bf16};
+
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+fn bits<T: tokenloom::tensor::Element>(t: &Tensor<T>) -> Vec<u64> {
+    t.as_slice().iter().map(|x| x.to_bits64()).collect()
+}
+
+#[test]
+fn lookup_backward_and_rope_do_not_depend_on_the_thread_count() {
+    let (vocab_size, n_embd) = (3000, 256);
+    let table = EmbeddingConfig::new(vocab_size, n_embd)
+        .with_scale_grad_by_freq(true)
+        .with_padding_idx(5)
+        .init_seeded::<f32>(1)
+        .unwrap();
+    // 2048 tokens with many repeats: 2 MiB outputs, above the threshold.
+    let ids: Vec<u32> = (0..2048u32).map(|i| (i * 7919 + i / 3) % 700).collect();
+    let ids = Tensor::from_vec(ids, &[4, 512]).unwrap();
+    let grad = Embedding::<f32>::seeded(4 * 512, n_embd, Init::default(), 2)
+        .unwrap()
+        .into_weight();
+    let grad = grad.reshape(&[4, 512, n_embd]).unwrap();
+    let config = RopeConfig::new(128, 10000.0, RopeLayout::HalfSplit);
+    let cache = RopeCache::<f32>::new(&config, 512).unwrap();
+    let x: Vec<bf16> = (0..512 * 16 * 128)
+        .map(|i| bf16::from_f32((i % 97) as f32 / 13.0 - 3.0))
+        .collect();
+
+    let run = || {
+        let forward = table.forward(&ids).unwrap();
+        let dense = table.backward_dense(&ids, grad.view()).unwrap();
+        let mut accumulated = dense.clone();
+        table
+            .backward_dense_into(&ids, grad.view(), accumulated.view_mut(), Accumulate::Add)
+            .unwrap();
+        let sparse = table
+            .backward_sparse(&ids, grad.view())
+            .unwrap()
+            .to_dense()
+            .unwrap();
+        let mut rotated = Vec::new();
+        for layout in [QkLayout::BatchSeqHeads, QkLayout::BatchHeadsSeq] {
+            let mut q = Tensor::from_vec(x.clone(), &[1, 512, 16, 128]).unwrap();
+            if layout == QkLayout::BatchHeadsSeq {
+                q = q.reshape(&[1, 16, 512, 128]).unwrap();
+            }
+            cache
+                .apply_in_place(q.view_mut(), layout, Positions::Offset(0))
+                .unwrap();
+            rotated.push(bits(&q));
+        }
+        (
+            bits(&forward),
+            bits(&dense),
+            bits(&accumulated),
+            bits(&sparse),
+            rotated,
+        )
+    };
+    let one = on_threads(1, run);
+    assert_eq!(on_threads(2, run), one, "2 threads differ from 1");
+    assert_eq!(on_threads(3, run), one, "3 threads differ from 1");
+}
