@@ -252,25 +252,55 @@ impl<T: Element> Embedding<T> {
         ids: impl Into<TensorView<'a, u32>>,
         grad_output: TensorView<'_, T>,
     ) -> Result<SparseGrad<T>, EmbeddingError> {
+        let mut grad = SparseGrad {
+            vocab_size: self.vocab_size(),
+            n_embd: self.n_embd(),
+            rows: Vec::new(),
+            values: Vec::new(),
+        };
+        self.backward_sparse_into(ids, grad_output, &mut grad)?;
+        Ok(grad)
+    }
+
+    /// [`backward_sparse`](Embedding::backward_sparse) into an existing [`SparseGrad`],
+    /// reusing its buffers: a training loop that keeps one `SparseGrad` pays no
+    /// allocation (and no page faults) per step once the buffers have grown.
+    ///
+    /// # Errors
+    ///
+    /// As [`backward_dense_into`](Embedding::backward_dense_into). On error `grad` is
+    /// unchanged.
+    pub fn backward_sparse_into<'a>(
+        &self,
+        ids: impl Into<TensorView<'a, u32>>,
+        grad_output: TensorView<'_, T>,
+        grad: &mut SparseGrad<T>,
+    ) -> Result<(), EmbeddingError> {
         let ids = ids.into();
         self.check_backward(ids, grad_output)?;
         let n_embd = self.n_embd();
         let groups = RowGroups::new(ids.as_slice(), self.options().padding_idx);
-        let rows: Vec<u32> = groups.groups.iter().map(|(id, _)| *id).collect();
-        let mut values = try_filled(rows.len() * n_embd, T::zero(), "Embedding::backward_sparse")?;
+        let len = groups.groups.len() * n_embd;
+        if len > grad.values.len() {
+            grad.values
+                .try_reserve_exact(len - grad.values.len())
+                .map_err(|_| tokenloom_tensor::TensorError::AllocationFailed {
+                    op: "Embedding::backward_sparse",
+                    bytes: len.saturating_mul(std::mem::size_of::<T>()),
+                })?;
+        }
+        grad.values.resize(len, T::zero());
+        grad.rows.clear();
+        grad.rows.extend(groups.groups.iter().map(|(id, _)| *id));
+        (grad.vocab_size, grad.n_embd) = (self.vocab_size(), n_embd);
         let scale = self.options().scale_grad_by_freq;
-        for_each_chunk_mut(&mut values, n_embd, |g, dst| {
+        for_each_chunk_mut(&mut grad.values, n_embd, |g, dst| {
             let mut sum = vec![0.0f64; n_embd];
             groups.sum(g, grad_output.as_slice(), n_embd, scale, &mut sum);
             for (o, s) in dst.iter_mut().zip(&sum) {
                 *o = T::from_f64_lossy(*s);
             }
         });
-        Ok(SparseGrad {
-            vocab_size: self.vocab_size(),
-            n_embd: self.n_embd(),
-            rows,
-            values,
-        })
+        Ok(())
     }
 }

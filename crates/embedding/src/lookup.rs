@@ -1,8 +1,6 @@
 //! The lookup: token ids to rows of the table.
 
-use tokenloom_tensor::{
-    Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut, try_filled,
-};
+use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut};
 
 use crate::error::EmbeddingError;
 use crate::renorm::renorm_row;
@@ -88,12 +86,25 @@ impl<T: Element> Embedding<T> {
     ) -> Result<Tensor<T>, EmbeddingError> {
         let ids = ids.into();
         let shape = check_ids(ids, self.vocab_size(), self.n_embd())?;
-        let mut out = Tensor::from_shape_vec(
-            try_filled(shape.elem_count(), T::zero(), "Embedding::forward")?,
-            shape,
-        )?;
-        self.lookup_rows(ids.as_slice(), out.as_mut_slice());
-        Ok(out)
+        // One pass: the rows are appended to reserved memory, never zeroed first.
+        let n_embd = self.n_embd();
+        let mut data = Vec::new();
+        data.try_reserve_exact(shape.elem_count()).map_err(|_| {
+            tokenloom_tensor::TensorError::AllocationFailed {
+                op: "Embedding::forward",
+                bytes: shape.elem_count().saturating_mul(std::mem::size_of::<T>()),
+            }
+        })?;
+        let table = self.weight().as_slice();
+        for &id in ids.as_slice() {
+            data.extend_from_slice(&table[id as usize * n_embd..(id as usize + 1) * n_embd]);
+        }
+        if let Some(max_norm) = self.options().max_norm {
+            for row in data.chunks_exact_mut(n_embd) {
+                renorm_row(row, &max_norm);
+            }
+        }
+        Ok(Tensor::from_shape_vec(data, shape)?)
     }
 
     /// Like [`forward`](Embedding::forward), writing into a caller's buffer of shape

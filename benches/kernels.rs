@@ -1,0 +1,354 @@
+//! Throughput of the memory-bound kernels against a memory-copy roofline measured in the
+//! same run, at decoder-sized shapes. Every group holds a `roofline_copy` (a
+//! `copy_from_slice` of the bytes the operation must move), the obviously-correct
+//! `naive` kernel (also the test oracle's logic), and tokenloom's kernels.
+//!
+//! Run: `cargo bench --bench kernels`, then `cargo run --release --example bench_report`
+//! for the table with ratios (see docs/benchmarks.md).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
+};
+use tokenloom::embedding::Embedding;
+use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+use tokenloom::tensor::{
+    Accumulate, Element, Operand, Tensor, TensorViewMut, bf16, for_each_chunk_mut, matmul_into,
+};
+
+/// A cheap, deterministic table: the values do not matter to a memory-bound kernel.
+fn table<T: Element>(vocab_size: usize, n_embd: usize) -> Embedding<T> {
+    let data: Vec<T> = (0..vocab_size * n_embd)
+        .map(|i| T::from_f32_lossy((i % 251) as f32 / 128.0 - 1.0))
+        .collect();
+    Embedding::from_weight(Tensor::from_vec(data, &[vocab_size, n_embd]).unwrap()).unwrap()
+}
+
+fn make_ids(batch: usize, seq_len: usize, vocab_size: usize) -> Tensor<u32> {
+    let n = batch * seq_len;
+    let ids = (0..n as u64)
+        .map(|i| ((i * 2_654_435_761) % vocab_size as u64) as u32)
+        .collect();
+    Tensor::from_vec(ids, &[batch, seq_len]).unwrap()
+}
+
+fn group<'a>(c: &'a mut Criterion, name: &str, bytes: usize) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g
+}
+
+/// The roofline: copying `bytes` between preallocated buffers, on one thread
+/// (`copy_from_slice`) and split across the thread pool like the kernels are (1 MiB
+/// chunks). The report compares every kernel with the faster of the two.
+fn roofline(g: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
+    let src = vec![1u8; bytes];
+    let mut dst = vec![0u8; bytes];
+    g.bench_function("roofline_copy_1thread", |b| {
+        b.iter(|| dst.copy_from_slice(black_box(&src)))
+    });
+    let chunk = 1 << 20;
+    g.bench_function("roofline_copy_threads", |b| {
+        b.iter(|| {
+            for_each_chunk_mut(&mut dst, chunk, |i, d| {
+                d.copy_from_slice(&black_box(&src)[i * chunk..i * chunk + d.len()])
+            });
+        })
+    });
+}
+
+/// Element-by-element lookup: the naive oracle.
+fn naive_lookup<T: Copy>(table: &[T], n_embd: usize, ids: &[u32], out: &mut [T]) {
+    for (i, &id) in ids.iter().enumerate() {
+        for j in 0..n_embd {
+            out[i * n_embd + j] = table[id as usize * n_embd + j];
+        }
+    }
+}
+
+fn lookup_group<T: Element>(
+    c: &mut Criterion,
+    name: &str,
+    batch: usize,
+    seq_len: usize,
+    vocab_size: usize,
+    n_embd: usize,
+    all: bool,
+) {
+    let t = table::<T>(vocab_size, n_embd);
+    let ids = make_ids(batch, seq_len, vocab_size);
+    let out_len = batch * seq_len * n_embd;
+    let bytes = out_len * std::mem::size_of::<T>();
+    let mut g = group(c, name, bytes);
+    roofline(&mut g, bytes);
+    let mut out = vec![T::zero(); out_len];
+    if all {
+        g.bench_function("naive", |b| {
+            b.iter(|| naive_lookup(t.weight().as_slice(), n_embd, ids.as_slice(), &mut out))
+        });
+    }
+    g.bench_function("forward_into", |b| {
+        b.iter(|| {
+            t.forward_into(
+                &ids,
+                TensorViewMut::new(&mut out, &[batch, seq_len, n_embd]).unwrap(),
+            )
+            .unwrap();
+        })
+    });
+    if all {
+        g.bench_function("forward_alloc", |b| {
+            b.iter(|| black_box(t.forward(&ids).unwrap()))
+        });
+        let mut buffer = Some(t.forward(&ids).unwrap());
+        g.bench_function("forward_reusing", |b| {
+            b.iter(|| {
+                let out = t.forward_reusing(&ids, buffer.take().unwrap()).unwrap();
+                buffer = Some(black_box(out));
+            })
+        });
+    }
+    g.finish();
+}
+
+fn lookups(c: &mut Criterion) {
+    lookup_group::<f32>(
+        c,
+        "lookup_8x512_of_32000x4096_f32",
+        8,
+        512,
+        32000,
+        4096,
+        true,
+    );
+    lookup_group::<f32>(
+        c,
+        "lookup_4x2048_of_128256x4096_f32",
+        4,
+        2048,
+        128_256,
+        4096,
+        true,
+    );
+    lookup_group::<f64>(
+        c,
+        "lookup_8x512_of_32000x4096_f64",
+        8,
+        512,
+        32000,
+        4096,
+        false,
+    );
+    lookup_group::<bf16>(
+        c,
+        "lookup_8x512_of_32000x4096_bf16",
+        8,
+        512,
+        32000,
+        4096,
+        false,
+    );
+
+    // Decode: one token.
+    let t = table::<f32>(32000, 4096);
+    let one = make_ids(1, 1, 32000);
+    let mut g = group(c, "decode_1x1_of_32000x4096_f32", 4096 * 4);
+    roofline(&mut g, 4096 * 4);
+    let mut out = vec![0.0f32; 4096];
+    g.bench_function("forward_into", |b| {
+        b.iter(|| {
+            t.forward_into(&one, TensorViewMut::new(&mut out, &[1, 1, 4096]).unwrap())
+                .unwrap()
+        })
+    });
+    g.bench_function("forward_alloc", |b| {
+        b.iter(|| black_box(t.forward(&one).unwrap()))
+    });
+    g.finish();
+}
+
+/// Zero the gradient, then add each token's row: the naive (PyTorch-like) oracle.
+fn naive_dense_backward(ids: &[u32], grad_output: &[f32], n_embd: usize, grad: &mut [f32]) {
+    grad.fill(0.0);
+    for (i, &id) in ids.iter().enumerate() {
+        for j in 0..n_embd {
+            grad[id as usize * n_embd + j] += grad_output[i * n_embd + j];
+        }
+    }
+}
+
+fn backward(c: &mut Criterion) {
+    let (vocab_size, n_embd) = (32000, 4096);
+    let t = table::<f32>(vocab_size, n_embd);
+    let ids = make_ids(1, 4096, vocab_size);
+    let grad_output = table::<f32>(4096, n_embd)
+        .into_weight()
+        .reshape(&[1, 4096, n_embd])
+        .unwrap();
+    let bytes = vocab_size * n_embd * 4;
+    let mut g = group(c, "dense_backward_4096_ids_of_32000x4096_f32", bytes);
+    roofline(&mut g, bytes);
+    let mut grad = vec![0.0f32; vocab_size * n_embd];
+    g.bench_function("naive", |b| {
+        b.iter(|| naive_dense_backward(ids.as_slice(), grad_output.as_slice(), n_embd, &mut grad))
+    });
+    g.bench_function("backward_dense_into", |b| {
+        b.iter(|| {
+            let view = TensorViewMut::new(&mut grad, &[vocab_size, n_embd]).unwrap();
+            t.backward_dense_into(&ids, grad_output.view(), view, Accumulate::Replace)
+                .unwrap();
+        })
+    });
+    g.finish();
+
+    // Sparse: proportional to the touched rows, not to vocab_size.
+    for (n_ids, vocab_size) in [(64, 32000), (4096, 32000), (4096, 128_256)] {
+        let t = table::<f32>(vocab_size, n_embd);
+        let ids = make_ids(1, n_ids, vocab_size);
+        let grad_output = table::<f32>(n_ids, n_embd)
+            .into_weight()
+            .reshape(&[1, n_ids, n_embd])
+            .unwrap();
+        let mut g = group(
+            c,
+            &format!("sparse_backward_{n_ids}_ids_of_{vocab_size}x4096_f32"),
+            n_ids * n_embd * 4,
+        );
+        roofline(&mut g, n_ids * n_embd * 4);
+        g.bench_function("backward_sparse", |b| {
+            b.iter(|| black_box(t.backward_sparse(&ids, grad_output.view()).unwrap()))
+        });
+        let mut grad = t.backward_sparse(&ids, grad_output.view()).unwrap();
+        g.bench_function("backward_sparse_into", |b| {
+            b.iter(|| {
+                t.backward_sparse_into(&ids, grad_output.view(), &mut grad)
+                    .unwrap()
+            })
+        });
+        g.finish();
+    }
+}
+
+/// Per-element RoPE from the cache, the naive oracle (half-split pairs, (b, s, h, d)).
+fn naive_rope(
+    x: &mut [f32],
+    cache: &RopeCache<f32>,
+    seq_len: usize,
+    n_heads: usize,
+    head_dim: usize,
+) {
+    let half = head_dim / 2;
+    for s in 0..seq_len {
+        let (cos, sin) = (cache.cos_row(s).unwrap(), cache.sin_row(s).unwrap());
+        for h in 0..n_heads {
+            let base = (s * n_heads + h) * head_dim;
+            for i in 0..half {
+                let (a, b) = (x[base + i], x[base + i + half]);
+                x[base + i] = a * cos[i] - b * sin[i];
+                x[base + i + half] = b * cos[i] + a * sin[i];
+            }
+        }
+    }
+}
+
+fn rope(c: &mut Criterion) {
+    let (seq_len, n_heads, head_dim) = (2048, 32, 128);
+    let n = seq_len * n_heads * head_dim;
+    let mut g = group(c, "rope_1x2048x32x128_f32", n * 4);
+    roofline(&mut g, n * 4);
+    let mut x: Vec<f32> = (0..n).map(|i| (i % 97) as f32 / 48.0 - 1.0).collect();
+    let half_split = RopeCache::<f32>::new(
+        &RopeConfig::new(head_dim, 10000.0, RopeLayout::HalfSplit),
+        seq_len,
+    )
+    .unwrap();
+    let interleaved = RopeCache::<f32>::new(
+        &RopeConfig::new(head_dim, 10000.0, RopeLayout::Interleaved),
+        seq_len,
+    )
+    .unwrap();
+    g.bench_function("naive", |b| {
+        b.iter(|| naive_rope(&mut x, &half_split, seq_len, n_heads, head_dim))
+    });
+    for (name, cache) in [("half_split", &half_split), ("interleaved", &interleaved)] {
+        for (layout_name, layout, dims) in [
+            (
+                "bshd",
+                QkLayout::BatchSeqHeads,
+                [1, seq_len, n_heads, head_dim],
+            ),
+            (
+                "bhsd",
+                QkLayout::BatchHeadsSeq,
+                [1, n_heads, seq_len, head_dim],
+            ),
+        ] {
+            g.bench_function(format!("apply_in_place_{name}_{layout_name}"), |b| {
+                b.iter(|| {
+                    cache
+                        .apply_in_place(
+                            TensorViewMut::new(&mut x, &dims).unwrap(),
+                            layout,
+                            Positions::Offset(0),
+                        )
+                        .unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = group(c, "rope_1x2048x32x128_bf16", n * 2);
+    roofline(&mut g, n * 2);
+    let mut xb: Vec<bf16> = (0..n)
+        .map(|i| bf16::from_f32((i % 97) as f32 / 48.0 - 1.0))
+        .collect();
+    for (name, cache) in [("half_split", &half_split), ("interleaved", &interleaved)] {
+        g.bench_function(format!("apply_in_place_{name}_bshd"), |b| {
+            b.iter(|| {
+                cache
+                    .apply_in_place(
+                        TensorViewMut::new(&mut xb, &[1, seq_len, n_heads, head_dim]).unwrap(),
+                        QkLayout::BatchSeqHeads,
+                        Positions::Offset(0),
+                    )
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn tied_projection(c: &mut Criterion) {
+    let (m, k, n) = (512, 2048, 32000);
+    let h = table::<f32>(m, k).into_weight();
+    let e = table::<f32>(n, k).into_weight();
+    let mut out = vec![0.0f32; m * n];
+    let mut g = c.benchmark_group("tied_projection_512x2048x32000_f32");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements((2 * m * k * n) as u64)); // FLOPs, reported as elements
+    g.bench_function("matrixmultiply_sgemm", |b| {
+        b.iter(|| {
+            matmul_into(
+                h.view(),
+                Operand::AsIs,
+                e.view(),
+                Operand::Transposed,
+                TensorViewMut::new(&mut out, &[m, n]).unwrap(),
+                Accumulate::Replace,
+            )
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookups, backward, rope, tied_projection);
+criterion_main!(benches);

@@ -1,0 +1,123 @@
+//! Turns the criterion results of `cargo bench --bench kernels` into the markdown table of
+//! docs/benchmarks.md: median and minimum time per kernel, throughput, and the ratio to
+//! the faster `roofline_copy_*` measured in the same group of the same run.
+//!
+//! Run: `cargo bench --bench kernels && cargo run --release --example bench_report`.
+
+use std::error::Error;
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+
+struct Row {
+    function: String,
+    median_ns: f64,
+    min_ns: f64,
+    throughput: Option<(String, f64)>,
+}
+
+fn read_json(path: &Path) -> Result<Value, Box<dyn Error>> {
+    Ok(serde_json::from_str(&fs::read_to_string(path)?)?)
+}
+
+fn read_row(dir: &Path) -> Result<Row, Box<dyn Error>> {
+    let new = dir.join("new");
+    let estimates = read_json(&new.join("estimates.json"))?;
+    let sample = read_json(&new.join("sample.json"))?;
+    let benchmark = read_json(&new.join("benchmark.json"))?;
+    let median_ns = estimates["median"]["point_estimate"]
+        .as_f64()
+        .ok_or("no median")?;
+    let iters = sample["iters"].as_array().ok_or("no iters")?;
+    let times = sample["times"].as_array().ok_or("no times")?;
+    let min_ns = iters
+        .iter()
+        .zip(times)
+        .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?))
+        .fold(f64::INFINITY, f64::min);
+    let throughput = benchmark["throughput"].as_object().and_then(|t| {
+        let (kind, amount) = t.iter().next()?;
+        Some((kind.clone(), amount.as_f64()?))
+    });
+    Ok(Row {
+        function: benchmark["function_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        median_ns,
+        min_ns,
+        throughput,
+    })
+}
+
+fn format_time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.3} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.3} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
+    let mut groups: Vec<_> = fs::read_dir(&root)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (run `cargo bench --bench kernels` first)",
+                root.display()
+            )
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "report"))
+        .collect();
+    groups.sort();
+    for group in groups {
+        let mut rows: Vec<Row> = fs::read_dir(&group)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("new/estimates.json").is_file())
+            .map(|p| read_row(&p))
+            .collect::<Result<_, _>>()?;
+        let is_roofline = |r: &Row| r.function.starts_with("roofline_copy");
+        rows.sort_by(|a, b| {
+            is_roofline(b)
+                .cmp(&is_roofline(a))
+                .then(a.function.cmp(&b.function))
+        });
+        // The roofline is the faster of the single-threaded and the threaded copy.
+        let roofline = rows
+            .iter()
+            .filter(|r| is_roofline(r))
+            .map(|r| r.median_ns)
+            .reduce(f64::min);
+        println!(
+            "\n### {}\n",
+            group.file_name().unwrap_or_default().to_string_lossy()
+        );
+        println!("| kernel | median | min | throughput (median) | ratio to roofline (median) |");
+        println!("|---|---|---|---|---|");
+        for r in &rows {
+            let throughput = match &r.throughput {
+                Some((kind, amount)) if kind == "Bytes" => {
+                    format!("{:.2} GB/s", amount / r.median_ns)
+                }
+                Some((_, amount)) => format!("{:.1} GFLOP/s", amount / r.median_ns),
+                None => "–".to_owned(),
+            };
+            let ratio = roofline.map_or("–".to_owned(), |t| format!("{:.2}×", t / r.median_ns));
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                r.function,
+                format_time(r.median_ns),
+                format_time(r.min_ns),
+                throughput,
+                ratio
+            );
+        }
+    }
+    Ok(())
+}
