@@ -37,6 +37,11 @@ pub use tokenloom_tensor as tensor;
 #[doc = include_str!("../docs/tutorial.md")]
 pub mod tutorial {}
 
+/// The testing guide's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/testing.md")]
+pub struct TestingDoctests;
+
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

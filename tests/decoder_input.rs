@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Case, assert_close};
+use common::assert_close;
 use proptest::prelude::*;
 use tokenloom::decoder_input::{
     DecoderInput, DecoderInputConfig, DecoderInputError, PaddingSide, PositionEncoding,
@@ -17,7 +17,7 @@ use tokenloom::tensor::{DType, Tensor, TensorView};
 /// Transformer).
 #[test]
 fn sinusoidal_input_matches_the_reference() {
-    let case = Case::load("sin_add_to_embeddings_f64");
+    let case = common::case("sin_add_to_embeddings_f64");
     let tol = case.f64("tolerance/abs");
     let d = case.f64("config/d_model") as usize;
     let base = case.f64("config/base");

@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::Case;
 use tokenloom::decoder_input::{DecoderInputError, load_gguf, load_hf_dir};
 use tokenloom::io::{
     GgufWriteTensor, GgufWriteValue, RawTensor, encode_le, gguf_bytes, quantize_q8_0,
@@ -239,7 +238,7 @@ fn smollm2_decoder_input_matches_the_reference() {
     ) {
         return;
     }
-    let case = Case::load("real_smollm2_135m");
+    let case = common::case("real_smollm2_135m");
     let loaded = load_gguf::<f32, f64>(found.unwrap()).unwrap();
     let input = &loaded.input;
     assert!(

@@ -3,7 +3,6 @@
 
 mod common;
 
-use common::Case;
 use tokenloom::embedding::{Embedding, EmbeddingAndHead, TieOptions};
 use tokenloom::io::SafetensorsFile;
 use tokenloom::tensor::Tensor;
@@ -18,7 +17,7 @@ fn minilm_word_embeddings_match_the_reference() {
         return;
     }
     let path = found.unwrap();
-    let case = Case::load("real_minilm_l6_v2");
+    let case = common::case("real_minilm_l6_v2");
     let name = case.get("file/embedding_tensor/name").as_str().unwrap();
     assert_eq!(
         std::fs::metadata(&path).unwrap().len(),

@@ -3,7 +3,6 @@
 
 mod common;
 
-use common::Case;
 use tokenloom::io::{GgmlType, GgufFile};
 
 #[test]
@@ -15,7 +14,7 @@ fn smollm2_gguf_embedding_rows_match_the_reference() {
     ) {
         return;
     }
-    let case = Case::load("real_smollm2_135m");
+    let case = common::case("real_smollm2_135m");
     let file = GgufFile::open(found.unwrap()).unwrap();
     assert_eq!(file.version(), 3);
     let name = case.get("file/embedding_tensor/name").as_str().unwrap();

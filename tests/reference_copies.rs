@@ -16,7 +16,7 @@ fn every_indexed_case_is_copied_and_parses() {
         let name = case["case"].as_str().unwrap();
         let path = common::reference_dir().join(format!("{name}.json"));
         if path.exists() {
-            common::Case::load(name);
+            common::case(name);
         } else {
             // The index may list cases that the shared folder never shipped; those that
             // exist there must exist here.

@@ -7,7 +7,7 @@ use tokenloom::embedding::{Embedding, EmbeddingError};
 use tokenloom::tensor::Tensor;
 
 fn forward_case_f64(name: &str) {
-    let case = Case::load(name);
+    let case = common::case(name);
     let (w_shape, weight) = case.tensor("inputs/weight");
     let (ids_shape, ids) = case.ids("inputs/ids");
     let (out_shape, want) = case.tensor("expected/output");
@@ -39,7 +39,7 @@ fn padding_row_is_returned_as_stored() {
 
 #[test]
 fn float32_lookup_is_an_exact_copy() {
-    let case = Case::load("emb_fwd_bwd_f32");
+    let case = common::case("emb_fwd_bwd_f32");
     let (w_shape, weight) = case.tensor("inputs/weight");
     let (ids_shape, ids) = case.ids("inputs/ids");
     let (_, want) = case.tensor("expected/output");
@@ -55,7 +55,7 @@ fn float32_lookup_is_an_exact_copy() {
 
 #[test]
 fn inputs_pytorch_rejects_are_typed_errors() {
-    let case = Case::load("emb_errors");
+    let case = common::case("emb_errors");
     let table = Embedding::<f64>::from_weight(Tensor::zeros(&[5, 3]).unwrap()).unwrap();
     let inputs: Vec<&str> = case
         .get("expected/cases")
@@ -124,7 +124,7 @@ fn load_case(case: &Case) -> (Embedding<f64>, Tensor<u32>, Tensor<f64>) {
 }
 
 fn backward_case_f64(name: &str, tol: f64) {
-    let case = Case::load(name);
+    let case = common::case(name);
     let (table, ids, grad_output) = load_case(&case);
     let (_, want) = case.tensor("expected/grad_weight");
     let dense = table.backward_dense(&ids, grad_output.view()).unwrap();
@@ -144,7 +144,7 @@ fn dense_backward_matches_pytorch() {
 
 #[test]
 fn padding_row_gets_exactly_zero_gradient() {
-    let case = Case::load("emb_padding_idx_f64");
+    let case = common::case("emb_padding_idx_f64");
     backward_case_f64("emb_padding_idx_f64", 0.0);
     let (table, ids, grad_output) = load_case(&case);
     assert_eq!(table.options().padding_idx, Some(2));
@@ -160,7 +160,7 @@ fn padding_row_gets_exactly_zero_gradient() {
 
 #[test]
 fn max_norm_matches_pytorch_as_an_explicit_step() {
-    let case = Case::load("emb_max_norm_l2_f64");
+    let case = common::case("emb_max_norm_l2_f64");
     let tol = case.f64("tolerance/abs");
     let (mut table, ids, grad_output) = load_case(&case);
     let before = table.weight().clone();
@@ -198,7 +198,7 @@ fn max_norm_matches_pytorch_as_an_explicit_step() {
 
 #[test]
 fn float32_gradient_within_the_stated_tolerance() {
-    let case = Case::load("emb_fwd_bwd_f32");
+    let case = common::case("emb_fwd_bwd_f32");
     let (w_shape, weight) = case.tensor("inputs/weight");
     let (ids_shape, ids) = case.ids("inputs/ids");
     let (g_shape, grad_output) = case.tensor("inputs/grad_output");
@@ -227,7 +227,7 @@ fn float32_gradient_within_the_stated_tolerance() {
 
 #[test]
 fn tied_logits_and_gradients_match_pytorch() {
-    let case = Case::load("tied_logits_f64");
+    let case = common::case("tied_logits_f64");
     let tol = case.f64("tolerance/abs");
     let (e_shape, e) = case.tensor("inputs/E");
     let (h_shape, h) = case.tensor("inputs/h");
@@ -256,7 +256,7 @@ fn tied_logits_and_gradients_match_pytorch() {
 
 #[test]
 fn tied_round_trip_gradient_sums_both_uses() {
-    let case = Case::load("tied_roundtrip_grad_f64");
+    let case = common::case("tied_roundtrip_grad_f64");
     let tol = case.f64("tolerance/abs");
     let (e_shape, e) = case.tensor("inputs/E");
     let (ids_shape, ids) = case.ids("inputs/ids");

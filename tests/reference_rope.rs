@@ -71,7 +71,7 @@ fn rotate_both_layouts<T: Element>(
 }
 
 fn check_hf_case(name: &str) {
-    let case = Case::load(name);
+    let case = common::case(name);
     let config = hf_rope_config(&case);
     assert_eq!(config.layout, RopeLayout::HalfSplit);
     let tol = case.f64("tolerance/abs");
@@ -239,7 +239,7 @@ fn meta_rope_config(case: &Case) -> RopeConfig {
 }
 
 fn check_meta_case(name: &str) {
-    let case = Case::load(name);
+    let case = common::case(name);
     let config = meta_rope_config(&case);
     let tol = case.f64("tolerance/abs");
     let start_pos = case.get("config/start_pos").as_u64().unwrap() as usize;
@@ -322,7 +322,7 @@ fn meta_kv_cache_offset() {
 /// weights + half-split RoPE, up to the per-head permutation; mixing them up does not.
 #[test]
 fn layout_conversion_is_equivalent() {
-    let case = Case::load("rope_layout_equivalence_f64");
+    let case = common::case("rope_layout_equivalence_f64");
     let tol = case.f64("tolerance/abs");
     let n_heads = case.get("config/num_heads").as_u64().unwrap() as usize;
     let head_dim = case.get("config/head_dim").as_u64().unwrap() as usize;

@@ -2,12 +2,12 @@
 
 mod common;
 
-use common::{Case, assert_close};
+use common::assert_close;
 use tokenloom::positions::{PositionError, sinusoidal_table};
 
 #[test]
 fn vaswani_d16_matches_the_reference() {
-    let case = Case::load("sin_vaswani_d16_f64");
+    let case = common::case("sin_vaswani_d16_f64");
     let d_model = case.f64("config/d_model") as usize;
     let base = case.f64("config/base");
     let positions = case.get("config/positions").as_array().unwrap().len();

@@ -430,7 +430,7 @@ fn real_models() {
     let minilm = common::minilm_safetensors();
     if !common::skip_unless_available("the MiniLM model file", &minilm) {
         let path = minilm.unwrap();
-        let case = common::Case::load("real_minilm_l6_v2");
+        let case = common::case("real_minilm_l6_v2");
         let out = json(&["inspect", path.to_str().unwrap()]);
         assert_eq!(
             out["embedding"]["name"],
@@ -463,7 +463,7 @@ fn real_models() {
     let smollm = common::smollm2_gguf();
     if !common::skip_unless_available("the SmolLM2 GGUF file", &smollm) {
         let path = smollm.unwrap();
-        let case = common::Case::load("real_smollm2_135m");
+        let case = common::case("real_smollm2_135m");
         let out = json(&["inspect", path.to_str().unwrap()]);
         assert_eq!(out["format"], "gguf");
         assert_eq!(out["tied"], true);
