@@ -24,7 +24,7 @@
 //! - The [`conformance`] module: [`conformance::check_lookup`],
 //!   [`conformance::check_embedding_backward`], [`conformance::check_rope`]. Each
 //!   returns a [`conformance::Failure`] whose report shows the minimal failing case.
-//! - The [`reference`] module: parsing the reference-vector files and comparing with tolerances.
+//! - The [`reference`](mod@reference) module: parsing the reference-vector files and comparing with tolerances.
 //!
 //! The number of generated cases follows `PROPTEST_CASES` (default 64).
 
