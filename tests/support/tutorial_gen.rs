@@ -710,20 +710,14 @@ fn similarity_heatmap(corpus: &Corpus, run: &Run) -> Figure {
                     .x_labels(n)
                     .y_labels(n)
                     .x_label_formatter(&|i| {
-                        corpus
-                            .vocab
-                            .get(words.get(*i).copied().unwrap_or(0))
-                            .copied()
-                            .unwrap_or("")
-                            .to_owned()
+                        words
+                            .get(*i)
+                            .map_or(String::new(), |&w| corpus.vocab[w].to_owned())
                     })
                     .y_label_formatter(&|i| {
-                        corpus
-                            .vocab
-                            .get(words.get(*i).copied().unwrap_or(0))
-                            .copied()
-                            .unwrap_or("")
-                            .to_owned()
+                        words
+                            .get(*i)
+                            .map_or(String::new(), |&w| corpus.vocab[w].to_owned())
                     })
                     .label_style(("sans-serif", 8))
                     .draw()?;
