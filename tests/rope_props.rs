@@ -5,81 +5,12 @@ mod common;
 
 use proptest::prelude::*;
 use tokenloom::positions::{
-    Llama3Scaling, LongRopeScaling, PositionError, Positions, QkLayout, RopeCache, RopeConfig,
-    RopeLayout, RopeScaling, YarnScaling, convert_qk_layout,
+    PositionError, Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling,
+    convert_qk_layout,
 };
 use tokenloom::tensor::{Tensor, TensorView, TensorViewMut, matmul_transposed};
 
-fn layout() -> impl Strategy<Value = RopeLayout> {
-    prop_oneof![Just(RopeLayout::Interleaved), Just(RopeLayout::HalfSplit)]
-}
-
-fn scaling(rotary_dim: usize) -> impl Strategy<Value = RopeScaling> {
-    let half = rotary_dim / 2;
-    prop_oneof![
-        Just(RopeScaling::None),
-        (0.25f64..16.0).prop_map(|factor| RopeScaling::Linear { factor }),
-        (1.0f64..8.0, 1usize..64).prop_map(move |(factor, max_position_embeddings)| {
-            if rotary_dim > 2 {
-                RopeScaling::DynamicNtk {
-                    factor,
-                    max_position_embeddings,
-                }
-            } else {
-                RopeScaling::None // dynamic NTK needs rotary_dim > 2 (tested in bad_inputs_are_errors)
-            }
-        }),
-        (1.0f64..40.0, 16usize..8192, any::<bool>()).prop_map(|(factor, original, truncate)| {
-            let mut y = YarnScaling::new(factor, original);
-            y.truncate = truncate;
-            RopeScaling::Yarn(y)
-        }),
-        (1.0f64..32.0, 16usize..8192).prop_map(|(factor, original)| RopeScaling::Llama3(
-            Llama3Scaling {
-                factor,
-                low_freq_factor: 1.0,
-                high_freq_factor: 4.0,
-                original_max_position_embeddings: original,
-            }
-        )),
-        (
-            prop::collection::vec(1.0f64..4.0, half),
-            prop::collection::vec(1.0f64..64.0, half),
-            16usize..4096
-        )
-            .prop_map(
-                |(short_factor, long_factor, original)| RopeScaling::LongRope(LongRopeScaling {
-                    short_factor,
-                    long_factor,
-                    original_max_position_embeddings: original,
-                    factor: 8.0,
-                    attention_factor: None,
-                })
-            ),
-    ]
-}
-
-/// A valid config: even head_dim in [4, 64], rotary_dim even in [2, head_dim].
-fn config() -> impl Strategy<Value = RopeConfig> {
-    (2usize..=32, layout(), 100.0f64..1e6)
-        .prop_flat_map(|(half_head, layout, theta)| {
-            let head_dim = 2 * half_head;
-            (
-                Just(head_dim),
-                1usize..=half_head,
-                Just(layout),
-                Just(theta),
-            )
-        })
-        .prop_flat_map(|(head_dim, half_rot, layout, theta)| {
-            let rotary_dim = 2 * half_rot;
-            scaling(rotary_dim).prop_map(move |scaling| {
-                RopeConfig::new(head_dim, theta, layout)
-                    .with_rotary_dim(rotary_dim)
-                    .with_scaling(scaling)
-            })
-        })
-}
+use tokenloom_testkit::strategies::{rope_config as config, rope_layout as layout};
 
 /// A config, a (batch, seq_len, n_heads, head_dim) tensor and an offset.
 fn case() -> impl Strategy<Value = (RopeConfig, [usize; 4], Vec<f64>, usize)> {

@@ -1,6 +1,9 @@
 //! A small training run: the table and head learn a toy next-token task, with SGD and
 //! AdamW, untied and tied.
 
+#[path = "support/tutorial_gen.rs"]
+mod tutorial_gen;
+
 use tokenloom::embedding::{
     AdamW, EmbeddingAndHead, EmbeddingConfig, Init, Optimizer, Sgd, TieOptions,
 };
@@ -8,28 +11,6 @@ use tokenloom::tensor::Tensor;
 
 const VOCAB_SIZE: usize = 16;
 const N_EMBD: usize = 8;
-
-/// Mean cross-entropy of `logits (n, vocab)` against `targets`, and its gradient.
-fn cross_entropy(logits: &[f64], targets: &[u32]) -> (f64, Vec<f64>) {
-    let n = targets.len();
-    let mut grad = vec![0.0; logits.len()];
-    let mut loss = 0.0;
-    for (t, (row, g)) in logits
-        .chunks(VOCAB_SIZE)
-        .zip(grad.chunks_mut(VOCAB_SIZE))
-        .enumerate()
-    {
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
-        let sum: f64 = row.iter().map(|x| (x - max).exp()).sum();
-        let target = targets[t] as usize;
-        loss += sum.ln() + max - row[target];
-        for (j, (gj, x)) in g.iter_mut().zip(row).enumerate() {
-            let p = (x - max).exp() / sum;
-            *gj = (p - if j == target { 1.0 } else { 0.0 }) / n as f64;
-        }
-    }
-    (loss / n as f64, grad)
-}
 
 /// Trains "next id = id + 1 (mod vocab)" and returns the losses of the first and last
 /// steps.
@@ -41,7 +22,8 @@ fn train<O: Optimizer>(mut model: EmbeddingAndHead<f64>, mut opt: O, steps: usiz
     for _ in 0..steps {
         let x = model.lookup(&ids).unwrap();
         let logits = model.logits(x.view()).unwrap();
-        let (loss, grad_logits) = cross_entropy(logits.as_slice(), &targets);
+        let (loss, grad_logits) =
+            tutorial_gen::cross_entropy(logits.as_slice(), VOCAB_SIZE, &targets);
         losses.push(loss);
         let grad_logits = Tensor::from_vec(grad_logits, logits.dims()).unwrap();
         let mut grads = model.zero_grads().unwrap();

@@ -174,7 +174,7 @@ pub struct Run {
 }
 
 /// Mean cross-entropy of `logits (n, vocab)` against `targets`, and its gradient.
-fn cross_entropy(logits: &[f64], vocab_size: usize, targets: &[u32]) -> (f64, Vec<f64>) {
+pub fn cross_entropy(logits: &[f64], vocab_size: usize, targets: &[u32]) -> (f64, Vec<f64>) {
     let n = targets.len() as f64;
     let mut grad = vec![0.0; logits.len()];
     let mut loss = 0.0;

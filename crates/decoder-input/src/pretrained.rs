@@ -166,13 +166,10 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
 
     let files = weight_files(dir)?;
     let mut notes = Vec::new();
-    let mut embedding = load_table::<T>(dir, &files, HF_EMBED_NAME, [vocab_size, n_embd])?;
-    if let Some(pad) = pad_id {
-        embedding = embedding.with_options(EmbeddingOptions {
-            padding_idx: Some(pad),
-            ..EmbeddingOptions::default()
-        })?;
-    }
+    let embedding = with_padding(
+        load_table::<T>(dir, &files, HF_EMBED_NAME, [vocab_size, n_embd])?,
+        pad_id,
+    )?;
     let model = if tie {
         if files.contains_key(HF_HEAD_NAME) {
             notes.push(format!(
@@ -184,19 +181,44 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
         let head = load_table::<T>(dir, &files, HF_HEAD_NAME, [vocab_size, n_embd])?;
         EmbeddingAndHead::untied(embedding, head.into_weight())?
     };
-    let cache = RopeCache::new(&rope.rope, max_positions.max(1))?;
+    assemble(model, rope, max_positions, pad_id, notes)
+}
+
+/// The embedding with the pad id as its `padding_idx` (as LLaMA's `nn.Embedding`).
+fn with_padding<T: Element>(
+    embedding: Embedding<T>,
+    pad_id: Option<usize>,
+) -> Result<Embedding<T>, DecoderInputError> {
+    Ok(match pad_id {
+        Some(pad) => embedding.with_options(EmbeddingOptions {
+            padding_idx: Some(pad),
+            ..EmbeddingOptions::default()
+        })?,
+        None => embedding,
+    })
+}
+
+/// A RoPE decoder input over the model's context, from loaded parts.
+fn assemble<T: Element, C: CacheFloat>(
+    model: EmbeddingAndHead<T>,
+    rope: ModelRopeSettings,
+    max_positions: usize,
+    pad_id: Option<usize>,
+    notes: Vec<String>,
+) -> Result<Pretrained<T, C>, DecoderInputError> {
+    let max_positions = max_positions.max(1);
+    let cache = RopeCache::new(&rope.rope, max_positions)?;
+    let pad_id = pad_id.map(|p| {
+        u32::try_from(p).expect("pad ids are below vocab_size, which indexes u32 token ids")
+    });
     let input = DecoderInput::from_parts(
         model,
         PositionEncoding::Rope(cache),
-        max_positions.max(1),
-        pad_id.map(to_u32),
+        max_positions,
+        pad_id,
         None,
     )?;
     Ok(Pretrained { input, rope, notes })
-}
-
-fn to_u32(x: usize) -> u32 {
-    u32::try_from(x).expect("pad ids are below vocab_size, which indexes u32 token ids")
 }
 
 /// The position and attention settings of a GGUF file's `{arch}.*` metadata (see
@@ -343,13 +365,7 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
         .and_then(GgufValue::as_u64)
         .and_then(|p| usize::try_from(p).ok())
         .filter(|&p| p < vocab_size);
-    let mut embedding = Embedding::from_weight(table)?;
-    if let Some(pad) = pad_id {
-        embedding = embedding.with_options(EmbeddingOptions {
-            padding_idx: Some(pad),
-            ..EmbeddingOptions::default()
-        })?;
-    }
+    let embedding = with_padding(Embedding::from_weight(table)?, pad_id)?;
     let mut notes = Vec::new();
     let model = if file.info("output.weight").is_ok() {
         let head = file.load::<T>("output.weight")?;
@@ -358,17 +374,5 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
         notes.push("no output.weight: the head is tied to token_embd.weight".to_owned());
         EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
     };
-    let cache = RopeCache::new(&settings.rope, max_positions.max(1))?;
-    let input = DecoderInput::from_parts(
-        model,
-        PositionEncoding::Rope(cache),
-        max_positions.max(1),
-        pad_id.map(to_u32),
-        None,
-    )?;
-    Ok(Pretrained {
-        input,
-        rope: settings,
-        notes,
-    })
+    assemble(model, settings, max_positions, pad_id, notes)
 }

@@ -85,6 +85,22 @@ fn list_names(names: &[String]) -> String {
     out
 }
 
+/// Finds `name` in a directory sorted by name, or [`IoError::MissingTensor`] listing the
+/// names present.
+pub(crate) fn find_by_name<'a, I>(
+    tensors: &'a [I],
+    name: &str,
+    name_of: impl Fn(&I) -> &str,
+) -> Result<&'a I, IoError> {
+    tensors
+        .binary_search_by(|t| name_of(t).cmp(name))
+        .map(|i| &tensors[i])
+        .map_err(|_| IoError::MissingTensor {
+            name: name.to_owned(),
+            available: tensors.iter().map(|t| name_of(t).to_owned()).collect(),
+        })
+}
+
 impl IoError {
     /// Wraps an I/O error with its path.
     #[must_use]

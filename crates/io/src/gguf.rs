@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use tokenloom_tensor::{DType, Element, Tensor, try_filled};
 
-use crate::error::IoError;
+use crate::error::{IoError, find_by_name};
 use crate::mapped::FileBytes;
 use crate::safetensors_file::decode_le;
 
@@ -491,13 +491,7 @@ impl GgufFile {
     ///
     /// [`IoError::MissingTensor`] listing the names present.
     pub fn info(&self, name: &str) -> Result<&GgufTensorInfo, IoError> {
-        self.tensors
-            .binary_search_by(|t| t.name.as_str().cmp(name))
-            .map(|i| &self.tensors[i])
-            .map_err(|_| IoError::MissingTensor {
-                name: name.to_owned(),
-                available: self.tensors.iter().map(|t| t.name.clone()).collect(),
-            })
+        find_by_name(&self.tensors, name, |t| &t.name)
     }
 
     /// Loads a tensor as `T` in PyTorch order: F32, F16, BF16 and F64 converted exactly

@@ -10,7 +10,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use tokenloom_tensor::file::write_atomic;
 use tokenloom_tensor::{DType, Element, Tensor, TensorView};
 
-use crate::error::IoError;
+use crate::error::{IoError, find_by_name};
 use crate::mapped::FileBytes;
 
 /// One tensor of a safetensors file: its name, stored dtype, shape and byte range.
@@ -146,13 +146,7 @@ impl SafetensorsFile {
     ///
     /// [`IoError::MissingTensor`] listing the names present.
     pub fn info(&self, name: &str) -> Result<&TensorInfo, IoError> {
-        self.tensors
-            .binary_search_by(|t| t.name.as_str().cmp(name))
-            .map(|i| &self.tensors[i])
-            .map_err(|_| IoError::MissingTensor {
-                name: name.to_owned(),
-                available: self.tensors.iter().map(|t| t.name.clone()).collect(),
-            })
+        find_by_name(&self.tensors, name, |t| &t.name)
     }
 
     /// The raw little-endian bytes of a tensor, as stored.
