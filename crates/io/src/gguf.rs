@@ -407,7 +407,10 @@ impl GgufFile {
                             ggml_type.name()
                         )));
                     }
-                    Some(elements / block * size)
+                    let bytes = (elements / block).checked_mul(size).ok_or_else(|| {
+                        format_error(format!("tensor `{name}`: {elements} elements overflow a byte count"))
+                    })?;
+                    Some(bytes)
                 }
                 None => None,
             };

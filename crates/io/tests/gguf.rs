@@ -171,6 +171,19 @@ fn a_tensor_past_the_end_of_the_file_is_rejected() {
     );
     let err = GgufFile::from_bytes(bytes).unwrap_err();
     assert!(err.to_string().contains("runs past the end"), "{err}");
+    // Regression (found by the hostile-input property): an element count whose byte size
+    // overflows u64 is an error, not an arithmetic overflow.
+    let bytes = gguf_bytes(
+        &[],
+        &[GgufWriteTensor {
+            name: "overflow".into(),
+            ggml_type: 28, // F64: 8 bytes an element
+            ne: vec![1 << 62, 2],
+            data: vec![0; 64],
+        }],
+    );
+    let err = GgufFile::from_bytes(bytes).unwrap_err();
+    assert!(err.to_string().contains("overflow"), "{err}");
 }
 
 proptest! {
