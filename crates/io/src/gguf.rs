@@ -408,7 +408,9 @@ impl GgufFile {
                         )));
                     }
                     let bytes = (elements / block).checked_mul(size).ok_or_else(|| {
-                        format_error(format!("tensor `{name}`: {elements} elements overflow a byte count"))
+                        format_error(format!(
+                            "tensor `{name}`: {elements} elements overflow a byte count"
+                        ))
                     })?;
                     Some(bytes)
                 }

@@ -187,7 +187,12 @@ fn a_tensor_past_the_end_of_the_file_is_rejected() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // `TOKENLOOM_HOSTILE_CASES` (default 256), as tests/hostile_inputs.rs.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("TOKENLOOM_HOSTILE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Random bytes and single-byte corruptions of a valid file never panic.
     #[test]
