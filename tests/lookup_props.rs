@@ -127,3 +127,31 @@ proptest! {
         });
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Batch independence: the forward of a concatenated batch is the concatenation of
+    /// the forwards of its parts.
+    #[test]
+    fn concatenated_batches_give_concatenated_outputs(
+        (vocab_size, n_embd, seed, dims, ids) in case(),
+        (_, _, _, _, ids2) in case(),
+    ) {
+        let table = Embedding::<f32>::seeded(vocab_size, n_embd, Init::default(), seed).unwrap();
+        // Use the second case's shape, with ids folded into this vocabulary.
+        let ids2: Vec<u32> = ids2.iter().map(|&i| i % vocab_size as u32).collect();
+        let seq_len = *dims.last().unwrap();
+        let rows = |ids: &[u32]| Tensor::from_vec(ids.to_vec(), &[ids.len() / seq_len, seq_len]).unwrap();
+        // Re-cut the second part to this seq_len (dropping a ragged tail).
+        let cut = ids2.len() / seq_len * seq_len;
+        prop_assume!(cut > 0);
+        let (a, b) = (rows(&ids), rows(&ids2[..cut]));
+        let mut joined = ids.clone();
+        joined.extend_from_slice(&ids2[..cut]);
+        let whole = table.forward(&rows(&joined)).unwrap();
+        let mut parts = table.forward(&a).unwrap().into_parts().1;
+        parts.extend(table.forward(&b).unwrap().into_parts().1);
+        prop_assert_eq!(whole.as_slice(), &parts[..]);
+    }
+}

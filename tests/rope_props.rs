@@ -368,3 +368,54 @@ fn f32_cache_is_accurate_at_large_positions() {
         assert!((f64::from(*g) - w).abs() <= 2f64.powi(-24), "{g} vs {w}");
     }
 }
+
+/// The backward pass against central finite differences of `loss(x) = Σ G ⊙ rope(x)`,
+/// with an attention factor (YaRN), where the backward (transpose) and the inverse differ.
+#[test]
+fn backward_matches_finite_differences() {
+    use tokenloom::positions::YarnScaling;
+    let config = RopeConfig::new(8, 10000.0, RopeLayout::Interleaved)
+        .with_scaling(RopeScaling::Yarn(YarnScaling::new(4.0, 16)));
+    let cache = RopeCache::<f64>::new(&config, 64).unwrap();
+    let dims = [1, 3, 2, 8];
+    let n: usize = dims.iter().product();
+    let x: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 / 5.0 - 1.0).collect();
+    let g: Vec<f64> = (0..n).map(|i| ((i * 53) % 7) as f64 / 3.0 - 1.0).collect();
+    let loss = |x: &[f64]| -> f64 {
+        apply(&cache, x, dims, Positions::Offset(40))
+            .iter()
+            .zip(&g)
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    let mut grad = g.clone();
+    cache
+        .backward_in_place(
+            TensorViewMut::new(&mut grad, &dims).unwrap(),
+            QkLayout::BatchSeqHeads,
+            Positions::Offset(40),
+        )
+        .unwrap();
+    let eps = 1e-6;
+    for i in 0..n {
+        let (mut plus, mut minus) = (x.clone(), x.clone());
+        plus[i] += eps;
+        minus[i] -= eps;
+        let fd = (loss(&plus) - loss(&minus)) / (2.0 * eps);
+        assert!(
+            (grad[i] - fd).abs() < 1e-8,
+            "element {i}: backward {} vs finite difference {fd}",
+            grad[i]
+        );
+    }
+    // The inverse is not the backward when the attention factor is not 1.
+    let mut inverse = g.clone();
+    cache
+        .inverse_in_place(
+            TensorViewMut::new(&mut inverse, &dims).unwrap(),
+            QkLayout::BatchSeqHeads,
+            Positions::Offset(40),
+        )
+        .unwrap();
+    assert!(inverse.iter().zip(&grad).any(|(a, b)| (a - b).abs() > 1e-3));
+}
