@@ -61,7 +61,7 @@ fn ragged() -> impl Strategy<Value = Vec<Vec<u32>>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(64)))]
 
     /// At real (unmasked) tokens, a padded batch gives the hidden states of each sequence
     /// processed alone, for either padding side and every position scheme.

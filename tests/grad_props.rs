@@ -53,7 +53,7 @@ fn case() -> impl Strategy<Value = (Embedding<f64>, Tensor<u32>, Tensor<f64>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(96)))]
 
     /// Each row of the dense gradient is the sum of the grad_output rows of its id
     /// (divided by the count with scale_grad_by_freq); the padding row is exactly zero.

@@ -80,7 +80,7 @@ impl<T: Element> BitsEq for T {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(64)))]
 
     #[test]
     fn lookup_f32((vocab_size, n_embd, seed, dims, ids) in case()) {
@@ -129,7 +129,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(64)))]
 
     /// Batch independence: the forward of a concatenated batch is the concatenation of
     /// the forwards of its parts.

@@ -57,7 +57,7 @@ fn pairs(head: &[f64], config: &RopeConfig) -> Vec<(f64, f64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(64)))]
 
     /// Each pair's norm is multiplied by the attention factor (1 without YaRN/LongRoPE),
     /// and the pass-through part is untouched.

@@ -30,7 +30,7 @@ fn round_trip_bits<T: Element>(t: &Tensor<T>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(64)))]
 
     #[test]
     fn f32_bit_exact(t in bits_table::<f32>()) { round_trip_bits(&t)?; }

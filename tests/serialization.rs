@@ -72,7 +72,7 @@ fn corruption_is_detected<T: Element>(t: &Tensor<T>, cut: usize, flip: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(48)))]
 
     #[test]
     fn f32_round_trips(t in bits_tensor(f32_bits), cut in any::<usize>(), flip in any::<usize>()) {

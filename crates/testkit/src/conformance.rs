@@ -42,10 +42,7 @@ impl std::error::Error for Failure {}
 /// How many generated cases each check runs: `$PROPTEST_CASES` if set, else 64.
 #[must_use]
 pub fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+    crate::cases_or(64)
 }
 
 fn runner() -> TestRunner {

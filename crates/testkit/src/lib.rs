@@ -31,6 +31,16 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+/// The number of proptest cases for a property: `$PROPTEST_CASES` when set (deeper local
+/// runs), otherwise `default` (sized so that CI stays fast).
+#[must_use]
+pub fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub mod conformance;
 pub mod reference;
 pub mod strategies;
