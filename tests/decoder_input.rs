@@ -230,6 +230,9 @@ fn bad_batches_and_configs_are_errors() {
         input.forward(&decode).unwrap_err().to_string(),
         "position 4 at batch 0, index 1 is outside max_positions 4"
     );
+    // An offset past u32 position ids, even near usize::MAX, is an error, not an overflow.
+    let far = TokenBatch::with_offset(Tensor::from_vec(vec![3, 4], &[1, 2]).unwrap(), usize::MAX);
+    assert!(matches!(far, Err(DecoderInputError::PositionOutOfRange { .. })));
     let bad_id = TokenBatch::new(Tensor::from_vec(vec![3, 50], &[1, 2]).unwrap()).unwrap();
     assert!(
         input

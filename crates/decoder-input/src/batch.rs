@@ -108,7 +108,7 @@ impl TokenBatch {
         let shape = ids.shape();
         let seq_len = shape.dims().get(1).copied().unwrap_or(0);
         let positions: Vec<u32> = (0..shape.elem_count())
-            .map(|i| position_u32(offset + i % seq_len.max(1)))
+            .map(|i| position_u32(offset.saturating_add(i % seq_len.max(1))))
             .collect::<Result<_, _>>()?;
         let mask = vec![1u8; shape.elem_count()];
         Self::from_parts(
@@ -217,6 +217,8 @@ impl TokenBatch {
     }
 }
 
+/// A position id as `u32`, or [`DecoderInputError::PositionOutOfRange`] past `u32::MAX`
+/// (offsets near `usize::MAX` saturate first and land here too).
 fn position_u32(position: usize) -> Result<u32, DecoderInputError> {
     u32::try_from(position).map_err(|_| DecoderInputError::PositionOutOfRange {
         position,
