@@ -232,7 +232,10 @@ fn bad_batches_and_configs_are_errors() {
     );
     // An offset past u32 position ids, even near usize::MAX, is an error, not an overflow.
     let far = TokenBatch::with_offset(Tensor::from_vec(vec![3, 4], &[1, 2]).unwrap(), usize::MAX);
-    assert!(matches!(far, Err(DecoderInputError::PositionOutOfRange { .. })));
+    assert!(matches!(
+        far,
+        Err(DecoderInputError::PositionOutOfRange { .. })
+    ));
     let bad_id = TokenBatch::new(Tensor::from_vec(vec![3, 50], &[1, 2]).unwrap()).unwrap();
     assert!(
         input

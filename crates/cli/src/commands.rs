@@ -216,7 +216,8 @@ pub fn rope(
     }
     // Context-dependent scalings (dynamic NTK, LongRoPE) use the longest sequence served;
     // by default the largest position asked for + 1, as HuggingFace does for a batch.
-    let seq_len = seq_len.unwrap_or_else(|| positions.iter().max().map_or(1, |p| p + 1));
+    let seq_len =
+        seq_len.unwrap_or_else(|| positions.iter().max().map_or(1, |p| p.saturating_add(1)));
     let inv_freq = settings.rope.inv_freq(seq_len)?;
     let attention_factor = settings.rope.attention_factor();
     let tables: Vec<Value> = positions

@@ -273,7 +273,7 @@ pub fn stream_batches(
     if seq_len == 0 {
         return Err(DecoderInputError::ZeroSize { name: "seq_len" });
     }
-    let needed = seq_len + 1;
+    let needed = seq_len.saturating_add(1);
     if stream.len() < needed {
         return Err(DecoderInputError::StreamTooShort {
             stream_len: stream.len(),

@@ -289,7 +289,15 @@ impl<T: Element> EmbeddingAndHead<T> {
         let n_embd = self.embedding.n_embd();
         let vocab_size = self.embedding.vocab_size();
         let mut logits = Tensor::from_vec(
-            try_filled(rows * vocab_size, T::zero(), "EmbeddingAndHead::logits")?,
+            try_filled(
+                rows.checked_mul(vocab_size)
+                    .ok_or(EmbeddingError::TableTooLarge {
+                        vocab_size,
+                        n_embd: rows,
+                    })?,
+                T::zero(),
+                "EmbeddingAndHead::logits",
+            )?,
             &[rows, vocab_size],
         )?;
         let h = TensorView::new(hidden.as_slice(), &[rows, n_embd])?;

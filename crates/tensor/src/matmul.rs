@@ -88,7 +88,10 @@ fn matmul_alloc<T: Element>(
     b_op: Operand,
 ) -> Result<Tensor<T>, TensorError> {
     let (m, _, n) = product_dims(a.shape(), Operand::AsIs, b.shape(), b_op)?;
-    let mut out = Tensor::from_vec(try_filled(m * n, T::zero(), "matmul")?, &[m, n])?;
+    // The output shape is checked (its element count may overflow for empty operands).
+    let shape = Shape::new(&[m, n])?;
+    let mut out =
+        Tensor::from_shape_vec(try_filled(shape.elem_count(), T::zero(), "matmul")?, shape)?;
     matmul_into(
         a,
         Operand::AsIs,
@@ -418,6 +421,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got.as_slice(), &out[..]);
+    }
+
+    #[test]
+    fn empty_operands_with_huge_outer_dimensions_are_an_error() {
+        let empty: [f32; 0] = [];
+        let a = TensorView::new(&empty, &[1 << 40, 0]).unwrap();
+        let b = TensorView::new(&empty, &[0, 1 << 40]).unwrap();
+        assert!(matches!(
+            matmul(a, b),
+            Err(TensorError::ShapeOverflow { .. })
+        ));
     }
 
     #[test]
