@@ -290,11 +290,11 @@ impl<T: Element> EmbeddingAndHead<T> {
         let vocab_size = self.embedding.vocab_size();
         let mut logits = Tensor::from_vec(
             try_filled(
-                rows.checked_mul(vocab_size)
-                    .ok_or(EmbeddingError::TableTooLarge {
-                        vocab_size,
-                        n_embd: rows,
-                    })?,
+                rows.checked_mul(vocab_size).ok_or(
+                    tokenloom_tensor::TensorError::ShapeOverflow {
+                        dims: vec![rows, vocab_size],
+                    },
+                )?,
                 T::zero(),
                 "EmbeddingAndHead::logits",
             )?,
