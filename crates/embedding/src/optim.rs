@@ -304,39 +304,32 @@ impl<T: Element> EmbeddingAndHead<T> {
         check_grad_shape("grads.embedding", grads.embedding.view(), shape)?;
         let len = shape.elem_count();
         let (n_embd, padding_idx) = (embedding.n_embd(), embedding.options().padding_idx);
-        match (head, &grads.head) {
-            (None, None) => {
-                opt.begin_step(len)?;
-                step_rows(
-                    opt,
-                    0,
-                    embedding.weight_data_unchecked(),
-                    grads.embedding.as_slice(),
-                    n_embd,
-                    padding_idx,
-                );
-            }
+        let head = match (head, &grads.head) {
+            (None, None) => None,
             (Some(head), Some(head_grad)) => {
                 check_grad_shape("grads.head", head_grad.view(), shape)?;
-                opt.begin_step(2 * len)?;
-                step_rows(
-                    opt,
-                    0,
-                    embedding.weight_data_unchecked(),
-                    grads.embedding.as_slice(),
-                    n_embd,
-                    padding_idx,
-                );
-                step_rows(
-                    opt,
-                    len,
-                    head.as_mut_slice(),
-                    head_grad.as_slice(),
-                    n_embd,
-                    None,
-                );
+                Some((head, head_grad))
             }
             _ => return Err(EmbeddingError::GradientsMismatch { tied }),
+        };
+        opt.begin_step(if head.is_some() { 2 * len } else { len })?;
+        step_rows(
+            opt,
+            0,
+            embedding.weight_data_unchecked(),
+            grads.embedding.as_slice(),
+            n_embd,
+            padding_idx,
+        );
+        if let Some((head, head_grad)) = head {
+            step_rows(
+                opt,
+                len,
+                head.as_mut_slice(),
+                head_grad.as_slice(),
+                n_embd,
+                None,
+            );
         }
         Ok(())
     }
