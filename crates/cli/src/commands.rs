@@ -122,9 +122,7 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
                     e["zero_row_count"],
                     e["zero_rows"]
                         .as_array()
-                        .map(Vec::len)
-                        .map(|n| &e["zero_rows"].as_array().unwrap()[..n.min(10)])
-                        .unwrap_or_default()
+                        .map_or(&[][..], |rows| &rows[..rows.len().min(10)])
                 );
             }
         }
