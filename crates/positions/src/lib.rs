@@ -39,7 +39,9 @@
 //!
 //! This crate depends only on `tokenloom-tensor`; it never depends on the embedding crate.
 
-#![forbid(unsafe_code)]
+// The one `unsafe` block calls the AVX2 build of the rotation loop after checking the
+// CPU supports it (rope/kernel.rs).
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod error;

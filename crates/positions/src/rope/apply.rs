@@ -4,7 +4,7 @@
 use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut};
 
 use super::cache::{CacheFloat, RopeCache};
-use super::config::RopeLayout;
+use super::kernel::{Isa, Rotation, rotate_rows};
 use crate::error::PositionError;
 
 /// How a query/key tensor is laid out.
@@ -173,10 +173,12 @@ impl<C: CacheFloat> RopeCache<C> {
                 (-C::one(), C::from_f64_lossy(1.0 / (s * s)))
             }
         };
-        let kernel: fn(&mut [T], &[C], &[C], C, C) = match self.config().layout {
-            RopeLayout::Interleaved => rotate_interleaved,
-            RopeLayout::HalfSplit => rotate_half_split,
+        let rotation = Rotation {
+            pairing: self.config().layout,
+            sign,
+            scale,
         };
+        let isa = Isa::detect();
         // One pass over the tensor, split across threads when it is large; every element
         // is rotated by exactly one task, so results do not depend on the thread count.
         let data = x.as_mut_slice();
@@ -184,21 +186,17 @@ impl<C: CacheFloat> RopeCache<C> {
             QkLayout::BatchSeqHeads => {
                 // One token's heads are contiguous: its cos/sin rows are read once.
                 for_each_chunk_mut(data, n_heads * head_dim, |token, heads| {
-                    let (cos, sin) =
-                        self.checked_rows(position_of(token / seq_len, token % seq_len));
-                    for head in heads.chunks_exact_mut(head_dim) {
-                        kernel(head, cos, sin, sign, scale);
-                    }
+                    let angles = self.checked_rows(position_of(token / seq_len, token % seq_len));
+                    rotate_rows(isa, heads, head_dim, rotation, |_| angles);
                 });
             }
             QkLayout::BatchHeadsSeq => {
                 // One (batch, head) block of seq_len rows at a time.
                 for_each_chunk_mut(data, seq_len * head_dim, |block, rows| {
                     let b = block / n_heads;
-                    for (s, head) in rows.chunks_exact_mut(head_dim).enumerate() {
-                        let (cos, sin) = self.checked_rows(position_of(b, s));
-                        kernel(head, cos, sin, sign, scale);
-                    }
+                    rotate_rows(isa, rows, head_dim, rotation, |s| {
+                        self.checked_rows(position_of(b, s))
+                    });
                 });
             }
         }
@@ -271,51 +269,4 @@ impl<C: CacheFloat> RopeCache<C> {
         self.rows(position, 0, 0)
             .expect("positions are checked against the cache before rotating")
     }
-}
-
-/// Rotates the pairs `(x[2i], x[2i+1])` of one head.
-#[inline]
-fn rotate_interleaved<T: Element, C: CacheFloat>(
-    head: &mut [T],
-    cos: &[C],
-    sin: &[C],
-    sign: C,
-    scale: C,
-) {
-    for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
-        let (x, y) = (C::from_activation(pair[0]), C::from_activation(pair[1]));
-        let (x, y) = rotate_pair(x, y, c, sign * s, scale);
-        pair[0] = x.to_activation();
-        pair[1] = y.to_activation();
-    }
-}
-
-/// Rotates the pairs `(x[i], x[i + rotary_dim/2])` of one head.
-#[inline]
-fn rotate_half_split<T: Element, C: CacheFloat>(
-    head: &mut [T],
-    cos: &[C],
-    sin: &[C],
-    sign: C,
-    scale: C,
-) {
-    let half = cos.len();
-    let (first, rest) = head.split_at_mut(half);
-    for (((a, b), &c), &s) in first.iter_mut().zip(&mut rest[..half]).zip(cos).zip(sin) {
-        let (x, y) = rotate_pair(
-            C::from_activation(*a),
-            C::from_activation(*b),
-            c,
-            sign * s,
-            scale,
-        );
-        *a = x.to_activation();
-        *b = y.to_activation();
-    }
-}
-
-/// `scale · [[c, −s], [s, c]] · (x, y)`.
-#[inline]
-fn rotate_pair<C: CacheFloat>(x: C, y: C, c: C, s: C, scale: C) -> (C, C) {
-    ((c * x - s * y) * scale, (s * x + c * y) * scale)
 }

@@ -4,6 +4,7 @@
 mod apply;
 mod cache;
 mod config;
+mod kernel;
 mod permute;
 mod scaling;
 
