@@ -15,7 +15,7 @@ use criterion::{
 use tokenloom::embedding::Embedding;
 use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
 use tokenloom::tensor::{
-    Accumulate, Element, Operand, Tensor, TensorViewMut, bf16, for_each_chunk_mut, matmul_into,
+    Accumulate, Element, Operand, Tensor, TensorViewMut, bf16, f16, for_each_chunk_mut, matmul_into,
 };
 
 /// A cheap, deterministic table: the values do not matter to a memory-bound kernel.
@@ -256,26 +256,14 @@ fn naive_rope(
     }
 }
 
-fn rope(c: &mut Criterion) {
-    let (seq_len, n_heads, head_dim) = (2048, 32, 128);
-    let n = seq_len * n_heads * head_dim;
-    let mut g = group(c, "rope_1x2048x32x128_f32", n * 4);
-    roofline(&mut g, n * 4);
-    let mut x: Vec<f32> = (0..n).map(|i| (i % 97) as f32 / 48.0 - 1.0).collect();
-    let half_split = RopeCache::<f32>::new(
-        &RopeConfig::new(head_dim, 10000.0, RopeLayout::HalfSplit),
-        seq_len,
-    )
-    .unwrap();
-    let interleaved = RopeCache::<f32>::new(
-        &RopeConfig::new(head_dim, 10000.0, RopeLayout::Interleaved),
-        seq_len,
-    )
-    .unwrap();
-    g.bench_function("naive", |b| {
-        b.iter(|| naive_rope(&mut x, &half_split, seq_len, n_heads, head_dim))
-    });
-    for (name, cache) in [("half_split", &half_split), ("interleaved", &interleaved)] {
+/// `apply_in_place` for both pair layouts and both tensor layouts, on `x`.
+fn rope_kernels<T: Element>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    x: &mut [T],
+    caches: [(&str, &RopeCache<f32>); 2],
+    (seq_len, n_heads, head_dim): (usize, usize, usize),
+) {
+    for (name, cache) in caches {
         for (layout_name, layout, dims) in [
             (
                 "bshd",
@@ -292,7 +280,7 @@ fn rope(c: &mut Criterion) {
                 b.iter(|| {
                     cache
                         .apply_in_place(
-                            TensorViewMut::new(&mut x, &dims).unwrap(),
+                            TensorViewMut::new(x, &dims).unwrap(),
                             layout,
                             Positions::Offset(0),
                         )
@@ -301,26 +289,43 @@ fn rope(c: &mut Criterion) {
             });
         }
     }
+}
+
+fn rope(c: &mut Criterion) {
+    let shape @ (seq_len, n_heads, head_dim) = (2048, 32, 128);
+    let n = seq_len * n_heads * head_dim;
+    let half_split = RopeCache::<f32>::new(
+        &RopeConfig::new(head_dim, 10000.0, RopeLayout::HalfSplit),
+        seq_len,
+    )
+    .unwrap();
+    let interleaved = RopeCache::<f32>::new(
+        &RopeConfig::new(head_dim, 10000.0, RopeLayout::Interleaved),
+        seq_len,
+    )
+    .unwrap();
+    let caches = [("half_split", &half_split), ("interleaved", &interleaved)];
+    let values = |i: usize| (i % 97) as f32 / 48.0 - 1.0;
+
+    let mut g = group(c, "rope_1x2048x32x128_f32", n * 4);
+    roofline(&mut g, n * 4);
+    let mut x: Vec<f32> = (0..n).map(values).collect();
+    g.bench_function("naive", |b| {
+        b.iter(|| naive_rope(&mut x, &half_split, seq_len, n_heads, head_dim))
+    });
+    rope_kernels(&mut g, &mut x, caches, shape);
     g.finish();
 
     let mut g = group(c, "rope_1x2048x32x128_bf16", n * 2);
     roofline(&mut g, n * 2);
-    let mut xb: Vec<bf16> = (0..n)
-        .map(|i| bf16::from_f32((i % 97) as f32 / 48.0 - 1.0))
-        .collect();
-    for (name, cache) in [("half_split", &half_split), ("interleaved", &interleaved)] {
-        g.bench_function(format!("apply_in_place_{name}_bshd"), |b| {
-            b.iter(|| {
-                cache
-                    .apply_in_place(
-                        TensorViewMut::new(&mut xb, &[1, seq_len, n_heads, head_dim]).unwrap(),
-                        QkLayout::BatchSeqHeads,
-                        Positions::Offset(0),
-                    )
-                    .unwrap()
-            })
-        });
-    }
+    let mut x: Vec<bf16> = (0..n).map(|i| bf16::from_f32(values(i))).collect();
+    rope_kernels(&mut g, &mut x, caches, shape);
+    g.finish();
+
+    let mut g = group(c, "rope_1x2048x32x128_f16", n * 2);
+    roofline(&mut g, n * 2);
+    let mut x: Vec<f16> = (0..n).map(|i| f16::from_f32(values(i))).collect();
+    rope_kernels(&mut g, &mut x, caches, shape);
     g.finish();
 }
 

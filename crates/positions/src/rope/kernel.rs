@@ -9,6 +9,10 @@
 //! never contracts `a*b + c` into a fused multiply-add), so both versions give
 //! bit-identical results; the tests in this module check that.
 //!
+//! `f16` activations with an `f32` cache convert eight at a time with the F16C
+//! instructions on that path (`f16c.rs`); elsewhere they go through `half`'s conversions,
+//! which are exact but convert one value at a time.
+//!
 //! `bf16` activations take a shorter conversion than [`Element::as_f32`] and
 //! [`Element::from_f32_lossy`], without their NaN handling, which the rotation does not
 //! need (see [`widen`] and [`narrow`]); together with AVX2 this makes a `bf16` rotation
@@ -24,7 +28,7 @@ use super::config::RopeLayout;
 pub(super) enum Isa {
     /// The build target's baseline (SSE2 on x86-64).
     Baseline,
-    /// x86-64 with AVX2, detected at run time.
+    /// x86-64 with AVX2 and F16C (every AVX2 CPU has it), detected at run time.
     #[cfg(target_arch = "x86_64")]
     Avx2,
 }
@@ -33,7 +37,9 @@ impl Isa {
     /// The widest instruction set this CPU supports (a cached check after the first call).
     pub(super) fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
             return Isa::Avx2;
         }
         Isa::Baseline
@@ -67,9 +73,17 @@ pub(super) fn rotate_rows<'c, T, C, A>(
     match isa {
         Isa::Baseline => rotate_rows_portable(rows, head_dim, rotation, angles),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only constructed by `Isa::detect` after
-        // `is_x86_feature_detected!("avx2")` returned true, so this CPU executes the AVX2
-        // instructions the function may contain. The function itself is safe Rust.
+        Isa::Avx2 if T::DTYPE == DType::F16 && C::DTYPE == DType::F32 => {
+            // SAFETY: `Isa::Avx2` is only constructed by `Isa::detect` after
+            // `is_x86_feature_detected!` found AVX2 and F16C, so this CPU executes the
+            // instructions the function contains. The function is safe to call otherwise.
+            #[allow(unsafe_code)]
+            unsafe {
+                super::f16c::rotate_rows_f16(rows, head_dim, rotation, angles);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above: the CPU has AVX2.
         #[allow(unsafe_code)]
         Isa::Avx2 => unsafe { rotate_rows_avx2(rows, head_dim, rotation, angles) },
     }
@@ -114,7 +128,7 @@ fn rotate_rows_portable<'c, T, C, A>(
 
 /// Rotates the pairs `(x[2i], x[2i+1])` of one head.
 #[inline(always)]
-fn rotate_interleaved<T: Element, C: CacheFloat>(
+pub(super) fn rotate_interleaved<T: Element, C: CacheFloat>(
     head: &mut [T],
     cos: &[C],
     sin: &[C],
@@ -139,7 +153,20 @@ fn rotate_half_split<T: Element, C: CacheFloat>(
 ) {
     let half = cos.len();
     let (first, rest) = head.split_at_mut(half);
-    for (((a, b), &c), &s) in first.iter_mut().zip(&mut rest[..half]).zip(cos).zip(sin) {
+    rotate_split_pairs(first, &mut rest[..half], cos, sin, sign, scale);
+}
+
+/// Rotates the pairs `(xs[i], ys[i])`.
+#[inline(always)]
+pub(super) fn rotate_split_pairs<T: Element, C: CacheFloat>(
+    xs: &mut [T],
+    ys: &mut [T],
+    cos: &[C],
+    sin: &[C],
+    sign: C,
+    scale: C,
+) {
+    for (((a, b), &c), &s) in xs.iter_mut().zip(ys).zip(cos).zip(sin) {
         let (x, y) = rotate_pair(widen(*a), widen(*b), c, sign * s, scale);
         *a = narrow(x);
         *b = narrow(y);
@@ -148,7 +175,7 @@ fn rotate_half_split<T: Element, C: CacheFloat>(
 
 /// `scale · [[c, −s], [s, c]] · (x, y)`.
 #[inline(always)]
-fn rotate_pair<C: CacheFloat>(x: C, y: C, c: C, s: C, scale: C) -> (C, C) {
+pub(super) fn rotate_pair<C: CacheFloat>(x: C, y: C, c: C, s: C, scale: C) -> (C, C) {
     ((c * x - s * y) * scale, (s * x + c * y) * scale)
 }
 
@@ -340,6 +367,7 @@ mod tests {
         assert_eq!(
             Isa::detect() == Isa::Avx2,
             std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("f16c")
         );
         #[cfg(not(target_arch = "x86_64"))]
         assert_eq!(Isa::detect(), Isa::Baseline);

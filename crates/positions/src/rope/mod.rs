@@ -4,6 +4,8 @@
 mod apply;
 mod cache;
 mod config;
+#[cfg(target_arch = "x86_64")]
+mod f16c;
 mod kernel;
 mod permute;
 mod scaling;
