@@ -6,6 +6,9 @@
 //! Run: `cargo bench --bench kernels`, then `cargo run --release --example bench_report`
 //! for the table with ratios (see docs/benchmarks.md).
 
+#[path = "../tests/support/gemm_peer.rs"]
+mod gemm_peer;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -329,30 +332,38 @@ fn rope(c: &mut Criterion) {
     g.finish();
 }
 
+/// The tied output projection `logits = h @ Eᵀ` through tokenloom's `matmul_into`
+/// (`gemm`) and through matrixmultiply, at a prefill shape and a one-token decode shape.
 fn tied_projection(c: &mut Criterion) {
-    let (m, k, n) = (512, 2048, 32000);
-    let h = table::<f32>(m, k).into_weight();
-    let e = table::<f32>(n, k).into_weight();
-    let mut out = vec![0.0f32; m * n];
-    let mut g = c.benchmark_group("tied_projection_512x2048x32000_f32");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
-    g.throughput(Throughput::Elements((2 * m * k * n) as u64)); // FLOPs, reported as elements
-    g.bench_function("matrixmultiply_sgemm", |b| {
-        b.iter(|| {
-            matmul_into(
-                h.view(),
-                Operand::AsIs,
-                e.view(),
-                Operand::Transposed,
-                TensorViewMut::new(&mut out, &[m, n]).unwrap(),
-                Accumulate::Replace,
-            )
-            .unwrap()
-        })
-    });
-    g.finish();
+    for (m, k, n) in [(512, 2048, 32000), (1, 2048, 32000)] {
+        let h = table::<f32>(m, k).into_weight();
+        let e = table::<f32>(n, k).into_weight();
+        let mut out = vec![0.0f32; m * n];
+        let mut g = c.benchmark_group(format!("tied_projection_{m}x{k}x{n}_f32"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(if m > 1 { 5 } else { 2 }));
+        g.throughput(Throughput::Elements((2 * m * k * n) as u64)); // FLOPs, reported as elements
+        g.bench_function("tokenloom_matmul_into", |b| {
+            b.iter(|| {
+                matmul_into(
+                    h.view(),
+                    Operand::AsIs,
+                    e.view(),
+                    Operand::Transposed,
+                    TensorViewMut::new(&mut out, &[m, n]).unwrap(),
+                    Accumulate::Replace,
+                )
+                .unwrap()
+            })
+        });
+        g.bench_function("matrixmultiply_sgemm", |b| {
+            b.iter(|| {
+                gemm_peer::matrixmultiply_abt(h.as_slice(), e.as_slice(), &mut out, (m, k, n))
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, lookups, backward, rope, tied_projection);

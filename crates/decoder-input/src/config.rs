@@ -129,22 +129,22 @@ impl DecoderInputConfig {
             ("embedding_scale", self.embedding_scale),
             ("logit_scale", self.logit_scale),
         ] {
-            if let Some(v) = value {
-                if !(v.is_finite() && v > 0.0) {
-                    return Err(DecoderInputError::Config {
-                        field: field.to_owned(),
-                        reason: format!("{v} must be positive and finite"),
-                    });
-                }
-            }
-        }
-        if let Some(pad) = self.pad_id {
-            if pad as usize >= self.vocab_size {
+            if let Some(v) = value
+                && !(v.is_finite() && v > 0.0)
+            {
                 return Err(DecoderInputError::Config {
-                    field: "pad_id".to_owned(),
-                    reason: format!("{pad} is outside vocab_size {}", self.vocab_size),
+                    field: field.to_owned(),
+                    reason: format!("{v} must be positive and finite"),
                 });
             }
+        }
+        if let Some(pad) = self.pad_id
+            && pad as usize >= self.vocab_size
+        {
+            return Err(DecoderInputError::Config {
+                field: "pad_id".to_owned(),
+                reason: format!("{pad} is outside vocab_size {}", self.vocab_size),
+            });
         }
         Ok(())
     }

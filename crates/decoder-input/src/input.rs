@@ -211,46 +211,46 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             field: field.to_owned(),
             reason,
         };
-        if let Some(table) = positions.additive_table() {
-            if table.dims() != [max_positions, n_embd] {
-                return Err(bad(
-                    "position table",
-                    format!(
-                        "shape {} is not (max_positions {max_positions}, n_embd {n_embd})",
-                        table.shape()
-                    ),
-                ));
-            }
+        if let Some(table) = positions.additive_table()
+            && table.dims() != [max_positions, n_embd]
+        {
+            return Err(bad(
+                "position table",
+                format!(
+                    "shape {} is not (max_positions {max_positions}, n_embd {n_embd})",
+                    table.shape()
+                ),
+            ));
         }
-        if let PositionEncoding::Rope(cache) = &positions {
-            if cache.max_positions() < max_positions {
-                return Err(bad(
-                    "rope cache",
-                    format!(
-                        "covers {} positions, fewer than max_positions {max_positions}",
-                        cache.max_positions()
-                    ),
-                ));
-            }
+        if let PositionEncoding::Rope(cache) = &positions
+            && cache.max_positions() < max_positions
+        {
+            return Err(bad(
+                "rope cache",
+                format!(
+                    "covers {} positions, fewer than max_positions {max_positions}",
+                    cache.max_positions()
+                ),
+            ));
         }
-        if let Some(pad) = pad_id {
-            if pad as usize >= model.embedding().vocab_size() {
-                return Err(bad(
-                    "pad_id",
-                    format!(
-                        "{pad} is outside vocab_size {}",
-                        model.embedding().vocab_size()
-                    ),
-                ));
-            }
+        if let Some(pad) = pad_id
+            && pad as usize >= model.embedding().vocab_size()
+        {
+            return Err(bad(
+                "pad_id",
+                format!(
+                    "{pad} is outside vocab_size {}",
+                    model.embedding().vocab_size()
+                ),
+            ));
         }
-        if let Some(scale) = embedding_scale {
-            if !(scale.is_finite() && scale > 0.0) {
-                return Err(bad(
-                    "embedding_scale",
-                    format!("{scale} must be positive and finite"),
-                ));
-            }
+        if let Some(scale) = embedding_scale
+            && !(scale.is_finite() && scale > 0.0)
+        {
+            return Err(bad(
+                "embedding_scale",
+                format!("{scale} must be positive and finite"),
+            ));
         }
         Ok(Self {
             model,

@@ -99,13 +99,13 @@ impl EmbeddingOptions {
     ///
     /// [`EmbeddingError::PaddingIdxOutOfRange`] and [`EmbeddingError::InvalidOption`].
     pub fn validate(&self, vocab_size: usize) -> Result<(), EmbeddingError> {
-        if let Some(p) = self.padding_idx {
-            if p >= vocab_size {
-                return Err(EmbeddingError::PaddingIdxOutOfRange {
-                    padding_idx: i64::try_from(p).unwrap_or(i64::MAX),
-                    vocab_size,
-                });
-            }
+        if let Some(p) = self.padding_idx
+            && p >= vocab_size
+        {
+            return Err(EmbeddingError::PaddingIdxOutOfRange {
+                padding_idx: i64::try_from(p).unwrap_or(i64::MAX),
+                vocab_size,
+            });
         }
         if let Some(m) = self.max_norm {
             if !(m.max_norm.is_finite() && m.max_norm > 0.0) {
@@ -115,14 +115,14 @@ impl EmbeddingOptions {
                     requirement: "must be positive and finite",
                 });
             }
-            if let NormType::P(p) = m.norm_type {
-                if !(p.is_finite() && p > 0.0) {
-                    return Err(EmbeddingError::InvalidOption {
-                        name: "norm_type",
-                        value: p,
-                        requirement: "must be positive (use NormType::Infinity for inf)",
-                    });
-                }
+            if let NormType::P(p) = m.norm_type
+                && !(p.is_finite() && p > 0.0)
+            {
+                return Err(EmbeddingError::InvalidOption {
+                    name: "norm_type",
+                    value: p,
+                    requirement: "must be positive (use NormType::Infinity for inf)",
+                });
             }
         }
         Ok(())

@@ -198,14 +198,14 @@ impl SafetensorsFile {
                 shape: info.shape.clone(),
             });
         }
-        if let Some(expected) = expected {
-            if info.shape != expected {
-                return Err(IoError::ShapeMismatch {
-                    name: name.to_owned(),
-                    expected: expected.to_vec(),
-                    got: info.shape.clone(),
-                });
-            }
+        if let Some(expected) = expected
+            && info.shape != expected
+        {
+            return Err(IoError::ShapeMismatch {
+                name: name.to_owned(),
+                expected: expected.to_vec(),
+                got: info.shape.clone(),
+            });
         }
         self.load(name)
     }

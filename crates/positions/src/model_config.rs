@@ -194,13 +194,13 @@ pub fn parse_hf_config(json: &str) -> Result<ModelRopeSettings, PositionError> {
             }
             let mut p = p.clone();
             for key in ["rope_theta", "partial_rotary_factor"] {
-                if let (Some(top), Some(inner)) = (field(&root, key), field(&p, key)) {
-                    if top != inner {
-                        return Err(bad(
-                            &format!("rope_parameters.{key}"),
-                            format!("{inner} contradicts the top-level {key} {top}"),
-                        ));
-                    }
+                if let (Some(top), Some(inner)) = (field(&root, key), field(&p, key))
+                    && top != inner
+                {
+                    return Err(bad(
+                        &format!("rope_parameters.{key}"),
+                        format!("{inner} contradicts the top-level {key} {top}"),
+                    ));
                 }
                 if let (Some(top), None) = (field(&root, key), field(&p, key)) {
                     p.insert(key.to_owned(), top.clone());

@@ -1,8 +1,12 @@
-//! Matrix products of rank-2 views through `matrixmultiply` (the only `unsafe` code in
-//! tokenloom).
+//! Matrix products of rank-2 views through the `gemm` crate (with
+//! `tokenloom_positions`' AVX2 rotation, the only `unsafe` code of tokenloom's kernels).
 //!
-//! `f32` uses `sgemm` and `f64` uses `dgemm`; `f16` and `bf16` are widened to `f32`,
-//! multiplied with `sgemm` and rounded once.
+//! `f32` and `f64` multiply natively; `f16` and `bf16` are widened to `f32`, multiplied
+//! and rounded once. `gemm` picks its AVX-512, AVX2 or SSE kernels at run time, and splits
+//! large products across rayon's pool under the `parallel` feature; each output element
+//! is summed in the same order whatever the thread count, so results are bit-identical
+//! with and without threads. We chose it over `matrixmultiply` by measurement (faster at
+//! every shape we measured, 3× on a one-row decode projection; docs/benchmarks.md).
 
 use half::{bf16, f16};
 
@@ -237,8 +241,21 @@ fn as_stride(x: usize) -> isize {
     isize::try_from(x).expect("a slice length always fits in isize")
 }
 
+/// `gemm`'s parallelism: rayon's pool under the `parallel` feature (`gemm` itself keeps
+/// small products on the calling thread), the calling thread otherwise.
+fn parallelism() -> gemm::Parallelism {
+    #[cfg(feature = "parallel")]
+    {
+        gemm::Parallelism::Rayon(0)
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        gemm::Parallelism::None
+    }
+}
+
 macro_rules! native_gemm {
-    ($t:ty, $kernel:path) => {
+    ($t:ty) => {
         impl Sealed for $t {
             fn gemm(dims: GemmDims, a: &[Self], b: &[Self], c: &mut [Self]) {
                 dims.assert_lengths(a, b, c);
@@ -261,30 +278,36 @@ macro_rules! native_gemm {
                 }
                 let (rsa, csa) = dims.a_strides();
                 let (rsb, csb) = dims.b_strides();
-                let beta = if accumulate { 1.0 } else { 0.0 };
                 // SAFETY: `assert_lengths` checked a.len() == m*k, b.len() == k*n and
                 // c.len() == m*n, and m, k, n > 0. The strides describe exactly those
                 // buffers: a as (m, k) row-major (k, 1) or stored (k, m) and read
                 // transposed (1, m); b likewise as (k, n); c row-major (n, 1). So every
                 // index the kernel forms, i*rs + j*cs for i, j inside its matrix, is below
                 // the slice length. `c` is a unique `&mut` borrow, so it aliases neither
-                // `a` nor `b`. With beta = 0 matrixmultiply never reads `c`.
+                // `a` nor `b`; `gemm` only reads through the `a`/`b` pointers (its `*mut`
+                // argument types notwithstanding) and reads `c` only when `read_dst` is
+                // true, i.e. when accumulating. `gemm` supports `f32` and `f64`.
                 unsafe {
-                    $kernel(
+                    gemm::gemm(
                         m,
-                        k,
                         n,
-                        1.0,
-                        a.as_ptr(),
-                        rsa,
-                        csa,
-                        b.as_ptr(),
-                        rsb,
-                        csb,
-                        beta,
+                        k,
                         c.as_mut_ptr(),
-                        as_stride(n),
                         1,
+                        as_stride(n),
+                        accumulate,
+                        a.as_ptr(),
+                        csa,
+                        rsa,
+                        b.as_ptr(),
+                        csb,
+                        rsb,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        parallelism(),
                     );
                 }
             }
@@ -292,8 +315,8 @@ macro_rules! native_gemm {
     };
 }
 
-native_gemm!(f32, matrixmultiply::sgemm);
-native_gemm!(f64, matrixmultiply::dgemm);
+native_gemm!(f32);
+native_gemm!(f64);
 
 macro_rules! widened_gemm {
     ($t:ty) => {
@@ -357,7 +380,7 @@ mod tests {
 
     #[test]
     fn sizes_around_kernel_tiles_match_the_triple_loop() {
-        // Non-multiples of the kernel tile and the empty cases, as matrixmultiply tests.
+        // Non-multiples of the kernel tiles and the empty cases.
         let sizes = [
             (0, 3, 2),
             (2, 0, 3),

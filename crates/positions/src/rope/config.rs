@@ -116,7 +116,10 @@ impl RopeConfig {
         if self.head_dim == 0 {
             return Err(PositionError::ZeroSize { name: "head_dim" });
         }
-        if self.rotary_dim < 2 || self.rotary_dim % 2 != 0 || self.rotary_dim > self.head_dim {
+        if self.rotary_dim < 2
+            || !self.rotary_dim.is_multiple_of(2)
+            || self.rotary_dim > self.head_dim
+        {
             return Err(PositionError::InvalidRotaryDim {
                 rotary_dim: self.rotary_dim,
                 head_dim: self.head_dim,

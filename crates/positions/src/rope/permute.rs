@@ -60,7 +60,7 @@ pub fn convert_qk_layout<T: Copy>(
             head_dim,
         });
     }
-    if rotary_dim < 2 || rotary_dim % 2 != 0 || rotary_dim > head_dim {
+    if rotary_dim < 2 || !rotary_dim.is_multiple_of(2) || rotary_dim > head_dim {
         return Err(PositionError::InvalidRotaryDim {
             rotary_dim,
             head_dim,
