@@ -1,10 +1,10 @@
-//! The benchmark's comparison GEMM (`tests/support/gemm_peer.rs`) computes the product
-//! it claims to, and refuses buffers of the wrong size instead of reading past them.
+//! The benchmark's comparison GEMMs (`tests/support/gemm_peer.rs`) compute the product
+//! they claim to, and refuse buffers of the wrong size instead of reading past them.
 
 #[path = "support/gemm_peer.rs"]
 mod gemm_peer;
 
-use gemm_peer::matrixmultiply_abt;
+use gemm_peer::{gemm_abt, matrixmultiply_abt};
 use tokenloom::tensor::{Tensor, matmul_transposed};
 
 fn values(len: usize, seed: usize) -> Vec<f32> {
@@ -14,11 +14,16 @@ fn values(len: usize, seed: usize) -> Vec<f32> {
 }
 
 #[test]
-fn matrixmultiply_abt_agrees_with_tokenloom_matmul_transposed() {
-    for (m, k, n) in [(1, 1, 1), (1, 64, 300), (7, 33, 19), (64, 129, 65)] {
+fn both_peers_agree_with_tokenloom_matmul_transposed() {
+    type Peer = fn(&[f32], &[f32], &mut [f32], (usize, usize, usize));
+    let peers: [(&str, Peer); 2] = [("matrixmultiply", matrixmultiply_abt), ("gemm", gemm_abt)];
+    for ((m, k, n), (peer, product)) in [(1, 1, 1), (1, 64, 300), (7, 33, 19), (64, 129, 65)]
+        .into_iter()
+        .flat_map(|dims| peers.map(|p| (dims, p)))
+    {
         let (a, b) = (values(m * k, 1), values(n * k, 2));
         let mut c = vec![f32::NAN; m * n];
-        matrixmultiply_abt(&a, &b, &mut c, (m, k, n));
+        product(&a, &b, &mut c, (m, k, n));
         let expected = matmul_transposed(
             Tensor::from_vec(a, &[m, k]).unwrap().view(),
             Tensor::from_vec(b, &[n, k]).unwrap().view(),
@@ -29,7 +34,7 @@ fn matrixmultiply_abt_agrees_with_tokenloom_matmul_transposed() {
             let tolerance = k as f32 * f32::EPSILON;
             assert!(
                 (got - want).abs() <= tolerance,
-                "{m}x{k}x{n}, element {i}: {got} vs {want}"
+                "{peer}, {m}x{k}x{n}, element {i}: {got} vs {want}"
             );
         }
     }
@@ -40,6 +45,12 @@ fn matrixmultiply_abt_agrees_with_tokenloom_matmul_transposed() {
 fn matrixmultiply_abt_refuses_a_short_operand() {
     let mut c = vec![0.0; 10];
     matrixmultiply_abt(&[0.0; 6], &[0.0; 14], &mut c, (2, 3, 5));
+}
+
+#[test]
+#[should_panic(expected = "c is not (2, 5)")]
+fn gemm_abt_refuses_a_short_output() {
+    gemm_abt(&[0.0; 6], &[0.0; 15], &mut [0.0; 9], (2, 3, 5));
 }
 
 #[test]

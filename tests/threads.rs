@@ -3,7 +3,7 @@
 
 use tokenloom::embedding::{Embedding, EmbeddingConfig, Init};
 use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
-use tokenloom::tensor::{Accumulate, Tensor, bf16};
+use tokenloom::tensor::{Accumulate, Tensor, bf16, matmul_transposed};
 
 fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new()
@@ -18,7 +18,7 @@ fn bits<T: tokenloom::tensor::Element>(t: &Tensor<T>) -> Vec<u64> {
 }
 
 #[test]
-fn lookup_backward_and_rope_do_not_depend_on_the_thread_count() {
+fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
     let (vocab_size, n_embd) = (3000, 256);
     let table = EmbeddingConfig::new(vocab_size, n_embd)
         .with_scale_grad_by_freq(true)
@@ -50,6 +50,16 @@ fn lookup_backward_and_rope_do_not_depend_on_the_thread_count() {
             .unwrap()
             .to_dense()
             .unwrap();
+        // Tied logits for one token (the dot-product path, 3 MB of table) and for 64
+        // tokens (the GEMM).
+        let logits: Vec<_> = [1, 64]
+            .into_iter()
+            .map(|rows| {
+                let h = grad.as_slice()[..rows * n_embd].to_vec();
+                let h = Tensor::from_vec(h, &[rows, n_embd]).unwrap();
+                bits(&matmul_transposed(h.view(), table.weight().view()).unwrap())
+            })
+            .collect();
         let mut rotated = Vec::new();
         for layout in [QkLayout::BatchSeqHeads, QkLayout::BatchHeadsSeq] {
             let mut q = Tensor::from_vec(x.clone(), &[1, 512, 16, 128]).unwrap();
@@ -66,6 +76,7 @@ fn lookup_backward_and_rope_do_not_depend_on_the_thread_count() {
             bits(&dense),
             bits(&accumulated),
             bits(&sparse),
+            logits,
             rotated,
         )
     };

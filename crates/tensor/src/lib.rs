@@ -43,6 +43,7 @@
 mod element;
 mod error;
 pub mod file;
+mod gemv;
 mod matmul;
 mod parallel;
 mod serde_impl;

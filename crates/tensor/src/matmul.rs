@@ -276,6 +276,11 @@ macro_rules! native_gemm {
                     }
                     return;
                 }
+                if m == 1 && dims.b_transposed {
+                    // A decode step's projection: memory-bound, see `gemv`.
+                    crate::gemv::row_times_transposed(a, b, c, accumulate);
+                    return;
+                }
                 let (rsa, csa) = dims.a_strides();
                 let (rsb, csb) = dims.b_strides();
                 // SAFETY: `assert_lengths` checked a.len() == m*k, b.len() == k*n and
@@ -389,6 +394,8 @@ mod tests {
             (7, 13, 9),
             (17, 5, 33),
             (9, 31, 8),
+            // One row against a transposed operand takes the dot-product path.
+            (1, 37, 70),
         ];
         let ops = [Operand::AsIs, Operand::Transposed];
         for &(m, k, n) in &sizes {

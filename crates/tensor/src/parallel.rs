@@ -24,17 +24,34 @@ where
     T: Send,
     F: Fn(usize, &mut [T]) + Send + Sync,
 {
+    for_each_chunk_mut_by_work(data, chunk_len, std::mem::size_of_val(data), f);
+}
+
+/// [`for_each_chunk_mut`], split across threads when `work_bytes` (the bytes the whole
+/// call reads or writes, which may far exceed the output's) reaches
+/// [`PARALLEL_MIN_BYTES`].
+pub(crate) fn for_each_chunk_mut_by_work<T, F>(
+    data: &mut [T],
+    chunk_len: usize,
+    work_bytes: usize,
+    f: F,
+) where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Send + Sync,
+{
     if chunk_len == 0 {
         return;
     }
     #[cfg(feature = "parallel")]
-    if std::mem::size_of_val(data) >= PARALLEL_MIN_BYTES && rayon::current_num_threads() > 1 {
+    if work_bytes >= PARALLEL_MIN_BYTES && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         data.par_chunks_mut(chunk_len)
             .enumerate()
             .for_each(|(i, chunk)| f(i, chunk));
         return;
     }
+    #[cfg(not(feature = "parallel"))]
+    let _ = work_bytes;
     data.chunks_mut(chunk_len)
         .enumerate()
         .for_each(|(i, chunk)| f(i, chunk));
