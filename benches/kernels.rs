@@ -163,6 +163,9 @@ fn lookups(c: &mut Criterion) {
     let mut g = group(c, "decode_1x1_of_32000x4096_f32", 4096 * 4);
     roofline(&mut g, 4096 * 4);
     let mut out = vec![0.0f32; 4096];
+    g.bench_function("naive", |b| {
+        b.iter(|| naive_lookup(t.weight().as_slice(), 4096, one.as_slice(), &mut out))
+    });
     g.bench_function("forward_into", |b| {
         b.iter(|| {
             t.forward_into(&one, TensorViewMut::new(&mut out, &[1, 1, 4096]).unwrap())
@@ -183,6 +186,26 @@ fn naive_dense_backward(ids: &[u32], grad_output: &[f32], n_embd: usize, grad: &
             grad[id as usize * n_embd + j] += grad_output[i * n_embd + j];
         }
     }
+}
+
+/// Each touched row's gradient, summed in position order, in a map keyed by id: the
+/// naive oracle of the row-sparse gradient.
+fn naive_sparse_backward(
+    ids: &[u32],
+    grad_output: &[f32],
+    n_embd: usize,
+) -> std::collections::BTreeMap<u32, Vec<f32>> {
+    let mut rows = std::collections::BTreeMap::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let row = rows.entry(id).or_insert_with(|| vec![0.0f32; n_embd]);
+        for (r, g) in row
+            .iter_mut()
+            .zip(&grad_output[i * n_embd..(i + 1) * n_embd])
+        {
+            *r += g;
+        }
+    }
+    rows
 }
 
 fn backward(c: &mut Criterion) {
@@ -223,6 +246,15 @@ fn backward(c: &mut Criterion) {
             n_ids * n_embd * 4,
         );
         roofline(&mut g, n_ids * n_embd * 4);
+        g.bench_function("naive", |b| {
+            b.iter(|| {
+                black_box(naive_sparse_backward(
+                    ids.as_slice(),
+                    grad_output.as_slice(),
+                    n_embd,
+                ))
+            })
+        });
         g.bench_function("backward_sparse", |b| {
             b.iter(|| black_box(t.backward_sparse(&ids, grad_output.view()).unwrap()))
         });
@@ -237,9 +269,10 @@ fn backward(c: &mut Criterion) {
     }
 }
 
-/// Per-element RoPE from the cache, the naive oracle (half-split pairs, (b, s, h, d)).
-fn naive_rope(
-    x: &mut [f32],
+/// Per-element RoPE from the cache, the naive oracle (half-split pairs, (b, s, h, d)),
+/// widening each element to f32 and rounding it back.
+fn naive_rope<T: Element>(
+    x: &mut [T],
     cache: &RopeCache<f32>,
     seq_len: usize,
     n_heads: usize,
@@ -251,21 +284,26 @@ fn naive_rope(
         for h in 0..n_heads {
             let base = (s * n_heads + h) * head_dim;
             for i in 0..half {
-                let (a, b) = (x[base + i], x[base + i + half]);
-                x[base + i] = a * cos[i] - b * sin[i];
-                x[base + i + half] = b * cos[i] + a * sin[i];
+                let (a, b) = (x[base + i].as_f32(), x[base + i + half].as_f32());
+                x[base + i] = T::from_f32_lossy(a * cos[i] - b * sin[i]);
+                x[base + i + half] = T::from_f32_lossy(b * cos[i] + a * sin[i]);
             }
         }
     }
 }
 
-/// `apply_in_place` for both pair layouts and both tensor layouts, on `x`.
+/// The naive oracle, then `apply_in_place` for both pair layouts and both tensor
+/// layouts, on `x`.
 fn rope_kernels<T: Element>(
     g: &mut BenchmarkGroup<'_, WallTime>,
     x: &mut [T],
     caches: [(&str, &RopeCache<f32>); 2],
     (seq_len, n_heads, head_dim): (usize, usize, usize),
 ) {
+    let half_split = caches[0].1;
+    g.bench_function("naive", |b| {
+        b.iter(|| naive_rope(x, half_split, seq_len, n_heads, head_dim))
+    });
     for (name, cache) in caches {
         for (layout_name, layout, dims) in [
             (
@@ -307,15 +345,13 @@ fn rope(c: &mut Criterion) {
         seq_len,
     )
     .unwrap();
+    // The first cache is the naive kernel's (half-split pairs).
     let caches = [("half_split", &half_split), ("interleaved", &interleaved)];
     let values = |i: usize| (i % 97) as f32 / 48.0 - 1.0;
 
     let mut g = group(c, "rope_1x2048x32x128_f32", n * 4);
     roofline(&mut g, n * 4);
     let mut x: Vec<f32> = (0..n).map(values).collect();
-    g.bench_function("naive", |b| {
-        b.iter(|| naive_rope(&mut x, &half_split, seq_len, n_heads, head_dim))
-    });
     rope_kernels(&mut g, &mut x, caches, shape);
     g.finish();
 
