@@ -104,18 +104,38 @@ impl RowGroups {
         Self { order, groups }
     }
 
-    /// Sums the gradient rows of group `g` in `f64` in position order (as PyTorch's
-    /// sequential `index_add`), divided by the count with `scale_grad_by_freq`.
-    fn sum<T: Element>(
+    /// Writes (or adds, with [`Accumulate::Add`]) the gradient row of group `g` into
+    /// `dst`: the rows of its positions summed in `f64` in position order (as PyTorch's
+    /// sequential `index_add`), divided by the count with `scale_grad_by_freq`, rounded
+    /// once.
+    ///
+    /// A group of one token skips the `f64` pass: its sum is the value itself (`0 + x`,
+    /// which turns −0 into +0 as the sum does), and adding one rounded value to `dst` in
+    /// `T` rounds exactly as the `f64` sum rounded to `T` would (`f64` has more than twice
+    /// the precision of every `T`, so rounding through it is innocuous). Same bits, one
+    /// pass instead of four, and this is the common case of a sparse gradient.
+    fn write_row<T: Element>(
         &self,
         g: usize,
         grad_output: &[T],
         n_embd: usize,
         scale_grad_by_freq: bool,
-        sum: &mut [f64],
+        dst: &mut [T],
+        accumulate: Accumulate,
     ) {
         let positions = &self.order[self.groups[g].1.clone()];
-        sum.fill(0.0);
+        if let [i] = *positions {
+            let row = &grad_output[i * n_embd..(i + 1) * n_embd];
+            for (o, &x) in dst.iter_mut().zip(row) {
+                let sum = T::zero() + x;
+                *o = match accumulate {
+                    Accumulate::Replace => sum,
+                    Accumulate::Add => *o + sum,
+                };
+            }
+            return;
+        }
+        let mut sum = vec![0.0f64; n_embd];
         for &i in positions {
             for (s, x) in sum
                 .iter_mut()
@@ -128,6 +148,12 @@ impl RowGroups {
             #[allow(clippy::cast_precision_loss)] // counts are far below 2^53
             let count = positions.len() as f64;
             sum.iter_mut().for_each(|s| *s /= count);
+        }
+        for (o, s) in dst.iter_mut().zip(&sum) {
+            *o = match accumulate {
+                Accumulate::Replace => T::from_f64_lossy(*s),
+                Accumulate::Add => T::from_f64_lossy(o.as_f64() + s),
+            };
         }
     }
 }
@@ -198,16 +224,7 @@ impl<T: Element> Embedding<T> {
             .groups
             .binary_search_by_key(&row, |(id, _)| *id as usize)
         {
-            Ok(g) => {
-                let mut sum = vec![0.0f64; n_embd];
-                groups.sum(g, grad_output, n_embd, scale, &mut sum);
-                for (o, s) in dst.iter_mut().zip(&sum) {
-                    *o = match accumulate {
-                        Accumulate::Replace => T::from_f64_lossy(*s),
-                        Accumulate::Add => T::from_f64_lossy(o.as_f64() + s),
-                    };
-                }
-            }
+            Ok(g) => groups.write_row(g, grad_output, n_embd, scale, dst, accumulate),
             Err(_) if accumulate == Accumulate::Replace => dst.fill(T::zero()),
             Err(_) => {}
         });
@@ -295,12 +312,77 @@ impl<T: Element> Embedding<T> {
         (grad.vocab_size, grad.n_embd) = (self.vocab_size(), n_embd);
         let scale = self.options().scale_grad_by_freq;
         for_each_chunk_mut(&mut grad.values, n_embd, |g, dst| {
-            let mut sum = vec![0.0f64; n_embd];
-            groups.sum(g, grad_output.as_slice(), n_embd, scale, &mut sum);
-            for (o, s) in dst.iter_mut().zip(&sum) {
-                *o = T::from_f64_lossy(*s);
-            }
+            let grad_output = grad_output.as_slice();
+            groups.write_row(g, grad_output, n_embd, scale, dst, Accumulate::Replace);
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokenloom_tensor::{bf16, f16};
+
+    use super::*;
+
+    /// Bit patterns of `T` from a fixed LCG, plus the signed zeros and extremes.
+    fn patterns<T: Element>(len: usize) -> Vec<T> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut values: Vec<T> = (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                T::from_bits64(state >> 11)
+            })
+            .collect();
+        values.extend([T::zero(), -T::zero(), T::max_value(), T::min_positive_value()]);
+        values
+    }
+
+    fn same<T: Element>(a: T, b: T) -> bool {
+        a.to_bits64() == b.to_bits64() || (a.is_nan() && b.is_nan())
+    }
+
+    /// A one-token group's shortcut gives the bits of the `f64` sum rounded once, for
+    /// every dtype, replacing or adding, signed zeros included.
+    fn one_token_shortcut_matches_the_f64_sum<T: Element>() {
+        let n_embd = 4096 + 4;
+        let row = patterns::<T>(4096);
+        let old = {
+            let mut old = patterns::<T>(4096 + 1);
+            old.remove(0); // shifted against `row`
+            old.reverse();
+            old
+        };
+        let groups = RowGroups::new(&[7], None);
+        for accumulate in [Accumulate::Replace, Accumulate::Add] {
+            let mut dst = old.clone();
+            groups.write_row(0, &row, n_embd, false, &mut dst, accumulate);
+            for j in 0..n_embd {
+                let sum = 0.0 + row[j].as_f64();
+                let expected = match accumulate {
+                    Accumulate::Replace => T::from_f64_lossy(sum),
+                    Accumulate::Add => T::from_f64_lossy(old[j].as_f64() + sum),
+                };
+                assert!(
+                    same(dst[j], expected),
+                    "{} {accumulate:?}: {:?} + {:?} gave {:?}, the f64 sum {:?}",
+                    T::DTYPE,
+                    old[j],
+                    row[j],
+                    dst[j],
+                    expected
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_token_shortcut_matches_the_f64_sum_in_every_dtype() {
+        one_token_shortcut_matches_the_f64_sum::<f32>();
+        one_token_shortcut_matches_the_f64_sum::<f64>();
+        one_token_shortcut_matches_the_f64_sum::<f16>();
+        one_token_shortcut_matches_the_f64_sum::<bf16>();
     }
 }
