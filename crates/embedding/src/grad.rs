@@ -336,7 +336,12 @@ mod tests {
                 T::from_bits64(state >> 11)
             })
             .collect();
-        values.extend([T::zero(), -T::zero(), T::max_value(), T::min_positive_value()]);
+        values.extend([
+            T::zero(),
+            -T::zero(),
+            T::max_value(),
+            T::min_positive_value(),
+        ]);
         values
     }
 
