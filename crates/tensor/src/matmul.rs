@@ -108,7 +108,9 @@ fn matmul_alloc<T: Element>(
 }
 
 /// `out = op(a) @ op(b)` or `out += op(a) @ op(b)` into a caller's `(m, n)` buffer,
-/// without allocating (except for `f16`/`bf16`, which widen their operands to `f32`).
+/// without allocating an output. (The GEMM allocates its own packing buffers, and
+/// `f16`/`bf16` widen their operands to `f32`; in `f32`/`f64`, a single row times a
+/// transposed operand, the decode-step projection, allocates nothing.)
 ///
 /// `op(a)` is `(m, k)` and `op(b)` is `(k, n)`; each operand is used as stored or
 /// transposed ([`Operand`]).
