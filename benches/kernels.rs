@@ -370,15 +370,15 @@ fn rope(c: &mut Criterion) {
 
 /// The tied output projection `logits = h @ Eᵀ` through tokenloom's `matmul_into` and
 /// through the peers called directly (matrixmultiply, the `gemm` crate), at a prefill
-/// shape and a one-token decode shape.
+/// shape and at decode shapes (one token of one or of eight sequences).
 fn tied_projection(c: &mut Criterion) {
-    for (m, k, n) in [(512, 2048, 32000), (1, 2048, 32000)] {
+    for (m, k, n) in [(512, 2048, 32000), (1, 2048, 32000), (8, 2048, 32000)] {
         let h = table::<f32>(m, k).into_weight();
         let e = table::<f32>(n, k).into_weight();
         let mut out = vec![0.0f32; m * n];
         let name = format!("tied_projection_{m}x{k}x{n}_f32");
-        let mut g = if m == 1 {
-            // One token: memory-bound (the table is read once), so against the roofline.
+        let mut g = if m <= 8 {
+            // Decode steps: memory-bound (the table is read once), so against the roofline.
             let mut g = group(c, &name, n * k * 4);
             roofline(&mut g, n * k * 4);
             g

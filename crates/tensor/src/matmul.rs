@@ -110,7 +110,7 @@ fn matmul_alloc<T: Element>(
 /// `out = op(a) @ op(b)` or `out += op(a) @ op(b)` into a caller's `(m, n)` buffer,
 /// without allocating an output. (The GEMM allocates its own packing buffers, and
 /// `f16`/`bf16` widen their operands to `f32`; in `f32`/`f64`, a single row times a
-/// transposed operand, the decode-step projection, allocates nothing.)
+/// transposed operand, a one-token decode step's projection, allocates nothing.)
 ///
 /// `op(a)` is `(m, k)` and `op(b)` is `(k, n)`; each operand is used as stored or
 /// transposed ([`Operand`]).
@@ -278,9 +278,10 @@ macro_rules! native_gemm {
                     }
                     return;
                 }
-                if m == 1 && dims.b_transposed {
+                if m <= crate::gemv::MAX_ROWS && dims.b_transposed && (m == 1 || !dims.a_transposed)
+                {
                     // A decode step's projection: memory-bound, see `gemv`.
-                    crate::gemv::row_times_transposed(a, b, c, accumulate);
+                    crate::gemv::rows_times_transposed(a, m, b, c, accumulate);
                     return;
                 }
                 let (rsa, csa) = dims.a_strides();
@@ -396,8 +397,9 @@ mod tests {
             (7, 13, 9),
             (17, 5, 33),
             (9, 31, 8),
-            // One row against a transposed operand takes the dot-product path.
+            // A few rows against a transposed operand take the dot-product path.
             (1, 37, 70),
+            (3, 37, 70),
         ];
         let ops = [Operand::AsIs, Operand::Transposed];
         for &(m, k, n) in &sizes {
