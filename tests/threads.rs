@@ -50,9 +50,9 @@ fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
             .unwrap()
             .to_dense()
             .unwrap();
-        // Tied logits for one token (the dot-product path, 3 MB of table) and for 64
-        // tokens (the GEMM).
-        let logits: Vec<_> = [1, 64]
+        // Tied logits for one and for eight tokens (the dot-product path, 3 MB of
+        // table) and for 64 tokens (the GEMM).
+        let logits: Vec<_> = [1, 8, 64]
             .into_iter()
             .map(|rows| {
                 let h = grad.as_slice()[..rows * n_embd].to_vec();
