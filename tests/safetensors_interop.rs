@@ -114,7 +114,7 @@ fn wrong_names_ranks_and_dtypes_are_errors() {
 #[test]
 fn python_reads_what_tokenloom_writes() {
     let found = common::python("import safetensors, numpy");
-    if common::skip_unless_available("Python packages safetensors + numpy", &found) {
+    if common::available("Python packages safetensors + numpy", found).is_none() {
         return;
     }
     let dir = common::scratch_dir("st-python");

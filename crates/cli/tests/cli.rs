@@ -427,9 +427,7 @@ fn help_shows_examples() {
 
 #[test]
 fn real_models() {
-    let minilm = common::minilm_safetensors();
-    if !common::skip_unless_available("the MiniLM model file", &minilm) {
-        let path = minilm.unwrap();
+    if let Some(path) = common::minilm_safetensors() {
         let case = common::case("real_minilm_l6_v2");
         let out = json(&["inspect", path.to_str().unwrap()]);
         assert_eq!(
@@ -460,9 +458,7 @@ fn real_models() {
             .collect();
         assert_eq!(got, want);
     }
-    let smollm = common::smollm2_gguf();
-    if !common::skip_unless_available("the SmolLM2 GGUF file", &smollm) {
-        let path = smollm.unwrap();
+    if let Some(path) = common::smollm2_gguf() {
         let case = common::case("real_smollm2_135m");
         let out = json(&["inspect", path.to_str().unwrap()]);
         assert_eq!(out["format"], "gguf");
