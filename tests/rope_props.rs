@@ -214,14 +214,18 @@ fn bad_inputs_are_errors() {
     let config = RopeConfig::new(8, 1e4, RopeLayout::HalfSplit);
     let cache = RopeCache::<f32>::new(&config, 10).unwrap();
     let mut x = vec![0.0f32; 2 * 3 * 8];
+    let rotate_err = |x: &mut [f32], dims: &[usize], layout, positions| {
+        cache
+            .apply_in_place(TensorViewMut::new(x, dims).unwrap(), layout, positions)
+            .unwrap_err()
+    };
     // Past the cache: offset 8 with seq_len 3 needs position 10.
-    let err = cache
-        .apply_in_place(
-            TensorViewMut::new(&mut x, &[2, 3, 1, 8]).unwrap(),
-            QkLayout::BatchSeqHeads,
-            Positions::Offset(8),
-        )
-        .unwrap_err();
+    let err = rotate_err(
+        &mut x,
+        &[2, 3, 1, 8],
+        QkLayout::BatchSeqHeads,
+        Positions::Offset(8),
+    );
     assert_eq!(
         err,
         PositionError::PositionOutOfRange {
@@ -231,61 +235,56 @@ fn bad_inputs_are_errors() {
             max_positions: 10
         }
     );
-    let err = cache
-        .apply_in_place(
-            TensorViewMut::new(&mut x, &[2, 3, 1, 8]).unwrap(),
-            QkLayout::BatchSeqHeads,
-            Positions::Offset(usize::MAX),
-        )
-        .unwrap_err();
+    let err = rotate_err(
+        &mut x,
+        &[2, 3, 1, 8],
+        QkLayout::BatchSeqHeads,
+        Positions::Offset(usize::MAX),
+    );
     assert!(
         matches!(err, PositionError::PositionOutOfRange { .. }),
         "{err}"
     );
     // Explicit ids: wrong shape, and an id past the cache.
     let ids = Tensor::from_vec(vec![0u32, 1, 2], &[1, 3]).unwrap();
-    let err = cache
-        .apply_in_place(
-            TensorViewMut::new(&mut x, &[2, 3, 1, 8]).unwrap(),
-            QkLayout::BatchSeqHeads,
-            Positions::Ids(ids.view()),
-        )
-        .unwrap_err();
+    let err = rotate_err(
+        &mut x,
+        &[2, 3, 1, 8],
+        QkLayout::BatchSeqHeads,
+        Positions::Ids(ids.view()),
+    );
     assert!(
         matches!(err, PositionError::PositionIdsShape { .. }),
         "{err}"
     );
     let ids = Tensor::from_vec(vec![0u32, 1, 2, 3, 99, 5], &[2, 3]).unwrap();
-    let err = cache
-        .apply_in_place(
-            TensorViewMut::new(&mut x, &[2, 3, 1, 8]).unwrap(),
-            QkLayout::BatchSeqHeads,
-            Positions::Ids(ids.view()),
-        )
-        .unwrap_err();
+    let err = rotate_err(
+        &mut x,
+        &[2, 3, 1, 8],
+        QkLayout::BatchSeqHeads,
+        Positions::Ids(ids.view()),
+    );
     assert_eq!(
         err.to_string(),
         "position 99 at batch 1, index 1 is outside the RoPE cache of max_positions 10"
     );
     // Wrong head_dim and wrong rank.
-    let err = cache
-        .apply_in_place(
-            TensorViewMut::new(&mut x, &[2, 3, 2, 4]).unwrap(),
-            QkLayout::BatchSeqHeads,
-            Positions::Offset(0),
-        )
-        .unwrap_err();
+    let err = rotate_err(
+        &mut x,
+        &[2, 3, 2, 4],
+        QkLayout::BatchSeqHeads,
+        Positions::Offset(0),
+    );
     assert!(
         matches!(err, PositionError::QkShape { head_dim: 8, .. }),
         "{err}"
     );
-    let err = cache
-        .apply_in_place(
-            TensorViewMut::new(&mut x, &[6, 8]).unwrap(),
-            QkLayout::BatchHeadsSeq,
-            Positions::Offset(0),
-        )
-        .unwrap_err();
+    let err = rotate_err(
+        &mut x,
+        &[6, 8],
+        QkLayout::BatchHeadsSeq,
+        Positions::Offset(0),
+    );
     assert!(matches!(err, PositionError::QkShape { .. }), "{err}");
     assert!(x.iter().all(|&v| v == 0.0), "nothing written on error");
 
