@@ -144,7 +144,10 @@ fn tied_directory_ignores_a_stored_head_and_says_so() {
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
     assert!(matches!(
         load_hf_dir::<f32, f32>(&dir),
-        Err(DecoderInputError::Checkpoint { .. })
+        Err(DecoderInputError::Io(tokenloom::io::IoError::NoWeights {
+            gguf_files: 0,
+            ..
+        }))
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -301,4 +304,38 @@ fn smollm2_decoder_input_matches_the_reference() {
             assert!((rope.sin_row(p).unwrap()[i] - angle.sin()).abs() < 1e-13);
         }
     }
+}
+
+#[test]
+fn a_hostile_sharded_index_cannot_open_a_file_outside_the_directory() {
+    let outside = common::scratch_dir("hf-outside");
+    write_raw_safetensors(
+        outside.join("model.safetensors"),
+        &[raw_bf16("model.embed_tokens.weight", &table(0.0))],
+    )
+    .unwrap();
+    let dir = common::scratch_dir("hf-hostile-index");
+    write_config(&dir, true);
+    let sibling = outside.file_name().unwrap().to_str().unwrap();
+    let absolute = outside.join("model.safetensors").display().to_string();
+    for entry in [
+        format!("../{sibling}/model.safetensors"),
+        absolute,
+        format!("..\\{sibling}\\model.safetensors"),
+        String::new(),
+        "x\0.safetensors".to_owned(),
+    ] {
+        let index = serde_json::json!({"weight_map": {"model.embed_tokens.weight": entry}});
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        let err = load_hf_dir::<f32, f32>(&dir).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecoderInputError::Io(tokenloom::io::IoError::UnsafeIndexEntry { .. })
+            ),
+            "{entry:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&outside).unwrap();
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tokenloom_decoder_input::gguf_rope_settings;
-use tokenloom_io::{GgufFile, SafetensorsFile};
+use tokenloom_io::{GgufFile, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{ModelRopeSettings, parse_hf_config, parse_meta_params};
 use tokenloom_tensor::Tensor;
 
@@ -82,63 +82,24 @@ impl Checkpoint {
         }
     }
 
+    /// Opens a model directory through the io crate's resolution, which only opens plain
+    /// file names inside the directory (see [`ModelDir`]).
     fn open_dir(dir: &Path) -> Result<Self, CliError> {
-        let config = |name: &str| -> Result<Option<(PathBuf, String)>, CliError> {
-            let p = dir.join(name);
-            Ok(if p.is_file() {
-                Some((p.clone(), read(&p)?))
-            } else {
-                None
-            })
+        let resolved = ModelDir::open(dir)?;
+        let config = |path: Option<&Path>| -> Result<Option<(PathBuf, String)>, CliError> {
+            path.map(|p| Ok((p.to_path_buf(), read(p)?))).transpose()
         };
-        let index = dir.join("model.safetensors.index.json");
-        let file_names: Vec<String> = if index.is_file() {
-            let json: Value = serde_json::from_str(&read(&index)?)?;
-            let map = json
-                .get("weight_map")
-                .and_then(Value::as_object)
-                .ok_or_else(|| CliError(format!("{}: no `weight_map` object", index.display())))?;
-            let mut names: Vec<String> = map
-                .values()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect();
-            names.sort();
-            names.dedup();
-            names
-        } else if dir.join("model.safetensors").is_file() {
-            vec!["model.safetensors".to_owned()]
-        } else {
-            let mut names: Vec<String> = std::fs::read_dir(dir)
-                .map_err(|e| CliError(format!("{}: {e}", dir.display())))?
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".safetensors"))
-                .collect();
-            names.sort();
-            if names.is_empty() {
-                let ggufs: Vec<PathBuf> = std::fs::read_dir(dir)
-                    .map_err(|e| CliError(format!("{}: {e}", dir.display())))?
-                    .filter_map(|e| Some(e.ok()?.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
-                    .collect();
-                if let [single] = ggufs.as_slice() {
-                    return Self::open(single);
-                }
-                return fail(format!(
-                    "{}: no model.safetensors, model.safetensors.index.json, *.safetensors or single *.gguf file",
-                    dir.display()
-                ));
-            }
-            names
-        };
-        let files = file_names
-            .iter()
-            .map(|n| SafetensorsFile::open(dir.join(n)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Checkpoint::Safetensors {
-            files,
-            hf_config: config("config.json")?,
-            meta_params: config("params.json")?,
-        })
+        match resolved.weights() {
+            WeightFiles::Gguf(path) => Ok(Checkpoint::Gguf(GgufFile::open(path)?)),
+            WeightFiles::Safetensors { files, .. } => Ok(Checkpoint::Safetensors {
+                files: files
+                    .iter()
+                    .map(SafetensorsFile::open)
+                    .collect::<Result<Vec<_>, _>>()?,
+                hf_config: config(resolved.config_json())?,
+                meta_params: config(resolved.params_json())?,
+            }),
+        }
     }
 
     /// `safetensors`, `gguf` or `directory`.

@@ -479,3 +479,44 @@ fn real_models() {
         assert_eq!(got, want[..576]);
     }
 }
+
+#[test]
+fn a_hostile_sharded_index_cannot_open_a_file_outside_the_model_directory() {
+    let outside = common::scratch_dir("cli-outside");
+    write_model(&outside);
+    let secret = outside.join("model.safetensors");
+    let dir = common::scratch_dir("cli-hostile-index");
+    write_model(&dir);
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let model = dir.to_str().unwrap();
+    let absolute = secret.display().to_string();
+    let sibling = outside.file_name().unwrap().to_str().unwrap();
+    let relative = format!("../{sibling}/model.safetensors");
+    let backslashed = format!("..\\{sibling}\\model.safetensors");
+    for entry in [
+        relative.as_str(),
+        absolute.as_str(),
+        backslashed.as_str(),
+        "",
+        "a\0b",
+        "..",
+    ] {
+        let index = serde_json::json!({ "weight_map": { "model.embed_tokens.weight": entry } });
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        for command in [&["inspect", model][..], &["embed", model, "--ids", "1"]] {
+            let msg = error(command);
+            assert!(
+                msg.contains("only plain file names inside the model directory are opened"),
+                "{entry:?}: {msg}"
+            );
+        }
+    }
+    #[cfg(unix)]
+    {
+        std::fs::remove_file(dir.join("model.safetensors.index.json")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join("model.safetensors")).unwrap();
+        assert!(error(&["inspect", model]).contains("outside the model directory"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&outside).unwrap();
+}

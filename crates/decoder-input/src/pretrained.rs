@@ -2,11 +2,11 @@
 //! (config.json + safetensors, single or sharded) and GGUF files.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingOptions};
-use tokenloom_io::{GgufFile, GgufValue, SafetensorsFile};
+use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{
     CacheFloat, ModelRopeSettings, RopeCache, RopeConfig, RopeLayout, RopeScaling, YarnScaling,
     parse_hf_config,
@@ -42,53 +42,38 @@ fn checkpoint_error(path: &Path, reason: impl Into<String>) -> DecoderInputError
     }
 }
 
-/// Which safetensors file of a checkpoint directory holds each tensor.
-fn weight_files(dir: &Path) -> Result<BTreeMap<String, String>, DecoderInputError> {
-    let index = dir.join("model.safetensors.index.json");
-    if index.is_file() {
-        let text =
-            std::fs::read_to_string(&index).map_err(|e| checkpoint_error(&index, e.to_string()))?;
-        let json: Value =
-            serde_json::from_str(&text).map_err(|e| checkpoint_error(&index, e.to_string()))?;
-        let map = json
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| checkpoint_error(&index, "no `weight_map` object"))?;
-        return map
-            .iter()
-            .map(|(name, file)| {
-                let file = file
-                    .as_str()
-                    .filter(|f| !f.contains('/') && !f.contains('\\') && !f.starts_with('.'))
-                    .ok_or_else(|| {
-                        checkpoint_error(
-                            &index,
-                            format!("weight_map entry for `{name}` is not a file name"),
-                        )
-                    })?;
-                Ok((name.clone(), file.to_owned()))
-            })
-            .collect();
-    }
-    let single = dir.join("model.safetensors");
-    if !single.is_file() {
-        return Err(checkpoint_error(
+/// Which safetensors file of a checkpoint directory holds each tensor, resolved by the io
+/// crate (plain file names inside the directory only; see [`ModelDir`]).
+fn weight_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, DecoderInputError> {
+    match ModelDir::open(dir)?.weights() {
+        WeightFiles::Safetensors {
+            weight_map: Some(map),
+            ..
+        } => Ok(map.clone()),
+        WeightFiles::Safetensors { files, .. } => {
+            let mut map = BTreeMap::new();
+            for path in files {
+                let file = SafetensorsFile::open(path)?;
+                for t in file.tensors() {
+                    map.entry(t.name.clone()).or_insert_with(|| path.clone());
+                }
+            }
+            Ok(map)
+        }
+        WeightFiles::Gguf(path) => Err(checkpoint_error(
             dir,
-            "neither model.safetensors nor model.safetensors.index.json exists",
-        ));
+            format!(
+                "holds a GGUF file ({}), not safetensors: load it with load_gguf",
+                path.display()
+            ),
+        )),
     }
-    let file = SafetensorsFile::open(&single)?;
-    Ok(file
-        .tensors()
-        .iter()
-        .map(|t| (t.name.clone(), "model.safetensors".to_owned()))
-        .collect())
 }
 
 /// Loads a `(vocab_size, n_embd)` matrix by name from the shard that holds it.
 fn load_table<T: Element>(
     dir: &Path,
-    files: &BTreeMap<String, String>,
+    files: &BTreeMap<String, PathBuf>,
     name: &str,
     shape: [usize; 2],
 ) -> Result<Embedding<T>, DecoderInputError> {
@@ -102,7 +87,7 @@ fn load_table<T: Element>(
             ),
         )
     })?;
-    let file = SafetensorsFile::open(dir.join(file_name))?;
+    let file = SafetensorsFile::open(file_name)?;
     Ok(Embedding::from_weight(
         file.load_matrix::<T>(name, Some(shape))?,
     )?)

@@ -63,6 +63,55 @@ pub enum IoError {
         /// The stored shape.
         got: Vec<usize>,
     },
+    /// A sharded checkpoint's index file that cannot be used.
+    #[error("{path}: {problem}", path = .path.display())]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An index entry that is not a plain file name inside the model directory.
+    #[error(
+        "{index}: the weight_map entry of `{tensor}` is {entry:?}, which is refused because {reason}: only plain file names inside the model directory are opened",
+        index = .index.display()
+    )]
+    UnsafeIndexEntry {
+        /// The index file.
+        index: PathBuf,
+        /// The tensor whose entry it is.
+        tensor: String,
+        /// The entry as written.
+        entry: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A file of a model directory that resolves (through symlinks) outside it.
+    #[error(
+        "{path} resolves to {target}, outside the model directory {dir}",
+        path = .path.display(),
+        target = .target.display(),
+        dir = .dir.display()
+    )]
+    EntryOutsideDirectory {
+        /// The model directory.
+        dir: PathBuf,
+        /// The file as named in the directory.
+        path: PathBuf,
+        /// Where it resolves to.
+        target: PathBuf,
+    },
+    /// A model directory without a weight file tokenloom can read.
+    #[error(
+        "{dir}: no model.safetensors.index.json, model.safetensors or *.safetensors file, and {gguf_files} *.gguf files (need exactly one)",
+        dir = .dir.display()
+    )]
+    NoWeights {
+        /// The directory.
+        dir: PathBuf,
+        /// How many GGUF files it holds.
+        gguf_files: usize,
+    },
     /// An error from the tensor crate (shapes, allocation, atomic writes).
     #[error(transparent)]
     Tensor(#[from] TensorError),

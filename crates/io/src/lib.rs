@@ -32,6 +32,7 @@
 mod error;
 mod gguf;
 mod mapped;
+mod model_dir;
 mod safetensors_file;
 
 pub use error::IoError;
@@ -40,6 +41,9 @@ pub use gguf::{
     dequantize_q8_0, gguf_bytes, quantize_q8_0,
 };
 pub use mapped::FileBytes;
+pub use model_dir::{
+    ModelDir, SAFETENSORS_INDEX, SAFETENSORS_SINGLE, WeightFiles, check_plain_file_name,
+};
 pub use safetensors_file::{
     RawTensor, SafetensorsFile, TensorInfo, decode_le, encode_le, raw_safetensors_bytes,
     safetensors_bytes, safetensors_dtype_size, write_raw_safetensors, write_safetensors,
