@@ -245,3 +245,34 @@ fn malformed_meta_params_name_the_problem() {
     let err = parse_meta_params(r#"{"dim": 100, "n_heads": 32}"#).unwrap_err();
     assert!(matches!(err, PositionError::ConfigBadValue { .. }), "{err}");
 }
+
+/// Gemma 3 (transformers' `Gemma3TextConfig`): the sliding-window layers rotate with
+/// `rope_local_base_freq`, the full-attention ones with `rope_theta`.
+#[test]
+fn gemma_3_local_and_global_rope() {
+    let s = parse_hf_config(&read("gemma-3-270m.config.json")).unwrap();
+    assert_eq!(
+        (s.rope.head_dim, s.rope.theta, s.n_heads, s.n_kv_heads),
+        (256, 1e6, 4, 1)
+    );
+    let local = s.local.as_ref().expect("rope_local_base_freq");
+    assert_eq!((local.rope.theta, local.sliding_window), (10000.0, 512));
+    assert_eq!(local.global_layers(), vec![5, 11, 17]);
+    assert_eq!(s.rope_for_layer(0).theta, 10000.0);
+    assert_eq!(s.rope_for_layer(17).theta, 1e6);
+    // The older spelling: a pattern instead of layer_types gives the same layers.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&read("gemma-3-270m.config.json")).unwrap();
+    json.as_object_mut().unwrap().remove("layer_types");
+    json["sliding_window_pattern"] = 6.into();
+    let old = parse_hf_config(&json.to_string()).unwrap();
+    assert_eq!(old, s);
+    // Without either, the local layers cannot be known: an error naming the fields.
+    json.as_object_mut()
+        .unwrap()
+        .remove("sliding_window_pattern");
+    assert!(matches!(
+        parse_hf_config(&json.to_string()),
+        Err(PositionError::ConfigMissingField { field }) if field.contains("layer_types")
+    ));
+}

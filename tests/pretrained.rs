@@ -4,7 +4,7 @@
 
 mod common;
 
-use tokenloom::decoder_input::{DecoderInputError, load_gguf, load_hf_dir};
+use tokenloom::decoder_input::{DecoderInputError, gguf_rope_settings, load_gguf, load_hf_dir};
 use tokenloom::io::{
     GgufWriteTensor, GgufWriteValue, RawTensor, encode_le, gguf_bytes, quantize_q8_0,
     write_raw_safetensors,
@@ -338,4 +338,175 @@ fn a_hostile_sharded_index_cannot_open_a_file_outside_the_directory() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&outside).unwrap();
+}
+
+/// A minimal GGUF of architecture `arch` (tied Q8_0 table of 10 × 64, 4 heads of 16).
+fn gguf_of_architecture(
+    dir: &std::path::Path,
+    arch: &str,
+    extra: &[(&str, GgufWriteValue)],
+) -> std::path::PathBuf {
+    let mut metadata: Vec<(String, GgufWriteValue)> = vec![
+        (
+            "general.architecture".into(),
+            GgufWriteValue::String(arch.into()),
+        ),
+        (format!("{arch}.embedding_length"), GgufWriteValue::U32(64)),
+        (format!("{arch}.context_length"), GgufWriteValue::U32(128)),
+        (
+            format!("{arch}.attention.head_count"),
+            GgufWriteValue::U32(4),
+        ),
+        (
+            format!("{arch}.rope.freq_base"),
+            GgufWriteValue::F32(1_000_000.0),
+        ),
+    ];
+    metadata.extend(
+        extra
+            .iter()
+            .map(|(k, v)| (format!("{arch}.{k}"), v.clone())),
+    );
+    let metadata: Vec<(&str, GgufWriteValue)> = metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let values: Vec<f32> = (0..10 * 64).map(|i| (i % 13) as f32 / 8.0 - 0.75).collect();
+    let embd = GgufWriteTensor {
+        name: "token_embd.weight".into(),
+        ggml_type: 8,
+        ne: vec![64, 10],
+        data: quantize_q8_0(&values),
+    };
+    let path = dir.join(format!("{arch}.gguf"));
+    std::fs::write(&path, gguf_bytes(&metadata, &[embd])).unwrap();
+    path
+}
+
+#[test]
+fn gguf_rope_layout_follows_the_architecture() {
+    let dir = common::scratch_dir("gguf-arch");
+    for (arch, layout) in [
+        ("llama", RopeLayout::Interleaved),
+        ("deepseek2", RopeLayout::Interleaved),
+        ("granite", RopeLayout::Interleaved),
+        ("qwen2", RopeLayout::HalfSplit),
+        ("phi3", RopeLayout::HalfSplit),
+        ("gemma2", RopeLayout::HalfSplit),
+        ("falcon", RopeLayout::HalfSplit),
+    ] {
+        let loaded = load_gguf::<f32, f32>(gguf_of_architecture(&dir, arch, &[])).unwrap();
+        assert_eq!(loaded.rope.rope.layout, layout, "{arch}");
+        assert!(loaded.rope.local.is_none(), "{arch}");
+        let file = tokenloom::io::GgufFile::open(dir.join(format!("{arch}.gguf"))).unwrap();
+        assert_eq!(gguf_rope_settings(&file).unwrap(), loaded.rope, "{arch}");
+    }
+    // Unknown: an error naming the architecture, never a default layout.
+    let err = load_gguf::<f32, f32>(gguf_of_architecture(&dir, "my-new-arch", &[])).unwrap_err();
+    assert!(
+        matches!(&err, DecoderInputError::UnknownArchitecture { architecture, .. } if architecture == "my-new-arch"),
+        "{err}"
+    );
+    // Multimodal RoPE and no RoPE at all: typed "unsupported" errors.
+    for (arch, rope_type) in [("qwen2vl", "MROPE"), ("gpt2", "NONE")] {
+        let err = load_gguf::<f32, f32>(gguf_of_architecture(&dir, arch, &[])).unwrap_err();
+        assert!(
+            matches!(&err, DecoderInputError::UnsupportedRope { architecture, rope_type: t, .. } if architecture == arch && *t == rope_type),
+            "{arch}: {err}"
+        );
+    }
+    // A sliding-window base on an architecture whose layer pattern tokenloom does not know.
+    let err = load_gguf::<f32, f32>(gguf_of_architecture(
+        &dir,
+        "cohere2",
+        &[("rope.freq_base_swa", GgufWriteValue::F32(10000.0))],
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("does not know which layers"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn gguf_gemma3_has_two_rope_bases_the_embedding_scale_and_its_head_dim() {
+    let dir = common::scratch_dir("gguf-gemma3");
+    let path = gguf_of_architecture(
+        &dir,
+        "gemma3",
+        &[
+            ("attention.key_length", GgufWriteValue::U32(32)),
+            ("attention.head_count_kv", GgufWriteValue::U32(1)),
+            ("attention.sliding_window", GgufWriteValue::U32(512)),
+            ("block_count", GgufWriteValue::U32(13)),
+        ],
+    );
+    let loaded = load_gguf::<f32, f32>(&path).unwrap();
+    let rope = &loaded.rope;
+    assert_eq!(rope.rope.layout, RopeLayout::HalfSplit);
+    assert_eq!((rope.rope.head_dim, rope.rope.theta), (32, 1e6));
+    let local = rope
+        .local
+        .as_ref()
+        .expect("gemma3 has sliding-window layers");
+    assert_eq!(
+        (local.rope.theta, local.rope.layout, local.sliding_window),
+        (10000.0, RopeLayout::HalfSplit, 512)
+    );
+    assert_eq!(local.global_layers(), vec![5, 11]);
+    assert_eq!(rope.rope_for_layer(5).theta, 1e6);
+    assert_eq!(rope.rope_for_layer(4).theta, 10000.0);
+    assert_eq!(
+        loaded.input.embedding_scale(),
+        Some(f64::from(64f32.sqrt()))
+    );
+    // Rows come out scaled by √n_embd.
+    let batch =
+        tokenloom::decoder_input::TokenBatch::new(Tensor::from_vec(vec![3u32], &[1, 1]).unwrap())
+            .unwrap();
+    let out = loaded.input.forward(&batch).unwrap();
+    let row = loaded.input.embedding().row(3).unwrap();
+    assert_eq!(out.hidden().as_slice()[5], row[5] * 8.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The real Gemma 3 270M file: half-split RoPE, base 1e6 on global layers and 1e4 on the
+/// sliding-window ones, head_dim 256 from `attention.key_length`, √640 embedding scale.
+#[test]
+fn gemma3_gguf_settings_match_llama_cpp() {
+    let Some(path) = common::gemma3_gguf() else {
+        return;
+    };
+    let loaded = load_gguf::<f32, f32>(path).unwrap();
+    let rope = &loaded.rope;
+    assert_eq!(rope.rope.layout, RopeLayout::HalfSplit);
+    assert_eq!(
+        (rope.rope.head_dim, rope.rope.rotary_dim, rope.rope.theta),
+        (256, 256, 1e6)
+    );
+    assert_eq!((rope.n_heads, rope.n_kv_heads), (4, 1));
+    let local = rope.local.as_ref().unwrap();
+    assert_eq!((local.rope.theta, local.sliding_window), (10000.0, 512));
+    assert_eq!(local.layer_types.len(), 18);
+    assert_eq!(local.global_layers(), vec![5, 11, 17]);
+    assert_eq!(
+        loaded.input.embedding_scale(),
+        Some(f64::from(640f32.sqrt()))
+    );
+    assert!(loaded.input.model().is_tied());
+    assert_eq!(loaded.input.embedding().vocab_size(), 262144);
+    assert_eq!(loaded.input.embedding().n_embd(), 640);
+}
+
+/// The real SmolLM2 file (`llama`) keeps the interleaved layout.
+#[test]
+fn smollm2_gguf_stays_interleaved() {
+    let Some(path) = common::smollm2_gguf() else {
+        return;
+    };
+    let file = tokenloom::io::GgufFile::open(path).unwrap();
+    let settings = gguf_rope_settings(&file).unwrap();
+    assert_eq!(settings.rope.layout, RopeLayout::Interleaved);
+    assert!(settings.local.is_none());
 }

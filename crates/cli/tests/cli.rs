@@ -478,6 +478,34 @@ fn real_models() {
             .collect();
         assert_eq!(got, want[..576]);
     }
+    if let Some(path) = common::gemma3_gguf() {
+        let out = json(&["inspect", path.to_str().unwrap()]);
+        let positions = &out["positions"];
+        assert_eq!(positions["rope"]["layout"], "half_split");
+        assert_eq!(positions["rope"]["theta"], 1e6);
+        assert_eq!(positions["rope"]["head_dim"], 256);
+        assert_eq!(positions["local"]["rope"]["theta"], 1e4);
+        assert_eq!(positions["local"]["rope"]["layout"], "half_split");
+        assert_eq!(positions["local"]["sliding_window"], 512);
+        assert_eq!(
+            (
+                positions["n_heads"].as_u64(),
+                positions["n_kv_heads"].as_u64()
+            ),
+            (Some(4), Some(1))
+        );
+        assert_eq!(out["tied"], true);
+        let text = tokenloom()
+            .args(["inspect", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("RoPE half-split head_dim 256"), "{text}");
+        assert!(
+            text.contains("sliding-window layers (window 512): RoPE half-split theta 10000; global layers (theta 1000000): 5, 11, 17 of 18"),
+            "{text}"
+        );
+    }
 }
 
 #[test]

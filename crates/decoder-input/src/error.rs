@@ -115,6 +115,34 @@ pub enum DecoderInputError {
         reason: String,
     },
 
+    /// A GGUF architecture that tokenloom's table (mirroring llama.cpp's
+    /// `llama_model_rope_type`) does not list: its RoPE layout is unknown.
+    #[error(
+        "{path}: general.architecture `{architecture}` is not in tokenloom's table of GGUF architectures, so its RoPE layout (interleaved or half-split) is unknown; pass the layout yourself instead of trusting a default",
+        path = .path.display()
+    )]
+    UnknownArchitecture {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The architecture name.
+        architecture: String,
+    },
+    /// A GGUF architecture whose positions tokenloom cannot express as RoPE settings.
+    #[error(
+        "{path}: architecture `{architecture}` uses llama.cpp rope type {rope_type}: {reason}",
+        path = .path.display()
+    )]
+    UnsupportedRope {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The architecture name.
+        architecture: String,
+        /// llama.cpp's rope type (`NONE`, `MROPE`, …).
+        rope_type: &'static str,
+        /// Why tokenloom stops here.
+        reason: &'static str,
+    },
+
     // === From the other crates ===
     /// An embedding error (ids, sizes, gradients).
     #[error(transparent)]

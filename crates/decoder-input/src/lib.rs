@@ -34,6 +34,7 @@
 mod batch;
 mod config;
 mod error;
+mod gguf_arch;
 mod input;
 mod pretrained;
 mod scheme;
@@ -41,6 +42,7 @@ mod scheme;
 pub use batch::{PaddingSide, StreamBatch, TokenBatch, stream_batches};
 pub use config::DecoderInputConfig;
 pub use error::DecoderInputError;
+pub use gguf_arch::{GgufRopeType, gguf_rope_type};
 pub use input::{DecoderInput, DecoderInputGrads, DecoderInputOutput};
 pub use pretrained::{
     HF_EMBED_NAME, HF_HEAD_NAME, Pretrained, gguf_rope_settings, load_gguf, load_hf_dir,

@@ -8,12 +8,13 @@ use serde_json::Value;
 use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingOptions};
 use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{
-    CacheFloat, ModelRopeSettings, RopeCache, RopeConfig, RopeLayout, RopeScaling, YarnScaling,
+    CacheFloat, LocalAttention, ModelRopeSettings, RopeCache, RopeConfig, RopeScaling, YarnScaling,
     parse_hf_config,
 };
 use tokenloom_tensor::Element;
 
 use crate::error::DecoderInputError;
+use crate::gguf_arch::{GgufRopeType, gguf_rope_type};
 use crate::input::DecoderInput;
 use crate::scheme::PositionEncoding;
 
@@ -166,7 +167,7 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
         let head = load_table::<T>(dir, &files, HF_HEAD_NAME, [vocab_size, n_embd])?;
         EmbeddingAndHead::untied(embedding, head.into_weight())?
     };
-    assemble(model, rope, max_positions, pad_id, notes)
+    assemble(model, rope, max_positions, pad_id, None, notes)
 }
 
 /// The embedding with the pad id as its `padding_idx` (as LLaMA's `nn.Embedding`).
@@ -189,6 +190,7 @@ fn assemble<T: Element, C: CacheFloat>(
     rope: ModelRopeSettings,
     max_positions: usize,
     pad_id: Option<usize>,
+    embedding_scale: Option<f64>,
     notes: Vec<String>,
 ) -> Result<Pretrained<T, C>, DecoderInputError> {
     let max_positions = max_positions.max(1);
@@ -201,19 +203,28 @@ fn assemble<T: Element, C: CacheFloat>(
         PositionEncoding::Rope(cache),
         max_positions,
         pad_id,
-        None,
+        embedding_scale,
     )?;
     Ok(Pretrained { input, rope, notes })
 }
 
 /// The position and attention settings of a GGUF file's `{arch}.*` metadata (see
-/// [`load_gguf`]), without loading any tensor. The layout is
-/// [`RopeLayout::Interleaved`], the order of GGUF LLaMA q/k weights.
+/// [`load_gguf`]), without loading any tensor.
+///
+/// The RoPE layout comes from the architecture (`general.architecture`), through the
+/// table of [`gguf_rope_type`] that mirrors llama.cpp's `llama_model_rope_type()`:
+/// interleaved for `llama` and the other "NORM" families, half-split for `qwen2`, `phi3`,
+/// `gemma3` and the other "NEOX" families. For Gemma 3 (`gemma3` with
+/// `gemma3.attention.sliding_window`), [`ModelRopeSettings::local`] holds the RoPE of the
+/// sliding-window layers — base `gemma3.rope.freq_base_swa`, or 10000 as llama.cpp sets
+/// it — and which layers use it (every 6th layer is global).
 ///
 /// # Errors
 ///
-/// [`DecoderInputError::Checkpoint`] for missing or unsupported metadata, and RoPE
-/// validation errors.
+/// [`DecoderInputError::UnknownArchitecture`] for an architecture the table does not
+/// list, [`DecoderInputError::UnsupportedRope`] for architectures without RoPE or with
+/// multimodal RoPE, [`DecoderInputError::Checkpoint`] for missing or unsupported
+/// metadata, and RoPE validation errors.
 pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderInputError> {
     let path = file.path().unwrap_or(Path::new("<GGUF bytes>"));
     let arch = file
@@ -221,6 +232,24 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
         .and_then(GgufValue::as_str)
         .ok_or_else(|| checkpoint_error(path, "missing general.architecture"))?
         .to_owned();
+    let rope_type =
+        gguf_rope_type(&arch).ok_or_else(|| DecoderInputError::UnknownArchitecture {
+            path: path.to_path_buf(),
+            architecture: arch.clone(),
+        })?;
+    let layout = rope_type
+        .layout()
+        .ok_or_else(|| DecoderInputError::UnsupportedRope {
+            path: path.to_path_buf(),
+            architecture: arch.clone(),
+            rope_type: rope_type.llama_cpp_name(),
+            reason: match rope_type {
+                GgufRopeType::MultimodalRope => {
+                    "multimodal (sectioned) RoPE is not supported by tokenloom"
+                }
+                _ => "the architecture has no rotary position embedding",
+            },
+        })?;
     let key = |suffix: &str| format!("{arch}.{suffix}");
     let uint = |suffix: &str| -> Result<Option<usize>, DecoderInputError> {
         match file.get(&key(suffix)) {
@@ -287,15 +316,45 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
             ));
         }
     };
-    let rope_config = RopeConfig::new(head_dim, theta, RopeLayout::Interleaved)
+    let rope_config = RopeConfig::new(head_dim, theta, layout)
         .with_rotary_dim(rotary_dim)
         .with_scaling(scaling);
     rope_config.validate()?;
+
+    // Sliding-window layers with their own base: Gemma 3 (llama.cpp's
+    // `rope_freq_base_train_swa = 10000`, `set_swa_pattern(6)`). Another architecture
+    // that stores a separate sliding-window base has a layer pattern tokenloom does not
+    // know: say so rather than hand back settings that are wrong for some layers.
+    let sliding_window = uint("attention.sliding_window")?.filter(|&w| w > 0);
+    let local = match (arch.as_str(), sliding_window) {
+        ("gemma3", Some(sliding_window)) => {
+            let n_layers = required("block_count")?;
+            let base = float("rope.freq_base_swa").unwrap_or(10000.0);
+            let rope = RopeConfig::new(head_dim, base, layout).with_rotary_dim(rotary_dim);
+            rope.validate()?;
+            Some(LocalAttention {
+                rope,
+                sliding_window,
+                layer_types: LocalAttention::pattern(n_layers, 6),
+            })
+        }
+        _ if file.get(&key("rope.freq_base_swa")).is_some() => {
+            return Err(checkpoint_error(
+                path,
+                format!(
+                    "{} is set, but tokenloom does not know which layers of `{arch}` slide",
+                    key("rope.freq_base_swa")
+                ),
+            ));
+        }
+        _ => None,
+    };
     Ok(ModelRopeSettings {
         rope: rope_config,
         n_heads,
         n_kv_heads,
         max_position_embeddings: Some(max_positions),
+        local,
     })
 }
 
@@ -305,16 +364,21 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
 /// `.original_context_length`), `token_embd.weight` is dequantised into `T` (F32, F16,
 /// BF16 or Q8_0), and the head is tied unless the file has `output.weight`.
 ///
-/// GGUF stores LLaMA q/k projection weights in the interleaved (Meta) order, so the RoPE
-/// layout returned is [`RopeLayout::Interleaved`]: use it with the file's q/k weights as
-/// they are, or convert them with `tokenloom_positions::convert_qk_layout` to use
-/// half-split.
+/// The RoPE layout is the architecture's, as llama.cpp applies it (see
+/// [`gguf_rope_settings`]): interleaved for `llama` (llama.cpp permutes LLaMA q/k weights
+/// into that order on conversion), half-split for Qwen, Phi, Gemma and the other NeoX
+/// families. It matches the file's q/k weights as stored; use
+/// `tokenloom_positions::convert_qk_layout` to change them to the other layout. Gemma
+/// models (`gemma`, `gemma2`, `gemma3`, `gemma3n`) scale the embeddings by √n_embd
+/// before the first block, as llama.cpp does (in f32); the decoder input carries that
+/// scale, and Gemma 3's local-layer RoPE is in [`Pretrained::rope`]'s `local`.
 ///
 /// # Errors
 ///
-/// [`DecoderInputError::Checkpoint`] for missing or unsupported metadata (including a
-/// precomputed `rope_freqs.weight`, which this loader does not apply), and the reader's
-/// errors.
+/// As [`gguf_rope_settings`] (an unknown architecture is an error, never a default
+/// layout), [`DecoderInputError::Checkpoint`] for missing or unsupported metadata
+/// (including a precomputed `rope_freqs.weight`, which this loader does not apply), and
+/// the reader's errors.
 pub fn load_gguf<T: Element, C: CacheFloat>(
     path: impl AsRef<Path>,
 ) -> Result<Pretrained<T, C>, DecoderInputError> {
@@ -359,5 +423,24 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
         notes.push("no output.weight: the head is tied to token_embd.weight".to_owned());
         EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
     };
-    assemble(model, settings, max_positions, pad_id, notes)
+    // Gemma multiplies the looked-up rows by √n_embd (llama.cpp: `ggml_scale(inpL,
+    // sqrtf(n_embd))`; transformers: `Gemma3TextScaledWordEmbedding`).
+    let embedding_scale = matches!(arch, "gemma" | "gemma2" | "gemma3" | "gemma3n")
+        .then(|| f64::from(f32_sqrt(n_embd)));
+    assemble(
+        model,
+        settings,
+        max_positions,
+        pad_id,
+        embedding_scale,
+        notes,
+    )
+}
+
+/// `sqrtf(n)` in f32, as llama.cpp computes Gemma's embedding scale.
+fn f32_sqrt(n: usize) -> f32 {
+    // n_embd values are far below 2^24, where the conversion is exact.
+    #[allow(clippy::cast_precision_loss)]
+    let n = n as f32;
+    n.sqrt()
 }

@@ -50,7 +50,9 @@ mod rope;
 mod sinusoidal;
 
 pub use error::PositionError;
-pub use model_config::{ModelRopeSettings, parse_hf_config, parse_meta_params};
+pub use model_config::{
+    LayerAttention, LocalAttention, ModelRopeSettings, parse_hf_config, parse_meta_params,
+};
 pub use rope::{
     CacheFloat, Llama3Scaling, LongRopeScaling, Positions, QkLayout, RopeCache, RopeConfig,
     RopeLayout, RopeScaling, YarnScaling, convert_qk_layout, cos_sin, reduce_angle,

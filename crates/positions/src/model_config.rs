@@ -27,6 +27,85 @@ pub struct ModelRopeSettings {
     /// The model's context length (`max_position_embeddings`, or Meta's `max_seq_len`
     /// when given).
     pub max_position_embeddings: Option<usize>,
+    /// Sliding-window (local) attention layers that rotate with their own RoPE settings
+    /// (Gemma 3: base 10000 on local layers, `rope` on the global ones); `None` when every
+    /// layer uses `rope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalAttention>,
+}
+
+impl ModelRopeSettings {
+    /// The RoPE settings of decoder layer `layer` (0-based): the local settings for a
+    /// sliding-window layer, `rope` for every other layer (including layers past the end
+    /// of [`LocalAttention::layer_types`]).
+    #[must_use]
+    pub fn rope_for_layer(&self, layer: usize) -> &RopeConfig {
+        match &self.local {
+            Some(local) if local.is_local(layer) => &local.rope,
+            _ => &self.rope,
+        }
+    }
+}
+
+/// Which attention a decoder layer uses, in HuggingFace's `layer_types` spelling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerAttention {
+    /// Attention over the whole context (`full_attention`), rotated with the model's main
+    /// RoPE settings.
+    FullAttention,
+    /// Attention over a sliding window (`sliding_attention`), rotated with the local RoPE
+    /// settings.
+    SlidingAttention,
+}
+
+/// Local (sliding-window) attention layers with RoPE settings of their own.
+///
+/// Gemma 3 rotates its sliding-window layers with base 10000 and its global layers with
+/// `rope_theta` (1e6); every 6th layer is global. Sources: transformers'
+/// `Gemma3RotaryEmbedding` with `rope_local_base_freq` and `layer_types`, and llama.cpp's
+/// Gemma 3 hyper-parameters (`rope_freq_base_train_swa = 10000`, `set_swa_pattern(6)`:
+/// layer `il` is local when `il % 6 < 5`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LocalAttention {
+    /// The RoPE settings of the sliding-window layers.
+    pub rope: RopeConfig,
+    /// The window, in tokens.
+    pub sliding_window: usize,
+    /// The attention of each decoder layer, first layer first.
+    pub layer_types: Vec<LayerAttention>,
+}
+
+impl LocalAttention {
+    /// Layer types from llama.cpp's rule `set_swa_pattern(pattern)`: of every `pattern`
+    /// layers the last is global, the others slide (`il % pattern < pattern - 1`). A
+    /// pattern of 0 makes every layer local, as in llama.cpp.
+    #[must_use]
+    pub fn pattern(n_layers: usize, pattern: usize) -> Vec<LayerAttention> {
+        (0..n_layers)
+            .map(|il| {
+                if pattern == 0 || il % pattern < pattern - 1 {
+                    LayerAttention::SlidingAttention
+                } else {
+                    LayerAttention::FullAttention
+                }
+            })
+            .collect()
+    }
+
+    /// Whether decoder layer `layer` slides (false past the end of `layer_types`).
+    #[must_use]
+    pub fn is_local(&self, layer: usize) -> bool {
+        self.layer_types.get(layer) == Some(&LayerAttention::SlidingAttention)
+    }
+
+    /// The indices of the global (full-attention) layers.
+    #[must_use]
+    pub fn global_layers(&self) -> Vec<usize> {
+        (0..self.layer_types.len())
+            .filter(|&il| !self.is_local(il))
+            .collect()
+    }
 }
 
 type Object = Map<String, Value>;
@@ -245,12 +324,65 @@ pub fn parse_hf_config(json: &str) -> Result<ModelRopeSettings, PositionError> {
         max_position_embeddings,
         top_original,
     )?;
+    let local = hf_local_attention(&root, head_dim, rope.rotary_dim)?;
     Ok(ModelRopeSettings {
         rope,
         n_heads,
         n_kv_heads,
         max_position_embeddings: Some(max_position_embeddings),
+        local,
     })
+}
+
+/// Gemma 3's local RoPE: `rope_local_base_freq` with `sliding_window` and either
+/// `layer_types` or `sliding_window_pattern` (+ `num_hidden_layers`). The local layers
+/// use the default rope type (transformers' `rotary_emb_local`), whatever the global
+/// scaling.
+fn hf_local_attention(
+    root: &Object,
+    head_dim: usize,
+    rotary_dim: usize,
+) -> Result<Option<LocalAttention>, PositionError> {
+    let Some(base) = get_f64(root, "rope_local_base_freq", "rope_local_base_freq")? else {
+        return Ok(None);
+    };
+    let sliding_window = get_usize(root, "sliding_window", "sliding_window")?
+        .ok_or_else(|| missing("sliding_window (with rope_local_base_freq)"))?;
+    let layer_types = match field(root, "layer_types") {
+        Some(Value::Array(types)) => types
+            .iter()
+            .map(|t| match t.as_str() {
+                Some("full_attention") => Ok(LayerAttention::FullAttention),
+                Some("sliding_attention") => Ok(LayerAttention::SlidingAttention),
+                _ => Err(bad(
+                    "layer_types",
+                    format!("{t} is neither \"full_attention\" nor \"sliding_attention\""),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => {
+            return Err(bad(
+                "layer_types",
+                format!("expected a list, found {other}"),
+            ));
+        }
+        None => {
+            let pattern = get_usize(root, "sliding_window_pattern", "sliding_window_pattern")?
+                .ok_or_else(|| {
+                    missing("layer_types or sliding_window_pattern (with rope_local_base_freq)")
+                })?;
+            let n_layers = get_usize(root, "num_hidden_layers", "num_hidden_layers")?
+                .ok_or_else(|| missing("num_hidden_layers (with sliding_window_pattern)"))?;
+            LocalAttention::pattern(n_layers, pattern)
+        }
+    };
+    let rope = RopeConfig::new(head_dim, base, RopeLayout::HalfSplit).with_rotary_dim(rotary_dim);
+    rope.validate()?;
+    Ok(Some(LocalAttention {
+        rope,
+        sliding_window,
+        layer_types,
+    }))
 }
 
 /// Builds a half-split [`RopeConfig`] from a HuggingFace rope-parameters object (already
@@ -505,5 +637,6 @@ pub fn parse_meta_params(json: &str) -> Result<ModelRopeSettings, PositionError>
         n_heads,
         n_kv_heads,
         max_position_embeddings: get_usize(&root, "max_seq_len", "max_seq_len")?,
+        local: None,
     })
 }
