@@ -120,7 +120,7 @@ proptest! {
         let ids = Tensor::from_vec(ids, &dims).unwrap();
         let err = table.forward(&ids).unwrap_err();
         prop_assert_eq!(err, EmbeddingError::TokenOutOfRange {
-            token: ids.as_slice()[first],
+            token: i64::from(ids.as_slice()[first]),
             batch: first / seq_len,
             position: first % seq_len,
             vocab_size,

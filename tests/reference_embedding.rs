@@ -75,17 +75,26 @@ fn inputs_pytorch_rejects_are_typed_errors() {
             vocab_size: 5
         }
     );
-    // A negative id, once it has crossed into the u32 id type, is a huge id: still an
-    // error, never a wrap-around read.
-    let negative = (-1i64) as u32;
+    // id < 0: PyTorch's i64 ids are read as they are, and a negative one is the same
+    // typed error naming it, never a wrap-around read.
+    assert_eq!(
+        table.forward(&[0i64, 2, -1]).unwrap_err(),
+        EmbeddingError::TokenOutOfRange {
+            token: -1,
+            batch: 0,
+            position: 2,
+            vocab_size: 5
+        }
+    );
+    // So is a u32 id that started life as -1 (u32::MAX).
     assert!(matches!(
-        table.forward(&[negative]),
+        table.forward(&[u32::MAX]),
         Err(EmbeddingError::TokenOutOfRange {
-            token: u32::MAX,
+            token: 4_294_967_295,
             ..
         })
     ));
-    // Float ids cannot be expressed: ids are u32 by type.
+    // Float ids cannot be expressed: ids are u32, i32 or i64 by type.
 }
 
 use common::assert_close;
@@ -171,12 +180,12 @@ fn max_norm_matches_pytorch_as_an_explicit_step() {
     assert_eq!(table.weight(), &before);
     // The explicit step reproduces PyTorch's in-place side effect.
     let renormed = table.renorm_in_place(&ids).unwrap();
-    let want_rows: Vec<u32> = case
+    let want_rows: Vec<usize> = case
         .get("expected/renormed_rows")
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
+        .map(|v| v.as_u64().unwrap() as usize)
         .collect();
     assert_eq!(renormed, want_rows);
     let (_, want_weight) = case.tensor("expected/weight_after_forward");
@@ -193,7 +202,7 @@ fn max_norm_matches_pytorch_as_an_explicit_step() {
     let grad = table.backward_dense(&ids, grad_output.view()).unwrap();
     assert_close("grad_weight", grad.as_slice(), &want_grad, tol);
     // Renormalising again changes nothing: norms are now just below max_norm.
-    assert_eq!(table.renorm_in_place(&ids).unwrap(), Vec::<u32>::new());
+    assert_eq!(table.renorm_in_place(&ids).unwrap(), Vec::<usize>::new());
 }
 
 #[test]

@@ -13,8 +13,8 @@ pub enum EmbeddingError {
         "token id {token} at batch {batch}, position {position} is outside vocab_size {vocab_size}"
     )]
     TokenOutOfRange {
-        /// The offending id.
-        token: u32,
+        /// The offending id (negative ids come from `i32`/`i64` inputs).
+        token: i64,
         /// Its batch index.
         batch: usize,
         /// Its position in the sequence.

@@ -1,12 +1,16 @@
-//! The backward pass of the lookup: dense and row-sparse gradients of the weight.
+//! The backward pass of the lookup: dense and row-sparse gradients of the weight, on
+//! borrowed memory ([`backward_dense`], [`backward_sparse`]) and as methods of
+//! [`Embedding`], which call them.
 
 use tokenloom_tensor::{
-    Accumulate, Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut, try_filled,
+    Accumulate, Element, Tensor, TensorLike, TensorLikeMut, TensorView, TokenId,
+    for_each_chunk_mut, try_filled,
 };
 
 use crate::error::EmbeddingError;
-use crate::lookup::check_ids;
-use crate::table::Embedding;
+use crate::lookup::{check_ids, table_dims};
+use crate::options::EmbeddingOptions;
+use crate::table::{Embedding, check_sizes};
 
 /// The gradient of a `(vocab_size, n_embd)` weight restricted to the rows a batch
 /// touched: the sorted, distinct row ids and their summed gradient rows.
@@ -88,15 +92,18 @@ struct RowGroups {
 }
 
 impl RowGroups {
-    fn new(ids: &[u32], padding_idx: Option<usize>) -> Self {
+    /// Groups checked ids (every id is a row index below a vocabulary that fits `u32`).
+    fn new<I: TokenId>(ids: &[I], padding_idx: Option<usize>) -> Self {
+        let row = |i: usize| ids[i].checked_index();
         let mut order: Vec<usize> = (0..ids.len()).collect();
         // (id, position) is unique, so the unstable sort is deterministic.
-        order.sort_unstable_by_key(|&i| (ids[i], i));
+        order.sort_unstable_by_key(|&i| (row(i), i));
         let mut groups = Vec::new();
         let mut start = 0;
-        for run in order.chunk_by(|&a, &b| ids[a] == ids[b]) {
-            let id = ids[run[0]];
-            if padding_idx != Some(id as usize) {
+        for run in order.chunk_by(|&a, &b| row(a) == row(b)) {
+            let id = row(run[0]);
+            if padding_idx != Some(id) {
+                let id = u32::try_from(id).expect("sparse ids are checked to fit u32");
                 groups.push((id, start..start + run.len()));
             }
             start += run.len();
@@ -158,34 +165,178 @@ impl RowGroups {
     }
 }
 
-impl<T: Element> Embedding<T> {
-    /// Checks ids and a `grad_output` shaped like the forward output.
-    fn check_backward(
-        &self,
-        ids: TensorView<'_, u32>,
-        grad_output: TensorView<'_, T>,
-    ) -> Result<(), EmbeddingError> {
-        let expected = check_ids(ids, self.vocab_size(), self.n_embd())?;
-        if grad_output.shape() != expected {
-            return Err(EmbeddingError::GradShape {
-                what: "grad_output",
-                expected,
-                got: grad_output.shape(),
-            });
-        }
-        Ok(())
+/// Checks ids and a `grad_output` shaped like the lookup's output.
+fn check_backward<I: TokenId, T>(
+    ids: TensorView<'_, I>,
+    grad_output: TensorView<'_, T>,
+    vocab_size: usize,
+    n_embd: usize,
+) -> Result<(), EmbeddingError> {
+    let expected = check_ids(ids, vocab_size, n_embd)?;
+    if grad_output.shape() != expected {
+        return Err(EmbeddingError::GradShape {
+            what: "grad_output",
+            expected,
+            got: grad_output.shape(),
+        });
     }
+    Ok(())
+}
 
+/// The dense gradient of a `(vocab_size, n_embd)` embedding weight, on borrowed memory
+/// (as PyTorch's `embedding_dense_backward`): a scatter-add of the rows of `grad_output`
+/// by id into the caller's `grad_weight`. Only the gradient's shape and the options are
+/// needed — never the table itself. With [`Accumulate::Replace`] the buffer is
+/// overwritten (untouched rows become zero); with [`Accumulate::Add`] the gradient is
+/// added to it (gradient accumulation over micro-batches, or a tied head's second
+/// contribution).
+///
+/// Repeated ids accumulate; `options.padding_idx`'s row gets nothing; with
+/// `options.scale_grad_by_freq` each row's sum is divided by its id's count in the batch
+/// (`options.max_norm` plays no part: PyTorch's backward treats the renormalised weight
+/// as a constant). Sums run in `f64` in position order and are rounded once, so
+/// `f16`/`bf16` gradients are closer to the exact value than PyTorch's, and the result
+/// is bit-identical from run to run and for any thread count.
+///
+/// # Shapes
+///
+/// - ids: `(seq_len,)` or `(batch, seq_len)`
+/// - grad_output: `ids.shape + (n_embd,)`
+/// - grad_weight: `(vocab_size, n_embd)`
+///
+/// # Errors
+///
+/// The id errors of [`check_ids`], [`EmbeddingError::GradShape`] for a wrongly shaped
+/// `grad_output`, [`EmbeddingError::WeightShape`] for a `grad_weight` that is not rank 2,
+/// [`EmbeddingError::PaddingIdxOutOfRange`] for a padding row outside it, and tensor
+/// errors for sources that are not contiguous row-major buffers. On error nothing is
+/// written.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::{EmbeddingOptions, functional};
+/// use tokenloom_tensor::Accumulate;
+///
+/// // A framework's gradient buffer (vocab_size = 3, n_embd = 2), i64 ids, no table.
+/// let mut grad_weight = vec![0.0f32; 6];
+/// let grad_output = [1.0f32, 1.0, 0.5, 0.5, 2.0, 2.0];
+/// functional::backward_dense(
+///     &[2i64, 0, 2],
+///     (&grad_output[..], [3, 2]),
+///     (&mut grad_weight[..], [3, 2]),
+///     &EmbeddingOptions::default(),
+///     Accumulate::Replace,
+/// )?;
+/// assert_eq!(grad_weight, [0.5, 0.5, 0.0, 0.0, 3.0, 3.0]);
+/// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+/// ```
+pub fn backward_dense<'i, 'g, 'w, T: Element, I: TokenId>(
+    ids: impl TensorLike<'i, I>,
+    grad_output: impl TensorLike<'g, T>,
+    grad_weight: impl TensorLikeMut<'w, T>,
+    options: &EmbeddingOptions,
+    accumulate: Accumulate,
+) -> Result<(), EmbeddingError> {
+    let ids = ids.try_view()?;
+    let grad_output = grad_output.try_view()?;
+    let mut grad_weight = grad_weight.try_view_mut()?;
+    let (vocab_size, n_embd) = table_dims(grad_weight.as_view())?;
+    options.validate(vocab_size)?;
+    check_backward(ids, grad_output, vocab_size, n_embd)?;
+    let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
+    let scale = options.scale_grad_by_freq;
+    let grad_output = grad_output.as_slice();
+    // One pass over the output, partitioned by destination row (no atomics): each row
+    // is zeroed or summed by exactly one task, so any thread count gives the same bits.
+    for_each_chunk_mut(grad_weight.as_mut_slice(), n_embd, |row, dst| match groups
+        .groups
+        .binary_search_by_key(&row, |(id, _)| *id as usize)
+    {
+        Ok(g) => groups.write_row(g, grad_output, n_embd, scale, dst, accumulate),
+        Err(_) if accumulate == Accumulate::Replace => dst.fill(T::zero()),
+        Err(_) => {}
+    });
+    Ok(())
+}
+
+/// The row-sparse gradient of a `(vocab_size, n_embd)` embedding weight, on borrowed
+/// inputs, into a reusable [`SparseGrad`]: the same numbers as [`backward_dense`] at the
+/// touched rows, without touching (or allocating) the other rows. The padding row is not
+/// listed. A training loop that keeps one `SparseGrad` pays no allocation per step once
+/// its buffers have grown.
+///
+/// # Shapes
+///
+/// - ids: `(seq_len,)` or `(batch, seq_len)`
+/// - grad_output: `ids.shape + (n_embd,)`, `n_embd` taken from it
+///
+/// # Errors
+///
+/// As [`backward_dense`], [`EmbeddingError::ZeroSize`] for a zero `vocab_size`, and
+/// [`EmbeddingError::TableTooLarge`] for a `vocab_size` whose row ids do not fit the
+/// `u32` rows of a [`SparseGrad`]. On error `grad` is unchanged.
+pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
+    ids: impl TensorLike<'i, I>,
+    grad_output: impl TensorLike<'g, T>,
+    vocab_size: usize,
+    options: &EmbeddingOptions,
+    grad: &mut SparseGrad<T>,
+) -> Result<(), EmbeddingError> {
+    let ids = ids.try_view()?;
+    let grad_output = grad_output.try_view()?;
+    let n_embd = grad_output.dims().last().copied().unwrap_or(0);
+    check_sizes(vocab_size, n_embd)?;
+    if u32::try_from(vocab_size - 1).is_err() {
+        return Err(EmbeddingError::TableTooLarge { vocab_size, n_embd });
+    }
+    options.validate(vocab_size)?;
+    check_backward(ids, grad_output, vocab_size, n_embd)?;
+    let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
+    let len = groups.groups.len() * n_embd;
+    if len > grad.values.len() {
+        grad.values
+            .try_reserve_exact(len - grad.values.len())
+            .map_err(|_| tokenloom_tensor::TensorError::AllocationFailed {
+                op: "backward_sparse",
+                bytes: len.saturating_mul(std::mem::size_of::<T>()),
+            })?;
+    }
+    grad.values.resize(len, T::zero());
+    grad.rows.clear();
+    grad.rows.extend(groups.groups.iter().map(|(id, _)| *id));
+    (grad.vocab_size, grad.n_embd) = (vocab_size, n_embd);
+    let scale = options.scale_grad_by_freq;
+    let grad_output = grad_output.as_slice();
+    for_each_chunk_mut(&mut grad.values, n_embd, |g, dst| {
+        groups.write_row(g, grad_output, n_embd, scale, dst, Accumulate::Replace);
+    });
+    Ok(())
+}
+
+impl<T: Element> SparseGrad<T> {
+    /// An empty gradient, to be filled by [`backward_sparse`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            vocab_size: 0,
+            n_embd: 0,
+            rows: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T: Element> Default for SparseGrad<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Element> Embedding<T> {
     /// The dense gradient of the weight, written into a caller's `(vocab_size, n_embd)`
-    /// buffer: a scatter-add of the rows of `grad_output` by id. With
-    /// [`Accumulate::Replace`] the buffer is overwritten (untouched rows become zero);
-    /// with [`Accumulate::Add`] the gradient is added to it (gradient accumulation over
-    /// micro-batches, or a tied head's second contribution).
-    ///
-    /// Repeated ids accumulate; the padding row gets nothing; with `scale_grad_by_freq`
-    /// each row's sum is divided by its id's count in the batch. Sums run in `f64` in
-    /// position order and are rounded once, so `f16`/`bf16` gradients are closer to the
-    /// exact value than PyTorch's, and the result is bit-identical from run to run.
+    /// buffer: [`backward_dense`] with this table's options (see there for the
+    /// semantics).
     ///
     /// # Shapes
     ///
@@ -197,38 +348,22 @@ impl<T: Element> Embedding<T> {
     ///
     /// The id errors of [`check_ids`], and [`EmbeddingError::GradShape`] for a wrongly
     /// shaped `grad_output` or `grad_weight`. On error nothing is written.
-    pub fn backward_dense_into<'a>(
+    pub fn backward_dense_into<'a, 'g, 'w, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
-        grad_output: TensorView<'_, T>,
-        mut grad_weight: TensorViewMut<'_, T>,
+        ids: impl TensorLike<'a, I>,
+        grad_output: impl TensorLike<'g, T>,
+        grad_weight: impl TensorLikeMut<'w, T>,
         accumulate: Accumulate,
     ) -> Result<(), EmbeddingError> {
-        let ids = ids.into();
-        self.check_backward(ids, grad_output)?;
-        let expected = Shape::new(&[self.vocab_size(), self.n_embd()])?;
-        if grad_weight.shape() != expected {
+        let grad_weight = grad_weight.try_view_mut()?;
+        if grad_weight.shape() != self.weight().shape() {
             return Err(EmbeddingError::GradShape {
                 what: "grad_weight",
-                expected,
+                expected: self.weight().shape(),
                 got: grad_weight.shape(),
             });
         }
-        let n_embd = self.n_embd();
-        let groups = RowGroups::new(ids.as_slice(), self.options().padding_idx);
-        let scale = self.options().scale_grad_by_freq;
-        let grad_output = grad_output.as_slice();
-        // One pass over the output, partitioned by destination row (no atomics): each row
-        // is zeroed or summed by exactly one task, so any thread count gives the same bits.
-        for_each_chunk_mut(grad_weight.as_mut_slice(), n_embd, |row, dst| match groups
-            .groups
-            .binary_search_by_key(&row, |(id, _)| *id as usize)
-        {
-            Ok(g) => groups.write_row(g, grad_output, n_embd, scale, dst, accumulate),
-            Err(_) if accumulate == Accumulate::Replace => dst.fill(T::zero()),
-            Err(_) => {}
-        });
-        Ok(())
+        backward_dense(ids, grad_output, grad_weight, self.options(), accumulate)
     }
 
     /// The dense gradient of the weight in a fresh `(vocab_size, n_embd)` tensor; see
@@ -237,13 +372,14 @@ impl<T: Element> Embedding<T> {
     /// # Errors
     ///
     /// As [`backward_dense_into`](Embedding::backward_dense_into).
-    pub fn backward_dense<'a>(
+    pub fn backward_dense<'a, 'g, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
-        grad_output: TensorView<'_, T>,
+        ids: impl TensorLike<'a, I>,
+        grad_output: impl TensorLike<'g, T>,
     ) -> Result<Tensor<T>, EmbeddingError> {
-        let ids = ids.into();
-        self.check_backward(ids, grad_output)?;
+        let ids = ids.try_view()?;
+        let grad_output = grad_output.try_view()?;
+        check_backward(ids, grad_output, self.vocab_size(), self.n_embd())?;
         let mut grad = Tensor::from_vec(
             try_filled(
                 self.vocab_size() * self.n_embd(),
@@ -252,7 +388,7 @@ impl<T: Element> Embedding<T> {
             )?,
             &[self.vocab_size(), self.n_embd()],
         )?;
-        self.backward_dense_into(ids, grad_output, grad.view_mut(), Accumulate::Add)?;
+        self.backward_dense_into(ids, grad_output, &mut grad, Accumulate::Add)?;
         Ok(grad)
     }
 
@@ -264,58 +400,34 @@ impl<T: Element> Embedding<T> {
     /// # Errors
     ///
     /// As [`backward_dense_into`](Embedding::backward_dense_into).
-    pub fn backward_sparse<'a>(
+    pub fn backward_sparse<'a, 'g, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
-        grad_output: TensorView<'_, T>,
+        ids: impl TensorLike<'a, I>,
+        grad_output: impl TensorLike<'g, T>,
     ) -> Result<SparseGrad<T>, EmbeddingError> {
-        let mut grad = SparseGrad {
-            vocab_size: self.vocab_size(),
-            n_embd: self.n_embd(),
-            rows: Vec::new(),
-            values: Vec::new(),
-        };
+        let mut grad = SparseGrad::new();
         self.backward_sparse_into(ids, grad_output, &mut grad)?;
         Ok(grad)
     }
 
     /// [`backward_sparse`](Embedding::backward_sparse) into an existing [`SparseGrad`],
-    /// reusing its buffers: a training loop that keeps one `SparseGrad` pays no
-    /// allocation (and no page faults) per step once the buffers have grown.
+    /// reusing its buffers ([`backward_sparse`](crate::functional::backward_sparse) with
+    /// this table's options).
     ///
     /// # Errors
     ///
     /// As [`backward_dense_into`](Embedding::backward_dense_into). On error `grad` is
     /// unchanged.
-    pub fn backward_sparse_into<'a>(
+    pub fn backward_sparse_into<'a, 'g, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
-        grad_output: TensorView<'_, T>,
+        ids: impl TensorLike<'a, I>,
+        grad_output: impl TensorLike<'g, T>,
         grad: &mut SparseGrad<T>,
     ) -> Result<(), EmbeddingError> {
-        let ids = ids.into();
-        self.check_backward(ids, grad_output)?;
-        let n_embd = self.n_embd();
-        let groups = RowGroups::new(ids.as_slice(), self.options().padding_idx);
-        let len = groups.groups.len() * n_embd;
-        if len > grad.values.len() {
-            grad.values
-                .try_reserve_exact(len - grad.values.len())
-                .map_err(|_| tokenloom_tensor::TensorError::AllocationFailed {
-                    op: "Embedding::backward_sparse",
-                    bytes: len.saturating_mul(std::mem::size_of::<T>()),
-                })?;
-        }
-        grad.values.resize(len, T::zero());
-        grad.rows.clear();
-        grad.rows.extend(groups.groups.iter().map(|(id, _)| *id));
-        (grad.vocab_size, grad.n_embd) = (self.vocab_size(), n_embd);
-        let scale = self.options().scale_grad_by_freq;
-        for_each_chunk_mut(&mut grad.values, n_embd, |g, dst| {
-            let grad_output = grad_output.as_slice();
-            groups.write_row(g, grad_output, n_embd, scale, dst, Accumulate::Replace);
-        });
-        Ok(())
+        let ids = ids.try_view()?;
+        let grad_output = grad_output.try_view()?;
+        check_backward(ids, grad_output, self.vocab_size(), self.n_embd())?;
+        backward_sparse(ids, grad_output, self.vocab_size(), self.options(), grad)
     }
 }
 

@@ -1,12 +1,232 @@
-//! The output projection `logits = h @ Wᵀ`, untied or tied to the embedding, with a
-//! guard against the logit blow-up that tying an N(0, 1) table causes.
+//! The output projection `logits = h @ Wᵀ`: on borrowed memory ([`logits`],
+//! [`logits_into`], [`logits_backward`]) and as [`EmbeddingAndHead`], untied or tied to
+//! the embedding, with a guard against the logit blow-up that tying an N(0, 1) table
+//! causes.
 
 use tokenloom_tensor::{
-    Accumulate, Element, Operand, Shape, Tensor, TensorView, TensorViewMut, matmul_into, try_filled,
+    Accumulate, Element, Operand, Shape, Tensor, TensorLike, TensorLikeMut, TensorView,
+    TensorViewMut, TokenId, matmul_into, try_filled,
 };
 
 use crate::error::EmbeddingError;
+use crate::lookup::table_dims;
 use crate::table::Embedding;
+
+/// `(rows, output shape)` for hidden states `(…, n_embd)` against a `(vocab_size,
+/// n_embd)` weight: the output shape has `vocab_size` innermost.
+fn check_hidden<T>(
+    hidden: TensorView<'_, T>,
+    vocab_size: usize,
+    n_embd: usize,
+) -> Result<(usize, Shape), EmbeddingError> {
+    let dims = hidden.dims();
+    if dims.last() != Some(&n_embd) {
+        let mut want = dims.to_vec();
+        match want.last_mut() {
+            Some(last) => *last = n_embd,
+            None => want.push(n_embd),
+        }
+        return Err(EmbeddingError::GradShape {
+            what: "hidden states",
+            expected: Shape::new(&want)?,
+            got: hidden.shape(),
+        });
+    }
+    let rows = hidden.shape().n_rows();
+    let mut out_dims = dims.to_vec();
+    *out_dims
+        .last_mut()
+        .expect("rank ≥ 1: its last dimension is n_embd") = vocab_size;
+    Ok((rows, Shape::new(&out_dims)?))
+}
+
+fn check_logit_scale(logit_scale: f64) -> Result<(), EmbeddingError> {
+    if logit_scale.is_finite() && logit_scale > 0.0 {
+        Ok(())
+    } else {
+        Err(EmbeddingError::InvalidOption {
+            name: "logit_scale",
+            value: logit_scale,
+            requirement: "must be positive and finite",
+        })
+    }
+}
+
+fn scale_in_place<T: Element>(xs: &mut [T], logit_scale: f64) {
+    if logit_scale != 1.0 {
+        for x in xs {
+            *x = T::from_f64_lossy(x.as_f64() * logit_scale);
+        }
+    }
+}
+
+/// The output projection on borrowed memory: `out = logit_scale · hidden @ weightᵀ` for
+/// a caller's `(vocab_size, n_embd)` weight — the embedding table itself when the head is
+/// tied. Up to 8 rows (a decode step) take the threaded dot-product path, more rows the
+/// GEMM; both give the same bits for any thread count (see
+/// [`tokenloom_tensor::matmul_into`]).
+///
+/// # Shapes
+///
+/// - hidden: `(…, n_embd)`
+/// - weight: `(vocab_size, n_embd)`
+/// - out: `(…, vocab_size)`
+///
+/// # Errors
+///
+/// [`EmbeddingError::WeightShape`] for a weight that is not rank 2,
+/// [`EmbeddingError::GradShape`] for hidden states whose innermost dimension is not
+/// `n_embd`, [`EmbeddingError::OutputShape`] for a wrongly shaped `out`,
+/// [`EmbeddingError::InvalidOption`] for a non-positive or non-finite scale, and tensor
+/// errors for sources that are not contiguous row-major buffers.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::functional;
+///
+/// // Tied logits over a caller's (vocab_size = 3, n_embd = 2) table.
+/// let table = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0];
+/// let hidden = [2.0f32, 3.0];
+/// let mut logits = [0.0f32; 3];
+/// functional::logits_into((&hidden[..], [1, 2]), (&table[..], [3, 2]), 1.0, (&mut logits[..], [1, 3]))?;
+/// assert_eq!(logits, [2.0, 3.0, 5.0]);
+/// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+/// ```
+pub fn logits_into<'h, 'w, 'o, T: Element>(
+    hidden: impl TensorLike<'h, T>,
+    weight: impl TensorLike<'w, T>,
+    logit_scale: f64,
+    out: impl TensorLikeMut<'o, T>,
+) -> Result<(), EmbeddingError> {
+    let hidden = hidden.try_view()?;
+    let weight = weight.try_view()?;
+    let mut out = out.try_view_mut()?;
+    check_logit_scale(logit_scale)?;
+    let (vocab_size, n_embd) = table_dims(weight)?;
+    let (rows, expected) = check_hidden(hidden, vocab_size, n_embd)?;
+    if out.shape() != expected {
+        return Err(EmbeddingError::OutputShape {
+            expected,
+            got: out.shape(),
+        });
+    }
+    let h = TensorView::new(hidden.as_slice(), &[rows, n_embd])?;
+    let out2 = TensorViewMut::new(out.as_mut_slice(), &[rows, vocab_size])?;
+    matmul_into(
+        h,
+        Operand::AsIs,
+        weight,
+        Operand::Transposed,
+        out2,
+        Accumulate::Replace,
+    )?;
+    scale_in_place(out.as_mut_slice(), logit_scale);
+    Ok(())
+}
+
+/// [`logits_into`] into a fresh `(…, vocab_size)` tensor.
+///
+/// # Errors
+///
+/// As [`logits_into`], and allocation errors.
+pub fn logits<'h, 'w, T: Element>(
+    hidden: impl TensorLike<'h, T>,
+    weight: impl TensorLike<'w, T>,
+    logit_scale: f64,
+) -> Result<Tensor<T>, EmbeddingError> {
+    let hidden = hidden.try_view()?;
+    let weight = weight.try_view()?;
+    let (vocab_size, n_embd) = table_dims(weight)?;
+    let (rows, shape) = check_hidden(hidden, vocab_size, n_embd)?;
+    let len = rows
+        .checked_mul(vocab_size)
+        .ok_or(tokenloom_tensor::TensorError::ShapeOverflow {
+            dims: vec![rows, vocab_size],
+        })?;
+    let mut out = Tensor::from_shape_vec(try_filled(len, T::zero(), "logits")?, shape)?;
+    logits_into(hidden, weight, logit_scale, &mut out)?;
+    Ok(out)
+}
+
+/// Backward of [`logits_into`] on borrowed memory: adds `logit_scale · grad_logitsᵀ @
+/// hidden` to the caller's `grad_weight` (the embedding's gradient when the head is tied,
+/// so the lookup's and the projection's contributions meet in one buffer) and writes
+/// `grad_hidden = logit_scale · grad_logits @ weight`.
+///
+/// # Shapes
+///
+/// - hidden, grad_hidden: `(…, n_embd)`
+/// - weight, grad_weight: `(vocab_size, n_embd)`
+/// - grad_logits: `(…, vocab_size)`
+///
+/// # Errors
+///
+/// As [`logits_into`], and [`EmbeddingError::GradShape`] for a wrongly shaped
+/// `grad_logits`, `grad_weight` or `grad_hidden`. On error nothing is written.
+pub fn logits_backward<'h, 'w, 'g, 'gw, 'gh, T: Element>(
+    hidden: impl TensorLike<'h, T>,
+    weight: impl TensorLike<'w, T>,
+    grad_logits: impl TensorLike<'g, T>,
+    logit_scale: f64,
+    grad_weight: impl TensorLikeMut<'gw, T>,
+    grad_hidden: impl TensorLikeMut<'gh, T>,
+) -> Result<(), EmbeddingError> {
+    let hidden = hidden.try_view()?;
+    let weight = weight.try_view()?;
+    let grad_logits = grad_logits.try_view()?;
+    let mut grad_weight = grad_weight.try_view_mut()?;
+    let mut grad_hidden = grad_hidden.try_view_mut()?;
+    check_logit_scale(logit_scale)?;
+    let (vocab_size, n_embd) = table_dims(weight)?;
+    let (rows, expected) = check_hidden(hidden, vocab_size, n_embd)?;
+    for (what, got, expected) in [
+        ("grad_logits", grad_logits.shape(), expected),
+        ("grad_weight", grad_weight.shape(), weight.shape()),
+        ("grad_hidden", grad_hidden.shape(), hidden.shape()),
+    ] {
+        if got != expected {
+            return Err(EmbeddingError::GradShape {
+                what,
+                expected,
+                got,
+            });
+        }
+    }
+    let h = TensorView::new(hidden.as_slice(), &[rows, n_embd])?;
+    let g = TensorView::new(grad_logits.as_slice(), &[rows, vocab_size])?;
+    // Scale G once (a copy), so both products below carry the logit scale.
+    let scaled: Vec<T>;
+    let g = if logit_scale == 1.0 {
+        g
+    } else {
+        scaled = g
+            .as_slice()
+            .iter()
+            .map(|&x| T::from_f64_lossy(x.as_f64() * logit_scale))
+            .collect();
+        TensorView::new(&scaled, &[rows, vocab_size])?
+    };
+    // dW += Gᵀ h: (vocab_size, rows) @ (rows, n_embd).
+    matmul_into(
+        g,
+        Operand::Transposed,
+        h,
+        Operand::AsIs,
+        grad_weight.reborrow(),
+        Accumulate::Add,
+    )?;
+    // dh = G W: (rows, vocab_size) @ (vocab_size, n_embd).
+    matmul_into(
+        g,
+        Operand::AsIs,
+        weight,
+        Operand::AsIs,
+        TensorViewMut::new(grad_hidden.as_mut_slice(), &[rows, n_embd])?,
+        Accumulate::Replace,
+    )?;
+    Ok(())
+}
 
 /// Where the output projection's `(vocab_size, n_embd)` matrix comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,13 +409,7 @@ impl<T: Element> EmbeddingAndHead<T> {
         embedding: Embedding<T>,
         logit_scale: f64,
     ) -> Result<Self, EmbeddingError> {
-        if !(logit_scale.is_finite() && logit_scale > 0.0) {
-            return Err(EmbeddingError::InvalidOption {
-                name: "logit_scale",
-                value: logit_scale,
-                requirement: "must be positive and finite",
-            });
-        }
+        check_logit_scale(logit_scale)?;
         Ok(Self {
             embedding,
             head: HeadWeight::Tied,
@@ -267,9 +481,9 @@ impl<T: Element> EmbeddingAndHead<T> {
     /// # Errors
     ///
     /// As [`Embedding::forward`].
-    pub fn lookup<'a>(
+    pub fn lookup<'a, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
+        ids: impl TensorLike<'a, I>,
     ) -> Result<Tensor<T>, EmbeddingError> {
         self.embedding.forward(ids)
     }
@@ -284,33 +498,8 @@ impl<T: Element> EmbeddingAndHead<T> {
     ///
     /// [`EmbeddingError::GradShape`] when the innermost dimension is not `n_embd` or the
     /// hidden states are rank 0.
-    pub fn logits(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, EmbeddingError> {
-        let (rows, out_shape) = self.check_hidden(hidden)?;
-        let n_embd = self.embedding.n_embd();
-        let vocab_size = self.embedding.vocab_size();
-        let mut logits = Tensor::from_vec(
-            try_filled(
-                rows.checked_mul(vocab_size).ok_or(
-                    tokenloom_tensor::TensorError::ShapeOverflow {
-                        dims: vec![rows, vocab_size],
-                    },
-                )?,
-                T::zero(),
-                "EmbeddingAndHead::logits",
-            )?,
-            &[rows, vocab_size],
-        )?;
-        let h = TensorView::new(hidden.as_slice(), &[rows, n_embd])?;
-        matmul_into(
-            h,
-            Operand::AsIs,
-            self.head_weight().view(),
-            Operand::Transposed,
-            logits.view_mut(),
-            Accumulate::Replace,
-        )?;
-        self.scale_in_place(logits.as_mut_slice());
-        Ok(logits.reshape(out_shape.dims())?)
+    pub fn logits<'h>(&self, hidden: impl TensorLike<'h, T>) -> Result<Tensor<T>, EmbeddingError> {
+        logits(hidden, self.head_weight(), self.logit_scale)
     }
 
     /// Zeroed gradient buffers for this model: one for the embedding, and one for an
@@ -335,18 +524,14 @@ impl<T: Element> EmbeddingAndHead<T> {
     /// # Errors
     ///
     /// As [`Embedding::backward_dense_into`].
-    pub fn backward_lookup<'a>(
+    pub fn backward_lookup<'a, 'g, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
-        grad_output: TensorView<'_, T>,
+        ids: impl TensorLike<'a, I>,
+        grad_output: impl TensorLike<'g, T>,
         grads: &mut Gradients<T>,
     ) -> Result<(), EmbeddingError> {
-        self.embedding.backward_dense_into(
-            ids,
-            grad_output,
-            grads.embedding.view_mut(),
-            Accumulate::Add,
-        )
+        self.embedding
+            .backward_dense_into(ids, grad_output, &mut grads.embedding, Accumulate::Add)
     }
 
     /// Backward of [`logits`](EmbeddingAndHead::logits): adds
@@ -363,124 +548,59 @@ impl<T: Element> EmbeddingAndHead<T> {
     /// [`EmbeddingError::GradShape`] for mismatched shapes, and
     /// [`EmbeddingError::GradientsMismatch`] for buffers made for the other arrangement
     /// (an untied model needs `grads.head`, a tied one must not have it).
-    pub fn backward_logits(
+    pub fn backward_logits<'h, 'g>(
         &self,
-        hidden: TensorView<'_, T>,
-        grad_logits: TensorView<'_, T>,
+        hidden: impl TensorLike<'h, T>,
+        grad_logits: impl TensorLike<'g, T>,
         grads: &mut Gradients<T>,
     ) -> Result<Tensor<T>, EmbeddingError> {
-        let (rows, _) = self.check_hidden(hidden)?;
-        let n_embd = self.embedding.n_embd();
-        let vocab_size = self.embedding.vocab_size();
-        let mut expected_dims = hidden.dims().to_vec();
-        *expected_dims.last_mut().expect("checked rank ≥ 1") = vocab_size;
-        let expected = Shape::new(&expected_dims)?;
-        if grad_logits.shape() != expected {
+        let hidden = hidden.try_view()?;
+        let table_shape = self.embedding.weight().shape();
+        if grads.embedding.shape() != table_shape {
             return Err(EmbeddingError::GradShape {
-                what: "grad_logits",
-                expected,
-                got: grad_logits.shape(),
+                what: "grads.embedding",
+                expected: table_shape,
+                got: grads.embedding.shape(),
             });
         }
-        let table_shape = self.embedding.weight().shape();
-        let check_buffer = |what: &'static str, got: Shape| -> Result<(), EmbeddingError> {
-            if got == table_shape {
-                Ok(())
-            } else {
-                Err(EmbeddingError::GradShape {
-                    what,
-                    expected: table_shape,
-                    got,
-                })
-            }
-        };
-        check_buffer("grads.embedding", grads.embedding.shape())?;
         let weight_grad = match (&self.head, &mut grads.head) {
             (HeadWeight::Tied, None) => &mut grads.embedding,
-            (HeadWeight::Untied(_), Some(g)) => {
-                check_buffer("grads.head", g.shape())?;
-                g
-            }
+            (HeadWeight::Untied(_), Some(g)) => g,
             (HeadWeight::Tied, Some(_)) | (HeadWeight::Untied(_), None) => {
                 return Err(EmbeddingError::GradientsMismatch {
                     tied: self.is_tied(),
                 });
             }
         };
-        let h = TensorView::new(hidden.as_slice(), &[rows, n_embd])?;
-        let g = TensorView::new(grad_logits.as_slice(), &[rows, vocab_size])?;
-
-        // Scale G once (a copy), so both products below carry the logit scale.
-        let scaled: Vec<T>;
-        let g = if self.logit_scale == 1.0 {
-            g
-        } else {
-            scaled = g
-                .as_slice()
-                .iter()
-                .map(|&x| T::from_f64_lossy(x.as_f64() * self.logit_scale))
-                .collect();
-            TensorView::new(&scaled, &[rows, vocab_size])?
-        };
-        // dW += Gᵀ h: (vocab_size, rows) @ (rows, n_embd).
-        let weight_grad_view: TensorViewMut<'_, T> = weight_grad.view_mut();
-        matmul_into(
-            g,
-            Operand::Transposed,
-            h,
-            Operand::AsIs,
-            weight_grad_view,
-            Accumulate::Add,
-        )?;
-        // dh = G W: (rows, vocab_size) @ (vocab_size, n_embd).
         let mut grad_hidden = Tensor::from_shape_vec(
             try_filled(
-                rows * n_embd,
+                hidden.shape().elem_count(),
                 T::zero(),
                 "EmbeddingAndHead::backward_logits",
             )?,
             hidden.shape(),
         )?;
-        let grad_hidden_2d = TensorViewMut::new(grad_hidden.as_mut_slice(), &[rows, n_embd])?;
-        matmul_into(
-            g,
-            Operand::AsIs,
-            self.head_weight().view(),
-            Operand::AsIs,
-            grad_hidden_2d,
-            Accumulate::Replace,
-        )?;
+        logits_backward(
+            hidden,
+            self.head_weight(),
+            grad_logits,
+            self.logit_scale,
+            weight_grad,
+            &mut grad_hidden,
+        )
+        .map_err(|e| match e {
+            EmbeddingError::GradShape {
+                what: "grad_weight",
+                expected,
+                got,
+            } => EmbeddingError::GradShape {
+                what: "grads.head",
+                expected,
+                got,
+            },
+            e => e,
+        })?;
         Ok(grad_hidden)
-    }
-
-    /// `(rows, hidden.shape with vocab_size innermost)` for valid hidden states.
-    fn check_hidden(&self, hidden: TensorView<'_, T>) -> Result<(usize, Shape), EmbeddingError> {
-        let n_embd = self.embedding.n_embd();
-        let dims = hidden.dims();
-        if dims.last() != Some(&n_embd) {
-            let mut want = dims.to_vec();
-            match want.last_mut() {
-                Some(last) => *last = n_embd,
-                None => want.push(n_embd),
-            }
-            return Err(EmbeddingError::GradShape {
-                what: "hidden states",
-                expected: Shape::new(&want)?,
-                got: hidden.shape(),
-            });
-        }
-        let rows = hidden.shape().n_rows();
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("rank ≥ 1") = self.embedding.vocab_size();
-        Ok((rows, Shape::new(&out_dims)?))
-    }
-
-    fn scale_in_place(&self, xs: &mut [T]) {
-        if self.logit_scale != 1.0 {
-            for x in xs {
-                *x = T::from_f64_lossy(x.as_f64() * self.logit_scale);
-            }
-        }
     }
 
     /// Splits the model into its parts mutably, for optimizer steps.

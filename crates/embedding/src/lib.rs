@@ -78,3 +78,21 @@ pub use lookup::check_ids;
 pub use optim::{AdamW, Optimizer, Sgd};
 pub use options::{EmbeddingOptions, MaxNorm, NormType};
 pub use table::{Embedding, check_sizes};
+
+/// Every operation on memory the caller owns: the table, the ids (`u32`, `i32` or
+/// `i64`), the gradients and the outputs are borrowed ([`tokenloom_tensor::TensorLike`]),
+/// never copied. [`Embedding`] and [`EmbeddingAndHead`] own their storage and call these.
+///
+/// | operation | function |
+/// |---|---|
+/// | lookup, fresh output / into a buffer | [`lookup`](functional::lookup), [`lookup_into`](functional::lookup_into) |
+/// | `max_norm` renorm of the caller's table | [`renorm`](functional::renorm) |
+/// | dense / row-sparse backward | [`backward_dense`](functional::backward_dense), [`backward_sparse`](functional::backward_sparse) |
+/// | logits `h @ Wᵀ` (tied: `W` is the table) and backward | [`logits`](functional::logits), [`logits_into`](functional::logits_into), [`logits_backward`](functional::logits_backward) |
+/// | optimizer steps on the caller's parameter | [`step_dense`](functional::step_dense), [`step_sparse`](functional::step_sparse) |
+pub mod functional {
+    pub use crate::grad::{backward_dense, backward_sparse};
+    pub use crate::head::{logits, logits_backward, logits_into};
+    pub use crate::lookup::{lookup, lookup_into, renorm};
+    pub use crate::optim::{step_dense, step_sparse};
+}

@@ -1,23 +1,27 @@
-//! The lookup: token ids to rows of the table.
+//! The lookup: token ids to rows of the table — on borrowed memory ([`lookup`],
+//! [`lookup_into`], [`renorm`]) and as methods of [`Embedding`], which call them.
 
-use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut};
+use tokenloom_tensor::{
+    Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TokenId, for_each_chunk_mut,
+};
 
 use crate::error::EmbeddingError;
+use crate::options::MaxNorm;
 use crate::renorm::renorm_row;
-use crate::table::Embedding;
+use crate::table::{Embedding, check_sizes};
 
 /// Checks token ids against a vocabulary: the shape must be `(seq_len,)` or
-/// `(batch, seq_len)` with no zero dimension, and every id below `vocab_size`.
+/// `(batch, seq_len)` with no zero dimension, and every id in `[0, vocab_size)`.
 ///
 /// Returns the output shape of a lookup, `ids.shape + (n_embd,)`.
 ///
 /// # Errors
 ///
 /// [`EmbeddingError::IdsRank`], [`EmbeddingError::EmptyIds`], and
-/// [`EmbeddingError::TokenOutOfRange`] for the first offending id in row-major order,
-/// naming its batch index and position.
-pub fn check_ids(
-    ids: TensorView<'_, u32>,
+/// [`EmbeddingError::TokenOutOfRange`] for the first offending id in row-major order
+/// (negative or at least `vocab_size`), naming its batch index and position.
+pub fn check_ids<I: TokenId>(
+    ids: TensorView<'_, I>,
     vocab_size: usize,
     n_embd: usize,
 ) -> Result<Shape, EmbeddingError> {
@@ -32,10 +36,10 @@ pub fn check_ids(
     if let Some(index) = ids
         .as_slice()
         .iter()
-        .position(|&id| usize::try_from(id).map_or(true, |id| id >= vocab_size))
+        .position(|&id| id.index_below(vocab_size).is_none())
     {
         return Err(EmbeddingError::TokenOutOfRange {
-            token: ids.as_slice()[index],
+            token: ids.as_slice()[index].to_i64(),
             batch: index / seq_len,
             position: index % seq_len,
             vocab_size,
@@ -44,15 +48,154 @@ pub fn check_ids(
     Ok(shape.with_inner(n_embd)?)
 }
 
+/// `(vocab_size, n_embd)` of a borrowed table: rank 2, no zero dimension.
+pub(crate) fn table_dims<T>(table: TensorView<'_, T>) -> Result<(usize, usize), EmbeddingError> {
+    let (vocab_size, n_embd) =
+        table
+            .shape()
+            .dims2("embedding table")
+            .map_err(|_| EmbeddingError::WeightShape {
+                shape: table.shape(),
+            })?;
+    check_sizes(vocab_size, n_embd)?;
+    Ok((vocab_size, n_embd))
+}
+
+/// The lookup on borrowed memory, as `torch.nn.functional.embedding`: row `ids[i]` of a
+/// `(vocab_size, n_embd)` table the caller owns, into a fresh tensor. With `max_norm`,
+/// each returned row is renormalised as PyTorch's forward returns it; the table is never
+/// modified (see [`renorm`] for PyTorch's in-place side effect).
+///
+/// `table` and `ids` are anything [`TensorLike`]: a [`Tensor`], a view, a framework's
+/// buffer with its shape, an `ndarray` array (feature `ndarray`). Ids may be `u32`, `i32`
+/// or `i64`, read without conversion.
+///
+/// # Shapes
+///
+/// - table: `(vocab_size, n_embd)`
+/// - ids: `(seq_len,)` or `(batch, seq_len)`
+/// - output: `ids.shape + (n_embd,)`
+///
+/// # Errors
+///
+/// [`EmbeddingError::WeightShape`] for a table that is not rank 2, the size errors of
+/// [`check_sizes`], the id errors of [`check_ids`], and tensor errors for a source that is
+/// not a contiguous row-major buffer or an allocation that fails.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::{EmbeddingError, functional};
+///
+/// // A framework's own (vocab_size = 4, n_embd = 2) parameter buffer, and PyTorch-style
+/// // i64 ids: no copy of either.
+/// let weight = vec![0.0f32, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5];
+/// let x = functional::lookup((&weight[..], [4, 2]), &[3i64, 0], None)?;
+/// assert_eq!(x.as_slice(), &[3.0, 3.5, 0.0, 0.5]);
+///
+/// let err = functional::lookup((&weight[..], [4, 2]), &[1i64, -1], None).unwrap_err();
+/// assert_eq!(err.to_string(), "token id -1 at batch 0, position 1 is outside vocab_size 4");
+/// # Ok::<(), EmbeddingError>(())
+/// ```
+pub fn lookup<'t, 'i, T: Element, I: TokenId>(
+    table: impl TensorLike<'t, T>,
+    ids: impl TensorLike<'i, I>,
+    max_norm: Option<&MaxNorm>,
+) -> Result<Tensor<T>, EmbeddingError> {
+    let table = table.try_view()?;
+    let ids = ids.try_view()?;
+    let (vocab_size, n_embd) = table_dims(table)?;
+    let shape = check_ids(ids, vocab_size, n_embd)?;
+    // One pass: the rows are appended to reserved memory, never zeroed first.
+    let mut data = Vec::new();
+    data.try_reserve_exact(shape.elem_count()).map_err(|_| {
+        tokenloom_tensor::TensorError::AllocationFailed {
+            op: "lookup",
+            bytes: shape.elem_count().saturating_mul(std::mem::size_of::<T>()),
+        }
+    })?;
+    let rows = table.as_slice();
+    for &id in ids.as_slice() {
+        let start = id.checked_index() * n_embd;
+        data.extend_from_slice(&rows[start..start + n_embd]);
+    }
+    if let Some(max_norm) = max_norm {
+        for row in data.chunks_exact_mut(n_embd) {
+            renorm_row(row, max_norm);
+        }
+    }
+    Ok(Tensor::from_shape_vec(data, shape)?)
+}
+
+/// [`lookup`] into a caller's buffer of shape `ids.shape + (n_embd,)`, without
+/// allocating; large outputs are split across threads (see
+/// [`tokenloom_tensor::for_each_chunk_mut`]).
+///
+/// # Errors
+///
+/// As [`lookup`], and [`EmbeddingError::OutputShape`] when `out` has the wrong shape. On
+/// error `out` is unchanged.
+pub fn lookup_into<'t, 'i, 'o, T: Element, I: TokenId>(
+    table: impl TensorLike<'t, T>,
+    ids: impl TensorLike<'i, I>,
+    out: impl TensorLikeMut<'o, T>,
+    max_norm: Option<&MaxNorm>,
+) -> Result<(), EmbeddingError> {
+    let table = table.try_view()?;
+    let ids = ids.try_view()?;
+    let mut out = out.try_view_mut()?;
+    let (vocab_size, n_embd) = table_dims(table)?;
+    let expected = check_ids(ids, vocab_size, n_embd)?;
+    if out.shape() != expected {
+        return Err(EmbeddingError::OutputShape {
+            expected,
+            got: out.shape(),
+        });
+    }
+    copy_rows(table.as_slice(), n_embd, ids.as_slice(), out.as_mut_slice());
+    if let Some(max_norm) = max_norm {
+        for row in out.as_mut_slice().chunks_exact_mut(n_embd) {
+            renorm_row(row, max_norm);
+        }
+    }
+    Ok(())
+}
+
+/// PyTorch's `max_norm` side effect on a caller's table: every row referenced by `ids`
+/// whose norm exceeds `max_norm` is scaled in place by `max_norm / (norm + 1e-7)`, once
+/// per distinct id. Returns the renormalised rows, sorted.
+///
+/// # Errors
+///
+/// As [`lookup`]. On error the table is unchanged.
+pub fn renorm<'t, 'i, T: Element, I: TokenId>(
+    table: impl TensorLikeMut<'t, T>,
+    ids: impl TensorLike<'i, I>,
+    max_norm: &MaxNorm,
+) -> Result<Vec<usize>, EmbeddingError> {
+    let mut table = table.try_view_mut()?;
+    let ids = ids.try_view()?;
+    let (vocab_size, n_embd) = table_dims(table.as_view())?;
+    check_ids(ids, vocab_size, n_embd)?;
+    let mut distinct: Vec<usize> = ids.as_slice().iter().map(|id| id.checked_index()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let weight = table.as_mut_slice();
+    Ok(distinct
+        .into_iter()
+        .filter(|&row| renorm_row(&mut weight[row * n_embd..(row + 1) * n_embd], max_norm))
+        .collect())
+}
+
 impl<T: Element> Embedding<T> {
     /// Looks up each id's row: `(seq_len,)` → `(seq_len, n_embd)` and
     /// `(batch, seq_len)` → `(batch, seq_len, n_embd)`. Each output row is a bit-exact copy
     /// of the table row of its id — or, when a `max_norm` is set, of that row renormalised
     /// as PyTorch's forward would (without modifying the table; see
-    /// [`renorm_in_place`](Embedding::renorm_in_place)).
+    /// [`renorm_in_place`](Embedding::renorm_in_place)). This is [`lookup`] on the table.
     ///
-    /// `ids` is anything that converts to a [`TensorView<u32>`]: a `&Tensor<u32>`, a
-    /// `&[u32]` or a `&[u32; N]` (both rank 1), or a view over a framework's own buffer.
+    /// `ids` is anything [`TensorLike`] over `u32`, `i32` or `i64`: a `&Tensor<u32>`, a
+    /// `&[i64]` or a `&[u32; N]` (both rank 1), or a view over a framework's own buffer.
     ///
     /// # Shapes
     ///
@@ -70,65 +213,36 @@ impl<T: Element> Embedding<T> {
     /// use tokenloom_tensor::Tensor;
     ///
     /// let table = Embedding::<f32>::seeded(3000, 8, Init::default(), 0)?;
-    /// let ids = Tensor::from_vec(vec![73, 786, 2934], &[1, 3])?;
+    /// let ids = Tensor::from_vec(vec![73u32, 786, 2934], &[1, 3])?;
     /// assert_eq!(table.forward(&ids)?.dims(), &[1, 3, 8]);
     ///
-    /// let bad = Tensor::from_vec(vec![73, 786, 40000], &[1, 3])?;
+    /// let bad = Tensor::from_vec(vec![73u32, 786, 40000], &[1, 3])?;
     /// assert_eq!(
     ///     table.forward(&bad).unwrap_err(),
     ///     EmbeddingError::TokenOutOfRange { token: 40000, batch: 0, position: 2, vocab_size: 3000 },
     /// );
     /// # Ok::<(), EmbeddingError>(())
     /// ```
-    pub fn forward<'a>(
+    pub fn forward<'a, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
+        ids: impl TensorLike<'a, I>,
     ) -> Result<Tensor<T>, EmbeddingError> {
-        let ids = ids.into();
-        let shape = check_ids(ids, self.vocab_size(), self.n_embd())?;
-        // One pass: the rows are appended to reserved memory, never zeroed first.
-        let n_embd = self.n_embd();
-        let mut data = Vec::new();
-        data.try_reserve_exact(shape.elem_count()).map_err(|_| {
-            tokenloom_tensor::TensorError::AllocationFailed {
-                op: "Embedding::forward",
-                bytes: shape.elem_count().saturating_mul(std::mem::size_of::<T>()),
-            }
-        })?;
-        let table = self.weight().as_slice();
-        for &id in ids.as_slice() {
-            data.extend_from_slice(&table[id as usize * n_embd..(id as usize + 1) * n_embd]);
-        }
-        if let Some(max_norm) = self.options().max_norm {
-            for row in data.chunks_exact_mut(n_embd) {
-                renorm_row(row, &max_norm);
-            }
-        }
-        Ok(Tensor::from_shape_vec(data, shape)?)
+        lookup(self.weight(), ids, self.options().max_norm.as_ref())
     }
 
     /// Like [`forward`](Embedding::forward), writing into a caller's buffer of shape
-    /// `ids.shape + (n_embd,)` without allocating.
+    /// `ids.shape + (n_embd,)` without allocating ([`lookup_into`] on the table).
     ///
     /// # Errors
     ///
     /// As [`check_ids`], and [`EmbeddingError::OutputShape`] when `out` has the wrong
     /// shape. On error `out` is unchanged.
-    pub fn forward_into<'a>(
+    pub fn forward_into<'a, 'o, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
-        mut out: TensorViewMut<'_, T>,
+        ids: impl TensorLike<'a, I>,
+        out: impl TensorLikeMut<'o, T>,
     ) -> Result<(), EmbeddingError> {
-        let ids = ids.into();
-        let expected = check_ids(ids, self.vocab_size(), self.n_embd())?;
-        if out.shape() != expected {
-            return Err(EmbeddingError::OutputShape {
-                expected,
-                got: out.shape(),
-            });
-        }
-        self.lookup_rows(ids.as_slice(), out.as_mut_slice());
-        Ok(())
+        lookup_into(self.weight(), ids, out, self.options().max_norm.as_ref())
     }
 
     /// Like [`forward`](Embedding::forward), reusing the allocation of `buffer` (e.g. the
@@ -139,41 +253,37 @@ impl<T: Element> Embedding<T> {
     /// # Errors
     ///
     /// As [`forward`](Embedding::forward).
-    pub fn forward_reusing<'a>(
+    pub fn forward_reusing<'a, I: TokenId>(
         &self,
-        ids: impl Into<TensorView<'a, u32>>,
+        ids: impl TensorLike<'a, I>,
         buffer: Tensor<T>,
     ) -> Result<Tensor<T>, EmbeddingError> {
-        let ids = ids.into();
+        let ids = ids.try_view()?;
         let shape = check_ids(ids, self.vocab_size(), self.n_embd())?;
         let mut out = buffer.recycle(shape.dims())?;
-        self.lookup_rows(ids.as_slice(), out.as_mut_slice());
+        self.forward_into(ids, &mut out)?;
         Ok(out)
-    }
-
-    /// Copies the rows of checked ids, then applies `max_norm` to the copies.
-    fn lookup_rows(&self, ids: &[u32], out: &mut [T]) {
-        let n_embd = self.n_embd();
-        copy_rows(self.weight().as_slice(), n_embd, ids, out);
-        if let Some(max_norm) = self.options().max_norm {
-            for row in out.chunks_exact_mut(n_embd) {
-                renorm_row(row, &max_norm);
-            }
-        }
     }
 }
 
 /// Copies row `ids[i]` of `table` to row `i` of `out` (across threads for large
 /// outputs). The ids have been checked.
-fn copy_rows<T: Copy + Send + Sync>(table: &[T], n_embd: usize, ids: &[u32], out: &mut [T]) {
+fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
+    table: &[T],
+    n_embd: usize,
+    ids: &[I],
+    out: &mut [T],
+) {
     for_each_chunk_mut(out, n_embd, |i, dst| {
-        let start = ids[i] as usize * n_embd;
+        let start = ids[i].checked_index() * n_embd;
         dst.copy_from_slice(&table[start..start + n_embd]);
     });
 }
 
 #[cfg(test)]
 mod tests {
+    use tokenloom_tensor::TensorViewMut;
+
     use super::*;
     use crate::Init;
 

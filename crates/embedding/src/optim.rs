@@ -1,11 +1,13 @@
 //! Just enough optimizers to train the table: SGD with momentum and AdamW, for dense and
 //! row-sparse gradients.
 
-use tokenloom_tensor::{Element, Shape, TensorView};
+use tokenloom_tensor::{Element, Shape, TensorLike, TensorLikeMut, TensorView};
 
 use crate::error::EmbeddingError;
 use crate::grad::SparseGrad;
 use crate::head::{EmbeddingAndHead, Gradients};
+use crate::lookup::table_dims;
+use crate::options::EmbeddingOptions;
 use crate::table::Embedding;
 
 /// An optimizer over one flat parameter vector, updated row by row.
@@ -218,35 +220,127 @@ fn check_grad_shape<T>(
     }
 }
 
+/// One optimizer step on a caller's `(vocab_size, n_embd)` parameter with its dense
+/// gradient, row by row; the `padding_idx` row is never updated. The optimizer's state
+/// lives in `opt` and is indexed by element, so a framework keeps its parameters and
+/// tokenloom keeps only the moments.
+///
+/// # Errors
+///
+/// [`EmbeddingError::WeightShape`] for a weight that is not rank 2,
+/// [`EmbeddingError::GradShape`] for a gradient of another shape,
+/// [`EmbeddingError::PaddingIdxOutOfRange`], the optimizer's state errors, and tensor
+/// errors for sources that are not contiguous row-major buffers. On error nothing is
+/// written.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::{Sgd, functional};
+///
+/// let mut weight = vec![1.0f32; 4]; // (vocab_size = 2, n_embd = 2), owned by the caller
+/// let grad = [0.5f32, 0.5, 1.0, 1.0];
+/// functional::step_dense(&mut Sgd::new(0.1), (&mut weight[..], [2, 2]), (&grad[..], [2, 2]), None)?;
+/// assert_eq!(weight, [0.95, 0.95, 0.9, 0.9]);
+/// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+/// ```
+pub fn step_dense<'w, 'g, T: Element, O: Optimizer>(
+    opt: &mut O,
+    weight: impl TensorLikeMut<'w, T>,
+    grad: impl TensorLike<'g, T>,
+    padding_idx: Option<usize>,
+) -> Result<(), EmbeddingError> {
+    let mut weight = weight.try_view_mut()?;
+    let grad = grad.try_view()?;
+    let (vocab_size, n_embd) = table_dims(weight.as_view())?;
+    check_padding(padding_idx, vocab_size)?;
+    check_grad_shape("grad_weight", grad, weight.shape())?;
+    opt.begin_step(weight.as_slice().len())?;
+    step_rows(
+        opt,
+        0,
+        weight.as_mut_slice(),
+        grad.as_slice(),
+        n_embd,
+        padding_idx,
+    );
+    Ok(())
+}
+
+/// One lazy optimizer step on a caller's `(vocab_size, n_embd)` parameter with a
+/// row-sparse gradient: only the touched rows (and their optimizer state) change; the
+/// `padding_idx` row is never updated.
+///
+/// # Errors
+///
+/// As [`step_dense`], and [`EmbeddingError::SparseGradMismatch`] for a gradient of
+/// another table's size.
+pub fn step_sparse<'w, T: Element, O: Optimizer>(
+    opt: &mut O,
+    weight: impl TensorLikeMut<'w, T>,
+    grad: &SparseGrad<T>,
+    padding_idx: Option<usize>,
+) -> Result<(), EmbeddingError> {
+    let mut weight = weight.try_view_mut()?;
+    let (vocab_size, n_embd) = table_dims(weight.as_view())?;
+    check_padding(padding_idx, vocab_size)?;
+    if (grad.vocab_size(), grad.n_embd()) != (vocab_size, n_embd) {
+        return Err(EmbeddingError::SparseGradMismatch {
+            vocab_size: grad.vocab_size(),
+            n_embd: grad.n_embd(),
+            table_vocab_size: vocab_size,
+            table_n_embd: n_embd,
+        });
+    }
+    opt.begin_step(weight.as_slice().len())?;
+    let weight = weight.as_mut_slice();
+    for (id, g) in grad.iter() {
+        let row = id as usize;
+        if padding_idx != Some(row) {
+            opt.update(
+                row * n_embd,
+                &mut weight[row * n_embd..(row + 1) * n_embd],
+                g,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_padding(padding_idx: Option<usize>, vocab_size: usize) -> Result<(), EmbeddingError> {
+    EmbeddingOptions {
+        padding_idx,
+        ..EmbeddingOptions::default()
+    }
+    .validate(vocab_size)
+}
+
 impl<T: Element> Embedding<T> {
-    /// One optimizer step with a dense gradient. The padding row is never updated.
+    /// One optimizer step with a dense gradient ([`step_dense`] on the table). The
+    /// padding row is never updated.
     ///
     /// # Errors
     ///
     /// [`EmbeddingError::Frozen`] for a frozen table, [`EmbeddingError::GradShape`] for a
     /// gradient that is not `(vocab_size, n_embd)`, and the optimizer's state errors.
-    pub fn step_dense<O: Optimizer>(
+    pub fn step_dense<'g, O: Optimizer>(
         &mut self,
         opt: &mut O,
-        grad: TensorView<'_, T>,
+        grad: impl TensorLike<'g, T>,
     ) -> Result<(), EmbeddingError> {
         self.check_trainable("step_dense")?;
-        check_grad_shape("grad_weight", grad, self.weight().shape())?;
-        opt.begin_step(self.weight().as_slice().len())?;
-        let (n_embd, padding_idx) = (self.n_embd(), self.options().padding_idx);
-        step_rows(
+        let (shape, padding_idx) = (self.weight().shape(), self.options().padding_idx);
+        step_dense(
             opt,
-            0,
-            self.weight_data_unchecked(),
-            grad.as_slice(),
-            n_embd,
+            (self.weight_data_unchecked(), shape),
+            grad,
             padding_idx,
-        );
-        Ok(())
+        )
     }
 
-    /// One lazy optimizer step with a row-sparse gradient: only the touched rows (and
-    /// their optimizer state) change. The padding row is never updated.
+    /// One lazy optimizer step with a row-sparse gradient ([`step_sparse`] on the table):
+    /// only the touched rows (and their optimizer state) change. The padding row is never
+    /// updated.
     ///
     /// # Errors
     ///
@@ -258,28 +352,13 @@ impl<T: Element> Embedding<T> {
         grad: &SparseGrad<T>,
     ) -> Result<(), EmbeddingError> {
         self.check_trainable("step_sparse")?;
-        if (grad.vocab_size(), grad.n_embd()) != (self.vocab_size(), self.n_embd()) {
-            return Err(EmbeddingError::SparseGradMismatch {
-                vocab_size: grad.vocab_size(),
-                n_embd: grad.n_embd(),
-                table_vocab_size: self.vocab_size(),
-                table_n_embd: self.n_embd(),
-            });
-        }
-        opt.begin_step(self.weight().as_slice().len())?;
-        let (n_embd, padding_idx) = (self.n_embd(), self.options().padding_idx);
-        let weight = self.weight_data_unchecked();
-        for (id, g) in grad.iter() {
-            let row = id as usize;
-            if padding_idx != Some(row) {
-                opt.update(
-                    row * n_embd,
-                    &mut weight[row * n_embd..(row + 1) * n_embd],
-                    g,
-                );
-            }
-        }
-        Ok(())
+        let (shape, padding_idx) = (self.weight().shape(), self.options().padding_idx);
+        step_sparse(
+            opt,
+            (self.weight_data_unchecked(), shape),
+            grad,
+            padding_idx,
+        )
     }
 }
 

@@ -1,9 +1,9 @@
 //! `max_norm`: PyTorch's in-place renormalisation, as an explicit step.
 
-use tokenloom_tensor::{Element, TensorView};
+use tokenloom_tensor::{Element, TensorLike, TokenId};
 
 use crate::error::EmbeddingError;
-use crate::lookup::check_ids;
+use crate::lookup::{check_ids, renorm};
 use crate::options::MaxNorm;
 use crate::table::Embedding;
 
@@ -24,8 +24,9 @@ pub(crate) fn renorm_row<T: Element>(row: &mut [T], max_norm: &MaxNorm) -> bool 
 impl<T: Element> Embedding<T> {
     /// PyTorch's `max_norm` side effect, made explicit: every row referenced by `ids`
     /// whose norm exceeds `max_norm` is scaled in the weight by `max_norm / (norm + 1e-7)`,
-    /// once per distinct id. Returns the renormalised rows, sorted. Does nothing (and
-    /// returns no rows) when no `max_norm` is set.
+    /// once per distinct id ([`renorm`](crate::functional::renorm) on the table). Returns
+    /// the renormalised rows, sorted. Does nothing (and returns no rows) when no
+    /// `max_norm` is set.
     ///
     /// [`forward`](Embedding::forward) never modifies the table: with `max_norm` set it
     /// returns the rows as they would be after this step, so its output equals
@@ -35,31 +36,19 @@ impl<T: Element> Embedding<T> {
     ///
     /// # Errors
     ///
-    /// The id errors of [`check_ids`], and [`EmbeddingError::Frozen`] when the table is
-    /// frozen and a `max_norm` is set.
-    pub fn renorm_in_place<'a>(
+    /// The id errors of [`check_ids`](crate::check_ids), and [`EmbeddingError::Frozen`]
+    /// when the table is frozen and a `max_norm` is set.
+    pub fn renorm_in_place<'a, I: TokenId>(
         &mut self,
-        ids: impl Into<TensorView<'a, u32>>,
-    ) -> Result<Vec<u32>, EmbeddingError> {
-        let ids = ids.into();
+        ids: impl TensorLike<'a, I>,
+    ) -> Result<Vec<usize>, EmbeddingError> {
+        let ids = ids.try_view()?;
         check_ids(ids, self.vocab_size(), self.n_embd())?;
         let Some(max_norm) = self.options().max_norm else {
             return Ok(Vec::new());
         };
         self.check_trainable("renorm_in_place")?;
-        let mut distinct: Vec<u32> = ids.as_slice().to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let n_embd = self.n_embd();
-        let weight = self.weight_data_unchecked();
-        Ok(distinct
-            .into_iter()
-            .filter(|&id| {
-                renorm_row(
-                    &mut weight[id as usize * n_embd..(id as usize + 1) * n_embd],
-                    &max_norm,
-                )
-            })
-            .collect())
+        let shape = self.weight().shape();
+        renorm((self.weight_data_unchecked(), shape), ids, &max_norm)
     }
 }

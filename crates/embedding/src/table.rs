@@ -207,7 +207,7 @@ impl<T: Element> Embedding<T> {
     /// `id >= vocab_size`.
     pub fn row(&self, id: u32) -> Result<&[T], EmbeddingError> {
         let out_of_range = || EmbeddingError::TokenOutOfRange {
-            token: id,
+            token: i64::from(id),
             batch: 0,
             position: 0,
             vocab_size: self.vocab_size(),

@@ -44,20 +44,24 @@ mod element;
 mod error;
 pub mod file;
 mod gemv;
+mod like;
 mod matmul;
 mod parallel;
 mod serde_impl;
 mod shape;
 mod tensor;
+mod token_id;
 mod view;
 
 pub use element::{DType, Element};
 pub use error::TensorError;
+pub use like::{TensorLike, TensorLikeMut};
 pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};
-pub use parallel::{PARALLEL_MIN_BYTES, for_each_chunk_mut};
+pub use parallel::{PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, with_par};
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape, checked_product};
 pub use tensor::{Tensor, try_filled};
+pub use token_id::TokenId;
 pub use view::{TensorView, TensorViewMut};
 
 pub use half::{bf16, f16};

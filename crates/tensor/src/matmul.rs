@@ -243,17 +243,15 @@ fn as_stride(x: usize) -> isize {
     isize::try_from(x).expect("a slice length always fits in isize")
 }
 
-/// `gemm`'s parallelism: rayon's pool under the `parallel` feature (`gemm` itself keeps
-/// small products on the calling thread), the calling thread otherwise.
+/// `gemm`'s parallelism: rayon's current pool under the `parallel` feature unless the
+/// caller asked for [`Par::Seq`](crate::Par::Seq) (`gemm` itself keeps small products on
+/// the calling thread), the calling thread otherwise.
 fn parallelism() -> gemm::Parallelism {
     #[cfg(feature = "parallel")]
-    {
-        gemm::Parallelism::Rayon(0)
+    if crate::parallel::current_par() == crate::parallel::Par::Rayon {
+        return gemm::Parallelism::Rayon(0);
     }
-    #[cfg(not(feature = "parallel"))]
-    {
-        gemm::Parallelism::None
-    }
+    gemm::Parallelism::None
 }
 
 macro_rules! native_gemm {

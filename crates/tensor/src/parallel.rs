@@ -1,4 +1,73 @@
-//! Splitting a kernel's output across threads — or not, when the work is small.
+//! Splitting a kernel's output across threads — or not, when the work is small — and the
+//! caller's control over it.
+//!
+//! Threads come from rayon's *current* pool: a framework that owns a pool runs
+//! tokenloom's kernels on it with `pool.install(|| …)`, and a caller who wants one call
+//! on the calling thread alone wraps it in [`with_par`]`(`[`Par::Seq`]`, || …)`.
+
+use std::cell::Cell;
+
+/// Whether kernels may split their work across threads (faer's `Par`, scoped by
+/// [`with_par`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Par {
+    /// Everything on the calling thread.
+    Seq,
+    /// rayon's current pool (the global one, or the one a caller `install`ed), for work
+    /// large enough to gain from it. The default.
+    #[default]
+    Rayon,
+}
+
+thread_local! {
+    static PAR: Cell<Par> = const { Cell::new(Par::Rayon) };
+}
+
+/// Runs `f` with kernels started on this thread limited to `par`, then restores the
+/// previous setting (also when `f` panics). Results do not depend on it: every kernel
+/// gives the same bits for any thread count.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{Par, current_par, with_par};
+///
+/// assert_eq!(current_par(), Par::Rayon);
+/// let inside = with_par(Par::Seq, current_par);
+/// assert_eq!(inside, Par::Seq);
+/// assert_eq!(current_par(), Par::Rayon);
+/// ```
+pub fn with_par<R>(par: Par, f: impl FnOnce() -> R) -> R {
+    struct Restore(Par);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PAR.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PAR.with(|p| p.replace(par)));
+    f()
+}
+
+/// The threading allowed to kernels started on this thread (see [`with_par`]).
+#[must_use]
+pub fn current_par() -> Par {
+    PAR.with(Cell::get)
+}
+
+/// Whether a call doing `work_bytes` of memory traffic should split across threads.
+pub(crate) fn use_threads(work_bytes: usize) -> bool {
+    #[cfg(feature = "parallel")]
+    {
+        work_bytes >= PARALLEL_MIN_BYTES
+            && current_par() == Par::Rayon
+            && rayon::current_num_threads() > 1
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        let _ = work_bytes;
+        false
+    }
+}
 
 /// Work on buffers smaller than this stays on the calling thread: a decode step's one
 /// row is faster copied than scheduled.
@@ -8,7 +77,8 @@ pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// shorter). With the `parallel` feature, buffers of at least [`PARALLEL_MIN_BYTES`] are
 /// split across rayon's thread pool; each chunk is still processed by exactly one call,
 /// so a kernel whose chunks are independent gives bit-identical results for any thread
-/// count. A `chunk_len` of 0 calls nothing.
+/// count. A `chunk_len` of 0 calls nothing. [`with_par`]`(`[`Par::Seq`]`, …)` keeps
+/// everything on the calling thread.
 ///
 /// # Examples
 ///
@@ -42,16 +112,16 @@ pub(crate) fn for_each_chunk_mut_by_work<T, F>(
     if chunk_len == 0 {
         return;
     }
-    #[cfg(feature = "parallel")]
-    if work_bytes >= PARALLEL_MIN_BYTES && rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        data.par_chunks_mut(chunk_len)
-            .enumerate()
-            .for_each(|(i, chunk)| f(i, chunk));
-        return;
+    if use_threads(work_bytes) {
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            data.par_chunks_mut(chunk_len)
+                .enumerate()
+                .for_each(|(i, chunk)| f(i, chunk));
+            return;
+        }
     }
-    #[cfg(not(feature = "parallel"))]
-    let _ = work_bytes;
     data.chunks_mut(chunk_len)
         .enumerate()
         .for_each(|(i, chunk)| f(i, chunk));

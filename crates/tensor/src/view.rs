@@ -176,6 +176,15 @@ impl<'a, T> TensorViewMut<'a, T> {
         self.data
     }
 
+    /// Consumes the view, returning a read-only view with the same lifetime.
+    #[must_use]
+    pub fn into_view(self) -> TensorView<'a, T> {
+        TensorView {
+            shape: self.shape,
+            data: self.data,
+        }
+    }
+
     /// A read-only view of the same data.
     #[must_use]
     pub fn as_view(&self) -> TensorView<'_, T> {
