@@ -8,6 +8,7 @@ use tokenloom_tensor::{Accumulate, Element, Tensor, TensorView, TensorViewMut};
 use crate::batch::{PaddingSide, TokenBatch};
 use crate::config::DecoderInputConfig;
 use crate::error::DecoderInputError;
+use crate::functional::{AbsolutePositions, finish_in_place};
 use crate::scheme::{PositionEncoding, PositionSchemeConfig};
 
 /// The input side of a decoder: the token embedding (with its output head, tied or
@@ -367,27 +368,15 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         batch: &'a TokenBatch,
     ) -> Result<DecoderInputOutput<'a, T, C>, DecoderInputError> {
         self.check_positions(batch)?;
+        let positions = self
+            .positions
+            .additive_table()
+            .map(|table| AbsolutePositions {
+                table: table.view(),
+                position_ids: batch.position_ids().view(),
+            });
         let mut hidden = self.model.lookup(batch.ids())?;
-        if let Some(scale) = self.embedding_scale {
-            for x in hidden.as_mut_slice() {
-                *x = T::from_f64_lossy(x.as_f64() * scale);
-            }
-        }
-        if let Some(table) = self.positions.additive_table() {
-            let n_embd = self.embedding().n_embd();
-            for (row, &p) in hidden
-                .as_mut_slice()
-                .chunks_exact_mut(n_embd)
-                .zip(batch.position_ids().as_slice())
-            {
-                let pe = table
-                    .row(p as usize)
-                    .expect("position ids were checked against max_positions");
-                for (x, &e) in row.iter_mut().zip(pe) {
-                    *x = T::from_f64_lossy(x.as_f64() + e.as_f64());
-                }
-            }
-        }
+        finish_in_place(hidden.as_mut_slice(), self.embedding_scale, positions);
         let rope = match &self.positions {
             PositionEncoding::Rope(cache) => Some(cache),
             _ => None,

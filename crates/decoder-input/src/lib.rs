@@ -34,6 +34,7 @@
 mod batch;
 mod config;
 mod error;
+pub mod functional;
 mod gguf_arch;
 mod input;
 mod pretrained;

@@ -70,6 +70,38 @@ pub enum PositionError {
         /// The configured head dimension.
         head_dim: usize,
     },
+    /// A q/k tensor whose heads are narrower than the rotary dimension of the tables.
+    #[error(
+        "q/k tensor of shape {shape} ({layout}) has heads narrower than rotary_dim {rotary_dim}"
+    )]
+    QkTooNarrow {
+        /// The shape given.
+        shape: Shape,
+        /// The layout it was declared as.
+        layout: &'static str,
+        /// The rotary dimension of the cos/sin tables (twice their width).
+        rotary_dim: usize,
+    },
+    /// cos/sin tables that are not both `(max_positions, rotary_dim / 2)`.
+    #[error(
+        "cos {cos} and sin {sin} must both have shape (max_positions, rotary_dim / 2), non-empty"
+    )]
+    RopeTablesShape {
+        /// The cos table's shape.
+        cos: Shape,
+        /// The sin table's shape.
+        sin: Shape,
+    },
+    /// An output buffer of the wrong shape.
+    #[error("{what} has shape {got}, expected {expected}")]
+    OutputShape {
+        /// Which buffer.
+        what: &'static str,
+        /// The shape it must have.
+        expected: Shape,
+        /// The shape given.
+        got: Shape,
+    },
     /// Position ids whose shape is not `(batch, seq_len)` of the tensor.
     #[error("position ids of shape {got} do not match (batch, seq_len) = {expected}")]
     PositionIdsShape {

@@ -55,6 +55,7 @@ pub use model_config::{
 };
 pub use rope::{
     CacheFloat, Llama3Scaling, LongRopeScaling, Positions, QkLayout, RopeCache, RopeConfig,
-    RopeLayout, RopeScaling, YarnScaling, convert_qk_layout, cos_sin, reduce_angle,
+    RopeLayout, RopeScaling, RopeTables, YarnScaling, convert_qk_layout, convert_qk_layout_into,
+    cos_sin, reduce_angle,
 };
-pub use sinusoidal::sinusoidal_table;
+pub use sinusoidal::{sinusoidal_into, sinusoidal_table};

@@ -1,9 +1,14 @@
 //! Applying RoPE to query/key tensors: forward, inverse and backward, in place and out of
-//! place, for both tensor layouts and both pair layouts.
+//! place, for both tensor layouts and both pair layouts — on cos/sin tables the caller
+//! lends ([`RopeTables`]) or on a [`RopeCache`], which lends its own.
 
-use tokenloom_tensor::{Element, Shape, Tensor, TensorView, TensorViewMut, for_each_chunk_mut};
+use tokenloom_tensor::{
+    Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TensorViewMut,
+    for_each_chunk_mut, try_filled,
+};
 
 use super::cache::{CacheFloat, RopeCache};
+use super::config::RopeLayout;
 use super::kernel::{Isa, Rotation, rotate_rows};
 use crate::error::PositionError;
 
@@ -18,7 +23,9 @@ pub enum QkLayout {
 }
 
 impl QkLayout {
-    fn name(self) -> &'static str {
+    /// The dimensions in words, for messages.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             QkLayout::BatchSeqHeads => "(batch, seq_len, n_heads, head_dim)",
             QkLayout::BatchHeadsSeq => "(batch, n_heads, seq_len, head_dim)",
@@ -49,112 +56,262 @@ enum Direction {
     Inverse,
 }
 
-impl<C: CacheFloat> RopeCache<C> {
-    /// Rotates `x` in place: `x ← s·R(position·θ)·x` on the first `rotary_dim` elements of
-    /// every head; the rest of each head is unchanged.
+/// cos/sin tables lent by the caller — computed by tokenloom
+/// ([`RopeCache::tables`], [`RopeConfig::cos_sin_into`](crate::RopeConfig::cos_sin_into))
+/// or by the caller's own code, in `f32` or `f64` — and the pair layout to rotate with:
+/// RoPE on borrowed memory.
+///
+/// The tables are `(max_positions, rotary_dim / 2)`, one value per pair (candle-nn's
+/// `rope`/`rope_i` layout; HuggingFace duplicates them to `rotary_dim` with
+/// `cat(freqs, freqs)`: pass the first half). Row `p` rotates position `p`. Every q/k
+/// head whose width is at least `rotary_dim` can be rotated; the elements past
+/// `rotary_dim` pass through unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_positions::{Positions, QkLayout, RopeLayout, RopeTables};
+///
+/// // The caller's own f32 tables for 3 positions and one pair (rotary_dim = 2).
+/// let cos = [1.0f32, 0.0, -1.0];
+/// let sin = [0.0f32, 1.0, 0.0];
+/// let tables = RopeTables::new((&cos[..], [3, 1]), (&sin[..], [3, 1]), RopeLayout::HalfSplit)?;
+///
+/// // x of shape (batch 1, seq_len 2, n_heads 1, head_dim 2) → out, x kept.
+/// let x = [1.0f32, 0.0, 1.0, 0.0];
+/// let mut out = [0.0f32; 4];
+/// tables.apply_into((&x[..], [1, 2, 1, 2]), (&mut out[..], [1, 2, 1, 2]), QkLayout::BatchSeqHeads, Positions::Offset(1))?;
+/// assert_eq!(out, [0.0, 1.0, -1.0, 0.0]); // positions 1 and 2: a quarter and a half turn
+/// # Ok::<(), tokenloom_positions::PositionError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeTables<'a, C> {
+    cos: &'a [C],
+    sin: &'a [C],
+    max_positions: usize,
+    half: usize,
+    layout: RopeLayout,
+    attention_factor: f64,
+}
+
+impl<'a, C: CacheFloat> RopeTables<'a, C> {
+    /// Borrows `cos` and `sin`, both `(max_positions, rotary_dim / 2)`, to rotate pairs
+    /// laid out as `layout`. The attention factor already in the tables is taken to be 1
+    /// (see [`with_attention_factor`](RopeTables::with_attention_factor)).
     ///
-    /// `f16`/`bf16` activations are widened to the cache precision `C`, rotated, and
-    /// rounded once. An `f64` activation with an `f32` cache is rotated in `f32`.
+    /// # Errors
+    ///
+    /// [`PositionError::RopeTablesShape`] when the shapes differ, are not rank 2, or are
+    /// empty, and tensor errors for sources that are not contiguous row-major buffers.
+    pub fn new(
+        cos: impl TensorLike<'a, C>,
+        sin: impl TensorLike<'a, C>,
+        layout: RopeLayout,
+    ) -> Result<Self, PositionError> {
+        let (cos, sin) = (cos.try_view()?, sin.try_view()?);
+        let bad = || PositionError::RopeTablesShape {
+            cos: cos.shape(),
+            sin: sin.shape(),
+        };
+        let (max_positions, half) = cos.shape().dims2("rope tables").map_err(|_| bad())?;
+        if sin.shape() != cos.shape() || max_positions == 0 || half == 0 {
+            return Err(bad());
+        }
+        Ok(Self {
+            cos: cos.as_slice(),
+            sin: sin.as_slice(),
+            max_positions,
+            half,
+            layout,
+            attention_factor: 1.0,
+        })
+    }
+
+    /// Declares the factor `s` the tables were multiplied by (YaRN's attention factor;
+    /// tokenloom's own tables carry it, see [`RopeCache::attention_factor`]). Only the
+    /// inverse needs it: it divides by `s` after rotating back.
+    ///
+    /// # Errors
+    ///
+    /// [`PositionError::InvalidParameter`] for a factor that is not positive and finite.
+    pub fn with_attention_factor(mut self, attention_factor: f64) -> Result<Self, PositionError> {
+        if !(attention_factor.is_finite() && attention_factor > 0.0) {
+            return Err(PositionError::InvalidParameter {
+                name: "attention_factor",
+                value: attention_factor,
+                requirement: "must be positive and finite",
+            });
+        }
+        self.attention_factor = attention_factor;
+        Ok(self)
+    }
+
+    /// The number of positions the tables cover.
+    #[must_use]
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// The rotated width of each head, twice the tables' width.
+    #[must_use]
+    pub fn rotary_dim(&self) -> usize {
+        2 * self.half
+    }
+
+    /// The pair layout.
+    #[must_use]
+    pub fn layout(&self) -> RopeLayout {
+        self.layout
+    }
+
+    /// Rotates `x` in place: `x ← s·R(position·θ)·x` on the first `rotary_dim` elements
+    /// of every head.
+    ///
+    /// `f16`/`bf16` activations are widened to the table precision `C`, rotated, and
+    /// rounded once. An `f64` activation with `f32` tables is rotated in `f32`.
     ///
     /// # Shapes
     ///
     /// `x`: `(batch, seq_len, n_heads, head_dim)` or `(batch, n_heads, seq_len, head_dim)`
-    /// as declared by `layout`; position ids: `(batch, seq_len)`.
+    /// as declared by `layout`, `head_dim ≥ rotary_dim`; position ids: `(batch, seq_len)`.
     ///
     /// # Errors
     ///
-    /// [`PositionError::QkShape`] for a tensor that is not rank 4 with the configured
-    /// `head_dim`, [`PositionError::PositionIdsShape`] for ids of another shape, and
-    /// [`PositionError::PositionOutOfRange`] for a position past the cache. Nothing is
+    /// [`PositionError::QkShape`] for a tensor that is not rank 4,
+    /// [`PositionError::QkTooNarrow`] for heads narrower than `rotary_dim`,
+    /// [`PositionError::PositionIdsShape`] for ids of another shape, and
+    /// [`PositionError::PositionOutOfRange`] for a position past the tables. Nothing is
     /// written unless every check passes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tokenloom_positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
-    /// use tokenloom_tensor::Tensor;
-    ///
-    /// let cache = RopeCache::<f32>::new(&RopeConfig::new(4, 10000.0, RopeLayout::Interleaved), 8)?;
-    /// // One token, one head, q = (1, 0, 1, 0) at position 2.
-    /// let mut q = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 0.0], &[1, 1, 1, 4])?;
-    /// cache.apply_in_place(q.view_mut(), QkLayout::BatchSeqHeads, Positions::Offset(2))?;
-    /// assert_eq!(q.as_slice()[0], 2f32.cos()); // the first pair turns by 2 radians
-    /// assert_eq!(q.as_slice()[1], 2f32.sin());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn apply_in_place<T: Element>(
+    pub fn apply_in_place<'x, T: Element>(
         &self,
-        x: TensorViewMut<'_, T>,
+        x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
         positions: Positions<'_>,
     ) -> Result<(), PositionError> {
-        self.rotate(x, layout, positions, Direction::Forward)
+        self.rotate(
+            x.try_view_mut()?,
+            None,
+            layout,
+            positions,
+            Direction::Forward,
+        )
     }
 
-    /// Out-of-place [`apply_in_place`](RopeCache::apply_in_place): returns the rotated copy.
+    /// [`apply_in_place`](RopeTables::apply_in_place) from `x` into `out` (same shape) in
+    /// one pass, leaving `x` as it is.
     ///
     /// # Errors
     ///
-    /// As [`apply_in_place`](RopeCache::apply_in_place).
-    pub fn apply<T: Element>(
+    /// As [`apply_in_place`](RopeTables::apply_in_place), and
+    /// [`PositionError::OutputShape`] when `out`'s shape is not `x`'s.
+    pub fn apply_into<'x, 'o, T: Element>(
         &self,
-        x: TensorView<'_, T>,
-        layout: QkLayout,
-        positions: Positions<'_>,
-    ) -> Result<Tensor<T>, PositionError> {
-        let mut out = Tensor::from_shape_vec(x.as_slice().to_vec(), x.shape())?;
-        self.apply_in_place(out.view_mut(), layout, positions)?;
-        Ok(out)
-    }
-
-    /// Undoes [`apply_in_place`](RopeCache::apply_in_place): `x ← R(−position·θ)·x / s`.
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_in_place`](RopeCache::apply_in_place).
-    pub fn inverse_in_place<T: Element>(
-        &self,
-        x: TensorViewMut<'_, T>,
+        x: impl TensorLike<'x, T>,
+        out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
         positions: Positions<'_>,
     ) -> Result<(), PositionError> {
-        self.rotate(x, layout, positions, Direction::Inverse)
+        let (x, out) = check_out(x, out)?;
+        self.rotate(out, Some(x), layout, positions, Direction::Forward)
     }
 
-    /// Backward of [`apply_in_place`](RopeCache::apply_in_place): turns the gradient with
-    /// respect to the rotated tensor into the gradient with respect to its input, in
-    /// place. The map is linear with matrix `s·R(θ)`, so its gradient is the transpose
-    /// `s·R(−θ)` (equal to the inverse only when `s = 1`).
+    /// Undoes [`apply_in_place`](RopeTables::apply_in_place): `x ← R(−position·θ)·x / s`.
     ///
     /// # Errors
     ///
-    /// As [`apply_in_place`](RopeCache::apply_in_place).
-    pub fn backward_in_place<T: Element>(
+    /// As [`apply_in_place`](RopeTables::apply_in_place).
+    pub fn inverse_in_place<'x, T: Element>(
         &self,
-        grad: TensorViewMut<'_, T>,
+        x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
         positions: Positions<'_>,
     ) -> Result<(), PositionError> {
-        self.rotate(grad, layout, positions, Direction::Backward)
+        self.rotate(
+            x.try_view_mut()?,
+            None,
+            layout,
+            positions,
+            Direction::Inverse,
+        )
     }
 
+    /// [`inverse_in_place`](RopeTables::inverse_in_place) from `x` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_into`](RopeTables::apply_into).
+    pub fn inverse_into<'x, 'o, T: Element>(
+        &self,
+        x: impl TensorLike<'x, T>,
+        out: impl TensorLikeMut<'o, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let (x, out) = check_out(x, out)?;
+        self.rotate(out, Some(x), layout, positions, Direction::Inverse)
+    }
+
+    /// Backward of [`apply_in_place`](RopeTables::apply_in_place), in place: the map is
+    /// linear with matrix `s·R(θ)`, so the gradient of its input is the transpose
+    /// `s·R(−θ)` of the gradient of its output (equal to the inverse only when `s = 1`).
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_in_place`](RopeTables::apply_in_place).
+    pub fn backward_in_place<'g, T: Element>(
+        &self,
+        grad: impl TensorLikeMut<'g, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        self.rotate(
+            grad.try_view_mut()?,
+            None,
+            layout,
+            positions,
+            Direction::Backward,
+        )
+    }
+
+    /// [`backward_in_place`](RopeTables::backward_in_place) from `grad` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_into`](RopeTables::apply_into).
+    pub fn backward_into<'g, 'o, T: Element>(
+        &self,
+        grad: impl TensorLike<'g, T>,
+        out: impl TensorLikeMut<'o, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let (grad, out) = check_out(grad, out)?;
+        self.rotate(out, Some(grad), layout, positions, Direction::Backward)
+    }
+
+    /// Rotates `dst` in place, or — with `src` — rotates `src` into `dst` (same shape,
+    /// checked), one head at a time.
     fn rotate<T: Element>(
         &self,
-        mut x: TensorViewMut<'_, T>,
+        mut dst: TensorViewMut<'_, T>,
+        src: Option<TensorView<'_, T>>,
         layout: QkLayout,
         positions: Positions<'_>,
         direction: Direction,
     ) -> Result<(), PositionError> {
-        let head_dim = self.config().head_dim;
-        let shape = x.shape();
-        let bad_shape = || PositionError::QkShape {
-            shape,
-            layout: layout.name(),
-            head_dim,
-        };
-        let (batch, d1, d2, hd) = shape.dims4("rope").map_err(|_| bad_shape())?;
-        if hd != head_dim {
-            return Err(bad_shape());
+        let shape = dst.shape();
+        let (batch, d1, d2, head_dim) =
+            shape.dims4("rope").map_err(|_| PositionError::QkShape {
+                shape,
+                layout: layout.name(),
+                head_dim: self.rotary_dim(),
+            })?;
+        if head_dim < self.rotary_dim() {
+            return Err(PositionError::QkTooNarrow {
+                shape,
+                layout: layout.name(),
+                rotary_dim: self.rotary_dim(),
+            });
         }
         let (seq_len, n_heads) = match layout {
             QkLayout::BatchSeqHeads => (d1, d2),
@@ -169,32 +326,43 @@ impl<C: CacheFloat> RopeCache<C> {
             Direction::Forward => (C::one(), C::one()),
             Direction::Backward => (-C::one(), C::one()),
             Direction::Inverse => {
-                let s = self.attention_factor();
+                let s = self.attention_factor;
                 (-C::one(), C::from_f64_lossy(1.0 / (s * s)))
             }
         };
         let rotation = Rotation {
-            pairing: self.config().layout,
+            pairing: self.layout,
             sign,
             scale,
         };
         let isa = Isa::detect();
+        let src = src.map(|src| src.as_slice());
         // One pass over the tensor, split across threads when it is large; every element
         // is rotated by exactly one task, so results do not depend on the thread count.
-        let data = x.as_mut_slice();
+        let data = dst.as_mut_slice();
+        let chunk_src = |chunk: usize, len: usize| src.map(|s| &s[chunk * len..(chunk + 1) * len]);
         match layout {
             QkLayout::BatchSeqHeads => {
                 // One token's heads are contiguous: its cos/sin rows are read once.
-                for_each_chunk_mut(data, n_heads * head_dim, |token, heads| {
+                let len = n_heads * head_dim;
+                for_each_chunk_mut(data, len, |token, heads| {
                     let angles = self.checked_rows(position_of(token / seq_len, token % seq_len));
-                    rotate_rows(isa, heads, head_dim, rotation, |_| angles);
+                    rotate_rows(
+                        isa,
+                        heads,
+                        chunk_src(token, len),
+                        head_dim,
+                        rotation,
+                        |_| angles,
+                    );
                 });
             }
             QkLayout::BatchHeadsSeq => {
                 // One (batch, head) block of seq_len rows at a time.
-                for_each_chunk_mut(data, seq_len * head_dim, |block, rows| {
+                let len = seq_len * head_dim;
+                for_each_chunk_mut(data, len, |block, rows| {
                     let b = block / n_heads;
-                    rotate_rows(isa, rows, head_dim, rotation, |s| {
+                    rotate_rows(isa, rows, chunk_src(block, len), head_dim, rotation, |s| {
                         self.checked_rows(position_of(b, s))
                     });
                 });
@@ -203,14 +371,14 @@ impl<C: CacheFloat> RopeCache<C> {
         Ok(())
     }
 
-    /// Checks every position against the cache and returns the position lookup.
+    /// Checks every position against the tables and returns the position lookup.
     fn check_positions<'p>(
         &self,
         positions: Positions<'p>,
         batch: usize,
         seq_len: usize,
     ) -> Result<impl Fn(usize, usize) -> usize + 'p, PositionError> {
-        let max_positions = self.max_positions();
+        let max_positions = self.max_positions;
         let out_of_range =
             |position: usize, b: usize, index: usize| PositionError::PositionOutOfRange {
                 position,
@@ -264,9 +432,226 @@ impl<C: CacheFloat> RopeCache<C> {
         })
     }
 
-    /// The rows of a position already checked against the cache.
-    fn checked_rows(&self, position: usize) -> (&[C], &[C]) {
+    /// The cos and sin rows of `position`, reporting `batch` and `index` on error.
+    pub(crate) fn rows(
+        &self,
+        position: usize,
+        batch: usize,
+        index: usize,
+    ) -> Result<(&'a [C], &'a [C]), PositionError> {
+        if position >= self.max_positions {
+            return Err(PositionError::PositionOutOfRange {
+                position,
+                batch,
+                index,
+                max_positions: self.max_positions,
+            });
+        }
+        let range = position * self.half..(position + 1) * self.half;
+        Ok((&self.cos[range.clone()], &self.sin[range]))
+    }
+
+    /// The rows of a position already checked against the tables.
+    fn checked_rows(&self, position: usize) -> (&'a [C], &'a [C]) {
         self.rows(position, 0, 0)
-            .expect("positions are checked against the cache before rotating")
+            .expect("positions are checked against the tables before rotating")
+    }
+}
+
+/// `x` and an `out` of the same shape.
+fn check_out<'x, 'o, T>(
+    x: impl TensorLike<'x, T>,
+    out: impl TensorLikeMut<'o, T>,
+) -> Result<(TensorView<'x, T>, TensorViewMut<'o, T>), PositionError> {
+    let (x, out) = (x.try_view()?, out.try_view_mut()?);
+    if out.shape() != x.shape() {
+        return Err(PositionError::OutputShape {
+            what: "out",
+            expected: x.shape(),
+            got: out.shape(),
+        });
+    }
+    Ok((x, out))
+}
+
+impl<C: CacheFloat> RopeCache<C> {
+    /// The cache's tables as [`RopeTables`], with its layout and attention factor: the
+    /// borrowed layer every method below runs on.
+    #[must_use]
+    pub fn tables(&self) -> RopeTables<'_, C> {
+        RopeTables {
+            cos: self.cos().as_slice(),
+            sin: self.sin().as_slice(),
+            max_positions: self.max_positions(),
+            half: self.inv_freq().len(),
+            layout: self.config().layout,
+            attention_factor: self.attention_factor(),
+        }
+    }
+
+    /// A q/k tensor must have this cache's `head_dim` innermost.
+    fn check_head_dim(&self, shape: Shape, layout: QkLayout) -> Result<(), PositionError> {
+        let head_dim = self.config().head_dim;
+        if shape.rank() == 4 && shape.dims()[3] == head_dim {
+            Ok(())
+        } else {
+            Err(PositionError::QkShape {
+                shape,
+                layout: layout.name(),
+                head_dim,
+            })
+        }
+    }
+
+    /// Rotates `x` in place: `x ← s·R(position·θ)·x` on the first `rotary_dim` elements of
+    /// every head; the rest of each head is unchanged ([`RopeTables::apply_in_place`] on
+    /// [`tables`](RopeCache::tables)).
+    ///
+    /// `f16`/`bf16` activations are widened to the cache precision `C`, rotated, and
+    /// rounded once. An `f64` activation with an `f32` cache is rotated in `f32`.
+    ///
+    /// # Shapes
+    ///
+    /// `x`: `(batch, seq_len, n_heads, head_dim)` or `(batch, n_heads, seq_len, head_dim)`
+    /// as declared by `layout`; position ids: `(batch, seq_len)`.
+    ///
+    /// # Errors
+    ///
+    /// [`PositionError::QkShape`] for a tensor that is not rank 4 with the configured
+    /// `head_dim`, [`PositionError::PositionIdsShape`] for ids of another shape, and
+    /// [`PositionError::PositionOutOfRange`] for a position past the cache. Nothing is
+    /// written unless every check passes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenloom_positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+    /// use tokenloom_tensor::Tensor;
+    ///
+    /// let cache = RopeCache::<f32>::new(&RopeConfig::new(4, 10000.0, RopeLayout::Interleaved), 8)?;
+    /// // One token, one head, q = (1, 0, 1, 0) at position 2.
+    /// let mut q = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 0.0], &[1, 1, 1, 4])?;
+    /// cache.apply_in_place(&mut q, QkLayout::BatchSeqHeads, Positions::Offset(2))?;
+    /// assert_eq!(q.as_slice()[0], 2f32.cos()); // the first pair turns by 2 radians
+    /// assert_eq!(q.as_slice()[1], 2f32.sin());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply_in_place<'x, T: Element>(
+        &self,
+        x: impl TensorLikeMut<'x, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let x = x.try_view_mut()?;
+        self.check_head_dim(x.shape(), layout)?;
+        self.tables().apply_in_place(x, layout, positions)
+    }
+
+    /// [`apply_in_place`](RopeCache::apply_in_place) from `x` into `out` (same shape) in
+    /// one pass, leaving `x` as it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_in_place`](RopeCache::apply_in_place), and
+    /// [`PositionError::OutputShape`] when `out`'s shape is not `x`'s.
+    pub fn apply_into<'x, 'o, T: Element>(
+        &self,
+        x: impl TensorLike<'x, T>,
+        out: impl TensorLikeMut<'o, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let x = x.try_view()?;
+        self.check_head_dim(x.shape(), layout)?;
+        self.tables().apply_into(x, out, layout, positions)
+    }
+
+    /// Out-of-place [`apply_in_place`](RopeCache::apply_in_place) into a fresh tensor.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_in_place`](RopeCache::apply_in_place), and allocation errors.
+    pub fn apply<'x, T: Element>(
+        &self,
+        x: impl TensorLike<'x, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<Tensor<T>, PositionError> {
+        let x = x.try_view()?;
+        let mut out = Tensor::from_shape_vec(
+            try_filled(x.shape().elem_count(), T::zero(), "RopeCache::apply")?,
+            x.shape(),
+        )?;
+        self.apply_into(x, &mut out, layout, positions)?;
+        Ok(out)
+    }
+
+    /// Undoes [`apply_in_place`](RopeCache::apply_in_place): `x ← R(−position·θ)·x / s`.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_in_place`](RopeCache::apply_in_place).
+    pub fn inverse_in_place<'x, T: Element>(
+        &self,
+        x: impl TensorLikeMut<'x, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let x = x.try_view_mut()?;
+        self.check_head_dim(x.shape(), layout)?;
+        self.tables().inverse_in_place(x, layout, positions)
+    }
+
+    /// [`inverse_in_place`](RopeCache::inverse_in_place) from `x` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_into`](RopeCache::apply_into).
+    pub fn inverse_into<'x, 'o, T: Element>(
+        &self,
+        x: impl TensorLike<'x, T>,
+        out: impl TensorLikeMut<'o, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let x = x.try_view()?;
+        self.check_head_dim(x.shape(), layout)?;
+        self.tables().inverse_into(x, out, layout, positions)
+    }
+
+    /// Backward of [`apply_in_place`](RopeCache::apply_in_place): turns the gradient with
+    /// respect to the rotated tensor into the gradient with respect to its input, in
+    /// place. The map is linear with matrix `s·R(θ)`, so its gradient is the transpose
+    /// `s·R(−θ)` (equal to the inverse only when `s = 1`).
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_in_place`](RopeCache::apply_in_place).
+    pub fn backward_in_place<'g, T: Element>(
+        &self,
+        grad: impl TensorLikeMut<'g, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let grad = grad.try_view_mut()?;
+        self.check_head_dim(grad.shape(), layout)?;
+        self.tables().backward_in_place(grad, layout, positions)
+    }
+
+    /// [`backward_in_place`](RopeCache::backward_in_place) from `grad` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_into`](RopeCache::apply_into).
+    pub fn backward_into<'g, 'o, T: Element>(
+        &self,
+        grad: impl TensorLike<'g, T>,
+        out: impl TensorLikeMut<'o, T>,
+        layout: QkLayout,
+        positions: Positions<'_>,
+    ) -> Result<(), PositionError> {
+        let grad = grad.try_view()?;
+        self.check_head_dim(grad.shape(), layout)?;
+        self.tables().backward_into(grad, out, layout, positions)
     }
 }

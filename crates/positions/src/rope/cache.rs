@@ -1,6 +1,6 @@
 //! [`RopeCache`]: cos/sin for every position of a context, computed in `f64`.
 
-use tokenloom_tensor::{Element, TensorView, try_filled};
+use tokenloom_tensor::{Element, Shape, TensorLikeMut, TensorView, try_filled};
 
 use super::config::RopeConfig;
 use crate::error::PositionError;
@@ -68,6 +68,98 @@ pub fn cos_sin(position: usize, inv_freq: f64, attention_factor: f64) -> (f64, f
     (cos * attention_factor, sin * attention_factor)
 }
 
+/// Fills `(rows, inv_freq.len())` tables with the cos/sin of positions `first..`.
+fn write_cos_sin<T: Element>(
+    inv_freq: &[f64],
+    attention_factor: f64,
+    first_position: usize,
+    cos: &mut [T],
+    sin: &mut [T],
+) {
+    let half = inv_freq.len();
+    for (row, (cos_row, sin_row)) in cos
+        .chunks_exact_mut(half)
+        .zip(sin.chunks_exact_mut(half))
+        .enumerate()
+    {
+        for ((c, s), &freq) in cos_row.iter_mut().zip(sin_row.iter_mut()).zip(inv_freq) {
+            let (cos_value, sin_value) = cos_sin(first_position + row, freq, attention_factor);
+            *c = T::from_f64_lossy(cos_value);
+            *s = T::from_f64_lossy(sin_value);
+        }
+    }
+}
+
+impl RopeConfig {
+    /// Writes tokenloom's cos/sin — any scaling variant, angles in `f64` reduced modulo
+    /// 2π, attention factor applied, rounded once to `T` — for positions
+    /// `first_position .. first_position + rows` into the caller's `(rows, rotary_dim /
+    /// 2)` buffers. `seq_len` is the sequence length the context-dependent scalings
+    /// (dynamic NTK, LongRoPE) compute their frequencies for, as for
+    /// [`RopeCache::new`]'s `max_positions`.
+    ///
+    /// Any [`Element`] type: `f32`/`f64` for [`RopeTables`](crate::RopeTables), or the
+    /// activation's own type for a framework whose kernels want cos/sin in `bf16`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RopeConfig::validate`], [`PositionError::OutputShape`] for buffers that are
+    /// not `(rows, rotary_dim / 2)`, [`PositionError::PositionOutOfRange`] when a
+    /// position overflows, and tensor errors for sources that are not contiguous
+    /// row-major buffers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenloom_positions::{RopeConfig, RopeLayout, RopeScaling};
+    ///
+    /// let config = RopeConfig::new(8, 10000.0, RopeLayout::HalfSplit)
+    ///     .with_scaling(RopeScaling::Linear { factor: 4.0 });
+    /// let (mut cos, mut sin) = (vec![0.0f32; 3 * 4], vec![0.0f32; 3 * 4]);
+    /// // Positions 100, 101, 102 into the caller's (3, 4) buffers.
+    /// config.cos_sin_into(4096, 100, (&mut cos[..], [3, 4]), (&mut sin[..], [3, 4]))?;
+    /// assert_eq!(cos[0], (100.0f64 / 4.0).cos() as f32);
+    /// # Ok::<(), tokenloom_positions::PositionError>(())
+    /// ```
+    pub fn cos_sin_into<'c, 's, T: Element>(
+        &self,
+        seq_len: usize,
+        first_position: usize,
+        cos: impl TensorLikeMut<'c, T>,
+        sin: impl TensorLikeMut<'s, T>,
+    ) -> Result<(), PositionError> {
+        let (mut cos, mut sin) = (cos.try_view_mut()?, sin.try_view_mut()?);
+        let inv_freq = self.inv_freq(seq_len)?;
+        let rows = cos.dims().first().copied().unwrap_or(0);
+        let expected = Shape::new(&[rows, inv_freq.len()])?;
+        for (what, got) in [("cos", cos.shape()), ("sin", sin.shape())] {
+            if got != expected {
+                return Err(PositionError::OutputShape {
+                    what,
+                    expected,
+                    got,
+                });
+            }
+        }
+        if rows > 0 && first_position.checked_add(rows - 1).is_none() {
+            return Err(PositionError::PositionOutOfRange {
+                position: usize::MAX,
+                batch: 0,
+                index: rows - 1,
+                max_positions: usize::MAX,
+            });
+        }
+        write_cos_sin(
+            &inv_freq,
+            self.attention_factor(),
+            first_position,
+            cos.as_mut_slice(),
+            sin.as_mut_slice(),
+        );
+        Ok(())
+    }
+}
+
 /// cos/sin of every position in `[0, max_positions)` for one [`RopeConfig`], with the
 /// scaling's attention factor already applied (as HuggingFace does).
 ///
@@ -133,17 +225,7 @@ impl<C: CacheFloat> RopeCache<C> {
         )?;
         let mut cos = try_filled(len, C::zero(), "RopeCache::new")?;
         let mut sin = try_filled(len, C::zero(), "RopeCache::new")?;
-        for (position, (cos_row, sin_row)) in cos
-            .chunks_exact_mut(half)
-            .zip(sin.chunks_exact_mut(half))
-            .enumerate()
-        {
-            for ((c, s), &freq) in cos_row.iter_mut().zip(sin_row.iter_mut()).zip(&inv_freq) {
-                let (cos_value, sin_value) = cos_sin(position, freq, attention_factor);
-                *c = C::from_f64_lossy(cos_value);
-                *s = C::from_f64_lossy(sin_value);
-            }
-        }
+        write_cos_sin(&inv_freq, attention_factor, 0, &mut cos, &mut sin);
         Ok(Self {
             config: config.clone(),
             max_positions,
@@ -217,17 +299,7 @@ impl<C: CacheFloat> RopeCache<C> {
         batch: usize,
         index: usize,
     ) -> Result<(&[C], &[C]), PositionError> {
-        if position >= self.max_positions {
-            return Err(PositionError::PositionOutOfRange {
-                position,
-                batch,
-                index,
-                max_positions: self.max_positions,
-            });
-        }
-        let half = self.inv_freq.len();
-        let range = position * half..(position + 1) * half;
-        Ok((&self.cos[range.clone()], &self.sin[range]))
+        self.tables().rows(position, batch, index)
     }
 }
 

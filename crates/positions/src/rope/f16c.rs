@@ -13,7 +13,7 @@ use tokenloom_tensor::{DType, Element};
 
 use super::cache::CacheFloat;
 use super::config::RopeLayout;
-use super::kernel::{Rotation, rotate_interleaved, rotate_pair, rotate_split_pairs};
+use super::kernel::{Rotation, heads, rotate_interleaved, rotate_pair, rotate_split_pairs};
 
 /// Eight pairs per block.
 const LANES: usize = 8;
@@ -28,6 +28,7 @@ const LANES: usize = 8;
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn rotate_rows_f16<'c, T, C, A>(
     rows: &mut [T],
+    src: Option<&[T]>,
     head_dim: usize,
     rotation: Rotation<C>,
     angles: A,
@@ -42,7 +43,7 @@ pub(super) fn rotate_rows_f16<'c, T, C, A>(
         sign,
         scale,
     } = rotation;
-    for (i, head) in rows.chunks_exact_mut(head_dim).enumerate() {
+    for (i, head) in heads(rows, src, head_dim) {
         let (cos, sin) = angles(i);
         let half = cos.len();
         let blocked = half - half % LANES;

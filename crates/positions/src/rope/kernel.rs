@@ -58,10 +58,13 @@ pub(super) struct Rotation<C> {
 }
 
 /// Rotates every head of `rows` (consecutive heads of `head_dim` elements); head `i` turns
-/// by the cos/sin rows `angles(i)` returns.
+/// by the cos/sin rows `angles(i)` returns. With `src` (as long as `rows`), head `i` is
+/// first copied from `src` — one head at a time, so an out-of-place rotation reads and
+/// writes each element once, with the head in L1 in between.
 pub(super) fn rotate_rows<'c, T, C, A>(
     isa: Isa,
     rows: &mut [T],
+    src: Option<&[T]>,
     head_dim: usize,
     rotation: Rotation<C>,
     angles: A,
@@ -70,8 +73,9 @@ pub(super) fn rotate_rows<'c, T, C, A>(
     C: CacheFloat,
     A: Fn(usize) -> (&'c [C], &'c [C]),
 {
+    debug_assert!(src.is_none_or(|src| src.len() == rows.len()));
     match isa {
-        Isa::Baseline => rotate_rows_portable(rows, head_dim, rotation, angles),
+        Isa::Baseline => rotate_rows_portable(rows, src, head_dim, rotation, angles),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 if T::DTYPE == DType::F16 && C::DTYPE == DType::F32 => {
             // SAFETY: `Isa::Avx2` is only constructed by `Isa::detect` after
@@ -79,31 +83,54 @@ pub(super) fn rotate_rows<'c, T, C, A>(
             // instructions the function contains. The function is safe to call otherwise.
             #[allow(unsafe_code)]
             unsafe {
-                super::f16c::rotate_rows_f16(rows, head_dim, rotation, angles);
+                super::f16c::rotate_rows_f16(rows, src, head_dim, rotation, angles);
             }
         }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above: the CPU has AVX2.
         #[allow(unsafe_code)]
-        Isa::Avx2 => unsafe { rotate_rows_avx2(rows, head_dim, rotation, angles) },
+        Isa::Avx2 => unsafe { rotate_rows_avx2(rows, src, head_dim, rotation, angles) },
     }
 }
 
 /// [`rotate_rows_portable`] compiled with AVX2 enabled.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn rotate_rows_avx2<'c, T, C, A>(rows: &mut [T], head_dim: usize, rotation: Rotation<C>, angles: A)
-where
+fn rotate_rows_avx2<'c, T, C, A>(
+    rows: &mut [T],
+    src: Option<&[T]>,
+    head_dim: usize,
+    rotation: Rotation<C>,
+    angles: A,
+) where
     T: Element,
     C: CacheFloat,
     A: Fn(usize) -> (&'c [C], &'c [C]),
 {
-    rotate_rows_portable(rows, head_dim, rotation, angles);
+    rotate_rows_portable(rows, src, head_dim, rotation, angles);
+}
+
+/// Head `i` of `rows`, copied from `src` first when there is one.
+#[inline(always)]
+pub(super) fn heads<'r, T: Copy>(
+    rows: &'r mut [T],
+    src: Option<&'r [T]>,
+    head_dim: usize,
+) -> impl Iterator<Item = (usize, &'r mut [T])> {
+    rows.chunks_exact_mut(head_dim)
+        .enumerate()
+        .map(move |(i, head)| {
+            if let Some(src) = src {
+                head.copy_from_slice(&src[i * head_dim..(i + 1) * head_dim]);
+            }
+            (i, head)
+        })
 }
 
 #[inline(always)]
 fn rotate_rows_portable<'c, T, C, A>(
     rows: &mut [T],
+    src: Option<&[T]>,
     head_dim: usize,
     rotation: Rotation<C>,
     angles: A,
@@ -117,7 +144,7 @@ fn rotate_rows_portable<'c, T, C, A>(
         sign,
         scale,
     } = rotation;
-    for (i, head) in rows.chunks_exact_mut(head_dim).enumerate() {
+    for (i, head) in heads(rows, src, head_dim) {
         let (cos, sin) = angles(i);
         match pairing {
             RopeLayout::Interleaved => rotate_interleaved(head, cos, sin, sign, scale),
@@ -288,14 +315,22 @@ mod tests {
         }
         for isa in isas {
             let mut got = rows.to_vec();
-            rotate_rows(isa, &mut got, head_dim, rotation, |_| (&cos[..], &sin[..]));
-            for (i, (&g, &e)) in got.iter().zip(&expected).enumerate() {
+            rotate_rows(isa, &mut got, None, head_dim, rotation, |_| {
+                (&cos[..], &sin[..])
+            });
+            // Out of place, from `rows` into a buffer of other values.
+            let mut out = vec![T::max_value(); rows.len()];
+            rotate_rows(isa, &mut out, Some(rows), head_dim, rotation, |_| {
+                (&cos[..], &sin[..])
+            });
+            for (i, ((&g, &o), &e)) in got.iter().zip(&out).zip(&expected).enumerate() {
                 prop_assert!(
-                    same(g, e),
-                    "{isa:?}, {}/{}: element {i} is {g:?} ({:#x}), the oracle gives {e:?} ({:#x})",
+                    same(g, e) && same(o, e),
+                    "{isa:?}, {}/{}: element {i} is {g:?} ({:#x}) in place and {o:?} ({:#x}) out of place, the oracle gives {e:?} ({:#x})",
                     T::DTYPE,
                     C::DTYPE,
                     g.to_bits64(),
+                    o.to_bits64(),
                     e.to_bits64()
                 );
             }

@@ -10,8 +10,8 @@ mod kernel;
 mod permute;
 mod scaling;
 
-pub use apply::{Positions, QkLayout};
+pub use apply::{Positions, QkLayout, RopeTables};
 pub use cache::{CacheFloat, RopeCache, cos_sin, reduce_angle};
 pub use config::{RopeConfig, RopeLayout};
-pub use permute::convert_qk_layout;
+pub use permute::{convert_qk_layout, convert_qk_layout_into};
 pub use scaling::{Llama3Scaling, LongRopeScaling, RopeScaling, YarnScaling};

@@ -1,6 +1,6 @@
 //! Converting q/k projection weights between RoPE pair layouts.
 
-use tokenloom_tensor::{Tensor, TensorView};
+use tokenloom_tensor::{Tensor, TensorLike, TensorLikeMut, try_filled};
 
 use super::config::RopeLayout;
 use crate::error::PositionError;
@@ -37,8 +37,8 @@ use crate::error::PositionError;
 /// assert_eq!(hf.as_slice(), &[0.0, 2.0, 1.0, 3.0]);
 /// # Ok::<(), tokenloom_positions::PositionError>(())
 /// ```
-pub fn convert_qk_layout<T: Copy>(
-    weight: TensorView<'_, T>,
+pub fn convert_qk_layout<'w, T: Copy + Default + 'static>(
+    weight: impl TensorLike<'w, T>,
     name: &'static str,
     n_heads: usize,
     head_dim: usize,
@@ -46,7 +46,41 @@ pub fn convert_qk_layout<T: Copy>(
     from: RopeLayout,
     to: RopeLayout,
 ) -> Result<Tensor<T>, PositionError> {
-    let shape = weight.shape();
+    let weight = weight.try_view()?;
+    let mut out = Tensor::from_shape_vec(
+        try_filled(
+            weight.shape().elem_count(),
+            T::default(),
+            "convert_qk_layout",
+        )?,
+        weight.shape(),
+    )?;
+    convert_qk_layout_into(
+        weight, &mut out, name, n_heads, head_dim, rotary_dim, from, to,
+    )?;
+    Ok(out)
+}
+
+/// [`convert_qk_layout`] between two borrowed buffers of the same shape: `src` as stored
+/// in `from`'s layout, `dst` receiving `to`'s.
+///
+/// # Errors
+///
+/// As [`convert_qk_layout`], and [`PositionError::OutputShape`] when `dst`'s shape is not
+/// `src`'s.
+#[allow(clippy::too_many_arguments)] // the heads, their width and both layouts are all needed
+pub fn convert_qk_layout_into<'s, 'd, T: Copy + 'static>(
+    src: impl TensorLike<'s, T>,
+    dst: impl TensorLikeMut<'d, T>,
+    name: &'static str,
+    n_heads: usize,
+    head_dim: usize,
+    rotary_dim: usize,
+    from: RopeLayout,
+    to: RopeLayout,
+) -> Result<(), PositionError> {
+    let (src, mut dst) = (src.try_view()?, dst.try_view_mut()?);
+    let shape = src.shape();
     let rows = shape.dims().first().copied().unwrap_or(0);
     if shape.rank() == 0
         || shape.rank() > 2
@@ -66,9 +100,17 @@ pub fn convert_qk_layout<T: Copy>(
             head_dim,
         });
     }
+    if dst.shape() != shape {
+        return Err(PositionError::OutputShape {
+            what: "dst",
+            expected: shape,
+            got: dst.shape(),
+        });
+    }
     let row_len = shape.elem_count() / rows;
-    let src = weight.as_slice();
-    let mut out = src.to_vec();
+    let src = src.as_slice();
+    let out = dst.as_mut_slice();
+    out.copy_from_slice(src);
     if from != to {
         let half = rotary_dim / 2;
         for head in 0..n_heads {
@@ -86,5 +128,5 @@ pub fn convert_qk_layout<T: Copy>(
             }
         }
     }
-    Ok(Tensor::from_shape_vec(out, shape)?)
+    Ok(())
 }

@@ -1,0 +1,162 @@
+//! The decoder input on borrowed memory: the embedding rows of a batch, scaled, plus
+//! the absolute position rows — into a caller's buffer. [`DecoderInput`](crate::DecoderInput)
+//! owns its tables and calls this.
+
+use tokenloom_embedding::{EmbeddingError, MaxNorm, functional::lookup_into};
+use tokenloom_tensor::{Element, TensorLike, TensorLikeMut, TensorView, TokenId};
+
+use crate::error::DecoderInputError;
+
+/// An absolute position table and the position of every token: the rows added to the
+/// embeddings (sinusoidal or learned schemes).
+#[derive(Clone, Copy, Debug)]
+pub struct AbsolutePositions<'a, T> {
+    /// The `(max_positions, n_embd)` table.
+    pub table: TensorView<'a, T>,
+    /// The position of each token, `(batch, seq_len)` like the ids.
+    pub position_ids: TensorView<'a, u32>,
+}
+
+/// The hidden states entering the first decoder block, on memory the caller owns:
+/// `out = embedding_scale · table[ids] + positions.table[positions.position_ids]`, each
+/// element computed in `f64` and rounded once (the scale and the position rows are
+/// optional; RoPE adds nothing here — it rotates q/k inside attention).
+///
+/// # Shapes
+///
+/// - table: `(vocab_size, n_embd)`; ids and position ids: `(batch, seq_len)` or
+///   `(seq_len,)`; position table: `(max_positions, n_embd)`
+/// - out: `ids.shape + (n_embd,)`
+///
+/// # Errors
+///
+/// The lookup's errors (an id outside the vocabulary names its batch and position),
+/// [`DecoderInputError::BatchShape`] for position ids or a position table of the wrong
+/// shape, [`DecoderInputError::PositionOutOfRange`] for a position past the table, and
+/// [`DecoderInputError::Config`] for a scale that is not positive and finite. On error
+/// `out` is unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_decoder_input::functional::{AbsolutePositions, embed_into};
+/// use tokenloom_tensor::TensorView;
+///
+/// let table = [1.0f32, 1.0, 2.0, 2.0, 3.0, 3.0]; // (vocab_size 3, n_embd 2)
+/// let positions = [0.5f32, 0.0, 0.0, 0.5]; // (max_positions 2, n_embd 2)
+/// let position_ids = [0u32, 1];
+/// let mut out = [0.0f32; 4];
+/// embed_into(
+///     (&table[..], [3, 2]),
+///     (&[2i64, 0][..], [1, 2]),
+///     Some(2.0),
+///     None,
+///     Some(AbsolutePositions {
+///         table: TensorView::new(&positions, &[2, 2])?,
+///         position_ids: TensorView::new(&position_ids, &[1, 2])?,
+///     }),
+///     (&mut out[..], [1, 2, 2]),
+/// )?;
+/// assert_eq!(out, [6.5, 6.0, 2.0, 2.5]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn embed_into<'t, 'i, 'o, T: Element, I: TokenId>(
+    table: impl TensorLike<'t, T>,
+    ids: impl TensorLike<'i, I>,
+    embedding_scale: Option<f64>,
+    max_norm: Option<&MaxNorm>,
+    positions: Option<AbsolutePositions<'_, T>>,
+    out: impl TensorLikeMut<'o, T>,
+) -> Result<(), DecoderInputError> {
+    let (table, ids) = (
+        table.try_view().map_err(EmbeddingError::from)?,
+        ids.try_view().map_err(EmbeddingError::from)?,
+    );
+    let mut out = out.try_view_mut().map_err(EmbeddingError::from)?;
+    check_scale(embedding_scale)?;
+    if let Some(positions) = positions {
+        check_positions(
+            positions,
+            ids.shape(),
+            table.dims().get(1).copied().unwrap_or(0),
+        )?;
+    }
+    lookup_into(table, ids, &mut out, max_norm)?;
+    finish_in_place(out.as_mut_slice(), embedding_scale, positions);
+    Ok(())
+}
+
+pub(crate) fn check_scale(embedding_scale: Option<f64>) -> Result<(), DecoderInputError> {
+    match embedding_scale {
+        Some(s) if !(s.is_finite() && s > 0.0) => Err(DecoderInputError::Config {
+            field: "embedding_scale".to_owned(),
+            reason: format!("{s} is not positive and finite"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Position ids shaped like the ids, a `(_, n_embd)` table, every position inside it.
+pub(crate) fn check_positions<T>(
+    positions: AbsolutePositions<'_, T>,
+    ids_shape: tokenloom_tensor::Shape,
+    n_embd: usize,
+) -> Result<(), DecoderInputError> {
+    if positions.position_ids.shape() != ids_shape {
+        return Err(DecoderInputError::BatchShape {
+            what: "position ids",
+            expected: ids_shape,
+            got: positions.position_ids.shape(),
+        });
+    }
+    let max_positions = positions.table.dims().first().copied().unwrap_or(0);
+    let expected = tokenloom_tensor::Shape::new(&[max_positions, n_embd])?;
+    if positions.table.shape() != expected {
+        return Err(DecoderInputError::BatchShape {
+            what: "position table",
+            expected,
+            got: positions.table.shape(),
+        });
+    }
+    let seq_len = ids_shape.dims().last().copied().unwrap_or(1).max(1);
+    match positions
+        .position_ids
+        .as_slice()
+        .iter()
+        .position(|&p| p as usize >= max_positions)
+    {
+        Some(i) => Err(DecoderInputError::PositionOutOfRange {
+            position: positions.position_ids.as_slice()[i] as usize,
+            batch: i / seq_len,
+            index: i % seq_len,
+            max_positions,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Scales looked-up rows and adds the position rows, in place (everything checked).
+pub(crate) fn finish_in_place<T: Element>(
+    hidden: &mut [T],
+    embedding_scale: Option<f64>,
+    positions: Option<AbsolutePositions<'_, T>>,
+) {
+    if let Some(scale) = embedding_scale {
+        for x in hidden.iter_mut() {
+            *x = T::from_f64_lossy(x.as_f64() * scale);
+        }
+    }
+    if let Some(AbsolutePositions {
+        table,
+        position_ids,
+    }) = positions
+    {
+        let n_embd = table.dims()[1];
+        for (row, &p) in hidden.chunks_exact_mut(n_embd).zip(position_ids.as_slice()) {
+            let pe = &table.as_slice()[p as usize * n_embd..(p as usize + 1) * n_embd];
+            for (x, &e) in row.iter_mut().zip(pe) {
+                *x = T::from_f64_lossy(x.as_f64() + e.as_f64());
+            }
+        }
+    }
+}
