@@ -1,9 +1,15 @@
 //! Kernels that split work across threads give bit-identical results for any thread
 //! count (inputs above the parallel threshold, run on pools of 1, 2 and 3 threads).
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use tokenloom::embedding::{Embedding, EmbeddingConfig, Init};
 use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
-use tokenloom::tensor::{Accumulate, Tensor, bf16, matmul_transposed};
+
+use tokenloom::tensor::{
+    Accumulate, PARALLEL_MIN_BYTES, Par, Tensor, bf16, for_each_chunk_mut, matmul_transposed,
+    with_par,
+};
 
 fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new()
@@ -40,6 +46,10 @@ fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
 
     let run = || {
         let forward = table.forward(&ids).unwrap();
+        // The threaded path of the lookup writes into a caller's buffer.
+        let mut into = Tensor::<f32>::zeros(&[4, 512, n_embd]).unwrap();
+        table.forward_into(&ids, &mut into).unwrap();
+        assert_eq!(into, forward);
         let dense = table.backward_dense(&ids, grad.view()).unwrap();
         let mut accumulated = dense.clone();
         table
@@ -66,9 +76,14 @@ fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
             if layout == QkLayout::BatchHeadsSeq {
                 q = q.reshape(&[1, 16, 512, 128]).unwrap();
             }
+            let mut out = Tensor::<bf16>::zeros(q.dims()).unwrap();
+            cache
+                .apply_into(&q, &mut out, layout, Positions::Offset(0))
+                .unwrap();
             cache
                 .apply_in_place(q.view_mut(), layout, Positions::Offset(0))
                 .unwrap();
+            assert_eq!(bits(&out), bits(&q), "out of place differs from in place");
             rotated.push(bits(&q));
         }
         (
@@ -83,4 +98,51 @@ fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
     let one = on_threads(1, run);
     assert_eq!(on_threads(2, run), one, "2 threads differ from 1");
     assert_eq!(on_threads(3, run), one, "3 threads differ from 1");
+    // Forced onto the calling thread, per call, inside a 3-thread pool: the same bits.
+    assert_eq!(
+        on_threads(3, || with_par(Par::Seq, run)),
+        one,
+        "Par::Seq differs"
+    );
+}
+
+/// Every kernel splits its work with `for_each_chunk_mut` (or `gemm` on rayon's current
+/// pool): the chunks run on the pool the caller `install`ed, and on the calling thread
+/// alone under `with_par(Par::Seq, …)`.
+#[test]
+fn work_runs_on_the_callers_pool_or_on_the_calling_thread() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .thread_name(|i| format!("framework-pool-{i}"))
+        .build()
+        .unwrap();
+    let names = |par: Par| -> BTreeSet<String> {
+        let seen = Mutex::new(BTreeSet::new());
+        let mut data = vec![0u8; 4 * PARALLEL_MIN_BYTES];
+        pool.install(|| {
+            with_par(par, || {
+                for_each_chunk_mut(&mut data, 4096, |_, chunk| {
+                    chunk.fill(1);
+                    let name = std::thread::current().name().unwrap_or("?").to_owned();
+                    seen.lock().unwrap().insert(name);
+                    std::thread::sleep(std::time::Duration::from_micros(20));
+                });
+            })
+        });
+        assert!(data.iter().all(|&x| x == 1));
+        seen.into_inner().unwrap()
+    };
+    let pooled = names(Par::Rayon);
+    // Without the `parallel` feature every kernel stays on the calling thread.
+    assert_eq!(pooled.len() > 1, cfg!(feature = "parallel"), "{pooled:?}");
+    assert!(
+        pooled.iter().all(|n| n.starts_with("framework-pool-")),
+        "{pooled:?}"
+    );
+    let sequential = names(Par::Seq);
+    assert_eq!(sequential.len(), 1, "{sequential:?}");
+    assert!(
+        sequential.iter().all(|n| n.starts_with("framework-pool-")),
+        "{sequential:?}"
+    );
 }
