@@ -28,6 +28,20 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+/// Zero-copy adapters for other frameworks' tensors, enabled by the facade's features:
+/// `ndarray` (arrays in standard layout are [`TensorLike`](tensor::TensorLike) /
+/// [`TensorLikeMut`](tensor::TensorLikeMut) directly) and `candle`
+/// ([`adapters::candle`](tokenloom_tensor::adapters) lends a CPU tensor's buffer to a
+/// closure). The frameworks themselves are re-exported so their versions match.
+pub mod adapters {
+    #[cfg(feature = "candle")]
+    pub use candle_core;
+    #[cfg(feature = "ndarray")]
+    pub use ndarray;
+    #[cfg(feature = "candle")]
+    pub use tokenloom_tensor::adapters::candle;
+}
+
 pub use tokenloom_decoder_input as decoder_input;
 pub use tokenloom_embedding as embedding;
 pub use tokenloom_io as io;

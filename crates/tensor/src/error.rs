@@ -63,6 +63,46 @@ pub enum TensorError {
         /// The tensor's shape.
         shape: Shape,
     },
+    // === Foreign tensors (adapters) ===
+    /// A foreign tensor that is not contiguous in row-major order: tokenloom never copies
+    /// it silently.
+    #[error(
+        "{framework} tensor of shape {dims:?} with strides {strides:?} is not contiguous in row-major order; make it contiguous first (a copy you choose to pay)"
+    )]
+    NotContiguous {
+        /// `ndarray`, `candle`, …
+        framework: &'static str,
+        /// Its dimensions.
+        dims: Vec<usize>,
+        /// Its strides, in elements.
+        strides: Vec<isize>,
+    },
+    /// A foreign tensor of another element type than the kernel's.
+    #[error("{framework} tensor has dtype {got}, expected {expected}")]
+    ForeignDType {
+        /// `ndarray`, `candle`, …
+        framework: &'static str,
+        /// The element type the kernel needs.
+        expected: &'static str,
+        /// The tensor's element type.
+        got: String,
+    },
+    /// A foreign tensor whose memory the CPU kernels cannot read (another device).
+    #[error("{framework} tensor lives on {device}; tokenloom's kernels need CPU memory")]
+    ForeignDevice {
+        /// `candle`, …
+        framework: &'static str,
+        /// The device.
+        device: String,
+    },
+    /// An error reported by the foreign framework itself.
+    #[error("{framework}: {message}")]
+    Foreign {
+        /// `candle`, …
+        framework: &'static str,
+        /// Its message.
+        message: String,
+    },
     /// A row index past the number of rows.
     #[error("{op}: row {index} is out of range for {n_rows} rows")]
     RowOutOfRange {

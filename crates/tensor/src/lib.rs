@@ -40,6 +40,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+pub mod adapters;
 mod element;
 mod error;
 pub mod file;

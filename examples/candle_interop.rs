@@ -1,0 +1,167 @@
+//! A candle user's RoPE with the rope scaling candle-nn lacks, and the embedding backward
+//! into a candle gradient buffer — tokenloom's kernels on candle's own memory.
+//!
+//! 1. Read a HuggingFace `config.json` with llama3 rope scaling (LLaMA 3.1), write
+//!    tokenloom's cos/sin into candle tensors, and rotate candle q/k with candle-nn's
+//!    `rope` (half-split) and `rope_i` (interleaved) and with tokenloom in place on
+//!    candle's buffers; the results agree.
+//! 2. Look up and back-propagate through a candle embedding table, comparing with
+//!    candle's own `Embedding` forward and autograd; tokenloom writes the gradient into a
+//!    candle buffer without copying the table.
+//!
+//! Run with `cargo run --release --example candle_interop --features candle`. The last
+//! line is `candle interop: N checks passed`.
+
+use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2};
+use tokenloom::adapters::candle_core::{DType, Device, Module, Tensor, Var};
+use tokenloom::embedding::{EmbeddingOptions, functional};
+use tokenloom::positions::{
+    Positions, QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, parse_hf_config,
+};
+use tokenloom::tensor::{Accumulate, TensorView, TensorViewMut};
+
+type Error = Box<dyn std::error::Error>;
+
+fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32, Error> {
+    Ok((a - b)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_dtype(DType::F32)?
+        .to_scalar::<f32>()?)
+}
+
+/// Runs `f` on candle's cos/sin as tokenloom `RopeTables`.
+fn with_tables<R>(
+    cos: &Tensor,
+    sin: &Tensor,
+    layout: RopeLayout,
+    f: impl FnOnce(RopeTables<'_, f32>) -> R,
+) -> Result<R, Error> {
+    let out = with_view(cos, |cos: TensorView<'_, f32>| {
+        with_view(sin, |sin: TensorView<'_, f32>| {
+            RopeTables::new(cos, sin, layout).map(f)
+        })
+    })???;
+    Ok(out)
+}
+
+fn main() -> Result<(), Error> {
+    let device = Device::Cpu;
+    let mut checks = 0;
+    let mut check = |what: &str, diff: f32, tolerance: f32| {
+        println!("{what:<60} max |difference| = {diff:e}");
+        assert!(diff <= tolerance, "{what}: {diff} > {tolerance}");
+        checks += 1;
+    };
+
+    // --- 1. RoPE with llama3 scaling, which candle-nn cannot compute itself ---
+    let settings = parse_hf_config(include_str!(
+        "../tests/data/configs/llama-3.1-8b.config.json"
+    ))?;
+    assert!(matches!(settings.rope.scaling, RopeScaling::Llama3(_)));
+    let (batch, seq_len, head_dim) = (2, 64, settings.rope.head_dim);
+    let (n_heads, n_kv_heads) = (4, 2); // a few heads of the real model's shape
+    let half = head_dim / 2;
+    let first_position = 8000; // past the 8192-token original context after a while
+
+    // tokenloom's cos/sin (f64 angles, llama3 frequencies) written into candle tensors.
+    let cos = Tensor::zeros((seq_len, half), DType::F32, &device)?;
+    let sin = Tensor::zeros((seq_len, half), DType::F32, &device)?;
+    with_view_mut(&cos, |cos: TensorViewMut<'_, f32>| {
+        with_view_mut(&sin, |sin: TensorViewMut<'_, f32>| {
+            settings
+                .rope
+                .cos_sin_into(131_072, first_position, cos, sin)
+        })
+    })???;
+    let cache = RopeCache::<f32>::new(&settings.rope, first_position + seq_len)?;
+    let from_cache = Tensor::from_slice(
+        &cache.cos().as_slice()[first_position * half..],
+        (seq_len, half),
+        &device,
+    )?;
+    check(
+        "cos written into candle == tokenloom's cache",
+        max_diff(&cos, &from_cache)?,
+        0.0,
+    );
+
+    for (layout, name) in [
+        (RopeLayout::HalfSplit, "rope (half-split)"),
+        (RopeLayout::Interleaved, "rope_i (interleaved)"),
+    ] {
+        for (what, heads) in [("q", n_heads), ("k", n_kv_heads)] {
+            let x = Tensor::randn(0f32, 1.0, (batch, heads, seq_len, head_dim), &device)?;
+            let by_candle = match layout {
+                RopeLayout::HalfSplit => candle_nn::rotary_emb::rope(&x, &cos, &sin)?,
+                RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?,
+            };
+            // tokenloom in place on candle's own buffer, with candle's cos/sin tables.
+            with_tables(&cos, &sin, layout, |tables| {
+                with_view_mut(&x, |x: TensorViewMut<'_, f32>| {
+                    tables.apply_in_place(x, QkLayout::BatchHeadsSeq, Positions::Offset(0))
+                })
+            })???;
+            check(
+                &format!("candle-nn {name} vs tokenloom in place, {what}"),
+                max_diff(&by_candle, &x)?,
+                1e-6,
+            );
+        }
+    }
+
+    // --- 2. Embedding lookup and backward on a candle table ---
+    let (vocab_size, n_embd) = (3000, 64);
+    let table = Var::randn(0f32, 1.0, (vocab_size, n_embd), &device)?;
+    let ids = Tensor::new(&[[73u32, 786, 2934, 73], [1, 2, 3, 2934]], &device)?;
+    let embedding = candle_nn::Embedding::new(table.as_tensor().clone(), n_embd);
+    let by_candle = embedding.forward(&ids)?;
+    let hidden = Tensor::zeros((2, 4, n_embd), DType::F32, &device)?;
+    // The table and the ids are read in place; the output is candle's buffer.
+    with_view_mut_from2(
+        &hidden,
+        table.as_tensor(),
+        &ids,
+        |out: TensorViewMut<'_, f32>, table: TensorView<'_, f32>, ids: TensorView<'_, u32>| {
+            functional::lookup_into(table, ids, out, None)
+        },
+    )??;
+    check(
+        "candle Embedding::forward vs tokenloom lookup",
+        max_diff(&by_candle, &hidden)?,
+        0.0,
+    );
+
+    // Candle's autograd: d(sum(E[ids] * g))/dE.
+    let g = Tensor::randn(0f32, 1.0, (2, 4, n_embd), &device)?;
+    let grads = (by_candle * &g)?.sum_all()?.backward()?;
+    let by_autograd = grads
+        .get(table.as_tensor())
+        .expect("the table has a gradient");
+    // tokenloom: from candle's ids and upstream gradient into a candle gradient buffer;
+    // the (3000, 64) table itself is not needed and never copied.
+    let grad_weight = Tensor::zeros((vocab_size, n_embd), DType::F32, &device)?;
+    with_view_mut_from2(
+        &grad_weight,
+        &ids,
+        &g,
+        |grad_weight: TensorViewMut<'_, f32>, ids: TensorView<'_, u32>, g: TensorView<'_, f32>| {
+            functional::backward_dense(
+                ids,
+                g,
+                grad_weight,
+                &EmbeddingOptions::default(),
+                Accumulate::Replace,
+            )
+        },
+    )??;
+    check(
+        "candle autograd vs tokenloom dense backward",
+        max_diff(by_autograd, &grad_weight)?,
+        1e-6,
+    );
+
+    println!("candle interop: {checks} checks passed");
+    Ok(())
+}
