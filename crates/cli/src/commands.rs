@@ -1,5 +1,6 @@
 //! The subcommands.
 
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -11,15 +12,26 @@ use tokenloom_tensor::{Tensor, TensorView};
 use crate::checkpoint::{Checkpoint, TensorRow, read_model_config};
 use crate::error::{CliError, fail};
 
-/// Prints `value` as pretty JSON, or `text` for people.
+/// Prints `value` as pretty JSON, or `text` for people. A reader that closed the pipe
+/// early (`tokenloom neighbors … | head -1`) ends the command quietly with success, as
+/// `grep` and `rg` do.
 fn emit(json: bool, value: &Value, text: impl FnOnce() -> String) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("JSON values always serialize")
-        );
+    let out = if json {
+        serde_json::to_string_pretty(value).expect("JSON values always serialize") + "\n"
     } else {
-        print!("{}", text());
+        text()
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: writing the output: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -52,6 +64,35 @@ fn table_stats(table: &Tensor<f32>) -> (f64, f64, f64, Vec<usize>) {
     #[allow(clippy::cast_precision_loss)]
     let mean = norms.iter().sum::<f64>() / norms.len() as f64;
     (min, mean, max, zero_rows)
+}
+
+/// RoPE settings as JSON, in the spellings of `config.json`: the layout as in the text
+/// output, the scaling as HuggingFace's `rope_parameters` (`{"rope_type": "llama3", …}`).
+fn rope_json(rope: &tokenloom_positions::RopeConfig) -> Value {
+    json!({
+        "head_dim": rope.head_dim,
+        "rotary_dim": rope.rotary_dim,
+        "theta": rope.theta,
+        "layout": rope.layout.name(),
+        "scaling": rope.scaling.to_hf_parameters(),
+    })
+}
+
+fn positions_json(p: &tokenloom_positions::ModelRopeSettings) -> Value {
+    let mut value = json!({
+        "rope": rope_json(&p.rope),
+        "n_heads": p.n_heads,
+        "n_kv_heads": p.n_kv_heads,
+        "max_position_embeddings": p.max_position_embeddings,
+    });
+    if let Some(local) = &p.local {
+        value["local"] = json!({
+            "rope": rope_json(&local.rope),
+            "sliding_window": local.sliding_window,
+            "layer_types": local.layer_types,
+        });
+    }
+    value
 }
 
 /// `tokenloom inspect`.
@@ -89,7 +130,7 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
         "embedding": embedding,
         "head_tensor": checkpoint.head_name(),
         "tied": checkpoint.is_tied()?,
-        "positions": positions,
+        "positions": positions.as_ref().map(positions_json),
     });
     emit(json, &value, || {
         let mut out = format!(
@@ -111,8 +152,17 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
         match &value["embedding"] {
             Value::Null => out += "embedding: no table under a known name (pass --tensor NAME)\n",
             e => {
+                let ids = |key: &str| -> String {
+                    let rows = e[key].as_array().map_or(&[][..], |rows| &rows[..]);
+                    let mut shown: Vec<String> =
+                        rows.iter().take(10).map(ToString::to_string).collect();
+                    if rows.len() > 10 {
+                        shown.push("…".to_owned());
+                    }
+                    shown.join(", ")
+                };
                 out += &format!(
-                    "embedding: {} vocab_size {} n_embd {}\n  row norms min {:.6} mean {:.6} max {:.6}\n  all-zero rows: {} {:?}\n",
+                    "embedding: {} vocab_size {} n_embd {}\n  row norms min {:.6} mean {:.6} max {:.6}\n  all-zero rows: {} [{}]\n",
                     e["name"].as_str().unwrap_or_default(),
                     e["vocab_size"],
                     e["n_embd"],
@@ -120,16 +170,14 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
                     e["row_norm"]["mean"].as_f64().unwrap_or(f64::NAN),
                     e["row_norm"]["max"].as_f64().unwrap_or(f64::NAN),
                     e["zero_row_count"],
-                    e["zero_rows"]
-                        .as_array()
-                        .map_or(&[][..], |rows| &rows[..rows.len().min(10)])
+                    ids("zero_rows"),
                 );
             }
         }
         out += &format!("tied output head: {}\n", value["tied"]);
         if let Some(p) = &positions {
             out += &format!(
-                "positions: RoPE {} head_dim {} rotary_dim {} theta {} scaling {:?}; heads {} / kv heads {}; max positions {}\n",
+                "positions: RoPE {} head_dim {} rotary_dim {} theta {} scaling {}; heads {} / kv heads {}; max positions {}\n",
                 p.rope.layout.name(),
                 p.rope.head_dim,
                 p.rope.rotary_dim,
@@ -230,8 +278,14 @@ pub fn rope(
     }
     // Context-dependent scalings (dynamic NTK, LongRoPE) use the longest sequence served;
     // by default the largest position asked for + 1, as HuggingFace does for a batch.
-    let seq_len =
-        seq_len.unwrap_or_else(|| positions.iter().max().map_or(1, |p| p.saturating_add(1)));
+    let needed = positions.iter().max().map_or(1, |p| p.saturating_add(1));
+    let seq_len = seq_len.unwrap_or(needed);
+    if seq_len < needed {
+        return fail(format!(
+            "--seq-len {seq_len} is shorter than position {} asked for: the frequencies of a {seq_len}-token sequence do not cover it (give --seq-len {needed} or more)",
+            needed - 1
+        ));
+    }
     let inv_freq = settings.rope.inv_freq(seq_len)?;
     let attention_factor = settings.rope.attention_factor();
     let tables: Vec<Value> = positions
@@ -250,7 +304,7 @@ pub fn rope(
         "head_dim": settings.rope.head_dim,
         "rotary_dim": settings.rope.rotary_dim,
         "theta": settings.rope.theta,
-        "scaling": settings.rope.scaling,
+        "scaling": settings.rope.scaling.to_hf_parameters(),
         "seq_len": seq_len,
         "attention_factor": attention_factor,
         "inv_freq": inv_freq,
@@ -258,25 +312,26 @@ pub fn rope(
     });
     emit(json, &value, || {
         let mut text = format!(
-            "RoPE {} head_dim {} rotary_dim {} theta {} scaling {:?} (seq_len {seq_len}), attention factor {attention_factor}\n",
+            "RoPE {} head_dim {} rotary_dim {} theta {} scaling {} (seq_len {seq_len}), attention factor {attention_factor}\n",
             settings.rope.layout.name(),
             settings.rope.head_dim,
             settings.rope.rotary_dim,
             settings.rope.theta,
             settings.rope.scaling
         );
-        text += "  pair  inv_freq";
+        // Fixed-width columns: every header is as wide as the values below it.
+        text += &format!("  {:>4}  {:<13}", "pair", "inv_freq");
         for p in positions {
-            text += &format!("  cos@{p:<12} sin@{p:<12}");
+            text += &format!("  {:<16} {:<16}", format!("cos@{p}"), format!("sin@{p}"));
         }
         text += "\n";
         for (i, f) in inv_freq.iter().enumerate() {
-            text += &format!("  {i:>4}  {f:<.6e}");
+            text += &format!("  {i:>4}  {:<13}", format!("{f:.6e}"));
             for t in &tables {
                 text += &format!(
-                    "  {:<+16.9} {:<+16.9}",
-                    t["cos"][i].as_f64().unwrap_or(f64::NAN),
-                    t["sin"][i].as_f64().unwrap_or(f64::NAN)
+                    "  {:<16} {:<16}",
+                    format!("{:+.9}", t["cos"][i].as_f64().unwrap_or(f64::NAN)),
+                    format!("{:+.9}", t["sin"][i].as_f64().unwrap_or(f64::NAN))
                 );
             }
             text += "\n";
@@ -376,6 +431,14 @@ pub fn convert_layout(
             "OUT is the same file as IN: refusing to overwrite the input; write to another path",
         );
     }
+    for (name, value) in [("n_heads", n_heads), ("n_kv_heads", n_kv_heads)] {
+        if value == 0 {
+            return fail(format!("--{} must be at least 1", name.replace('_', "-")));
+        }
+    }
+    if let Some(0) = head_dim {
+        return fail("--head-dim must be at least 1");
+    }
     let from = match to {
         RopeLayout::HalfSplit => RopeLayout::Interleaved,
         RopeLayout::Interleaved => RopeLayout::HalfSplit,
@@ -414,35 +477,45 @@ pub fn convert_layout(
     for info in file.tensors() {
         let bytes = file.raw_bytes(&info.name)?;
         let heads = if q_names.contains(&info.name) {
-            Some(n_heads)
+            Some((n_heads, "n_heads", "q projection"))
         } else if k_names.contains(&info.name) {
-            Some(n_kv_heads)
+            Some((n_kv_heads, "n_kv_heads", "k projection"))
         } else {
             None
         };
         let data = match heads {
             None => bytes.to_vec(),
-            Some(heads) => {
+            Some((heads, heads_name, what)) => {
+                let shape = shape_str(&info.shape);
                 let rows = info.shape.first().copied().unwrap_or(0);
-                let head_dim = head_dim.unwrap_or(rows / heads.max(1));
+                let head_dim = head_dim.unwrap_or(rows / heads);
                 let rotary_dim = rotary_dim.unwrap_or(head_dim);
-                let element = safetensors_dtype_size(&info.dtype)?;
-                let row_bytes = bytes.len() / rows.max(1);
-                if row_bytes % element != 0 || rows == 0 {
+                if info.shape.is_empty()
+                    || info.shape.len() > 2
+                    || heads * head_dim != rows
+                    || rows == 0
+                {
                     return fail(format!(
-                        "tensor `{}` of shape {:?} cannot be split into rows",
-                        info.name, info.shape
+                        "{what} `{}` of shape {shape} has {rows} rows, not {heads_name} {heads} × head_dim {head_dim}",
+                        info.name
+                    ));
+                }
+                let element = safetensors_dtype_size(&info.dtype)?;
+                let row_bytes = bytes.len() / rows;
+                if row_bytes % element != 0 {
+                    return fail(format!(
+                        "{what} `{}` of shape {shape}: {} bytes do not split into {rows} rows of {}",
+                        info.name,
+                        bytes.len(),
+                        info.dtype
                     ));
                 }
                 // Permute whole rows as byte strings: exact for every dtype.
                 let view = TensorView::new(bytes, &[rows, row_bytes])?;
-                let name: &'static str = if q_names.contains(&info.name) {
-                    "q projection"
-                } else {
-                    "k projection"
-                };
-                let permuted = convert_qk_layout(view, name, heads, head_dim, rotary_dim, from, to)
-                    .map_err(|e| CliError(format!("tensor `{}`: {e}", info.name)))?;
+                let permuted = convert_qk_layout(view, what, heads, head_dim, rotary_dim, from, to)
+                    .map_err(|e| {
+                        CliError(format!("{what} `{}` of shape {shape}: {e}", info.name))
+                    })?;
                 converted.push(info.name.clone());
                 permuted.into_parts().1
             }

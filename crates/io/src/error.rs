@@ -112,6 +112,14 @@ pub enum IoError {
         /// How many GGUF files it holds.
         gguf_files: usize,
     },
+    /// An error reading a file, with the file's path.
+    #[error("{path}: {source}", path = .path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong in it.
+        source: Box<IoError>,
+    },
     /// An error from the tensor crate (shapes, allocation, atomic writes).
     #[error(transparent)]
     Tensor(#[from] TensorError),
@@ -151,6 +159,27 @@ pub(crate) fn find_by_name<'a, I>(
 }
 
 impl IoError {
+    /// Names the file an error happened in (an I/O error already names it).
+    #[must_use]
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            e @ (IoError::Io { .. } | IoError::InFile { .. }) => e,
+            e => IoError::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// The error without the file it happened in.
+    #[must_use]
+    pub fn without_file(&self) -> &IoError {
+        match self {
+            IoError::InFile { source, .. } => source.without_file(),
+            e => e,
+        }
+    }
+
     /// Wraps an I/O error with its path.
     #[must_use]
     pub fn io(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {

@@ -324,7 +324,7 @@ impl GgufFile {
     /// [`IoError::Io`] and [`IoError::Format`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
         let path = path.as_ref();
-        let mut file = Self::parse(FileBytes::map(path)?)?;
+        let mut file = Self::parse(FileBytes::map(path)?).map_err(|e| e.in_file(path))?;
         file.path = Some(path.to_path_buf());
         Ok(file)
     }

@@ -76,6 +76,73 @@ fn format_error(err: impl std::fmt::Display) -> IoError {
     }
 }
 
+/// Checks a safetensors header with messages that name the tensor and the numbers (the
+/// `safetensors` crate, which checks again after this, names neither).
+fn check_header(bytes: &[u8]) -> Result<(), IoError> {
+    let len = bytes.len();
+    let Some(prefix) = bytes.get(..8) else {
+        return Err(format_error(format!(
+            "{len} bytes are too few for the 8-byte header length"
+        )));
+    };
+    let header_len = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    let data_start = usize::try_from(header_len)
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .filter(|&end| end <= len)
+        .ok_or_else(|| {
+            format_error(format!(
+                "the header claims {header_len} bytes, but the file has {} after the length",
+                len - 8
+            ))
+        })?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..data_start])
+        .map_err(|e| format_error(format!("the {header_len}-byte header is not JSON: {e}")))?;
+    let Some(entries) = header.as_object() else {
+        return Err(format_error("the header is not a JSON object"));
+    };
+    let data_len = len - data_start;
+    for (name, entry) in entries.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+        let dtype = entry["dtype"].as_str().unwrap_or("?");
+        let shape: Option<Vec<u64>> = entry["shape"]
+            .as_array()
+            .and_then(|dims| dims.iter().map(serde_json::Value::as_u64).collect());
+        let offsets: Option<Vec<u64>> = entry["data_offsets"]
+            .as_array()
+            .and_then(|o| o.iter().map(serde_json::Value::as_u64).collect());
+        let (Some(shape), Some([start, end])) = (shape, offsets.as_deref()) else {
+            return Err(format_error(format!(
+                "tensor `{name}`: the entry {entry} does not have a shape and two data_offsets"
+            )));
+        };
+        let (start, end) = (*start, *end);
+        let Ok(parsed) = parse_st_dtype(dtype) else {
+            return Err(format_error(format!(
+                "tensor `{name}`: unknown dtype {dtype}"
+            )));
+        };
+        if parsed.bitsize() % 8 != 0 {
+            continue; // sub-byte dtypes: the safetensors crate checks them below
+        }
+        let needed = shape
+            .iter()
+            .try_fold((parsed.bitsize() / 8) as u64, |n, &d| n.checked_mul(d));
+        if end < start || needed != Some(end - start) {
+            return Err(format_error(format!(
+                "tensor `{name}`: dtype {dtype} with shape {shape:?} needs {} bytes, but data_offsets [{start}, {end}] hold {}",
+                needed.map_or("more than 2^64".to_owned(), |n| n.to_string()),
+                end.saturating_sub(start)
+            )));
+        }
+        if end > data_len as u64 {
+            return Err(format_error(format!(
+                "tensor `{name}`: data_offsets [{start}, {end}] end past the {data_len} bytes of data"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl SafetensorsFile {
     /// Memory-maps and validates `path`.
     ///
@@ -85,7 +152,7 @@ impl SafetensorsFile {
     /// is not valid safetensors.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
         let path = path.as_ref();
-        let mut file = Self::parse(FileBytes::map(path)?)?;
+        let mut file = Self::parse(FileBytes::map(path)?).map_err(|e| e.in_file(path))?;
         file.path = Some(path.to_path_buf());
         Ok(file)
     }
@@ -100,6 +167,7 @@ impl SafetensorsFile {
     }
 
     fn parse(bytes: FileBytes) -> Result<Self, IoError> {
+        check_header(&bytes)?;
         let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(format_error)?;
         let data_start = 8 + header_len;
         let mut tensors: Vec<TensorInfo> = metadata

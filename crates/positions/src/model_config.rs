@@ -256,6 +256,9 @@ pub fn parse_hf_config(json: &str) -> Result<ModelRopeSettings, PositionError> {
     let max_position_embeddings =
         get_usize(&root, "max_position_embeddings", "max_position_embeddings")?
             .ok_or_else(|| missing("max_position_embeddings"))?;
+    if max_position_embeddings == 0 {
+        return Err(bad("max_position_embeddings", "must be at least 1"));
+    }
     let top_original = get_usize(
         &root,
         "original_max_position_embeddings",

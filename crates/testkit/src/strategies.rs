@@ -108,7 +108,7 @@ pub fn rope_scaling(rotary_dim: usize) -> impl Strategy<Value = RopeScaling> {
     let half = rotary_dim / 2;
     prop_oneof![
         Just(RopeScaling::None),
-        (0.25f64..16.0).prop_map(|factor| RopeScaling::Linear { factor }),
+        (1.0f64..16.0).prop_map(|factor| RopeScaling::Linear { factor }),
         (1.0f64..8.0, 1usize..64).prop_map(move |(factor, max_position_embeddings)| {
             if rotary_dim > 2 {
                 RopeScaling::DynamicNtk {

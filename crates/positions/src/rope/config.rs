@@ -7,14 +7,18 @@ use crate::error::PositionError;
 
 /// Which elements of a head form the pairs that RoPE rotates. Picking the wrong one gives
 /// plausible garbage, so it is always explicit.
+///
+/// Spelled `interleaved` / `half-split` everywhere (messages, the CLI's text and JSON,
+/// serialized configs); `half_split`, the spelling of earlier versions, is still read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum RopeLayout {
     /// Pairs `(x[2i], x[2i+1])`: Meta's reference `model.py`, GPT-J, ggml `NORMAL`, GGUF
     /// LLaMA checkpoints.
     Interleaved,
     /// Pairs `(x[i], x[i + rotary_dim/2])`: HuggingFace `rotate_half`, GPT-NeoX, ggml
     /// `NEOX`, HF LLaMA checkpoints (whose q/k weights were permuted on conversion).
+    #[serde(alias = "half_split")]
     HalfSplit,
 }
 

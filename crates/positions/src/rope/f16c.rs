@@ -13,7 +13,7 @@ use tokenloom_tensor::{DType, Element};
 
 use super::cache::CacheFloat;
 use super::config::RopeLayout;
-use super::kernel::{Rotation, heads, rotate_interleaved, rotate_pair, rotate_split_pairs};
+use super::kernel::{Rotation, rotate_interleaved, rotate_pair, rotate_split_pairs};
 
 /// Eight pairs per block.
 const LANES: usize = 8;
@@ -38,76 +38,99 @@ pub(super) fn rotate_rows_f16<'c, T, C, A>(
     A: Fn(usize) -> (&'c [C], &'c [C]),
 {
     debug_assert!(T::DTYPE == DType::F16 && C::DTYPE == DType::F32);
+    // Two plain loops (no closure: the body stays in this AVX2 + F16C build).
+    match src {
+        None => {
+            for (i, head) in rows.chunks_exact_mut(head_dim).enumerate() {
+                rotate_head_f16(head, angles(i), rotation);
+            }
+        }
+        Some(src) => {
+            let pairs = rows
+                .chunks_exact_mut(head_dim)
+                .zip(src.chunks_exact(head_dim));
+            for (i, (head, from)) in pairs.enumerate() {
+                head.copy_from_slice(from);
+                rotate_head_f16(head, angles(i), rotation);
+            }
+        }
+    }
+}
+
+/// One head of [`rotate_rows_f16`].
+#[target_feature(enable = "avx2,f16c")]
+fn rotate_head_f16<T: Element, C: CacheFloat>(
+    head: &mut [T],
+    (cos, sin): (&[C], &[C]),
+    rotation: Rotation<C>,
+) {
     let Rotation {
         pairing,
         sign,
         scale,
     } = rotation;
-    for (i, head) in heads(rows, src, head_dim) {
-        let (cos, sin) = angles(i);
-        let half = cos.len();
-        let blocked = half - half % LANES;
-        // Whole blocks.
-        let block_angles = cos[..blocked]
-            .chunks_exact(LANES)
-            .zip(sin[..blocked].chunks_exact(LANES));
-        match pairing {
-            RopeLayout::Interleaved => {
-                let (body, tail) = head[..2 * half].split_at_mut(2 * blocked);
-                for (pairs, (c, s)) in body.chunks_exact_mut(2 * LANES).zip(block_angles) {
-                    let (lo, hi) = pairs.split_at_mut(LANES);
-                    let mut values = [0.0f32; 2 * LANES];
-                    values[..LANES].copy_from_slice(&widen8(lo));
-                    values[LANES..].copy_from_slice(&widen8(hi));
-                    for (j, pair) in values.chunks_exact_mut(2).enumerate() {
-                        let (x, y) = rotate_pair(
-                            pair[0],
-                            pair[1],
-                            c[j].as_f32(),
-                            sign.as_f32() * s[j].as_f32(),
-                            scale.as_f32(),
-                        );
-                        pair[0] = x;
-                        pair[1] = y;
-                    }
-                    narrow8(&values[..LANES], lo);
-                    narrow8(&values[LANES..], hi);
+    let half = cos.len();
+    let blocked = half - half % LANES;
+    // Whole blocks.
+    let block_angles = cos[..blocked]
+        .chunks_exact(LANES)
+        .zip(sin[..blocked].chunks_exact(LANES));
+    match pairing {
+        RopeLayout::Interleaved => {
+            let (body, tail) = head[..2 * half].split_at_mut(2 * blocked);
+            for (pairs, (c, s)) in body.chunks_exact_mut(2 * LANES).zip(block_angles) {
+                let (lo, hi) = pairs.split_at_mut(LANES);
+                let mut values = [0.0f32; 2 * LANES];
+                values[..LANES].copy_from_slice(&widen8(lo));
+                values[LANES..].copy_from_slice(&widen8(hi));
+                for (j, pair) in values.chunks_exact_mut(2).enumerate() {
+                    let (x, y) = rotate_pair(
+                        pair[0],
+                        pair[1],
+                        c[j].as_f32(),
+                        sign.as_f32() * s[j].as_f32(),
+                        scale.as_f32(),
+                    );
+                    pair[0] = x;
+                    pair[1] = y;
                 }
-                rotate_interleaved(tail, &cos[blocked..], &sin[blocked..], sign, scale);
+                narrow8(&values[..LANES], lo);
+                narrow8(&values[LANES..], hi);
             }
-            RopeLayout::HalfSplit => {
-                let (first, rest) = head.split_at_mut(half);
-                let rest = &mut rest[..half];
-                let (xs_body, xs_tail) = first.split_at_mut(blocked);
-                let (ys_body, ys_tail) = rest.split_at_mut(blocked);
-                for ((xs, ys), (c, s)) in xs_body
-                    .chunks_exact_mut(LANES)
-                    .zip(ys_body.chunks_exact_mut(LANES))
-                    .zip(block_angles)
-                {
-                    let (x, y) = (widen8(xs), widen8(ys));
-                    let (mut new_x, mut new_y) = ([0.0f32; LANES], [0.0f32; LANES]);
-                    for j in 0..LANES {
-                        (new_x[j], new_y[j]) = rotate_pair(
-                            x[j],
-                            y[j],
-                            c[j].as_f32(),
-                            sign.as_f32() * s[j].as_f32(),
-                            scale.as_f32(),
-                        );
-                    }
-                    narrow8(&new_x, xs);
-                    narrow8(&new_y, ys);
+            rotate_interleaved(tail, &cos[blocked..], &sin[blocked..], sign, scale);
+        }
+        RopeLayout::HalfSplit => {
+            let (first, rest) = head.split_at_mut(half);
+            let rest = &mut rest[..half];
+            let (xs_body, xs_tail) = first.split_at_mut(blocked);
+            let (ys_body, ys_tail) = rest.split_at_mut(blocked);
+            for ((xs, ys), (c, s)) in xs_body
+                .chunks_exact_mut(LANES)
+                .zip(ys_body.chunks_exact_mut(LANES))
+                .zip(block_angles)
+            {
+                let (x, y) = (widen8(xs), widen8(ys));
+                let (mut new_x, mut new_y) = ([0.0f32; LANES], [0.0f32; LANES]);
+                for j in 0..LANES {
+                    (new_x[j], new_y[j]) = rotate_pair(
+                        x[j],
+                        y[j],
+                        c[j].as_f32(),
+                        sign.as_f32() * s[j].as_f32(),
+                        scale.as_f32(),
+                    );
                 }
-                rotate_split_pairs(
-                    xs_tail,
-                    ys_tail,
-                    &cos[blocked..],
-                    &sin[blocked..],
-                    sign,
-                    scale,
-                );
+                narrow8(&new_x, xs);
+                narrow8(&new_y, ys);
             }
+            rotate_split_pairs(
+                xs_tail,
+                ys_tail,
+                &cos[blocked..],
+                &sin[blocked..],
+                sign,
+                scale,
+            );
         }
     }
 }

@@ -110,23 +110,6 @@ fn rotate_rows_avx2<'c, T, C, A>(
     rotate_rows_portable(rows, src, head_dim, rotation, angles);
 }
 
-/// Head `i` of `rows`, copied from `src` first when there is one.
-#[inline(always)]
-pub(super) fn heads<'r, T: Copy>(
-    rows: &'r mut [T],
-    src: Option<&'r [T]>,
-    head_dim: usize,
-) -> impl Iterator<Item = (usize, &'r mut [T])> {
-    rows.chunks_exact_mut(head_dim)
-        .enumerate()
-        .map(move |(i, head)| {
-            if let Some(src) = src {
-                head.copy_from_slice(&src[i * head_dim..(i + 1) * head_dim]);
-            }
-            (i, head)
-        })
-}
-
 #[inline(always)]
 fn rotate_rows_portable<'c, T, C, A>(
     rows: &mut [T],
@@ -139,17 +122,41 @@ fn rotate_rows_portable<'c, T, C, A>(
     C: CacheFloat,
     A: Fn(usize) -> (&'c [C], &'c [C]),
 {
+    // Two plain loops rather than one with a closure: the body must be inlined into the
+    // AVX2 build (a closure would be compiled for the baseline).
+    match src {
+        None => {
+            for (i, head) in rows.chunks_exact_mut(head_dim).enumerate() {
+                rotate_head(head, angles(i), rotation);
+            }
+        }
+        Some(src) => {
+            let pairs = rows
+                .chunks_exact_mut(head_dim)
+                .zip(src.chunks_exact(head_dim));
+            for (i, (head, from)) in pairs.enumerate() {
+                head.copy_from_slice(from);
+                rotate_head(head, angles(i), rotation);
+            }
+        }
+    }
+}
+
+/// Rotates one head by its cos/sin rows.
+#[inline(always)]
+fn rotate_head<T: Element, C: CacheFloat>(
+    head: &mut [T],
+    (cos, sin): (&[C], &[C]),
+    rotation: Rotation<C>,
+) {
     let Rotation {
         pairing,
         sign,
         scale,
     } = rotation;
-    for (i, head) in heads(rows, src, head_dim) {
-        let (cos, sin) = angles(i);
-        match pairing {
-            RopeLayout::Interleaved => rotate_interleaved(head, cos, sin, sign, scale),
-            RopeLayout::HalfSplit => rotate_half_split(head, cos, sin, sign, scale),
-        }
+    match pairing {
+        RopeLayout::Interleaved => rotate_interleaved(head, cos, sin, sign, scale),
+        RopeLayout::HalfSplit => rotate_half_split(head, cos, sin, sign, scale),
     }
 }
 

@@ -48,6 +48,64 @@ pub enum RopeScaling {
     LongRope(LongRopeScaling),
 }
 
+impl RopeScaling {
+    /// HuggingFace's `rope_type` name: `default`, `linear`, `dynamic`, `yarn`, `llama3` or
+    /// `longrope`.
+    #[must_use]
+    pub fn rope_type(&self) -> &'static str {
+        match self {
+            RopeScaling::None => "default",
+            RopeScaling::Linear { .. } => "linear",
+            RopeScaling::DynamicNtk { .. } => "dynamic",
+            RopeScaling::Yarn(_) => "yarn",
+            RopeScaling::Llama3(_) => "llama3",
+            RopeScaling::LongRope(_) => "longrope",
+        }
+    }
+
+    /// The scaling as a HuggingFace `rope_parameters` object (without `rope_theta`):
+    /// `{"rope_type": "llama3", "factor": 8.0, …}`, with the parameter names of
+    /// `config.json`.
+    #[must_use]
+    pub fn to_hf_parameters(&self) -> serde_json::Value {
+        let mut object = match serde_json::to_value(self) {
+            // Externally tagged: {"llama3": {...}} or {"linear": {...}}; "default" alone.
+            Ok(serde_json::Value::Object(tagged)) => tagged
+                .into_iter()
+                .next()
+                .and_then(|(_, v)| v.as_object().cloned())
+                .unwrap_or_default(),
+            _ => serde_json::Map::new(),
+        };
+        object.retain(|_, v| !v.is_null());
+        object.insert("rope_type".to_owned(), self.rope_type().into());
+        serde_json::Value::Object(object)
+    }
+}
+
+/// `llama3 (factor 8, low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings 8192)`:
+/// the `rope_type` and its parameters, as in `config.json`.
+impl std::fmt::Display for RopeScaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.rope_type())?;
+        let parameters = self.to_hf_parameters();
+        let fields: Vec<String> = parameters
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != "rope_type")
+            .map(|(k, v)| match v {
+                serde_json::Value::Array(items) => format!("{k} [{} values]", items.len()),
+                v => format!("{k} {v}"),
+            })
+            .collect();
+        if !fields.is_empty() {
+            write!(f, " ({})", fields.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 /// Parameters of [`RopeScaling::Yarn`], with HuggingFace's defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct YarnScaling {
@@ -142,6 +200,20 @@ fn positive(name: &'static str, value: f64) -> Result<(), PositionError> {
     }
 }
 
+/// A context-extension factor: below 1 it would compress, not extend, the context, which
+/// no published model does (transformers logs a warning for it; tokenloom refuses it).
+fn at_least_one(name: &'static str, value: f64) -> Result<(), PositionError> {
+    if value.is_finite() && value >= 1.0 {
+        Ok(())
+    } else {
+        Err(PositionError::InvalidParameter {
+            name,
+            value,
+            requirement: "must be at least 1 (a factor below 1 shrinks the context instead of extending it)",
+        })
+    }
+}
+
 fn nonzero(name: &'static str, value: usize) -> Result<(), PositionError> {
     if value == 0 {
         Err(PositionError::ZeroSize { name })
@@ -174,7 +246,7 @@ impl RopeScaling {
     pub fn validate(&self, rotary_dim: usize) -> Result<(), PositionError> {
         match self {
             RopeScaling::None => {}
-            RopeScaling::Linear { factor } => positive("factor", *factor)?,
+            RopeScaling::Linear { factor } => at_least_one("factor", *factor)?,
             RopeScaling::DynamicNtk {
                 factor,
                 max_position_embeddings,
@@ -209,7 +281,7 @@ impl RopeScaling {
                 }
             }
             RopeScaling::Llama3(l) => {
-                positive("factor", l.factor)?;
+                at_least_one("factor", l.factor)?;
                 positive("low_freq_factor", l.low_freq_factor)?;
                 positive("high_freq_factor", l.high_freq_factor)?;
                 nonzero(
@@ -426,6 +498,19 @@ mod tests {
             err,
             PositionError::InvalidParameter { name: "factor", .. }
         ));
+        for scaling in [
+            RopeScaling::Linear { factor: 0.5 },
+            RopeScaling::Llama3(Llama3Scaling {
+                factor: 0.9,
+                ..Llama3Scaling::llama_3_1()
+            }),
+        ] {
+            let err = scaling.validate(8).unwrap_err();
+            assert!(
+                err.to_string().contains("must be at least 1"),
+                "{scaling:?}: {err}"
+            );
+        }
         let long = RopeScaling::LongRope(LongRopeScaling {
             short_factor: vec![1.0; 3],
             long_factor: vec![1.0; 4],
