@@ -48,7 +48,8 @@ pub use tokenloom_io as io;
 pub use tokenloom_positions as positions;
 pub use tokenloom_tensor as tensor;
 
-#[doc = include_str!("../docs/tutorial.md")]
+// docs/tutorial.md with its figures inlined (build.rs): rustdoc shows them on the page.
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial.md"))]
 pub mod tutorial {}
 
 /// The testing guide's code blocks, compiled as doctests.

@@ -44,26 +44,49 @@ fn shape_str(shape: &[usize]) -> String {
     }
 }
 
-/// Row-norm statistics and all-zero rows of a `(vocab_size, n_embd)` table.
-fn table_stats(table: &Tensor<f32>) -> (f64, f64, f64, Vec<usize>) {
+/// What `inspect` reports about a table's rows.
+struct TableStats {
+    /// Min, mean and max row norm over the finite rows (`None` when there is none).
+    norms: Option<(f64, f64, f64)>,
+    zero_rows: Vec<usize>,
+    /// Rows holding a NaN or an infinity.
+    non_finite_rows: Vec<usize>,
+}
+
+/// Row-norm statistics, all-zero rows and non-finite rows of a `(vocab_size, n_embd)`
+/// table. Non-finite rows are counted apart, so one NaN does not turn every statistic
+/// into NaN.
+fn table_stats(table: &Tensor<f32>) -> TableStats {
     let mut norms = Vec::with_capacity(table.dims()[0]);
     let mut zero_rows = Vec::new();
+    let mut non_finite_rows = Vec::new();
     for (i, row) in table.rows().enumerate() {
-        let norm = row
-            .iter()
-            .map(|&x| f64::from(x) * f64::from(x))
-            .sum::<f64>()
-            .sqrt();
+        if row.iter().any(|x| !x.is_finite()) {
+            non_finite_rows.push(i);
+            continue;
+        }
         if row.iter().all(|&x| x == 0.0) {
             zero_rows.push(i);
         }
-        norms.push(norm);
+        norms.push(
+            row.iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt(),
+        );
     }
-    let min = norms.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = norms.iter().copied().fold(0.0, f64::max);
-    #[allow(clippy::cast_precision_loss)]
-    let mean = norms.iter().sum::<f64>() / norms.len() as f64;
-    (min, mean, max, zero_rows)
+    let stats = (!norms.is_empty()).then(|| {
+        let min = norms.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = norms.iter().copied().fold(0.0, f64::max);
+        #[allow(clippy::cast_precision_loss)]
+        let mean = norms.iter().sum::<f64>() / norms.len() as f64;
+        (min, mean, max)
+    });
+    TableStats {
+        norms: stats,
+        zero_rows,
+        non_finite_rows,
+    }
 }
 
 /// RoPE settings as JSON, in the spellings of `config.json`: the layout as in the text
@@ -108,14 +131,16 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
                     table.shape()
                 ));
             }
-            let (min, mean, max, zero_rows) = table_stats(&table);
+            let stats = table_stats(&table);
             Some(json!({
                 "name": name,
                 "vocab_size": table.dims()[0],
                 "n_embd": table.dims()[1],
-                "row_norm": {"min": min, "mean": mean, "max": max},
-                "zero_row_count": zero_rows.len(),
-                "zero_rows": zero_rows.iter().take(100).collect::<Vec<_>>(),
+                "row_norm": stats.norms.map(|(min, mean, max)| json!({"min": min, "mean": mean, "max": max})),
+                "zero_row_count": stats.zero_rows.len(),
+                "zero_rows": stats.zero_rows.iter().take(100).collect::<Vec<_>>(),
+                "non_finite_row_count": stats.non_finite_rows.len(),
+                "non_finite_rows": stats.non_finite_rows.iter().take(100).collect::<Vec<_>>(),
             }))
         }
         Err(_) if tensor.is_none() => None,
@@ -162,16 +187,40 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
                     shown.join(", ")
                 };
                 out += &format!(
-                    "embedding: {} vocab_size {} n_embd {}\n  row norms min {:.6} mean {:.6} max {:.6}\n  all-zero rows: {} [{}]\n",
+                    "embedding: {} vocab_size {} n_embd {}\n",
                     e["name"].as_str().unwrap_or_default(),
                     e["vocab_size"],
                     e["n_embd"],
-                    e["row_norm"]["min"].as_f64().unwrap_or(f64::NAN),
-                    e["row_norm"]["mean"].as_f64().unwrap_or(f64::NAN),
-                    e["row_norm"]["max"].as_f64().unwrap_or(f64::NAN),
-                    e["zero_row_count"],
-                    ids("zero_rows"),
                 );
+                out += &match &e["row_norm"] {
+                    Value::Null if e["vocab_size"] == 0 => {
+                        "  the table is empty: no rows\n".to_owned()
+                    }
+                    Value::Null => "  row norms: no finite row\n".to_owned(),
+                    n => format!(
+                        "  row norms min {:.6} mean {:.6} max {:.6}{}\n",
+                        n["min"].as_f64().unwrap_or_default(),
+                        n["mean"].as_f64().unwrap_or_default(),
+                        n["max"].as_f64().unwrap_or_default(),
+                        if e["non_finite_row_count"] == 0 {
+                            ""
+                        } else {
+                            " (finite rows only)"
+                        }
+                    ),
+                };
+                out += &format!(
+                    "  all-zero rows: {} [{}]\n",
+                    e["zero_row_count"],
+                    ids("zero_rows")
+                );
+                if e["non_finite_row_count"] != 0 {
+                    out += &format!(
+                        "  rows with NaN or infinity: {} [{}]\n",
+                        e["non_finite_row_count"],
+                        ids("non_finite_rows")
+                    );
+                }
             }
         }
         out += &format!("tied output head: {}\n", value["tied"]);
@@ -353,17 +402,30 @@ pub fn neighbors(
     let name = checkpoint.embedding_name(tensor)?;
     let table = Embedding::from_weight(checkpoint.load_f32(&name)?)?;
     let query: Vec<f64> = table.row(id)?.iter().map(|&x| f64::from(x)).collect();
+    if query.iter().any(|x| !x.is_finite()) {
+        return fail(format!(
+            "row {id} holds a NaN or an infinity: cosine similarity is undefined"
+        ));
+    }
     let query_norm = query.iter().map(|x| x * x).sum::<f64>().sqrt();
     if query_norm == 0.0 {
         return fail(format!(
             "row {id} is all zeros: cosine similarity is undefined"
         ));
     }
+    // Rows with a NaN or an infinity have no cosine: they are skipped, and said so.
+    let skipped: Vec<usize> = table
+        .weight()
+        .rows()
+        .enumerate()
+        .filter(|(_, row)| row.iter().any(|x| !x.is_finite()))
+        .map(|(i, _)| i)
+        .collect();
     let mut scored: Vec<(usize, f64)> = table
         .weight()
         .rows()
         .enumerate()
-        .filter(|&(i, _)| i != id as usize)
+        .filter(|&(i, _)| i != id as usize && skipped.binary_search(&i).is_err())
         .filter_map(|(i, row)| {
             let dot: f64 = row.iter().zip(&query).map(|(&a, b)| f64::from(a) * b).sum();
             let norm = row
@@ -380,9 +442,17 @@ pub fn neighbors(
         "tensor": name,
         "id": id,
         "top": scored.iter().map(|&(i, c)| json!({"id": i, "cosine": c})).collect::<Vec<_>>(),
+        "skipped_non_finite_rows": skipped,
     });
     emit(json, &value, || {
         let mut text = format!("nearest rows to id {id} in {name} by cosine similarity\n");
+        if !skipped.is_empty() {
+            text += &format!(
+                "  note: {} rows with NaN or infinity skipped: {:?}\n",
+                skipped.len(),
+                &skipped[..skipped.len().min(10)]
+            );
+        }
         for (rank, (i, c)) in scored.iter().enumerate() {
             text += &format!("  {:>3}. id {i:>8}  cosine {c:+.6}\n", rank + 1);
         }

@@ -651,3 +651,67 @@ fn a_hostile_sharded_index_cannot_open_a_file_outside_the_model_directory() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&outside).unwrap();
 }
+
+#[test]
+fn non_finite_and_empty_tables_are_reported_not_averaged() {
+    let dir = common::scratch_dir("cli-nan");
+    let mut values = values(VOCAB * N_EMBD, 3);
+    values[N_EMBD + 2] = f32::NAN; // row 1
+    values[4 * N_EMBD] = f32::INFINITY; // row 4
+    let path = dir.join("nan.safetensors");
+    write_raw_safetensors(
+        &path,
+        &[f32_tensor(
+            "model.embed_tokens.weight",
+            &[VOCAB, N_EMBD],
+            &values,
+        )],
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = json(&["inspect", p]);
+    assert_eq!(out["embedding"]["non_finite_row_count"], 2);
+    assert_eq!(
+        out["embedding"]["non_finite_rows"],
+        serde_json::json!([1, 4])
+    );
+    assert!(
+        out["embedding"]["row_norm"]["max"]
+            .as_f64()
+            .unwrap()
+            .is_finite()
+    );
+    let text = tokenloom().args(["inspect", p]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("rows with NaN or infinity: 2 [1, 4]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("NaN max") && !text.contains("mean NaN"),
+        "{text}"
+    );
+    let out = json(&["neighbors", p, "--id", "0", "--top", "10"]);
+    assert_eq!(out["skipped_non_finite_rows"], serde_json::json!([1, 4]));
+    let top = out["top"].as_array().unwrap();
+    assert_eq!(top.len(), VOCAB - 3);
+    assert!(
+        top.iter()
+            .all(|t| t["cosine"].as_f64().unwrap().is_finite())
+    );
+    assert!(error(&["neighbors", p, "--id", "1"]).contains("NaN or an infinity"));
+
+    let empty = dir.join("empty.safetensors");
+    write_raw_safetensors(
+        &empty,
+        &[f32_tensor("model.embed_tokens.weight", &[0, N_EMBD], &[])],
+    )
+    .unwrap();
+    let out = tokenloom()
+        .args(["inspect", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("the table is empty"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

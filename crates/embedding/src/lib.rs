@@ -55,18 +55,21 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
-mod checkpoint;
+// In the order a reader meets them (rustdoc lists `Embedding`'s methods in this order):
+// the table and its constructors, the lookup, the backward, the head, the optimizers,
+// and persistence last.
+mod table;
+mod init;
 mod config;
-mod error;
+mod options;
+mod lookup;
+mod renorm;
 mod grad;
 mod head;
-mod init;
-mod lookup;
 mod optim;
-mod options;
-mod renorm;
+mod checkpoint;
 mod safetensors;
-mod table;
+mod error;
 
 pub use checkpoint::EMBEDDING_FILE;
 pub use config::EmbeddingConfig;
