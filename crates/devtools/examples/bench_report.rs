@@ -1,8 +1,8 @@
-//! Turns the criterion results of `cargo bench --bench kernels` into the markdown table of
+//! Turns the criterion results of `cargo bench -p tokenloom-devtools --bench kernels` into the markdown table of
 //! docs/benchmarks.md: median and minimum time per kernel, throughput, and the ratio to
 //! the faster `roofline_copy_*` measured in the same group of the same run.
 //!
-//! Run: `cargo bench --bench kernels && cargo run --release --example bench_report`.
+//! Run: `cargo bench -p tokenloom-devtools --bench kernels && cargo run --release -p tokenloom-devtools --example bench_report`.
 
 use std::error::Error;
 use std::fs;
@@ -62,11 +62,11 @@ fn format_time(ns: f64) -> String {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
+    let root = tokenloom_devtools::workspace_root().join("target/criterion");
     let mut groups: Vec<_> = fs::read_dir(&root)
         .map_err(|e| {
             format!(
-                "{}: {e} (run `cargo bench --bench kernels` first)",
+                "{}: {e} (run `cargo bench -p tokenloom-devtools --bench kernels` first)",
                 root.display()
             )
         })?

@@ -2,16 +2,12 @@
 //! tokens → output head) on a corpus from a grammar of word classes, untied and tied, with
 //! a progress bar, a summary table and the loss-curve figure.
 //!
-//! Run: `cargo run --release --example train` (a few seconds on 2 cores).
-
-#[path = "../tests/support/tutorial_gen.rs"]
-mod tutorial_gen;
+//! Run: `cargo run --release -p tokenloom-devtools --example train` (a few seconds on 2 cores).
 
 use std::error::Error;
-use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tutorial_gen::{DEMO_STEPS, HeadMode};
+use tokenloom_devtools::tutorial_gen::{self, DEMO_STEPS, HeadMode};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let corpus = tutorial_gen::demo_corpus();
@@ -38,7 +34,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             .iter()
             .find(|(n, _)| *n == "loss_curves.svg")
             .expect("the loss figure");
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = tokenloom_devtools::workspace_root()
             .join("docs/figures")
             .join(name);
         std::fs::write(&path, svg)?;

@@ -1,13 +1,11 @@
 //! A small training run: the table and head learn a toy next-token task, with SGD and
 //! AdamW, untied and tied.
 
-#[path = "support/tutorial_gen.rs"]
-mod tutorial_gen;
-
 use tokenloom::embedding::{
     AdamW, EmbeddingAndHead, EmbeddingConfig, Init, Optimizer, Sgd, TieOptions,
 };
 use tokenloom::tensor::Tensor;
+use tokenloom_devtools::tutorial_gen;
 
 const VOCAB_SIZE: usize = 16;
 const N_EMBD: usize = 8;

@@ -3,11 +3,8 @@
 //! `copy_from_slice` of the bytes the operation must move), the obviously-correct
 //! `naive` kernel (also the test oracle's logic), and tokenloom's kernels.
 //!
-//! Run: `cargo bench --bench kernels`, then `cargo run --release --example bench_report`
+//! Run: `cargo bench -p tokenloom-devtools --bench kernels`, then `cargo run --release -p tokenloom-devtools --example bench_report`
 //! for the table with ratios (see docs/benchmarks.md).
-
-#[path = "../tests/support/gemm_peer.rs"]
-mod gemm_peer;
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -20,6 +17,7 @@ use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayou
 use tokenloom::tensor::{
     Accumulate, Element, Operand, Tensor, TensorViewMut, bf16, f16, for_each_chunk_mut, matmul_into,
 };
+use tokenloom_devtools::gemm_peer;
 
 /// A cheap, deterministic table: the values do not matter to a memory-bound kernel.
 fn table<T: Element>(vocab_size: usize, n_embd: usize) -> Embedding<T> {

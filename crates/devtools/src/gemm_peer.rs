@@ -1,7 +1,7 @@
 //! The GEMMs tokenloom's tied projection is measured against, called directly:
 //! `matrixmultiply`'s `sgemm` with its threads, and the `gemm` crate on rayon's pool
 //! (which tokenloom uses for every product but a single row's). Each sits behind a safe,
-//! length-checked function. Used by `benches/kernels.rs`; checked by `tests/gemm_peer.rs`.
+//! length-checked function. Used by `benches/kernels.rs`; checked by `tests/gemm_peer.rs` (of this crate).
 
 /// Panics unless the lengths describe `a: (m, k)`, `b: (n, k)`, `c: (m, n)`, all non-empty.
 fn check_abt(a: &[f32], b: &[f32], c: &[f32], (m, k, n): (usize, usize, usize)) {

@@ -1,10 +1,8 @@
 //! The tutorial's generator: every number printed in docs/tutorial.md and every figure in
-//! docs/figures/ comes from this code. `cargo run --release --example tutorial -- --write`
+//! docs/figures/ comes from this code. `cargo run --release -p tokenloom-devtools --example tutorial -- --write`
 //! rewrites them; `tests/tutorial_drift.rs` fails when the checked-in files differ.
 //!
-//! Shared by the `tutorial` and `train` examples and the drift test (through `#[path]`).
-
-#![allow(dead_code)] // each includer uses a different subset
+//! Used by the `tutorial` and `train` examples and the drift test.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

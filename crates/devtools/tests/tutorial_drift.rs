@@ -1,16 +1,14 @@
 //! docs/tutorial.md and docs/figures/ are exactly what the generator writes from the live
 //! code: a changed number anywhere fails this test.
 
-#[path = "support/tutorial_gen.rs"]
-mod tutorial_gen;
+use tokenloom_devtools::tutorial_gen;
 
-use std::path::Path;
-
-const REFRESH: &str = "run `cargo run --release --example tutorial -- --write` to refresh it";
+const REFRESH: &str =
+    "run `cargo run --release -p tokenloom-devtools --example tutorial -- --write` to refresh it";
 
 #[test]
 fn tutorial_and_figures_match_the_generator() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tokenloom_devtools::workspace_root();
     let corpus = tutorial_gen::demo_corpus();
     let runs = tutorial_gen::train_all(&corpus);
     let doc = std::fs::read_to_string(root.join("docs/tutorial.md")).unwrap();

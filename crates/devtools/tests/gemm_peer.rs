@@ -1,11 +1,8 @@
-//! The benchmark's comparison GEMMs (`tests/support/gemm_peer.rs`) compute the product
+//! The benchmark's comparison GEMMs (`tokenloom_devtools::gemm_peer`) compute the product
 //! they claim to, and refuse buffers of the wrong size instead of reading past them.
 
-#[path = "support/gemm_peer.rs"]
-mod gemm_peer;
-
-use gemm_peer::{gemm_abt, matrixmultiply_abt};
 use tokenloom::tensor::{Tensor, matmul_transposed};
+use tokenloom_devtools::gemm_peer::{gemm_abt, matrixmultiply_abt};
 
 fn values(len: usize, seed: usize) -> Vec<f32> {
     (0..len)

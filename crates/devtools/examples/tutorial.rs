@@ -1,18 +1,16 @@
 //! Regenerates the printed blocks of docs/tutorial.md and the figures in docs/figures/
 //! from the live code.
 //!
-//! `cargo run --release --example tutorial -- --write` rewrites the files; without
+//! `cargo run --release -p tokenloom-devtools --example tutorial -- --write` rewrites the files; without
 //! `--write` it reports whether they are up to date.
 
-#[path = "../tests/support/tutorial_gen.rs"]
-mod tutorial_gen;
-
 use std::error::Error;
-use std::path::Path;
+
+use tokenloom_devtools::tutorial_gen;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let write = std::env::args().any(|a| a == "--write");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tokenloom_devtools::workspace_root();
     let corpus = tutorial_gen::demo_corpus();
     let runs = tutorial_gen::train_all(&corpus);
     let doc_path = root.join("docs/tutorial.md");
@@ -42,7 +40,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             stale
                 .iter()
                 .for_each(|p| println!("stale: {}", p.display()));
-            println!("run `cargo run --release --example tutorial -- --write` to refresh");
+            println!(
+                "run `cargo run --release -p tokenloom-devtools --example tutorial -- --write` to refresh"
+            );
         }
     }
     Ok(())
