@@ -1,6 +1,8 @@
 //! The reference vectors in `tests/reference/` are byte-for-byte copies of the shared
-//! originals. Every file listed in the index must be present; when `../shared/reference/`
-//! sits beside the project, the copies must be identical to it.
+//! originals: every file's SHA-256 equals the one `tests/reference/SHA256SUMS` recorded
+//! from the originals (so an edited or truncated copy fails in every clone); every file
+//! listed in the index is present; and when `../shared/reference/` sits beside the
+//! project, the manifest itself is checked against the originals.
 
 mod common;
 
@@ -29,12 +31,76 @@ fn every_indexed_case_is_copied_and_parses() {
     }
 }
 
+/// `(sha256 hex, file name)` of every line of `SHA256SUMS` (`sha256sum` output).
+fn manifest() -> Vec<(String, String)> {
+    std::fs::read_to_string(common::reference_dir().join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (hash, name) = line.split_once("  ").expect("`<hash>  <file>` lines");
+            (hash.to_owned(), name.to_owned())
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn every_copy_has_the_recorded_checksum() {
+    let manifest = manifest();
+    assert!(
+        manifest.len() >= 20,
+        "{} files in SHA256SUMS",
+        manifest.len()
+    );
+    let mut on_disk: Vec<String> = std::fs::read_dir(common::reference_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = manifest.iter().map(|(_, n)| n.clone()).collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "the copied files are exactly those recorded"
+    );
+    for (hash, name) in &manifest {
+        let bytes = std::fs::read(common::reference_dir().join(name)).unwrap();
+        assert_eq!(
+            &sha256_hex(&bytes),
+            hash,
+            "{name} is not the recorded original"
+        );
+    }
+}
+
+#[test]
+fn sha256_of_known_inputs() {
+    assert_eq!(
+        sha256_hex(b""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
+
+/// Only beside the shared folder (the developers' checkout): the manifest itself must
+/// describe the originals. Every user's clone has the test above.
 #[test]
 fn copies_match_the_shared_originals() {
     let Some(shared) = shared_dir() else {
-        println!("../shared/reference is not beside this clone; nothing to compare");
         return;
     };
+    let manifest = manifest();
     for entry in std::fs::read_dir(&shared).unwrap() {
         let path = entry.unwrap().path();
         let copy = common::reference_dir().join(path.file_name().unwrap());
@@ -47,6 +113,13 @@ fn copies_match_the_shared_originals() {
             copy.display(),
             path.display()
         );
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".json") {
+            assert!(
+                manifest.contains(&(sha256_hex(&original), name.clone())),
+                "SHA256SUMS does not record {name} as it is in ../shared"
+            );
+        }
     }
 }
 

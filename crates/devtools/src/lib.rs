@@ -10,6 +10,7 @@
 //!   `examples/bench_report.rs`, which turns its results into `docs/benchmarks.md`'s
 //!   tables.
 
+pub mod drift;
 pub mod gemm_peer;
 pub mod tutorial_gen;
 

@@ -39,8 +39,10 @@
 //!
 //! This crate depends only on `tokenloom-tensor`; it never depends on the embedding crate.
 
-// The one `unsafe` block calls the AVX2 build of the rotation loop after checking the
-// CPU supports it (rope/kernel.rs).
+// Unsafe code is denied except where it is allowed, each with a `// SAFETY:` comment:
+// the two calls of the AVX2 builds of the rotation loop (rope/kernel.rs, made with an
+// `Avx2` proof that only CPU detection creates: rope/isa.rs) and the F16C loads and
+// stores (rope/f16c.rs).
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -58,4 +60,4 @@ pub use rope::{
     RopeLayout, RopeScaling, RopeTables, YarnScaling, convert_qk_layout, convert_qk_layout_into,
     cos_sin, reduce_angle,
 };
-pub use sinusoidal::{sinusoidal_into, sinusoidal_table};
+pub use sinusoidal::{Sinusoidal, SinusoidalVariant, sinusoidal_into, sinusoidal_table};

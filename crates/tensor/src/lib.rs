@@ -38,6 +38,10 @@
 //! [`TensorError`], whose variants carry the numbers. Panics are reserved for broken
 //! internal invariants.
 
+// The one `unsafe` block is the `gemm` call in matmul.rs (allowed there, with its
+// `// SAFETY:` comment); the candle adapter reaches candle's storage through candle's
+// safe API.
+#![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod adapters;

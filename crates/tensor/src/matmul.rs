@@ -1,5 +1,5 @@
-//! Matrix products of rank-2 views through the `gemm` crate (with
-//! `tokenloom_positions`' AVX2 rotation, the only `unsafe` code of tokenloom's kernels).
+//! Matrix products of rank-2 views through the `gemm` crate, whose call is this crate's
+//! only `unsafe` block (checked lengths and strides first; see the `// SAFETY:` comment).
 //!
 //! `f32` and `f64` multiply natively; `f16` and `bf16` are widened to `f32`, multiplied
 //! and rounded once. `gemm` picks its AVX-512, AVX2 or SSE kernels at run time, and splits
@@ -293,6 +293,7 @@ macro_rules! native_gemm {
                 // `a` nor `b`; `gemm` only reads through the `a`/`b` pointers (its `*mut`
                 // argument types notwithstanding) and reads `c` only when `read_dst` is
                 // true, i.e. when accumulating. `gemm` supports `f32` and `f64`.
+                #[allow(unsafe_code)]
                 unsafe {
                     gemm::gemm(
                         m,
@@ -395,6 +396,10 @@ mod tests {
             (7, 13, 9),
             (17, 5, 33),
             (9, 31, 8),
+            // Around the f32 kernels' wider tiles (16- and 32-lane registers).
+            (33, 17, 65),
+            (16, 64, 48),
+            (31, 3, 129),
             // A few rows against a transposed operand take the dot-product path.
             (1, 37, 70),
             (3, 37, 70),
@@ -429,7 +434,26 @@ mod tests {
                         accumulate: false,
                     };
                     // Products of small multiples of 1/4 sum exactly in f64.
-                    assert_eq!(out, naive(&a, &b, dims), "{m}x{k}x{n} {a_op:?} {b_op:?}");
+                    let want = naive(&a, &b, dims);
+                    assert_eq!(out, want, "{m}x{k}x{n} {a_op:?} {b_op:?}");
+                    // The native f32 path (other kernels, other tiles): these sums are
+                    // exact in f32 too (multiples of 1/8 below 2^21).
+                    let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                        a.iter().map(|&x| x as f32).collect(),
+                        b.iter().map(|&x| x as f32).collect(),
+                    );
+                    let mut out32 = vec![f32::NAN; m * n];
+                    matmul_into(
+                        TensorView::new(&a32, &a_dims).unwrap(),
+                        a_op,
+                        TensorView::new(&b32, &b_dims).unwrap(),
+                        b_op,
+                        TensorViewMut::new(&mut out32, &[m, n]).unwrap(),
+                        Accumulate::Replace,
+                    )
+                    .unwrap();
+                    let out32: Vec<f64> = out32.iter().map(|&x| f64::from(x)).collect();
+                    assert_eq!(out32, want, "f32 {m}x{k}x{n} {a_op:?} {b_op:?}");
                 }
             }
         }

@@ -22,25 +22,26 @@ use tokenloom_tensor::{DType, Element};
 
 use super::cache::CacheFloat;
 use super::config::RopeLayout;
+#[cfg(target_arch = "x86_64")]
+use super::isa::Avx2;
 
 /// The instruction set a rotation runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Isa {
     /// The build target's baseline (SSE2 on x86-64).
     Baseline,
-    /// x86-64 with AVX2 and F16C (every AVX2 CPU has it), detected at run time.
+    /// x86-64 with AVX2 and F16C (every AVX2 CPU has it), with the proof that this CPU
+    /// has them.
     #[cfg(target_arch = "x86_64")]
-    Avx2,
+    Avx2(Avx2),
 }
 
 impl Isa {
     /// The widest instruction set this CPU supports (a cached check after the first call).
     pub(super) fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("f16c")
-        {
-            return Isa::Avx2;
+        if let Some(proof) = Avx2::detect() {
+            return Isa::Avx2(proof);
         }
         Isa::Baseline
     }
@@ -77,19 +78,20 @@ pub(super) fn rotate_rows<'c, T, C, A>(
     match isa {
         Isa::Baseline => rotate_rows_portable(rows, src, head_dim, rotation, angles),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if T::DTYPE == DType::F16 && C::DTYPE == DType::F32 => {
-            // SAFETY: `Isa::Avx2` is only constructed by `Isa::detect` after
-            // `is_x86_feature_detected!` found AVX2 and F16C, so this CPU executes the
-            // instructions the function contains. The function is safe to call otherwise.
+        Isa::Avx2(_proof) if T::DTYPE == DType::F16 && C::DTYPE == DType::F32 => {
+            // SAFETY: an `Avx2` value exists only after `Avx2::detect` found AVX2 and F16C
+            // on this CPU (or a caller of the unsafe `Avx2::new_unchecked` promised it):
+            // the CPU executes the instructions the function contains, which is safe to
+            // call otherwise.
             #[allow(unsafe_code)]
             unsafe {
                 super::f16c::rotate_rows_f16(rows, src, head_dim, rotation, angles);
             }
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above: the CPU has AVX2.
+        // SAFETY: as above: the `Avx2` proof says the CPU has AVX2.
         #[allow(unsafe_code)]
-        Isa::Avx2 => unsafe { rotate_rows_avx2(rows, src, head_dim, rotation, angles) },
+        Isa::Avx2(_proof) => unsafe { rotate_rows_avx2(rows, src, head_dim, rotation, angles) },
     }
 }
 
@@ -407,7 +409,7 @@ mod tests {
     fn detect_finds_avx2_where_the_cpu_has_it() {
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
-            Isa::detect() == Isa::Avx2,
+            matches!(Isa::detect(), Isa::Avx2(_)),
             std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("f16c")
         );
