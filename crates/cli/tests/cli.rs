@@ -466,16 +466,28 @@ fn a_closed_pipe_ends_the_command_quietly() {
     use std::io::Read;
     use std::process::Stdio;
     let dir = common::scratch_dir("cli-pipe");
-    write_model(&dir);
+    // 6000 rows: `neighbors --top 5000` writes 5000 lines into a reader that takes one.
+    let rows = 6000;
+    let path = dir.join("big.safetensors");
+    write_raw_safetensors(
+        &path,
+        &[f32_tensor(
+            "model.embed_tokens.weight",
+            &[rows, N_EMBD],
+            &values(rows * N_EMBD, 5),
+        )],
+    )
+    .unwrap();
     // A reader that takes one line and closes the pipe, as `| head -1` does.
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tokenloom"))
-        .args(["embed", "--vocab-size", "50000", "--n-embd", "64", "--ids"])
-        .arg(
-            (0..20000)
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        )
+        .args([
+            "neighbors",
+            path.to_str().unwrap(),
+            "--id",
+            "7",
+            "--top",
+            "5000",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
