@@ -1,8 +1,11 @@
-//! The reference vectors in `tests/reference/` are byte-for-byte copies of the shared
-//! originals: every file's SHA-256 equals the one `tests/reference/SHA256SUMS` recorded
-//! from the originals (so an edited or truncated copy fails in every clone); every file
-//! listed in the index is present; and when `../shared/reference/` sits beside the
-//! project, the manifest itself is checked against the originals.
+//! The reference vectors in `tests/reference/` and `crates/testkit/reference/` (the
+//! cases the conformance kit ships) are byte-for-byte copies of the shared originals:
+//! every file's SHA-256 equals the one `tests/reference/SHA256SUMS` recorded from the
+//! originals (so an edited or truncated copy fails in every clone); every file listed in
+//! the index is present; and when `../shared/reference/` sits beside the project, the
+//! manifest itself is checked against the originals.
+
+use std::path::PathBuf;
 
 mod common;
 
@@ -16,8 +19,8 @@ fn every_indexed_case_is_copied_and_parses() {
     assert!(cases.len() >= 20, "INDEX.json lists {} cases", cases.len());
     for case in cases {
         let name = case["case"].as_str().unwrap();
-        let path = common::reference_dir().join(format!("{name}.json"));
-        if path.exists() {
+        if let Some(path) = copy_of(&format!("{name}.json")) {
+            assert!(path.exists());
             common::case(name);
         } else {
             // The index may list cases that the shared folder never shipped; those that
@@ -59,8 +62,9 @@ fn every_copy_has_the_recorded_checksum() {
         "{} files in SHA256SUMS",
         manifest.len()
     );
-    let mut on_disk: Vec<String> = std::fs::read_dir(common::reference_dir())
-        .unwrap()
+    let mut on_disk: Vec<String> = [common::reference_dir(), common::testkit_reference_dir()]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".json"))
         .collect();
@@ -72,7 +76,7 @@ fn every_copy_has_the_recorded_checksum() {
         "the copied files are exactly those recorded"
     );
     for (hash, name) in &manifest {
-        let bytes = std::fs::read(common::reference_dir().join(name)).unwrap();
+        let bytes = std::fs::read(copy_of(name).unwrap()).unwrap();
         assert_eq!(
             &sha256_hex(&bytes),
             hash,
@@ -103,7 +107,8 @@ fn copies_match_the_shared_originals() {
     let manifest = manifest();
     for entry in std::fs::read_dir(&shared).unwrap() {
         let path = entry.unwrap().path();
-        let copy = common::reference_dir().join(path.file_name().unwrap());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let copy = copy_of(name).unwrap_or_else(|| common::reference_dir().join(name));
         let original = std::fs::read(&path).unwrap();
         let copied = std::fs::read(&copy)
             .unwrap_or_else(|e| panic!("{} is not copied: {e}", copy.display()));
@@ -113,14 +118,21 @@ fn copies_match_the_shared_originals() {
             copy.display(),
             path.display()
         );
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
         if name.ends_with(".json") {
             assert!(
-                manifest.contains(&(sha256_hex(&original), name.clone())),
+                manifest.contains(&(sha256_hex(&original), name.to_owned())),
                 "SHA256SUMS does not record {name} as it is in ../shared"
             );
         }
     }
+}
+
+/// The copy of a reference file, in `tests/reference` or `crates/testkit/reference`.
+fn copy_of(name: &str) -> Option<PathBuf> {
+    [common::reference_dir(), common::testkit_reference_dir()]
+        .into_iter()
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 fn shared_dir() -> Option<std::path::PathBuf> {

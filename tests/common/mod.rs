@@ -7,21 +7,36 @@ use std::path::{Path, PathBuf};
 /// The folder holding the copied reference vectors: `tests/reference` of the workspace
 /// root (this module is also included by member crates' tests).
 pub fn reference_dir() -> PathBuf {
+    workspace_root().join("tests/reference")
+}
+
+/// The reference vectors the conformance kit ships: `crates/testkit/reference`.
+pub fn testkit_reference_dir() -> PathBuf {
+    workspace_root().join("crates/testkit/reference")
+}
+
+fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .ancestors()
-        .map(|dir| dir.join("tests/reference"))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| manifest.join("tests/reference"))
+        .find(|dir| dir.join("tests/reference").is_dir())
+        .unwrap_or(manifest)
+        .to_path_buf()
 }
 
 #[allow(unused_imports)] // Each test binary uses a different subset.
 pub use tokenloom_testkit::reference::{ReferenceCase as Case, assert_close};
 
-/// Loads `tests/reference/{name}.json`. A missing file fails the test: the copies are
-/// part of the repository.
+/// Loads `{name}.json` from `tests/reference/` or, for the cases the conformance kit
+/// ships, `crates/testkit/reference/`. A missing file fails the test: the copies are part
+/// of the repository.
 pub fn case(name: &str) -> Case {
-    Case::load(&reference_dir(), name)
+    let shipped = testkit_reference_dir();
+    if shipped.join(format!("{name}.json")).is_file() {
+        Case::load(&shipped, name)
+    } else {
+        Case::load(&reference_dir(), name)
+    }
 }
 
 /// Swaps dimensions 1 and 2 of a rank-4 row-major tensor: `(a, b, c, d)` → `(a, c, b, d)`.

@@ -148,29 +148,30 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     }
 }
 
-/// The reference cases the conformance kit embeds, by name (copied from
-/// `tests/reference/` of the workspace).
+/// The reference cases the conformance kit embeds, by name: the PyTorch/HuggingFace/Meta
+/// files this crate ships in its own `reference/` folder (the workspace's tests read
+/// them from there too).
 pub(crate) fn embedded(name: &str) -> ReferenceCase {
     let text = match name {
-        "emb_fwd_basic_f64" => include_str!("../../../tests/reference/emb_fwd_basic_f64.json"),
+        "emb_fwd_basic_f64" => include_str!("../reference/emb_fwd_basic_f64.json"),
         "emb_fwd_odd_batch_repeated_f64" => {
-            include_str!("../../../tests/reference/emb_fwd_odd_batch_repeated_f64.json")
+            include_str!("../reference/emb_fwd_odd_batch_repeated_f64.json")
         }
         "emb_backward_dense_f64" => {
-            include_str!("../../../tests/reference/emb_backward_dense_f64.json")
+            include_str!("../reference/emb_backward_dense_f64.json")
         }
-        "rope_hf_default_f64" => include_str!("../../../tests/reference/rope_hf_default_f64.json"),
+        "rope_hf_default_f64" => include_str!("../reference/rope_hf_default_f64.json"),
         "rope_hf_offset_batch3_f64" => {
-            include_str!("../../../tests/reference/rope_hf_offset_batch3_f64.json")
+            include_str!("../reference/rope_hf_offset_batch3_f64.json")
         }
         "rope_hf_partial_0p5_f64" => {
-            include_str!("../../../tests/reference/rope_hf_partial_0p5_f64.json")
+            include_str!("../reference/rope_hf_partial_0p5_f64.json")
         }
         "rope_meta_default_f64" => {
-            include_str!("../../../tests/reference/rope_meta_default_f64.json")
+            include_str!("../reference/rope_meta_default_f64.json")
         }
         "rope_meta_offset_batch3_f64" => {
-            include_str!("../../../tests/reference/rope_meta_offset_batch3_f64.json")
+            include_str!("../reference/rope_meta_offset_batch3_f64.json")
         }
         other => panic!("no embedded reference case {other}"),
     };
