@@ -63,6 +63,28 @@ pub enum IoError {
         /// The stored shape.
         got: Vec<usize>,
     },
+    /// A number of values that is not a whole number of quantized blocks.
+    #[error("{values} values are not a whole number of {qtype} blocks of {block_elems}")]
+    QuantizedLength {
+        /// The type, e.g. `Q4_K`.
+        qtype: String,
+        /// The number of values.
+        values: usize,
+        /// Values per block.
+        block_elems: usize,
+    },
+    /// Quantized data of the wrong size (truncated, or too long).
+    #[error("{values} values of {qtype} take {expected} bytes, but {bytes} were given")]
+    QuantizedData {
+        /// The type.
+        qtype: String,
+        /// The bytes given.
+        bytes: usize,
+        /// The bytes needed.
+        expected: usize,
+        /// The number of values.
+        values: usize,
+    },
     /// A sharded checkpoint's index file that cannot be used.
     #[error("{path}: {problem}", path = .path.display())]
     Index {

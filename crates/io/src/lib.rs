@@ -37,8 +37,8 @@ mod safetensors_file;
 
 pub use error::IoError;
 pub use gguf::{
-    GgmlType, GgufFile, GgufTensorInfo, GgufValue, GgufWriteTensor, GgufWriteValue,
-    dequantize_q8_0, gguf_bytes, quantize_q8_0,
+    BlockCodec, GgmlType, GgufFile, GgufTensorInfo, GgufValue, GgufWriteTensor, GgufWriteValue,
+    QuantizedMatrix, dequantize, dequantize_q8_0, gguf_bytes, quantize_q8_0,
 };
 pub use mapped::FileBytes;
 pub use model_dir::{

@@ -57,6 +57,12 @@ fn sample_file() -> Vec<u8> {
                 ne: vec![32, 1],
                 data: vec![0; 20],
             },
+            GgufWriteTensor {
+                name: "q8_1".into(),
+                ggml_type: 9,
+                ne: vec![32, 1],
+                data: vec![0; 36],
+            },
         ],
     )
 }
@@ -98,12 +104,14 @@ fn every_supported_type_round_trips() {
             "{got} vs {want}"
         );
     }
-    let err = file.load::<f32>("q4").unwrap_err();
+    // An all-zero Q4_1 block (scale 0, min 0) decodes to zeros.
+    assert_eq!(file.load::<f32>("q4").unwrap().as_slice(), &[0.0; 32]);
+    assert_eq!(file.info("q4").unwrap().ggml_type, GgmlType::Q4_1);
+    let err = file.load::<f32>("q8_1").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "tensor `q4` has dtype Q4_1, which cannot be read as f32, f64, f16 or bf16"
+        "tensor `q8_1` has dtype Q8_1, which cannot be read as f32, f64, f16 or bf16"
     );
-    assert_eq!(file.info("q4").unwrap().ggml_type, GgmlType::Q4_1);
     assert!(matches!(
         file.load::<f32>("nope"),
         Err(IoError::MissingTensor { .. })

@@ -1,17 +1,21 @@
-//! GGUF (llama.cpp's format): metadata, tensor directory, and loading of F32, F16, BF16,
-//! F64 and Q8_0 tensors, with every count and offset bounds-checked before allocating.
+//! Reading GGUF: the header, metadata and tensor directory, every count and offset
+//! bounds-checked before anything is allocated; tensor data read on demand from a memory
+//! map.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use half::f16;
-use tokenloom_tensor::{DType, Element, Tensor, try_filled};
+use tokenloom_tensor::{DType, Element, Tensor};
 
+use super::ggml_type::GgmlType;
+use super::quant::BlockCodec;
+use super::quantized::QuantizedMatrix;
 use crate::error::{IoError, find_by_name};
 use crate::mapped::FileBytes;
 use crate::safetensors_file::decode_le;
 
-const MAGIC: &[u8; 4] = b"GGUF";
+pub(super) const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
 /// GGML's maximum number of dimensions.
 const MAX_DIMS: u32 = 4;
@@ -20,98 +24,6 @@ fn format_error(message: impl Into<String>) -> IoError {
     IoError::Format {
         format: "GGUF",
         message: message.into(),
-    }
-}
-
-/// A GGML tensor type, by its GGUF type id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GgmlType {
-    /// 32-bit float.
-    F32,
-    /// 16-bit float.
-    F16,
-    /// bfloat16.
-    BF16,
-    /// 64-bit float.
-    F64,
-    /// 8-bit blocks of 32 with an f16 scale (34 bytes a block).
-    Q8_0,
-    /// 4-bit blocks of 32 with an f16 scale (18 bytes).
-    Q4_0,
-    /// 4-bit blocks of 32 with an f16 scale and min (20 bytes).
-    Q4_1,
-    /// 5-bit blocks of 32 (22 bytes).
-    Q5_0,
-    /// 5-bit blocks of 32 with a min (24 bytes).
-    Q5_1,
-    /// K-quant super-blocks of 256: Q2_K … Q8_K, by their id.
-    KQuant(u32),
-    /// Any other type id.
-    Other(u32),
-}
-
-impl GgmlType {
-    fn from_id(id: u32) -> Self {
-        match id {
-            0 => GgmlType::F32,
-            1 => GgmlType::F16,
-            2 => GgmlType::Q4_0,
-            3 => GgmlType::Q4_1,
-            6 => GgmlType::Q5_0,
-            7 => GgmlType::Q5_1,
-            8 => GgmlType::Q8_0,
-            10..=15 => GgmlType::KQuant(id),
-            28 => GgmlType::F64,
-            30 => GgmlType::BF16,
-            other => GgmlType::Other(other),
-        }
-    }
-
-    /// `(elements per block, bytes per block)`, when known.
-    #[must_use]
-    pub fn block_layout(self) -> Option<(u64, u64)> {
-        Some(match self {
-            GgmlType::F32 => (1, 4),
-            GgmlType::F16 | GgmlType::BF16 => (1, 2),
-            GgmlType::F64 => (1, 8),
-            GgmlType::Q8_0 => (32, 34),
-            GgmlType::Q4_0 => (32, 18),
-            GgmlType::Q4_1 => (32, 20),
-            GgmlType::Q5_0 => (32, 22),
-            GgmlType::Q5_1 => (32, 24),
-            GgmlType::KQuant(10) => (256, 84),
-            GgmlType::KQuant(11) => (256, 110),
-            GgmlType::KQuant(12) => (256, 144),
-            GgmlType::KQuant(13) => (256, 176),
-            GgmlType::KQuant(14) => (256, 210),
-            GgmlType::KQuant(15) => (256, 292),
-            GgmlType::KQuant(_) | GgmlType::Other(_) => return None,
-        })
-    }
-
-    /// The name llama.cpp uses, e.g. `Q8_0`.
-    #[must_use]
-    pub fn name(self) -> String {
-        match self {
-            GgmlType::F32 => "F32".into(),
-            GgmlType::F16 => "F16".into(),
-            GgmlType::BF16 => "BF16".into(),
-            GgmlType::F64 => "F64".into(),
-            GgmlType::Q8_0 => "Q8_0".into(),
-            GgmlType::Q4_0 => "Q4_0".into(),
-            GgmlType::Q4_1 => "Q4_1".into(),
-            GgmlType::Q5_0 => "Q5_0".into(),
-            GgmlType::Q5_1 => "Q5_1".into(),
-            GgmlType::KQuant(id) => match id {
-                10 => "Q2_K".into(),
-                11 => "Q3_K".into(),
-                12 => "Q4_K".into(),
-                13 => "Q5_K".into(),
-                14 => "Q6_K".into(),
-                _ => "Q8_K".into(),
-            },
-            GgmlType::Other(id) => format!("type {id}"),
-        }
     }
 }
 
@@ -309,7 +221,7 @@ impl<'a> Cursor<'a> {
 /// tensor data read on demand from a memory map.
 #[derive(Debug)]
 pub struct GgufFile {
-    bytes: FileBytes,
+    bytes: Arc<FileBytes>,
     version: u32,
     metadata: BTreeMap<String, GgufValue>,
     tensors: Vec<GgufTensorInfo>,
@@ -452,7 +364,7 @@ impl GgufFile {
             )));
         }
         Ok(Self {
-            bytes,
+            bytes: Arc::new(bytes),
             version,
             metadata,
             tensors,
@@ -499,15 +411,18 @@ impl GgufFile {
         find_by_name(&self.tensors, name, |t| &t.name)
     }
 
-    /// Loads a tensor as `T` in PyTorch order: F32, F16, BF16 and F64 converted exactly
-    /// or rounded to nearest, Q8_0 dequantised as ggml does (`f32(d) · f32(q)` per block,
-    /// in `f32`).
+    /// The bytes of a tensor's data, as stored.
     ///
     /// # Errors
     ///
-    /// [`IoError::MissingTensor`], [`IoError::UnsupportedDType`] for other types (e.g.
-    /// Q4_1), and allocation errors.
-    pub fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, IoError> {
+    /// [`IoError::MissingTensor`], and [`IoError::UnsupportedDType`] for a type whose
+    /// size tokenloom does not know.
+    pub fn raw_bytes(&self, name: &str) -> Result<&[u8], IoError> {
+        let (start, end) = self.byte_range(name)?;
+        Ok(&self.bytes[start..end])
+    }
+
+    fn byte_range(&self, name: &str) -> Result<(usize, usize), IoError> {
         let info = self.info(name)?;
         let unsupported = || IoError::UnsupportedDType {
             name: name.to_owned(),
@@ -516,134 +431,56 @@ impl GgufFile {
         let n_bytes = info.n_bytes.ok_or_else(unsupported)?;
         let start = usize::try_from(info.offset).map_err(|_| unsupported())?;
         let end = start + usize::try_from(n_bytes).map_err(|_| unsupported())?;
-        let bytes = &self.bytes[start..end];
+        Ok((start, end))
+    }
+
+    /// Loads a tensor as `T` in PyTorch order: F32, F16, BF16 and F64 converted exactly or
+    /// rounded to nearest; every block-quantized type tokenloom knows (Q4_0, Q4_1, Q5_0,
+    /// Q5_1, Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS) dequantised as gguf-py and ggml do, in
+    /// `f32`, rounded once to `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`], [`IoError::UnsupportedDType`] for other types, and
+    /// allocation errors.
+    pub fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, IoError> {
+        let info = self.info(name)?;
+        let bytes = self.raw_bytes(name)?;
         let data = match info.ggml_type {
             GgmlType::F32 => decode_le::<T>(DType::F32, bytes),
             GgmlType::F16 => decode_le::<T>(DType::F16, bytes),
             GgmlType::BF16 => decode_le::<T>(DType::BF16, bytes),
             GgmlType::F64 => decode_le::<T>(DType::F64, bytes),
-            GgmlType::Q8_0 => dequantize_q8_0(bytes, "GgufFile::load")?,
-            _ => return Err(unsupported()),
+            qtype => {
+                let elements = info.shape.iter().product();
+                super::quant::dequantize(qtype, bytes, elements, name)?
+            }
         };
         Ok(Tensor::from_vec(data, &info.shape)?)
     }
-}
 
-/// Dequantises Q8_0 blocks (f16 scale `d`, then 32 `i8`): `f32(d) · f32(q)` in `f32`,
-/// rounded once to `T`.
-///
-/// # Errors
-///
-/// Allocation errors.
-pub fn dequantize_q8_0<T: Element>(bytes: &[u8], op: &'static str) -> Result<Vec<T>, IoError> {
-    let mut out = try_filled(bytes.len() / 34 * 32, T::zero(), op)?;
-    for (block, dst) in bytes.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
-        let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
-        for (o, &q) in dst.iter_mut().zip(&block[2..]) {
-            *o = T::from_f32_lossy(d * f32::from(i8::from_le_bytes([q])));
-        }
+    /// A block-quantized 2-D tensor kept as stored: its rows are decoded only when read,
+    /// straight from the memory map (the file stays mapped while the matrix lives).
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`], [`IoError::UnsupportedDType`] for a type without a
+    /// codec (plain floats included: [`load`](GgufFile::load) them), and
+    /// [`IoError::Rank`] for a tensor that is not a matrix.
+    pub fn quantized(&self, name: &str) -> Result<QuantizedMatrix, IoError> {
+        let info = self.info(name)?;
+        let codec = BlockCodec::of(info.ggml_type).ok_or_else(|| IoError::UnsupportedDType {
+            name: name.to_owned(),
+            dtype: info.ggml_type.name(),
+        })?;
+        let [rows, cols] = info.shape[..] else {
+            return Err(IoError::Rank {
+                name: name.to_owned(),
+                expected: 2,
+                shape: info.shape.clone(),
+            });
+        };
+        let (start, end) = self.byte_range(name)?;
+        QuantizedMatrix::mapped(name, Arc::clone(&self.bytes), start..end, codec, rows, cols)
     }
-    Ok(out)
-}
-
-/// Quantises values to Q8_0 as ggml's reference `quantize_row_q8_0`: per block of 32,
-/// `d = max|x| / 127` (stored as f16), `q = round(x / d)`. `values.len()` must be a
-/// multiple of 32 (a shorter tail is dropped).
-#[must_use]
-pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() / 32 * 34);
-    for block in values.chunks_exact(32) {
-        let amax = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let d = amax / 127.0;
-        let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
-        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
-        #[allow(clippy::cast_possible_truncation)] // |x·inv| ≤ 127 by construction
-        out.extend(
-            block
-                .iter()
-                .map(|&x| ((x * inv).round() as i8).to_le_bytes()[0]),
-        );
-    }
-    out
-}
-
-/// A metadata value to write with [`gguf_bytes`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum GgufWriteValue {
-    /// A `u32`.
-    U32(u32),
-    /// An `f32`.
-    F32(f32),
-    /// A string.
-    String(String),
-    /// A bool.
-    Bool(bool),
-}
-
-/// A tensor to write with [`gguf_bytes`]: name, GGML type id, `ne` (fastest first) and
-/// raw data.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GgufWriteTensor {
-    /// The name.
-    pub name: String,
-    /// The GGML type id (0 F32, 1 F16, 8 Q8_0, 30 BF16, ...).
-    pub ggml_type: u32,
-    /// Dimensions, fastest first.
-    pub ne: Vec<u64>,
-    /// The encoded data.
-    pub data: Vec<u8>,
-}
-
-/// The bytes of a GGUF v3 file (alignment 32) with scalar metadata and tensors: a small
-/// writer for tests and tools.
-#[must_use]
-pub fn gguf_bytes(metadata: &[(&str, GgufWriteValue)], tensors: &[GgufWriteTensor]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let string = |out: &mut Vec<u8>, s: &str| {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    };
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
-    for (key, value) in metadata {
-        string(&mut out, key);
-        match value {
-            GgufWriteValue::U32(v) => {
-                out.extend_from_slice(&4u32.to_le_bytes());
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            GgufWriteValue::F32(v) => {
-                out.extend_from_slice(&6u32.to_le_bytes());
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            GgufWriteValue::Bool(v) => {
-                out.extend_from_slice(&7u32.to_le_bytes());
-                out.push(u8::from(*v));
-            }
-            GgufWriteValue::String(v) => {
-                out.extend_from_slice(&8u32.to_le_bytes());
-                string(&mut out, v);
-            }
-        }
-    }
-    let align = |len: usize| len.div_ceil(32) * 32;
-    let mut offset = 0usize;
-    for t in tensors {
-        string(&mut out, &t.name);
-        out.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
-        for d in &t.ne {
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        out.extend_from_slice(&t.ggml_type.to_le_bytes());
-        out.extend_from_slice(&(offset as u64).to_le_bytes());
-        offset = align(offset + t.data.len());
-    }
-    out.resize(align(out.len()), 0);
-    for t in tensors {
-        out.extend_from_slice(&t.data);
-        out.resize(align(out.len()), 0);
-    }
-    out
 }

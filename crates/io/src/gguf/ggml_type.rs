@@ -1,0 +1,158 @@
+//! [`GgmlType`]: the element types of GGUF tensors, by their GGML type id.
+
+/// A GGML tensor type, by its GGUF type id (ggml.h's `ggml_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GgmlType {
+    /// 32-bit float (id 0).
+    F32,
+    /// 16-bit float (id 1).
+    F16,
+    /// bfloat16 (id 30).
+    BF16,
+    /// 64-bit float (id 28).
+    F64,
+    /// 4-bit blocks of 32 with an f16 scale (id 2, 18 bytes a block).
+    Q4_0,
+    /// 4-bit blocks of 32 with an f16 scale and min (id 3, 20 bytes).
+    Q4_1,
+    /// 5-bit blocks of 32 (id 6, 22 bytes).
+    Q5_0,
+    /// 5-bit blocks of 32 with a min (id 7, 24 bytes).
+    Q5_1,
+    /// 8-bit blocks of 32 with an f16 scale (id 8, 34 bytes).
+    Q8_0,
+    /// 2-bit super-blocks of 256 (id 10, 84 bytes).
+    Q2K,
+    /// 3-bit super-blocks of 256 (id 11, 110 bytes).
+    Q3K,
+    /// 4-bit super-blocks of 256 (id 12, 144 bytes).
+    Q4K,
+    /// 5-bit super-blocks of 256 (id 13, 176 bytes).
+    Q5K,
+    /// 6-bit super-blocks of 256 (id 14, 210 bytes).
+    Q6K,
+    /// 4-bit non-linear blocks of 32 (id 20, 18 bytes).
+    IQ4NL,
+    /// 4-bit non-linear super-blocks of 256 with 6-bit scales (id 23, 136 bytes).
+    IQ4XS,
+    /// Any other type id (Q8_1, Q8_K, the other IQ and ternary types, integers, …):
+    /// listed, never decoded.
+    Other(u32),
+}
+
+impl GgmlType {
+    /// The type of a GGUF type id.
+    #[must_use]
+    pub fn from_id(id: u32) -> Self {
+        match id {
+            0 => GgmlType::F32,
+            1 => GgmlType::F16,
+            2 => GgmlType::Q4_0,
+            3 => GgmlType::Q4_1,
+            6 => GgmlType::Q5_0,
+            7 => GgmlType::Q5_1,
+            8 => GgmlType::Q8_0,
+            10 => GgmlType::Q2K,
+            11 => GgmlType::Q3K,
+            12 => GgmlType::Q4K,
+            13 => GgmlType::Q5K,
+            14 => GgmlType::Q6K,
+            20 => GgmlType::IQ4NL,
+            23 => GgmlType::IQ4XS,
+            28 => GgmlType::F64,
+            30 => GgmlType::BF16,
+            other => GgmlType::Other(other),
+        }
+    }
+
+    /// The GGUF type id.
+    #[must_use]
+    pub fn id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
+            GgmlType::Q5_1 => 7,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q2K => 10,
+            GgmlType::Q3K => 11,
+            GgmlType::Q4K => 12,
+            GgmlType::Q5K => 13,
+            GgmlType::Q6K => 14,
+            GgmlType::IQ4NL => 20,
+            GgmlType::IQ4XS => 23,
+            GgmlType::F64 => 28,
+            GgmlType::BF16 => 30,
+            GgmlType::Other(id) => id,
+        }
+    }
+
+    /// `(elements per block, bytes per block)`, for every type tokenloom can read (and a
+    /// few it can only size: Q8_1, Q8_K).
+    #[must_use]
+    pub fn block_layout(self) -> Option<(u64, u64)> {
+        Some(match self {
+            GgmlType::F32 => (1, 4),
+            GgmlType::F16 | GgmlType::BF16 => (1, 2),
+            GgmlType::F64 => (1, 8),
+            GgmlType::Q4_0 | GgmlType::IQ4NL => (32, 18),
+            GgmlType::Q4_1 => (32, 20),
+            GgmlType::Q5_0 => (32, 22),
+            GgmlType::Q5_1 => (32, 24),
+            GgmlType::Q8_0 => (32, 34),
+            GgmlType::Other(9) => (32, 36),
+            GgmlType::Q2K => (256, 84),
+            GgmlType::Q3K => (256, 110),
+            GgmlType::Q4K => (256, 144),
+            GgmlType::Q5K => (256, 176),
+            GgmlType::Q6K => (256, 210),
+            GgmlType::Other(15) => (256, 292),
+            GgmlType::IQ4XS => (256, 136),
+            GgmlType::Other(_) => return None,
+        })
+    }
+
+    /// Whether values are stored in quantized blocks (dequantized on read).
+    #[must_use]
+    pub fn is_quantized(self) -> bool {
+        !matches!(
+            self,
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::F64
+        )
+    }
+
+    /// Whether tokenloom can decode it.
+    #[must_use]
+    pub fn is_supported(self) -> bool {
+        !matches!(self, GgmlType::Other(_))
+    }
+
+    /// The name llama.cpp uses, e.g. `Q8_0`, `Q4_K`.
+    #[must_use]
+    pub fn name(self) -> String {
+        match self {
+            GgmlType::F32 => "F32",
+            GgmlType::F16 => "F16",
+            GgmlType::BF16 => "BF16",
+            GgmlType::F64 => "F64",
+            GgmlType::Q4_0 => "Q4_0",
+            GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q5_0 => "Q5_0",
+            GgmlType::Q5_1 => "Q5_1",
+            GgmlType::Q8_0 => "Q8_0",
+            GgmlType::Q2K => "Q2_K",
+            GgmlType::Q3K => "Q3_K",
+            GgmlType::Q4K => "Q4_K",
+            GgmlType::Q5K => "Q5_K",
+            GgmlType::Q6K => "Q6_K",
+            GgmlType::IQ4NL => "IQ4_NL",
+            GgmlType::IQ4XS => "IQ4_XS",
+            GgmlType::Other(9) => "Q8_1",
+            GgmlType::Other(15) => "Q8_K",
+            GgmlType::Other(id) => return format!("type {id}"),
+        }
+        .to_owned()
+    }
+}

@@ -1,0 +1,217 @@
+//! Block-quantized GGUF formats: decoding whole blocks, single rows, and dot products
+//! straight from the blocks.
+//!
+//! One codec module per family: `legacy` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), `k_quants`
+//! (Q2_K … Q6_K) and `iq4` (IQ4_NL, IQ4_XS). Every decoder is bit-exact against gguf-py's
+//! `gguf.quants.dequantize` (`tests/data/quant_golden.gguf`, written by gguf-py).
+//!
+//! Non-finite scales are decoded as IEEE arithmetic makes them: a NaN scale makes its
+//! block's values NaN, an infinite one makes them infinite (or NaN where the code is 0),
+//! exactly as ggml and gguf-py do; callers that must not see them check with
+//! `f32::is_finite`.
+
+mod iq4;
+mod k_quants;
+mod legacy;
+
+pub use legacy::quantize_q8_0;
+
+use tokenloom_tensor::{Element, try_filled};
+
+use super::ggml_type::GgmlType;
+use crate::error::IoError;
+
+/// Decodes one block into `out` (`block.len()` and `out.len()` are the format's).
+type BlockDecoder = fn(block: &[u8], out: &mut [f32]);
+
+/// A quantized format: values per block, bytes per block, and its decoder.
+#[derive(Clone, Copy)]
+pub struct BlockCodec {
+    qtype: GgmlType,
+    block_elems: usize,
+    block_bytes: usize,
+    decode: BlockDecoder,
+}
+
+impl std::fmt::Debug for BlockCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCodec")
+            .field("qtype", &self.qtype)
+            .field("block_elems", &self.block_elems)
+            .field("block_bytes", &self.block_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most values a block holds (a K-quant super-block).
+const MAX_BLOCK: usize = 256;
+
+impl BlockCodec {
+    /// The codec of a block-quantized type, or `None` (plain floats, unsupported types).
+    #[must_use]
+    pub fn of(qtype: GgmlType) -> Option<Self> {
+        let decode: BlockDecoder = match qtype {
+            GgmlType::Q4_0 => legacy::q4_0,
+            GgmlType::Q4_1 => legacy::q4_1,
+            GgmlType::Q5_0 => legacy::q5_0,
+            GgmlType::Q5_1 => legacy::q5_1,
+            GgmlType::Q8_0 => legacy::q8_0,
+            GgmlType::Q2K => k_quants::q2_k,
+            GgmlType::Q3K => k_quants::q3_k,
+            GgmlType::Q4K => k_quants::q4_k,
+            GgmlType::Q5K => k_quants::q5_k,
+            GgmlType::Q6K => k_quants::q6_k,
+            GgmlType::IQ4NL => iq4::iq4_nl,
+            GgmlType::IQ4XS => iq4::iq4_xs,
+            _ => return None,
+        };
+        let (elems, bytes) = qtype.block_layout()?;
+        Some(Self {
+            qtype,
+            block_elems: usize::try_from(elems).ok()?,
+            block_bytes: usize::try_from(bytes).ok()?,
+            decode,
+        })
+    }
+
+    /// The type.
+    #[must_use]
+    pub fn qtype(&self) -> GgmlType {
+        self.qtype
+    }
+
+    /// Values per block.
+    #[must_use]
+    pub fn block_elems(&self) -> usize {
+        self.block_elems
+    }
+
+    /// Bytes per block.
+    #[must_use]
+    pub fn block_bytes(&self) -> usize {
+        self.block_bytes
+    }
+
+    /// The bytes that hold `n` values.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::QuantizedLength`] when `n` is not a whole number of blocks.
+    pub fn bytes_for(&self, n: usize) -> Result<usize, IoError> {
+        if n.is_multiple_of(self.block_elems) {
+            Ok(n / self.block_elems * self.block_bytes)
+        } else {
+            Err(IoError::QuantizedLength {
+                qtype: self.qtype.name(),
+                values: n,
+                block_elems: self.block_elems,
+            })
+        }
+    }
+
+    /// Checks that `bytes` are whole blocks of exactly `values` values.
+    fn check(&self, bytes: &[u8], values: usize) -> Result<(), IoError> {
+        let needed = self.bytes_for(values)?;
+        if bytes.len() == needed {
+            Ok(())
+        } else {
+            Err(IoError::QuantizedData {
+                qtype: self.qtype.name(),
+                bytes: bytes.len(),
+                expected: needed,
+                values,
+            })
+        }
+    }
+
+    /// Decodes `bytes` into `out`, rounding each `f32` value once to `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::QuantizedLength`] when `out.len()` is not a whole number of blocks and
+    /// [`IoError::QuantizedData`] when `bytes` does not hold exactly those blocks. On
+    /// error `out` is unchanged.
+    pub fn dequantize_into<T: Element>(&self, bytes: &[u8], out: &mut [T]) -> Result<(), IoError> {
+        self.check(bytes, out.len())?;
+        let mut buffer = [0.0f32; MAX_BLOCK];
+        let values = &mut buffer[..self.block_elems];
+        for (block, dst) in bytes
+            .chunks_exact(self.block_bytes)
+            .zip(out.chunks_exact_mut(self.block_elems))
+        {
+            (self.decode)(block, values);
+            for (o, &v) in dst.iter_mut().zip(values.iter()) {
+                *o = T::from_f32_lossy(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes `bytes` holding `values` values into a fresh vector.
+    ///
+    /// # Errors
+    ///
+    /// As [`dequantize_into`](BlockCodec::dequantize_into), and allocation errors.
+    pub fn dequantize<T: Element>(&self, bytes: &[u8], values: usize) -> Result<Vec<T>, IoError> {
+        self.check(bytes, values)?;
+        let mut out = try_filled(values, T::zero(), "dequantize")?;
+        self.dequantize_into(bytes, &mut out)?;
+        Ok(out)
+    }
+
+    /// `Σ x[i] · row[i]` for the row held in `bytes`, decoded block by block and never
+    /// materialized: the products summed in `f32`, in 16 partial sums folded in a fixed
+    /// order (the same order for every row and thread count).
+    ///
+    /// # Errors
+    ///
+    /// As [`dequantize_into`](BlockCodec::dequantize_into), for `x.len()` values.
+    pub fn dot(&self, bytes: &[u8], x: &[f32]) -> Result<f32, IoError> {
+        self.check(bytes, x.len())?;
+        let mut buffer = [0.0f32; MAX_BLOCK];
+        let values = &mut buffer[..self.block_elems];
+        let mut partial = [0.0f32; 16];
+        for (block, xs) in bytes
+            .chunks_exact(self.block_bytes)
+            .zip(x.chunks_exact(self.block_elems))
+        {
+            (self.decode)(block, values);
+            for (vs, xs) in values.chunks_exact(16).zip(xs.chunks_exact(16)) {
+                for ((p, &v), &xv) in partial.iter_mut().zip(vs).zip(xs) {
+                    *p += v * xv;
+                }
+            }
+        }
+        Ok(partial.iter().sum())
+    }
+}
+
+/// Decodes a block-quantized buffer of `values` values into `T`.
+///
+/// # Errors
+///
+/// [`IoError::UnsupportedDType`] for a type without a codec, and the errors of
+/// [`BlockCodec::dequantize`].
+pub fn dequantize<T: Element>(
+    qtype: GgmlType,
+    bytes: &[u8],
+    values: usize,
+    name: &str,
+) -> Result<Vec<T>, IoError> {
+    BlockCodec::of(qtype)
+        .ok_or_else(|| IoError::UnsupportedDType {
+            name: name.to_owned(),
+            dtype: qtype.name(),
+        })?
+        .dequantize(bytes, values)
+}
+
+/// Dequantises Q8_0 blocks (f16 scale `d`, then 32 `i8`): `f32(q) · f32(d)` in `f32`,
+/// rounded once to `T`. `bytes` is a whole number of 34-byte blocks.
+///
+/// # Errors
+///
+/// [`IoError::QuantizedData`] when `bytes` is not whole blocks, and allocation errors.
+pub fn dequantize_q8_0<T: Element>(bytes: &[u8], name: &str) -> Result<Vec<T>, IoError> {
+    dequantize(GgmlType::Q8_0, bytes, bytes.len() / 34 * 32, name)
+}

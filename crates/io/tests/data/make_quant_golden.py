@@ -1,0 +1,68 @@
+"""Golden vectors for tokenloom's GGUF dequantizers, written by gguf-py itself.
+
+For every block-quantized type tokenloom decodes, a GGUF file gets a tensor of random
+blocks (random bytes, with every f16 scale field set to a sane random value) and a tensor
+of that type's quantization of random floats (gguf-py's own quantizer, for the types it
+can quantize), each beside `<name>.dequantized`: gguf-py's `gguf.quants.dequantize` of
+it, as F32. The Rust test (crates/io/tests/quant_golden.rs) decodes every quantized
+tensor and compares bit for bit.
+
+Run: python3 crates/io/tests/data/make_quant_golden.py [OUT.gguf]
+(default: crates/io/tests/data/quant_golden.gguf beside this script).
+"""
+
+import pathlib
+import sys
+
+import numpy as np
+from gguf import GGMLQuantizationType as Q
+from gguf import GGUFWriter
+from gguf.quants import dequantize, quantize
+
+# Byte offsets of the f16 scale fields within one block, per type.
+SCALES = {
+    Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q5_0: [0], Q.Q5_1: [0, 2], Q.Q8_0: [0],
+    Q.Q2_K: [80, 82], Q.Q3_K: [108], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208],
+    Q.IQ4_NL: [0], Q.IQ4_XS: [0],
+}
+# gguf-py quantizes these itself.
+QUANTIZABLE = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
+BLOCK = {Q.Q4_0: (32, 18), Q.Q4_1: (32, 20), Q.Q5_0: (32, 22), Q.Q5_1: (32, 24), Q.Q8_0: (32, 34),
+         Q.Q2_K: (256, 84), Q.Q3_K: (256, 110), Q.Q4_K: (256, 144), Q.Q5_K: (256, 176),
+         Q.Q6_K: (256, 210), Q.IQ4_NL: (32, 18), Q.IQ4_XS: (256, 136)}
+
+
+def random_blocks(rng, qtype, rows, blocks_per_row):
+    size = BLOCK[qtype][1]
+    data = rng.integers(0, 256, size=(rows * blocks_per_row, size), dtype=np.uint8)
+    for at in SCALES[qtype]:
+        # Sane scales: |d| in [1e-3, 0.1], either sign.
+        d = (rng.uniform(1e-3, 0.1, size=rows * blocks_per_row) * rng.choice([-1, 1], size=rows * blocks_per_row))
+        data[:, at:at + 2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
+    return data.reshape(rows, blocks_per_row * size)
+
+
+def main(out):
+    rng = np.random.default_rng(20261202)
+    writer = GGUFWriter(str(out), arch="tokenloom-quant-golden")
+    for qtype, (block_elems, _) in BLOCK.items():
+        rows, blocks_per_row = 3, 2
+        cols = block_elems * blocks_per_row
+        cases = [("random", random_blocks(rng, qtype, rows, blocks_per_row))]
+        if qtype in QUANTIZABLE:
+            floats = rng.standard_normal((rows, cols)).astype(np.float32)
+            cases.append(("quantized", quantize(floats, qtype)))
+        for kind, blocks in cases:
+            name = f"{qtype.name}.{kind}"
+            writer.add_tensor(name, blocks, raw_shape=blocks.shape, raw_dtype=qtype)
+            values = dequantize(blocks, qtype).astype(np.float32)
+            assert values.shape == (rows, cols), (name, values.shape)
+            writer.add_tensor(f"{name}.dequantized", values)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+if __name__ == "__main__":
+    main(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).with_name("quant_golden.gguf"))
