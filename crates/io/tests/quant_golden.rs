@@ -260,3 +260,120 @@ fn golden_file_agrees_with_installed_gguf_py() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn quantized_logits_have_the_bits_of_the_dense_product_for_decode_rows() {
+    use tokenloom_tensor::{Accumulate, Operand, Tensor, matmul_into};
+    let file = golden();
+    for (tensor, _, want) in cases(&file) {
+        let matrix = file.quantized(&tensor).unwrap();
+        let (n, k) = (matrix.rows(), matrix.cols());
+        let dense = Tensor::from_vec(want.clone(), &[n, k]).unwrap();
+        for m in [1, 2, 8, 9, 20] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 2_654_435_761) % 1009) as f32 / 1009.0 - 0.5)
+                .collect();
+            let a = Tensor::from_vec(a, &[m, k]).unwrap();
+            let mut expected = Tensor::<f32>::zeros(&[m, n]).unwrap();
+            matmul_into(
+                a.view(),
+                Operand::AsIs,
+                dense.view(),
+                Operand::Transposed,
+                expected.view_mut(),
+                Accumulate::Replace,
+            )
+            .unwrap();
+            let mut got = Tensor::<f32>::zeros(&[m, n]).unwrap();
+            matrix
+                .matmul_transposed_into(a.view(), got.view_mut())
+                .unwrap();
+            for (j, (g, e)) in got.as_slice().iter().zip(expected.as_slice()).enumerate() {
+                if m <= 8 {
+                    assert!(
+                        g.to_bits() == e.to_bits() || (g.is_nan() && e.is_nan()),
+                        "{tensor} m={m} element {j}: {g} vs dense {e}"
+                    );
+                } else {
+                    let tol = 1e-5 * e.abs().max(1.0) * k as f32;
+                    assert!(
+                        (g - e).abs() <= tol || (g.is_nan() && e.is_nan()),
+                        "{tensor} m={m} element {j}: {g} vs dense {e}"
+                    );
+                }
+            }
+            // A row alone has the bits it has in the batch.
+            let mut alone = Tensor::<f32>::zeros(&[1, n]).unwrap();
+            let first = tokenloom_tensor::TensorView::new(&a.as_slice()[..k], &[1, k]).unwrap();
+            matrix
+                .matmul_transposed_into(first, alone.view_mut())
+                .unwrap();
+            if m <= 8 {
+                assert_eq!(alone.as_slice(), &got.as_slice()[..n], "{tensor} m={m}");
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_logits_check_their_shapes() {
+    use tokenloom_tensor::{Tensor, TensorError, f16};
+    let matrix = golden().quantized("Q8_0.quantized").unwrap();
+    let (n, k) = (matrix.rows(), matrix.cols());
+    let a = Tensor::<f32>::zeros(&[2, k + 1]).unwrap();
+    let mut out = Tensor::<f32>::zeros(&[2, n]).unwrap();
+    let err = matrix
+        .matmul_transposed_into(a.view(), out.view_mut())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IoError::Tensor(TensorError::MatmulShapeMismatch { .. })
+        ),
+        "{err}"
+    );
+    let a = Tensor::<f32>::zeros(&[2, k]).unwrap();
+    let mut wrong = Tensor::<f32>::zeros(&[2, n + 1]).unwrap();
+    assert!(matches!(
+        matrix.matmul_transposed_into(a.view(), wrong.view_mut()),
+        Err(IoError::Tensor(TensorError::OutputShapeMismatch { .. }))
+    ));
+    // f16 in, f16 out: each f32 logit rounded once.
+    let x: Vec<f32> = (0..k).map(|i| i as f32 / k as f32).collect();
+    let h = Tensor::from_vec(x.iter().map(|&v| f16::from_f32(v)).collect(), &[1, k]).unwrap();
+    let mut half = Tensor::<f16>::zeros(&[1, n]).unwrap();
+    matrix
+        .matmul_transposed_into(h.view(), half.view_mut())
+        .unwrap();
+    let widened: Vec<f32> = x.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+    for (r, got) in half.as_slice().iter().enumerate() {
+        assert_eq!(*got, f16::from_f32(matrix.dot_row(r, &widened).unwrap()));
+    }
+}
+
+#[test]
+fn quantized_logits_do_not_depend_on_the_thread_count() {
+    use tokenloom_io::quantize_q8_0;
+    use tokenloom_tensor::{Par, Tensor, with_par};
+    // 8192 rows of 256 Q8_0 values: 2.2 MB of blocks, past the threshold for threads.
+    let (n, k) = (8192, 256);
+    let values: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 7919) % 2003) as f32 / 1000.0 - 1.0)
+        .collect();
+    let matrix = QuantizedMatrix::from_bytes(GgmlType::Q8_0, quantize_q8_0(&values), n, k).unwrap();
+    for m in [1, 3] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 - 6.0).collect();
+        let a = Tensor::from_vec(a, &[m, k]).unwrap();
+        let mut threaded = Tensor::<f32>::zeros(&[m, n]).unwrap();
+        matrix
+            .matmul_transposed_into(a.view(), threaded.view_mut())
+            .unwrap();
+        let mut single = Tensor::<f32>::zeros(&[m, n]).unwrap();
+        with_par(Par::Seq, || {
+            matrix
+                .matmul_transposed_into(a.view(), single.view_mut())
+                .unwrap()
+        });
+        assert_eq!(threaded, single, "m={m}");
+    }
+}

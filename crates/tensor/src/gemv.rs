@@ -13,7 +13,9 @@
 
 use num_traits::Float;
 
+use crate::error::TensorError;
 use crate::parallel::for_each_chunk_mut_by_work;
+use crate::shape::Shape;
 
 /// The most rows of `a` this path takes; past it the product is compute-bound and a GEMM
 /// is faster.
@@ -82,17 +84,49 @@ fn dot_rows<T: Float + Send + Sync>(a: &[T], m: usize, b: &[T], out: &mut [T], a
         let rows = &b[first_row * k..(first_row + outputs.len() / m) * k];
         for (outs, row) in outputs.chunks_exact_mut(m).zip(rows.chunks_exact(k)) {
             for (out, a_row) in outs.iter_mut().zip(a.chunks_exact(k)) {
-                let d = dot(a_row, row);
+                let d = dot_same_len(a_row, row);
                 *out = if accumulate { *out + d } else { d };
             }
         }
     });
 }
 
-/// `Σ x[i]·y[i]` in [`LANES`] partial sums (lane `l` takes `i ≡ l mod LANES`), folded in
-/// lane order, then the tail in index order.
+/// `Σ x[i]·y[i]`, summed as the decode path of [`matmul_into`](crate::matmul_into) sums
+/// each output element: in 16 partial sums (sum `l` takes the `i ≡ l mod 16`, up to the
+/// last whole group of 16), folded in order, then the tail in index order. Kernels that
+/// must give the same bits as a small-row `matmul_into` (a quantized table's logits,
+/// say) call this.
+///
+/// # Errors
+///
+/// [`TensorError::ElementCountMismatch`] when `x` and `y` differ in length.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::dot;
+///
+/// let x: Vec<f32> = (0..40).map(|i| i as f32).collect();
+/// assert_eq!(dot(&x, &x)?, (0..40).map(|i| (i * i) as f32).sum::<f32>());
+/// assert!(dot(&x, &x[1..]).is_err());
+/// # Ok::<(), tokenloom_tensor::TensorError>(())
+/// ```
+pub fn dot<T: Float>(x: &[T], y: &[T]) -> Result<T, TensorError> {
+    if x.len() == y.len() {
+        Ok(dot_same_len(x, y))
+    } else {
+        Err(TensorError::ElementCountMismatch {
+            op: "dot",
+            shape: Shape::new(&[x.len()])?,
+            expected: x.len(),
+            len: y.len(),
+        })
+    }
+}
+
+/// [`dot`] of slices of the same length (the shorter one bounds the sum otherwise).
 #[inline]
-fn dot<T: Float>(x: &[T], y: &[T]) -> T {
+pub(crate) fn dot_same_len<T: Float>(x: &[T], y: &[T]) -> T {
     let body = x.len() - x.len() % LANES;
     let mut lanes = [T::zero(); LANES];
     for (xs, ys) in x[..body]

@@ -60,9 +60,12 @@ mod view;
 
 pub use element::{DType, Element};
 pub use error::TensorError;
+pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};
 pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};
-pub use parallel::{PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, with_par};
+pub use parallel::{
+    PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, for_each_chunk_mut_by_work, with_par,
+};
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape, checked_product};
 pub use tensor::{Tensor, try_filled};

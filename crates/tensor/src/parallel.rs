@@ -98,14 +98,27 @@ where
 }
 
 /// [`for_each_chunk_mut`], split across threads when `work_bytes` (the bytes the whole
-/// call reads or writes, which may far exceed the output's) reaches
-/// [`PARALLEL_MIN_BYTES`].
-pub(crate) fn for_each_chunk_mut_by_work<T, F>(
-    data: &mut [T],
-    chunk_len: usize,
-    work_bytes: usize,
-    f: F,
-) where
+/// call reads or writes, which may far exceed the output's — a matrix-vector product
+/// writes one value per row it reads) reaches [`PARALLEL_MIN_BYTES`].
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::for_each_chunk_mut_by_work;
+///
+/// // One output per 1 KiB row read: the rows decide whether threads pay off.
+/// let rows = vec![1.0f32; 256 * 2048];
+/// let mut sums = vec![0.0f32; 2048];
+/// for_each_chunk_mut_by_work(&mut sums, 64, std::mem::size_of_val(&rows[..]), |task, out| {
+///     for (j, s) in out.iter_mut().enumerate() {
+///         let row = task * 64 + j;
+///         *s = rows[row * 256..(row + 1) * 256].iter().sum();
+///     }
+/// });
+/// assert!(sums.iter().all(|&s| s == 256.0));
+/// ```
+pub fn for_each_chunk_mut_by_work<T, F>(data: &mut [T], chunk_len: usize, work_bytes: usize, f: F)
+where
     T: Send,
     F: Fn(usize, &mut [T]) + Send + Sync,
 {

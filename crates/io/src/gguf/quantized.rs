@@ -4,7 +4,10 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use tokenloom_tensor::{Element, Tensor, try_filled};
+use tokenloom_tensor::{
+    Accumulate, Element, Operand, Shape, Tensor, TensorError, TensorView, TensorViewMut,
+    for_each_chunk_mut_by_work, matmul_into, try_filled,
+};
 
 use super::ggml_type::GgmlType;
 use super::quant::BlockCodec;
@@ -218,4 +221,143 @@ impl QuantizedMatrix {
         self.codec.dequantize_into(self.blocks.bytes(), &mut data)?;
         Ok(Tensor::from_vec(data, &[self.rows, self.cols])?)
     }
+
+    /// `out = a @ selfᵀ` for `a: (m, cols)`, giving `out: (m, rows)` — the logits of a
+    /// quantized (tied) output head, `h @ Eᵀ` — computed from the stored blocks, in `f32`,
+    /// without a dense copy of the matrix.
+    ///
+    /// Up to 8 rows of `a` (decode steps) take the dot-product path: each row of the
+    /// matrix is decoded once into a small buffer and dotted with the rows of `a` by
+    /// [`tokenloom_tensor::dot`], the rows split across threads. The result has the bits
+    /// of [`matmul_into`] on the dequantized `f32` matrix, for any thread count. More rows
+    /// decode 256-row tiles and multiply each with the GEMM (within `f32` rounding of the
+    /// dense product; the summation order is the GEMM's).
+    ///
+    /// `a` and `out` may be any [`Element`]: `a` is widened to `f32` and each output
+    /// rounded once to `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::RankMismatch`] for an `a` that is not rank 2,
+    /// [`TensorError::MatmulShapeMismatch`] when `a` does not have `cols` columns, and
+    /// [`TensorError::OutputShapeMismatch`] for an `out` that is not `(m, rows)`.
+    pub fn matmul_transposed_into<T: Element>(
+        &self,
+        a: TensorView<'_, T>,
+        mut out: TensorViewMut<'_, T>,
+    ) -> Result<(), IoError> {
+        let (m, k) = a.shape().dims2("quantized matmul (lhs)")?;
+        let stored = Shape::new(&[self.rows, self.cols])?;
+        if k != self.cols {
+            return Err(TensorError::MatmulShapeMismatch {
+                lhs: a.shape(),
+                lhs_transposed: false,
+                rhs: stored,
+                rhs_transposed: true,
+            }
+            .into());
+        }
+        let expected = Shape::new(&[m, self.rows])?;
+        if out.shape() != expected {
+            return Err(TensorError::OutputShapeMismatch {
+                op: "quantized matmul",
+                expected,
+                got: out.shape(),
+            }
+            .into());
+        }
+        if m == 0 || self.rows == 0 {
+            return Ok(());
+        }
+        if self.cols == 0 {
+            out.as_mut_slice().fill(T::zero()); // empty sums
+            return Ok(());
+        }
+        let a: Vec<f32> = a.as_slice().iter().map(|x| x.as_f32()).collect();
+        if m <= DOT_MAX_ROWS {
+            self.rows_dot(&a, m, out.as_mut_slice())?;
+        } else {
+            self.tiles_gemm(&a, m, out.as_mut_slice())?;
+        }
+        Ok(())
+    }
+
+    /// The dot-product path of [`matmul_transposed_into`](Self::matmul_transposed_into).
+    fn rows_dot<T: Element>(&self, a: &[f32], m: usize, out: &mut [T]) -> Result<(), IoError> {
+        if m == 1 {
+            // `out` is its own `(rows, 1)` column.
+            self.dot_columns(a, 1, out);
+            return Ok(());
+        }
+        // Per matrix row, its `m` outputs are contiguous in a `(rows, m)` buffer, then
+        // transposed into `out`.
+        let n = self.rows;
+        let mut columns = try_filled(n * m, T::zero(), "quantized matmul")?;
+        self.dot_columns(a, m, &mut columns);
+        for (i, out_row) in out.chunks_exact_mut(n).enumerate() {
+            for (o, column) in out_row.iter_mut().zip(columns.chunks_exact(m)) {
+                *o = column[i];
+            }
+        }
+        Ok(())
+    }
+
+    /// `columns[j·m + i] = a[i] · row j` for every matrix row `j`, rows split across
+    /// threads; each row decoded once.
+    fn dot_columns<T: Element>(&self, a: &[f32], m: usize, columns: &mut [T]) {
+        let k = self.cols;
+        let work = self.bytes_in_memory();
+        for_each_chunk_mut_by_work(columns, DOT_ROWS_PER_TASK * m, work, |task, outputs| {
+            let mut row = vec![0.0f32; k];
+            let first = task * DOT_ROWS_PER_TASK;
+            for (j, outs) in outputs.chunks_exact_mut(m).enumerate() {
+                self.codec
+                    .dequantize_into(self.row_bytes(first + j), &mut row)
+                    .expect("a row's blocks hold cols values: checked at construction");
+                for (o, a_row) in outs.iter_mut().zip(a.chunks_exact(k)) {
+                    let d = tokenloom_tensor::dot(a_row, &row).expect("both rows hold cols values");
+                    *o = T::from_f32_lossy(d);
+                }
+            }
+        });
+    }
+
+    /// The GEMM path of [`matmul_transposed_into`](Self::matmul_transposed_into).
+    fn tiles_gemm<T: Element>(&self, a: &[f32], m: usize, out: &mut [T]) -> Result<(), IoError> {
+        let (n, k) = (self.rows, self.cols);
+        let a = TensorView::new(a, &[m, k])?;
+        let tile_rows = GEMM_TILE_ROWS.min(n);
+        let mut tile = try_filled(tile_rows * k, 0.0f32, "quantized matmul")?;
+        let mut products = try_filled(m * tile_rows, 0.0f32, "quantized matmul")?;
+        for first in (0..n).step_by(tile_rows) {
+            let rows = tile_rows.min(n - first);
+            let bytes =
+                &self.blocks.bytes()[first * self.row_bytes..(first + rows) * self.row_bytes];
+            self.codec.dequantize_into(bytes, &mut tile[..rows * k])?;
+            matmul_into(
+                a,
+                Operand::AsIs,
+                TensorView::new(&tile[..rows * k], &[rows, k])?,
+                Operand::Transposed,
+                TensorViewMut::new(&mut products[..m * rows], &[m, rows])?,
+                Accumulate::Replace,
+            )?;
+            for (out_row, product_row) in out
+                .chunks_exact_mut(n)
+                .zip(products[..m * rows].chunks_exact(rows))
+            {
+                for (o, &p) in out_row[first..first + rows].iter_mut().zip(product_row) {
+                    *o = T::from_f32_lossy(p);
+                }
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The most rows of `a` the dot-product path takes (as the dense decode path).
+const DOT_MAX_ROWS: usize = 8;
+/// Matrix rows per thread task on the dot-product path.
+const DOT_ROWS_PER_TASK: usize = 64;
+/// Matrix rows decoded per GEMM tile.
+const GEMM_TILE_ROWS: usize = 256;

@@ -160,8 +160,9 @@ impl BlockCodec {
     }
 
     /// `Σ x[i] · row[i]` for the row held in `bytes`, decoded block by block and never
-    /// materialized: the products summed in `f32`, in 16 partial sums folded in a fixed
-    /// order (the same order for every row and thread count).
+    /// materialized: the products summed in `f32` exactly as [`tokenloom_tensor::dot`]
+    /// sums them (16 partial sums folded in order), so the result has the bits of
+    /// `dot(x, dequantized row)` — and of the dense logits of the dequantized table.
     ///
     /// # Errors
     ///
@@ -182,7 +183,7 @@ impl BlockCodec {
                 }
             }
         }
-        Ok(partial.iter().sum())
+        Ok(partial.iter().fold(0.0, |sum, &p| sum + p))
     }
 }
 
