@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tokenloom_decoder_input::gguf_rope_settings;
+use tokenloom_embedding::QuantizedEmbedding;
 use tokenloom_io::{GgufFile, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{ModelRopeSettings, parse_hf_config, parse_meta_params};
 use tokenloom_tensor::Tensor;
 
 use crate::error::{CliError, fail};
+use crate::table::Table;
 
 /// Names under which common checkpoints store the token-embedding table, tried in order.
 pub const EMBEDDING_NAMES: &[&str] = &[
@@ -181,6 +183,24 @@ impl Checkpoint {
             }
             Checkpoint::Gguf(f) => Ok(f.load::<f32>(name)?),
         }
+    }
+
+    /// The table `name`, as `(vocab_size, n_embd)`: a block-quantized GGUF tensor stays
+    /// quantized (rows decoded when read), anything else is read into `f32`.
+    pub fn table(&self, name: &str) -> Result<Table, CliError> {
+        if let Checkpoint::Gguf(f) = self
+            && f.info(name)?.ggml_type.is_quantized()
+        {
+            return Ok(Table::Quantized(QuantizedEmbedding::from_gguf(f, name)?));
+        }
+        let table = self.load_f32(name)?;
+        if table.shape().rank() != 2 {
+            return fail(format!(
+                "tensor `{name}` has shape {}, not (vocab_size, n_embd)",
+                table.shape()
+            ));
+        }
+        Ok(Table::Dense(table))
     }
 
     /// The untied head's name, if the checkpoint has one.

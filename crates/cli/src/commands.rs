@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 use tokenloom_embedding::{Embedding, Init};
 use tokenloom_io::{RawTensor, SafetensorsFile, safetensors_dtype_size, write_raw_safetensors};
 use tokenloom_positions::{RopeLayout, convert_qk_layout, cos_sin};
-use tokenloom_tensor::{Tensor, TensorView};
+use tokenloom_tensor::TensorView;
 
 use crate::checkpoint::{Checkpoint, TensorRow, read_model_config};
 use crate::error::{CliError, fail};
+use crate::table::Table;
 
 /// Prints `value` as pretty JSON, or `text` for people. A reader that closed the pipe
 /// early (`tokenloom neighbors … | head -1`) ends the command quietly with success, as
@@ -35,6 +36,13 @@ fn emit(json: bool, value: &Value, text: impl FnOnce() -> String) {
     }
 }
 
+/// A byte count in MB (10^6 bytes, as model files are sized).
+fn mib(bytes: &Value) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let mb = bytes.as_u64().unwrap_or_default() as f64 / 1e6;
+    format!("{mb:.1} MB")
+}
+
 fn shape_str(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
     if dims.len() == 1 {
@@ -56,14 +64,14 @@ struct TableStats {
 /// Row-norm statistics, all-zero rows and non-finite rows of a `(vocab_size, n_embd)`
 /// table. Non-finite rows are counted apart, so one NaN does not turn every statistic
 /// into NaN.
-fn table_stats(table: &Tensor<f32>) -> TableStats {
-    let mut norms = Vec::with_capacity(table.dims()[0]);
+fn table_stats(table: &Table) -> Result<TableStats, CliError> {
+    let mut norms = Vec::with_capacity(table.vocab_size());
     let mut zero_rows = Vec::new();
     let mut non_finite_rows = Vec::new();
-    for (i, row) in table.rows().enumerate() {
+    table.for_each_row(|i, row| {
         if row.iter().any(|x| !x.is_finite()) {
             non_finite_rows.push(i);
-            continue;
+            return;
         }
         if row.iter().all(|&x| x == 0.0) {
             zero_rows.push(i);
@@ -74,7 +82,7 @@ fn table_stats(table: &Tensor<f32>) -> TableStats {
                 .sum::<f64>()
                 .sqrt(),
         );
-    }
+    })?;
     let stats = (!norms.is_empty()).then(|| {
         let min = norms.iter().copied().fold(f64::INFINITY, f64::min);
         let max = norms.iter().copied().fold(0.0, f64::max);
@@ -82,11 +90,11 @@ fn table_stats(table: &Tensor<f32>) -> TableStats {
         let mean = norms.iter().sum::<f64>() / norms.len() as f64;
         (min, mean, max)
     });
-    TableStats {
+    Ok(TableStats {
         norms: stats,
         zero_rows,
         non_finite_rows,
-    }
+    })
 }
 
 /// RoPE settings as JSON, in the spellings of `config.json`: the layout as in the text
@@ -124,18 +132,20 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
     let tensors = checkpoint.tensors();
     let embedding = match checkpoint.embedding_name(tensor) {
         Ok(name) => {
-            let table = checkpoint.load_f32(&name)?;
-            if table.shape().rank() != 2 {
-                return fail(format!(
-                    "tensor `{name}` has shape {}, not (vocab_size, n_embd)",
-                    table.shape()
-                ));
-            }
-            let stats = table_stats(&table);
+            let table = checkpoint.table(&name)?;
+            let stats = table_stats(&table)?;
+            let dtype = tensors
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.dtype.clone());
             Some(json!({
                 "name": name,
-                "vocab_size": table.dims()[0],
-                "n_embd": table.dims()[1],
+                "vocab_size": table.vocab_size(),
+                "n_embd": table.n_embd(),
+                "dtype": dtype,
+                "quantized": matches!(table, Table::Quantized(_)),
+                "bytes_in_memory": table.bytes_in_memory(),
+                "f32_bytes": table.vocab_size() * table.n_embd() * 4,
                 "row_norm": stats.norms.map(|(min, mean, max)| json!({"min": min, "mean": mean, "max": max})),
                 "zero_row_count": stats.zero_rows.len(),
                 "zero_rows": stats.zero_rows.iter().take(100).collect::<Vec<_>>(),
@@ -191,6 +201,16 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
                     e["name"].as_str().unwrap_or_default(),
                     e["vocab_size"],
                     e["n_embd"],
+                );
+                out += &format!(
+                    "  stored as {}: {} in memory{}\n",
+                    e["dtype"].as_str().unwrap_or("?"),
+                    mib(&e["bytes_in_memory"]),
+                    if e["quantized"] == true {
+                        format!(" (kept quantized; {} as f32)", mib(&e["f32_bytes"]))
+                    } else {
+                        String::new()
+                    }
                 );
                 out += &match &e["row_norm"] {
                     Value::Null if e["vocab_size"] == 0 => {
@@ -272,12 +292,14 @@ pub fn embed(
             let checkpoint = Checkpoint::open(path)?;
             let name = checkpoint.embedding_name(tensor)?;
             (
-                Embedding::from_weight(checkpoint.load_f32(&name)?)?,
+                checkpoint.table(&name)?,
                 format!("{}:{name}", path.display()),
             )
         }
         (None, (Some(vocab_size), Some(n_embd), seed)) => (
-            Embedding::seeded(vocab_size, n_embd, Init::default(), seed)?,
+            Table::Dense(
+                Embedding::<f32>::seeded(vocab_size, n_embd, Init::default(), seed)?.into_weight(),
+            ),
             format!("seeded N(0, 1) table ({vocab_size}, {n_embd}), seed {seed}"),
         ),
         (Some(_), _) => {
@@ -289,8 +311,7 @@ pub fn embed(
             );
         }
     };
-    let n = ids.len();
-    let out = table.forward(&Tensor::from_vec(ids.to_vec(), &[1, n])?)?;
+    let out = table.lookup(ids)?;
     let rows: Vec<&[f32]> = out.rows().collect();
     let value = json!({
         "source": source,
@@ -400,8 +421,15 @@ pub fn neighbors(
 ) -> Result<(), CliError> {
     let checkpoint = Checkpoint::open(path)?;
     let name = checkpoint.embedding_name(tensor)?;
-    let table = Embedding::from_weight(checkpoint.load_f32(&name)?)?;
-    let query: Vec<f64> = table.row(id)?.iter().map(|&x| f64::from(x)).collect();
+    // Rows are read one at a time (a quantized table is decoded row by row, never into
+    // a dense copy) and each cosine is summed in f64.
+    let table = checkpoint.table(&name)?;
+    let query: Vec<f64> = table
+        .lookup(&[id])?
+        .as_slice()
+        .iter()
+        .map(|&x| f64::from(x))
+        .collect();
     if query.iter().any(|x| !x.is_finite()) {
         return fail(format!(
             "row {id} holds a NaN or an infinity: cosine similarity is undefined"
@@ -414,28 +442,26 @@ pub fn neighbors(
         ));
     }
     // Rows with a NaN or an infinity have no cosine: they are skipped, and said so.
-    let skipped: Vec<usize> = table
-        .weight()
-        .rows()
-        .enumerate()
-        .filter(|(_, row)| row.iter().any(|x| !x.is_finite()))
-        .map(|(i, _)| i)
-        .collect();
-    let mut scored: Vec<(usize, f64)> = table
-        .weight()
-        .rows()
-        .enumerate()
-        .filter(|&(i, _)| i != id as usize && skipped.binary_search(&i).is_err())
-        .filter_map(|(i, row)| {
-            let dot: f64 = row.iter().zip(&query).map(|(&a, b)| f64::from(a) * b).sum();
-            let norm = row
-                .iter()
-                .map(|&x| f64::from(x) * f64::from(x))
-                .sum::<f64>()
-                .sqrt();
-            (norm > 0.0).then(|| (i, dot / (norm * query_norm)))
-        })
-        .collect();
+    let mut skipped = Vec::new();
+    let mut scored: Vec<(usize, f64)> = Vec::new();
+    table.for_each_row(|i, row| {
+        if row.iter().any(|x| !x.is_finite()) {
+            skipped.push(i);
+            return;
+        }
+        if i == id as usize {
+            return;
+        }
+        let dot: f64 = row.iter().zip(&query).map(|(&a, b)| f64::from(a) * b).sum();
+        let norm = row
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        if norm > 0.0 {
+            scored.push((i, dot / (norm * query_norm)));
+        }
+    })?;
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(top);
     let value = json!({

@@ -6,6 +6,7 @@
 mod checkpoint;
 mod commands;
 mod error;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -620,6 +620,69 @@ fn real_gemma3() {
             text.contains("sliding-window layers (window 512): RoPE half-split theta 10000; global layers (theta 1000000): 5, 11, 17 of 18"),
             "{text}"
         );
+        // The 262144 × 640 Q8_0 table stays quantized: 34 bytes per 32 values.
+        let embedding = &out["embedding"];
+        assert_eq!(embedding["dtype"], "Q8_0");
+        assert_eq!(embedding["quantized"], true);
+        assert_eq!(embedding["bytes_in_memory"], 262_144 * 640 / 32 * 34);
+        assert_eq!(embedding["f32_bytes"], 262_144 * 640 * 4);
+        assert_eq!(embedding["non_finite_row_count"], 0);
+        assert!(
+            text.contains("stored as Q8_0: 178.3 MB in memory (kept quantized; 671.1 MB as f32)"),
+            "{text}"
+        );
+        let types: std::collections::BTreeSet<&str> = out["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["dtype"].as_str().unwrap())
+            .collect();
+        for qtype in ["Q4_K", "Q5_0", "Q6_K", "Q8_0", "F32"] {
+            assert!(types.contains(qtype), "{types:?}");
+        }
+
+        // Looked-up rows are gguf-py's dequantization, bit for bit.
+        let out = json(&["embed", path.to_str().unwrap(), "--ids", "2,100"]);
+        assert_eq!(out["shape"], serde_json::json!([1, 2, 640]));
+        let want = common::require(
+            "gguf-py (pip install gguf==0.19.0)",
+            common::python(&format!(
+                "import json, gguf\n\
+                 from gguf.quants import dequantize\n\
+                 t = next(t for t in gguf.GGUFReader({:?}).tensors if t.name == 'token_embd.weight')\n\
+                 print(json.dumps(dequantize(t.data[[2, 100]], t.tensor_type).tolist()))",
+                path.display().to_string()
+            )),
+        );
+        let want: Vec<Vec<f64>> = serde_json::from_str(&want).unwrap();
+        for (r, want_row) in want.iter().enumerate() {
+            let got_row = out["rows"][r].as_array().unwrap();
+            assert_eq!(got_row.len(), 640);
+            for (i, (g, w)) in got_row.iter().zip(want_row).enumerate() {
+                let (g, w) = (g.as_f64().unwrap() as f32, *w as f32);
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "row {r} value {i}: {g} vs gguf-py {w}"
+                );
+            }
+        }
+
+        // Neighbours are computed from the quantized rows.
+        let out = json(&[
+            "neighbors",
+            path.to_str().unwrap(),
+            "--id",
+            "100",
+            "--top",
+            "3",
+        ]);
+        let top = out["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert!(
+            top.iter()
+                .all(|t| t["cosine"].as_f64().unwrap().abs() <= 1.0 + 1e-12)
+        );
     }
 }
 

@@ -164,9 +164,19 @@ pub enum EmbeddingError {
         /// The logit scale.
         logit_scale: f64,
     },
+    /// An operation that needs a dense, trainable table was asked of a quantized one.
+    #[error(
+        "{operation} needs a dense table, but this one is stored as {qtype}: dequantize it first (QuantizedEmbedding::to_dense)"
+    )]
+    Quantized {
+        /// The operation.
+        operation: &'static str,
+        /// The storage format, e.g. `Q8_0`.
+        qtype: String,
+    },
 
     // === From the other crates ===
-    /// An error reading or writing a foreign checkpoint (safetensors).
+    /// An error reading or writing a foreign checkpoint (safetensors, GGUF).
     #[error(transparent)]
     Io(#[from] tokenloom_io::IoError),
     /// An error from the tensor crate (shapes, files).

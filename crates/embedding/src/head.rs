@@ -14,7 +14,7 @@ use crate::table::Embedding;
 
 /// `(rows, output shape)` for hidden states `(…, n_embd)` against a `(vocab_size,
 /// n_embd)` weight: the output shape has `vocab_size` innermost.
-fn check_hidden<T>(
+pub(crate) fn check_hidden<T>(
     hidden: TensorView<'_, T>,
     vocab_size: usize,
     n_embd: usize,
@@ -40,7 +40,7 @@ fn check_hidden<T>(
     Ok((rows, Shape::new(&out_dims)?))
 }
 
-fn check_logit_scale(logit_scale: f64) -> Result<(), EmbeddingError> {
+pub(crate) fn check_logit_scale(logit_scale: f64) -> Result<(), EmbeddingError> {
     if logit_scale.is_finite() && logit_scale > 0.0 {
         Ok(())
     } else {
@@ -52,7 +52,7 @@ fn check_logit_scale(logit_scale: f64) -> Result<(), EmbeddingError> {
     }
 }
 
-fn scale_in_place<T: Element>(xs: &mut [T], logit_scale: f64) {
+pub(crate) fn scale_in_place<T: Element>(xs: &mut [T], logit_scale: f64) {
     if logit_scale != 1.0 {
         for x in xs {
             *x = T::from_f64_lossy(x.as_f64() * logit_scale);

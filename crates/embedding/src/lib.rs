@@ -31,6 +31,8 @@
 //! - The output head ([`EmbeddingAndHead`]): untied, or tied to the table with one
 //!   parameter, one gradient and one optimizer state; tying refuses setups whose initial
 //!   logits would be far above unit scale ([`TieOptions`]).
+//! - Quantized tables ([`QuantizedEmbedding`]): GGUF block formats (Q8_0, Q4_K, …) kept
+//!   as stored, rows decoded only when looked up, logits from the stored blocks.
 //! - Optimizers ([`Sgd`], [`AdamW`]) for dense and lazy sparse steps; padding rows and
 //!   frozen tables are never updated.
 //! - Persistence: tokenloom checkpoints ([`Embedding::save`], checked and atomic) and
@@ -66,6 +68,7 @@ mod lookup;
 mod renorm;
 mod grad;
 mod head;
+mod quantized;
 mod optim;
 mod checkpoint;
 mod safetensors;
@@ -80,6 +83,7 @@ pub use init::Init;
 pub use lookup::check_ids;
 pub use optim::{AdamW, Optimizer, Sgd};
 pub use options::{EmbeddingOptions, MaxNorm, NormType};
+pub use quantized::QuantizedEmbedding;
 pub use table::{Embedding, check_sizes};
 
 /// Every operation on memory the caller owns: the table, the ids (`u32`, `i32` or

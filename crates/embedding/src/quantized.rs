@@ -1,0 +1,298 @@
+//! [`QuantizedEmbedding`]: a token-embedding table kept in a GGUF block format (Q8_0,
+//! Q4_K, …), whose rows are decoded only when looked up.
+
+use tokenloom_io::{GgmlType, GgufFile, QuantizedMatrix};
+use tokenloom_tensor::{
+    Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TensorViewMut, TokenId,
+    for_each_chunk_mut, try_filled,
+};
+
+use crate::error::EmbeddingError;
+use crate::lookup::check_ids;
+use crate::table::{Embedding, check_sizes};
+
+/// A `(vocab_size, n_embd)` token-embedding table stored block-quantized, as in a GGUF
+/// file — memory-mapped from it or owned — and decoded only where it is read: a lookup
+/// decodes the looked-up rows (as llama.cpp's `get_rows`), the logits `h @ Eᵀ` are
+/// computed from the stored blocks. A 262144 × 640 Q8_0 table (Gemma 3) takes 178 MB
+/// this way instead of 671 MB as `f32`.
+///
+/// The lookup has [`Embedding`]'s checks and errors (an id outside the vocabulary names
+/// its batch and position) and writes any float type, each value decoded in `f32` and
+/// rounded once; the rows have the bits of gguf-py's `gguf.quants.dequantize`. The table
+/// cannot be trained: [`backward`](QuantizedEmbedding::backward) is an error that says to
+/// dequantize first, which [`to_dense`](QuantizedEmbedding::to_dense) does.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::QuantizedEmbedding;
+/// use tokenloom_io::{GgmlType, QuantizedMatrix, quantize_q8_0};
+/// use tokenloom_tensor::Tensor;
+///
+/// // A (vocab_size = 4, n_embd = 32) table in Q8_0: 34 bytes per 32 values.
+/// let values: Vec<f32> = (0..4 * 32).map(|i| i as f32 / 64.0).collect();
+/// let table = QuantizedMatrix::from_bytes(GgmlType::Q8_0, quantize_q8_0(&values), 4, 32)?;
+/// let embedding = QuantizedEmbedding::new(table)?;
+/// assert_eq!(embedding.bytes_in_memory(), 4 * 34);
+///
+/// let x: Tensor<f32> = embedding.forward(&[3u32, 0])?;
+/// assert_eq!(x.dims(), &[2, 32]);
+/// assert!((x.as_slice()[5] - values[3 * 32 + 5]).abs() < 0.01);
+///
+/// let err = embedding.forward::<f32, _>(&[7u32]).unwrap_err();
+/// assert_eq!(err.to_string(), "token id 7 at batch 0, position 0 is outside vocab_size 4");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct QuantizedEmbedding {
+    table: QuantizedMatrix,
+}
+
+impl QuantizedEmbedding {
+    /// Wraps a quantized `(vocab_size, n_embd)` matrix.
+    ///
+    /// # Errors
+    ///
+    /// The size errors of [`check_sizes`] (no zero dimension).
+    pub fn new(table: QuantizedMatrix) -> Result<Self, EmbeddingError> {
+        check_sizes(table.rows(), table.cols())?;
+        Ok(Self { table })
+    }
+
+    /// The tensor `name` of a GGUF file (e.g. `token_embd.weight`), kept as stored: its
+    /// blocks stay in the file's memory map.
+    ///
+    /// # Errors
+    ///
+    /// The reader's errors for a missing tensor or one that is not block-quantized (an
+    /// `F32`/`F16`/`BF16` table loads with [`Embedding::from_weight`] and
+    /// `GgufFile::load`), and the size errors of [`new`](Self::new).
+    pub fn from_gguf(file: &GgufFile, name: &str) -> Result<Self, EmbeddingError> {
+        Self::new(file.quantized(name)?)
+    }
+
+    /// The number of rows (token ids).
+    #[must_use]
+    pub fn vocab_size(&self) -> usize {
+        self.table.rows()
+    }
+
+    /// The width of each row.
+    #[must_use]
+    pub fn n_embd(&self) -> usize {
+        self.table.cols()
+    }
+
+    /// The block format the rows are stored in.
+    #[must_use]
+    pub fn qtype(&self) -> GgmlType {
+        self.table.qtype()
+    }
+
+    /// The bytes the stored blocks take (a dense `f32` table would take
+    /// `4 · vocab_size · n_embd`).
+    #[must_use]
+    pub fn bytes_in_memory(&self) -> usize {
+        self.table.bytes_in_memory()
+    }
+
+    /// The stored matrix.
+    #[must_use]
+    pub fn table(&self) -> &QuantizedMatrix {
+        &self.table
+    }
+
+    /// Decodes row `id` into `out` (`n_embd` values).
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::TokenOutOfRange`] for an id outside the vocabulary, and
+    /// [`EmbeddingError::OutputShape`] for an `out` that is not `n_embd` long.
+    pub fn row_into<T: Element>(&self, id: usize, out: &mut [T]) -> Result<(), EmbeddingError> {
+        if id >= self.vocab_size() {
+            return Err(EmbeddingError::TokenOutOfRange {
+                token: i64::try_from(id).unwrap_or(i64::MAX),
+                batch: 0,
+                position: 0,
+                vocab_size: self.vocab_size(),
+            });
+        }
+        if out.len() != self.n_embd() {
+            return Err(EmbeddingError::OutputShape {
+                expected: Shape::new(&[self.n_embd()])?,
+                got: Shape::new(&[out.len()])?,
+            });
+        }
+        Ok(self.table.row_into(id, out)?)
+    }
+
+    /// The lookup: row `ids[i]` of the table, decoded into a fresh tensor of
+    /// `ids.shape + (n_embd,)`.
+    ///
+    /// # Shapes
+    ///
+    /// - ids: `(seq_len,)` or `(batch, seq_len)`, as `u32`, `i32` or `i64`
+    /// - output: `ids.shape + (n_embd,)`
+    ///
+    /// # Errors
+    ///
+    /// The id errors of [`check_ids`], and allocation errors.
+    pub fn forward<'i, T: Element, I: TokenId>(
+        &self,
+        ids: impl TensorLike<'i, I>,
+    ) -> Result<Tensor<T>, EmbeddingError> {
+        let ids = ids.try_view()?;
+        let shape = check_ids(ids, self.vocab_size(), self.n_embd())?;
+        let mut out = Tensor::from_shape_vec(
+            try_filled(shape.elem_count(), T::zero(), "quantized lookup")?,
+            shape,
+        )?;
+        self.write_rows(ids.as_slice(), out.as_mut_slice());
+        Ok(out)
+    }
+
+    /// [`forward`](Self::forward) into a caller's buffer of shape `ids.shape + (n_embd,)`;
+    /// large outputs are decoded across threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`forward`](Self::forward), and [`EmbeddingError::OutputShape`] for a wrongly
+    /// shaped `out`. On error `out` is unchanged.
+    pub fn forward_into<'i, 'o, T: Element, I: TokenId>(
+        &self,
+        ids: impl TensorLike<'i, I>,
+        out: impl TensorLikeMut<'o, T>,
+    ) -> Result<(), EmbeddingError> {
+        let ids = ids.try_view()?;
+        let mut out = out.try_view_mut()?;
+        let expected = check_ids(ids, self.vocab_size(), self.n_embd())?;
+        if out.shape() != expected {
+            return Err(EmbeddingError::OutputShape {
+                expected,
+                got: out.shape(),
+            });
+        }
+        self.write_rows(ids.as_slice(), out.as_mut_slice());
+        Ok(())
+    }
+
+    /// Decodes the rows of checked ids into `out`.
+    fn write_rows<T: Element, I: TokenId>(&self, ids: &[I], out: &mut [T]) {
+        for_each_chunk_mut(out, self.n_embd(), |position, row| {
+            self.table
+                .row_into(ids[position].checked_index(), row)
+                .expect("ids are checked and rows are n_embd long");
+        });
+    }
+
+    /// The logits `logit_scale · hidden @ Eᵀ` of a head tied to this table, computed from
+    /// the quantized rows in `f32` (see [`QuantizedMatrix::matmul_transposed_into`]: up
+    /// to 8 rows have the bits of the dense logits of [`to_dense`](Self::to_dense)'s
+    /// `f32` table).
+    ///
+    /// # Shapes
+    ///
+    /// - hidden: `(…, n_embd)`
+    /// - output: `(…, vocab_size)`
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::GradShape`] for hidden states whose innermost dimension is not
+    /// `n_embd`, [`EmbeddingError::InvalidOption`] for a scale that is not positive and
+    /// finite, and allocation errors.
+    pub fn logits<'h, T: Element>(
+        &self,
+        hidden: impl TensorLike<'h, T>,
+        logit_scale: f64,
+    ) -> Result<Tensor<T>, EmbeddingError> {
+        let hidden = hidden.try_view()?;
+        let (rows, shape) = crate::head::check_hidden(hidden, self.vocab_size(), self.n_embd())?;
+        let mut out = Tensor::from_shape_vec(
+            try_filled(shape.elem_count(), T::zero(), "quantized logits")?,
+            shape,
+        )?;
+        self.logits_rows(hidden, rows, logit_scale, out.as_mut_slice())?;
+        Ok(out)
+    }
+
+    /// [`logits`](Self::logits) into a caller's `(…, vocab_size)` buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`logits`](Self::logits), and [`EmbeddingError::OutputShape`] for a wrongly
+    /// shaped `out`.
+    pub fn logits_into<'h, 'o, T: Element>(
+        &self,
+        hidden: impl TensorLike<'h, T>,
+        logit_scale: f64,
+        out: impl TensorLikeMut<'o, T>,
+    ) -> Result<(), EmbeddingError> {
+        let hidden = hidden.try_view()?;
+        let mut out = out.try_view_mut()?;
+        let (rows, expected) = crate::head::check_hidden(hidden, self.vocab_size(), self.n_embd())?;
+        if out.shape() != expected {
+            return Err(EmbeddingError::OutputShape {
+                expected,
+                got: out.shape(),
+            });
+        }
+        self.logits_rows(hidden, rows, logit_scale, out.as_mut_slice())
+    }
+
+    fn logits_rows<T: Element>(
+        &self,
+        hidden: TensorView<'_, T>,
+        rows: usize,
+        logit_scale: f64,
+        out: &mut [T],
+    ) -> Result<(), EmbeddingError> {
+        crate::head::check_logit_scale(logit_scale)?;
+        let h = TensorView::new(hidden.as_slice(), &[rows, self.n_embd()])?;
+        let out2 = TensorViewMut::new(out, &[rows, self.vocab_size()])?;
+        self.table.matmul_transposed_into(h, out2)?;
+        crate::head::scale_in_place(out, logit_scale);
+        Ok(())
+    }
+
+    /// The backward of a quantized table does not exist: this is always
+    /// [`EmbeddingError::Quantized`], which says to dequantize first (a training step on
+    /// stored blocks would have to requantize every updated row). Call
+    /// [`to_dense`](Self::to_dense) and train the [`Embedding`] it returns.
+    ///
+    /// # Errors
+    ///
+    /// Always [`EmbeddingError::Quantized`].
+    pub fn backward(&self) -> Result<(), EmbeddingError> {
+        Err(self.not_trainable("backward"))
+    }
+
+    /// The error for an operation that needs a dense, trainable table.
+    #[must_use]
+    pub fn not_trainable(&self, operation: &'static str) -> EmbeddingError {
+        EmbeddingError::Quantized {
+            operation,
+            qtype: self.qtype().name(),
+        }
+    }
+
+    /// The whole table dequantized into a dense, trainable [`Embedding`] (each value
+    /// decoded in `f32`, rounded once to `T`).
+    ///
+    /// # Errors
+    ///
+    /// Allocation errors.
+    pub fn to_dense<T: Element>(&self) -> Result<Embedding<T>, EmbeddingError> {
+        Embedding::from_weight(self.table.to_dense::<T>()?)
+    }
+}
+
+impl PartialEq for QuantizedEmbedding {
+    /// Equal when the format, the shape and the stored bytes are.
+    fn eq(&self, other: &Self) -> bool {
+        self.qtype() == other.qtype()
+            && self.vocab_size() == other.vocab_size()
+            && self.n_embd() == other.n_embd()
+            && (0..self.vocab_size()).all(|r| self.table.row_bytes(r) == other.table.row_bytes(r))
+    }
+}
