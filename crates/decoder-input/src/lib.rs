@@ -39,6 +39,7 @@ mod gguf_arch;
 mod input;
 mod pretrained;
 mod scheme;
+mod tables;
 
 pub use batch::{PaddingSide, StreamBatch, TokenBatch, stream_batches};
 pub use config::DecoderInputConfig;
@@ -46,9 +47,11 @@ pub use error::DecoderInputError;
 pub use gguf_arch::{GgufRopeType, gguf_rope_type};
 pub use input::{DecoderInput, DecoderInputGrads, DecoderInputOutput};
 pub use pretrained::{
-    HF_EMBED_NAME, HF_HEAD_NAME, Pretrained, gguf_rope_settings, load_gguf, load_hf_dir,
+    GgufLoadOptions, HF_EMBED_NAME, HF_HEAD_NAME, Pretrained, gguf_rope_settings, load_gguf,
+    load_gguf_with, load_hf_dir,
 };
 pub use scheme::{PositionEncoding, PositionSchemeConfig};
+pub use tables::{QuantizedHead, QuantizedTables, TokenTables};
 
 pub use tokenloom_embedding as embedding;
 pub use tokenloom_positions as positions;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingOptions};
+use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingOptions, QuantizedEmbedding};
 use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{
     CacheFloat, LocalAttention, ModelRopeSettings, RopeCache, RopeConfig, RopeScaling, YarnScaling,
@@ -17,6 +17,7 @@ use crate::error::DecoderInputError;
 use crate::gguf_arch::{GgufRopeType, gguf_rope_type};
 use crate::input::DecoderInput;
 use crate::scheme::PositionEncoding;
+use crate::tables::{QuantizedHead, QuantizedTables, TokenTables};
 
 /// A decoder input loaded from a real checkpoint, with the attention settings that came
 /// with it and notes on anything that was deliberately ignored.
@@ -167,7 +168,14 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
         let head = load_table::<T>(dir, &files, HF_HEAD_NAME, [vocab_size, n_embd])?;
         EmbeddingAndHead::untied(embedding, head.into_weight())?
     };
-    assemble(model, rope, max_positions, pad_id, None, notes)
+    assemble(
+        TokenTables::Dense(model),
+        rope,
+        max_positions,
+        pad_id,
+        None,
+        notes,
+    )
 }
 
 /// The embedding with the pad id as its `padding_idx` (as LLaMA's `nn.Embedding`).
@@ -186,7 +194,7 @@ fn with_padding<T: Element>(
 
 /// A RoPE decoder input over the model's context, from loaded parts.
 fn assemble<T: Element, C: CacheFloat>(
-    model: EmbeddingAndHead<T>,
+    tables: TokenTables<T>,
     rope: ModelRopeSettings,
     max_positions: usize,
     pad_id: Option<usize>,
@@ -198,8 +206,8 @@ fn assemble<T: Element, C: CacheFloat>(
     let pad_id = pad_id.map(|p| {
         u32::try_from(p).expect("pad ids are below vocab_size, which indexes u32 token ids")
     });
-    let input = DecoderInput::from_parts(
-        model,
+    let input = DecoderInput::from_tables(
+        tables,
         PositionEncoding::Rope(cache),
         max_positions,
         pad_id,
@@ -358,11 +366,24 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
     })
 }
 
+/// How [`load_gguf_with`] loads the token table and head of a GGUF file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GgufLoadOptions {
+    /// Keep block-quantized tables (Q8_0, Q4_K, …) as stored — memory-mapped, rows
+    /// decoded when looked up, logits computed from the blocks — instead of decoding them
+    /// into dense `T` tables. The result is for inference: backward and optimizer steps
+    /// are errors until [`DecoderInput::into_dense`]. Float tables (F32, F16, BF16) are
+    /// read into `T` either way. Default: `false` (dense and trainable).
+    pub keep_quantized: bool,
+}
+
 /// Loads the input side of a GGUF file (llama.cpp): the `{arch}.*` metadata sets n_embd,
 /// head counts, context length and the RoPE settings (`rope.freq_base`,
 /// `rope.dimension_count`, `rope.scaling.type` / `.factor` /
-/// `.original_context_length`), `token_embd.weight` is dequantised into `T` (F32, F16,
-/// BF16 or Q8_0), and the head is tied unless the file has `output.weight`.
+/// `.original_context_length`, or llama.cpp's precomputed `rope_freqs.weight`),
+/// `token_embd.weight` is decoded into `T` (any float or block-quantized type the io
+/// crate reads; [`load_gguf_with`] can keep it quantized), and the head is tied unless
+/// the file has `output.weight`.
 ///
 /// The RoPE layout is the architecture's, as llama.cpp applies it (see
 /// [`gguf_rope_settings`]): interleaved for `llama` (llama.cpp permutes LLaMA q/k weights
@@ -376,11 +397,24 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
 /// # Errors
 ///
 /// As [`gguf_rope_settings`] (an unknown architecture is an error, never a default
-/// layout), [`DecoderInputError::Checkpoint`] for missing or unsupported metadata
-/// (including a precomputed `rope_freqs.weight`, which this loader does not apply), and
-/// the reader's errors.
+/// layout), [`DecoderInputError::Checkpoint`] for missing or unsupported metadata, and
+/// the reader's errors (a tensor type tokenloom cannot decode is named).
 pub fn load_gguf<T: Element, C: CacheFloat>(
     path: impl AsRef<Path>,
+) -> Result<Pretrained<T, C>, DecoderInputError> {
+    load_gguf_with(path, GgufLoadOptions::default())
+}
+
+/// [`load_gguf`] with options: `keep_quantized` keeps a block-quantized token table (and
+/// head) as stored. A 262144 × 640 Q8_0 table (Gemma 3 270M) then takes 178 MB of mapped
+/// file instead of 671 MB of `f32`.
+///
+/// # Errors
+///
+/// As [`load_gguf`].
+pub fn load_gguf_with<T: Element, C: CacheFloat>(
+    path: impl AsRef<Path>,
+    options: GgufLoadOptions,
 ) -> Result<Pretrained<T, C>, DecoderInputError> {
     let path = path.as_ref();
     let file = GgufFile::open(path)?;
@@ -398,37 +432,69 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
         .and_then(|v| usize::try_from(v).ok())
         .ok_or_else(|| checkpoint_error(path, format!("missing {n_embd_key}")))?;
 
-    let table = file.load::<T>("token_embd.weight")?;
-    let vocab_size = table.dims()[0];
-    if table.dims() != [vocab_size, n_embd] {
-        return Err(checkpoint_error(
-            path,
-            format!(
-                "token_embd.weight has shape {}, expected (vocab_size, {n_embd})",
-                table.shape()
-            ),
-        ));
+    const TABLE: &str = "token_embd.weight";
+    const HEAD: &str = "output.weight";
+    let check_shape = |name: &str, dims: &[usize], vocab_size: Option<usize>| {
+        let ok = dims.len() == 2 && dims[1] == n_embd && vocab_size.is_none_or(|v| dims[0] == v);
+        if ok {
+            Ok(dims[0])
+        } else {
+            Err(checkpoint_error(
+                path,
+                format!(
+                    "{name} has shape {dims:?}, expected (vocab_size, {n_embd}){}",
+                    vocab_size.map_or(String::new(), |v| format!(" with vocab_size {v}"))
+                ),
+            ))
+        }
+    };
+    let vocab_size = check_shape(TABLE, &file.info(TABLE)?.shape, None)?;
+    if file.info(HEAD).is_ok() {
+        check_shape(HEAD, &file.info(HEAD)?.shape, Some(vocab_size))?;
     }
     let pad_id = file
         .get("tokenizer.ggml.padding_token_id")
         .and_then(GgufValue::as_u64)
         .and_then(|p| usize::try_from(p).ok())
         .filter(|&p| p < vocab_size);
-    let embedding = with_padding(Embedding::from_weight(table)?, pad_id)?;
     let mut notes = Vec::new();
-    let model = if file.info("output.weight").is_ok() {
-        let head = file.load::<T>("output.weight")?;
-        EmbeddingAndHead::untied(embedding, head)?
+    let tied = file.info(HEAD).is_err();
+    if tied {
+        notes.push(format!("no {HEAD}: the head is tied to {TABLE}"));
+    }
+    let quantized = |name: &str| -> Result<bool, DecoderInputError> {
+        Ok(options.keep_quantized && file.info(name)?.ggml_type.is_quantized())
+    };
+    let tables = if quantized(TABLE)? {
+        let embedding = QuantizedEmbedding::from_gguf(&file, TABLE)?;
+        notes.push(format!(
+            "{TABLE} kept quantized as {}: {} bytes in memory ({} as dense f32)",
+            embedding.qtype().name(),
+            embedding.bytes_in_memory(),
+            vocab_size * n_embd * 4
+        ));
+        let head = if tied {
+            QuantizedHead::Tied
+        } else if quantized(HEAD)? {
+            QuantizedHead::Quantized(QuantizedEmbedding::from_gguf(&file, HEAD)?)
+        } else {
+            QuantizedHead::Dense(file.load::<T>(HEAD)?)
+        };
+        TokenTables::Quantized(QuantizedTables::new(embedding, head)?.with_padding_idx(pad_id)?)
     } else {
-        notes.push("no output.weight: the head is tied to token_embd.weight".to_owned());
-        EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
+        let embedding = with_padding(Embedding::from_weight(file.load::<T>(TABLE)?)?, pad_id)?;
+        TokenTables::Dense(if tied {
+            EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
+        } else {
+            EmbeddingAndHead::untied(embedding, file.load::<T>(HEAD)?)?
+        })
     };
     // Gemma multiplies the looked-up rows by √n_embd (llama.cpp: `ggml_scale(inpL,
     // sqrtf(n_embd))`; transformers: `Gemma3TextScaledWordEmbedding`).
     let embedding_scale = matches!(arch, "gemma" | "gemma2" | "gemma3" | "gemma3n")
         .then(|| f64::from(f32_sqrt(n_embd)));
     assemble(
-        model,
+        tables,
         settings,
         max_positions,
         pad_id,

@@ -175,12 +175,12 @@ fn logits_from_stored_blocks_equal_the_dense_logits() {
         }
     }
     let table = random_table(GgmlType::Q8_0, 8, 1, 2);
-    let h = vec![0.0f32; 31];
+    let h = [0.0f32; 31];
     assert!(matches!(
         table.logits((&h[..], [1, 31]), 1.0),
         Err(EmbeddingError::GradShape { .. })
     ));
-    let h = vec![0.0f32; 32];
+    let h = [0.0f32; 32];
     assert!(matches!(
         table.logits((&h[..], [1, 32]), 0.0),
         Err(EmbeddingError::InvalidOption { .. })
