@@ -239,6 +239,88 @@ fn gguf_files_tied_and_untied() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// llama.cpp's `rope_freqs.weight` (LLaMA 3.1 factors the converter precomputes, stored
+/// as F32) gives the frequencies of the `llama3` formula.
+#[test]
+fn gguf_rope_freqs_apply_the_llama3_factors() {
+    use tokenloom::positions::Llama3Scaling;
+    let dir = common::scratch_dir("gguf-rope-freqs");
+    let llama3 = Llama3Scaling {
+        factor: 8.0,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_max_position_embeddings: 4096,
+    };
+    // convert_hf_to_gguf.py's LlamaModel: freqs in f32, factors per wavelength.
+    let (theta, rotary_dim) = (100_000.0f64, 16usize);
+    let original = llama3.original_max_position_embeddings as f64;
+    let factors: Vec<f32> = (0..rotary_dim / 2)
+        .map(|i| {
+            let freq = 1.0 / (theta as f32).powf((2 * i) as f32 / rotary_dim as f32);
+            let wavelen = 2.0 * std::f64::consts::PI / f64::from(freq);
+            let (low_wavelen, high_wavelen) = (
+                original / llama3.low_freq_factor,
+                original / llama3.high_freq_factor,
+            );
+            let factor = if wavelen < high_wavelen {
+                1.0
+            } else if wavelen > low_wavelen {
+                llama3.factor
+            } else {
+                let smooth = (original / wavelen - llama3.low_freq_factor)
+                    / (llama3.high_freq_factor - llama3.low_freq_factor);
+                1.0 / ((1.0 - smooth) / llama3.factor + smooth)
+            };
+            factor as f32
+        })
+        .collect();
+    // The three regimes are all present: kept, blended and divided by 8.
+    assert!(factors.contains(&1.0) && factors.contains(&8.0));
+    assert!(factors.iter().any(|&f| f > 1.0 && f < 8.0));
+    let rope_freqs = |values: &[f32]| GgufWriteTensor {
+        name: "rope_freqs.weight".into(),
+        ggml_type: 0,
+        ne: vec![values.len() as u64],
+        data: values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    };
+    let path = dir.join("llama31.gguf");
+    std::fs::write(&path, gguf_bytes(&gguf_metadata(), &[rope_freqs(&factors)])).unwrap();
+    let file = tokenloom::io::GgufFile::open(&path).unwrap();
+    let settings = gguf_rope_settings(&file).unwrap();
+    let RopeScaling::FreqFactors { factors: loaded } = &settings.rope.scaling else {
+        panic!("rope_freqs.weight not applied: {:?}", settings.rope.scaling);
+    };
+    assert_eq!(loaded.len(), rotary_dim / 2);
+    let got = settings.rope.scaling.inv_freq(theta, rotary_dim, 1);
+    let want = RopeScaling::Llama3(llama3).inv_freq(theta, rotary_dim, 1);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        // The factors are stored in f32 (from f32 frequencies): a few f32 ulps.
+        assert!((g - w).abs() <= 4e-7 * w, "pair {i}: {g} vs llama3 {w}");
+    }
+
+    // rope_freqs beside an explicit scaling type, or with the wrong length: errors.
+    let mut both = gguf_metadata();
+    both.push((
+        "llama.rope.scaling.type",
+        GgufWriteValue::String("linear".into()),
+    ));
+    both.push(("llama.rope.scaling.factor", GgufWriteValue::F32(2.0)));
+    std::fs::write(&path, gguf_bytes(&both, &[rope_freqs(&factors)])).unwrap();
+    let err = gguf_rope_settings(&tokenloom::io::GgufFile::open(&path).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("are both set"), "{err}");
+    std::fs::write(
+        &path,
+        gguf_bytes(&gguf_metadata(), &[rope_freqs(&factors[..5])]),
+    )
+    .unwrap();
+    let err = gguf_rope_settings(&tokenloom::io::GgufFile::open(&path).unwrap()).unwrap_err();
+    assert!(
+        err.to_string().contains('8') && err.to_string().contains('5'),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `keep_quantized`: the table stays in its blocks, lookups and decode logits have the
 /// bits of the dense load, and training is an error until `into_dense`.
 #[test]

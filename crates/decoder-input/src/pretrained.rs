@@ -216,6 +216,9 @@ fn assemble<T: Element, C: CacheFloat>(
     Ok(Pretrained { input, rope, notes })
 }
 
+/// The tensor of llama.cpp's precomputed RoPE frequency factors.
+const ROPE_FREQS: &str = "rope_freqs.weight";
+
 /// The position and attention settings of a GGUF file's `{arch}.*` metadata (see
 /// [`load_gguf`]), without loading any tensor.
 ///
@@ -292,12 +295,6 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
     let max_positions = required("context_length")?;
     let theta = float("rope.freq_base").unwrap_or(10000.0);
     let rotary_dim = uint("rope.dimension_count")?.unwrap_or(head_dim);
-    if file.info("rope_freqs.weight").is_ok() {
-        return Err(checkpoint_error(
-            path,
-            "rope_freqs.weight (precomputed per-frequency factors, e.g. LLaMA 3.1) is not supported by this loader",
-        ));
-    }
     let scaling = match file
         .get(&key("rope.scaling.type"))
         .and_then(GgufValue::as_str)
@@ -323,6 +320,35 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
                 format!("rope scaling type `{other}` is not supported"),
             ));
         }
+    };
+    // llama.cpp's precomputed per-pair factors (LLaMA 3.1's `llama3` scaling, evaluated
+    // by the converter): every frequency divided by its factor, as `ggml_rope_ext` does.
+    let scaling = if file.info(ROPE_FREQS).is_ok() {
+        if scaling != RopeScaling::None {
+            return Err(checkpoint_error(
+                path,
+                format!(
+                    "{ROPE_FREQS} and {} ({scaling}) are both set; llama.cpp would apply both, tokenloom does not guess how",
+                    key("rope.scaling.type")
+                ),
+            ));
+        }
+        let factors = file.load::<f64>(ROPE_FREQS)?;
+        if factors.dims().len() != 1 {
+            return Err(checkpoint_error(
+                path,
+                format!(
+                    "{ROPE_FREQS} has shape {}, expected (rotary_dim / 2,) = ({},)",
+                    factors.shape(),
+                    rotary_dim / 2
+                ),
+            ));
+        }
+        RopeScaling::FreqFactors {
+            factors: factors.as_slice().to_vec(),
+        }
+    } else {
+        scaling
     };
     let rope_config = RopeConfig::new(head_dim, theta, layout)
         .with_rotary_dim(rotary_dim)
@@ -380,7 +406,8 @@ pub struct GgufLoadOptions {
 /// Loads the input side of a GGUF file (llama.cpp): the `{arch}.*` metadata sets n_embd,
 /// head counts, context length and the RoPE settings (`rope.freq_base`,
 /// `rope.dimension_count`, `rope.scaling.type` / `.factor` /
-/// `.original_context_length`, or llama.cpp's precomputed `rope_freqs.weight`),
+/// `.original_context_length`, or llama.cpp's precomputed `rope_freqs.weight` as
+/// [`RopeScaling::FreqFactors`]),
 /// `token_embd.weight` is decoded into `T` (any float or block-quantized type the io
 /// crate reads; [`load_gguf_with`] can keep it quantized), and the head is tied unless
 /// the file has `output.weight`.

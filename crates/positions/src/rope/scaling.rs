@@ -46,11 +46,20 @@ pub enum RopeScaling {
     /// sequence length.
     #[serde(rename = "longrope")]
     LongRope(LongRopeScaling),
+    /// Precomputed per-pair factors, as llama.cpp stores them in a GGUF file's
+    /// `rope_freqs.weight` (LLaMA 3.1's `llama3` scaling, evaluated at conversion):
+    /// `inv_freq[i] = theta^(−2i/rotary_dim) / factors[i]`. Not a HuggingFace
+    /// `rope_type`; `to_hf_parameters` spells it `"freq_factors"`.
+    #[serde(rename = "freq_factors")]
+    FreqFactors {
+        /// One factor per rotated pair (`rotary_dim / 2`), each positive.
+        factors: Vec<f64>,
+    },
 }
 
 impl RopeScaling {
     /// HuggingFace's `rope_type` name: `default`, `linear`, `dynamic`, `yarn`, `llama3` or
-    /// `longrope`.
+    /// `longrope` (and `freq_factors` for llama.cpp's precomputed factors).
     #[must_use]
     pub fn rope_type(&self) -> &'static str {
         match self {
@@ -60,6 +69,7 @@ impl RopeScaling {
             RopeScaling::Yarn(_) => "yarn",
             RopeScaling::Llama3(_) => "llama3",
             RopeScaling::LongRope(_) => "longrope",
+            RopeScaling::FreqFactors { .. } => "freq_factors",
         }
     }
 
@@ -321,6 +331,18 @@ impl RopeScaling {
                     }
                 }
             }
+            RopeScaling::FreqFactors { factors } => {
+                if factors.len() != rotary_dim / 2 {
+                    return Err(PositionError::FactorCount {
+                        name: "factors",
+                        expected: rotary_dim / 2,
+                        got: factors.len(),
+                    });
+                }
+                for &v in factors {
+                    positive("factors", v)?;
+                }
+            }
         }
         Ok(())
     }
@@ -393,6 +415,11 @@ impl RopeScaling {
                     .map(|i| 1.0 / (ext[i] * theta.powf(f(2 * i) / d)))
                     .collect()
             }
+            RopeScaling::FreqFactors { factors } => default_with_base(theta)
+                .into_iter()
+                .zip(factors)
+                .map(|(x, factor)| x / factor)
+                .collect(),
         }
     }
 }
