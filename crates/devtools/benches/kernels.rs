@@ -12,7 +12,8 @@ use std::time::Duration;
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
-use tokenloom::embedding::Embedding;
+use tokenloom::embedding::{Embedding, QuantizedEmbedding};
+use tokenloom::io::{GgmlType, QuantizedMatrix, quantize_q8_0};
 use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
 use tokenloom::tensor::{
     Accumulate, Element, Operand, Tensor, TensorViewMut, bf16, f16, for_each_chunk_mut, matmul_into,
@@ -413,5 +414,137 @@ fn tied_projection(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lookups, backward, rope, tied_projection);
+/// A `(rows, cols)` matrix of `qtype` blocks for timing: Q8_0 quantized from real values,
+/// the K-quants random bytes with small, normal f16 scales (the values do not change the
+/// work; subnormal scales could).
+fn quantized_matrix(qtype: GgmlType, values: &[f32], rows: usize, cols: usize) -> QuantizedMatrix {
+    if qtype == GgmlType::Q8_0 {
+        return QuantizedMatrix::from_bytes(qtype, quantize_q8_0(values), rows, cols).unwrap();
+    }
+    let (block_elems, block_bytes) = qtype.block_layout().unwrap();
+    let (block_elems, block_bytes) = (block_elems as usize, block_bytes as usize);
+    let scales: &[usize] = match qtype {
+        GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+        GgmlType::Q6K => &[208],
+        other => panic!("no scale offsets for {other:?}"),
+    };
+    let mut bytes: Vec<u8> = (0..rows * cols / block_elems * block_bytes)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    for block in bytes.chunks_exact_mut(block_bytes) {
+        for &at in scales {
+            block[at..at + 2].copy_from_slice(&f16::from_f32(0.01).to_le_bytes());
+        }
+    }
+    QuantizedMatrix::from_bytes(qtype, bytes, rows, cols).unwrap()
+}
+
+/// The Q8_0 decode logits a skeptic writes: per row, per block, `d · Σ q·h`, one thread.
+fn plain_q8_0_logits(blocks: &[u8], h: &[f32], out: &mut [f32]) {
+    let row_bytes = h.len() / 32 * 34;
+    for (row, o) in blocks.chunks_exact(row_bytes).zip(out.iter_mut()) {
+        let mut sum = 0.0f32;
+        for (block, hs) in row.chunks_exact(34).zip(h.chunks_exact(32)) {
+            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+            let mut s = 0.0f32;
+            for (&q, &x) in block[2..].iter().zip(hs) {
+                s += f32::from(q as i8) * x;
+            }
+            sum += d * s;
+        }
+        *o = sum;
+    }
+}
+
+/// The Q8_0 lookup a skeptic writes: each id's row decoded value by value, one thread.
+fn plain_q8_0_lookup(blocks: &[u8], n_embd: usize, ids: &[u32], out: &mut [f32]) {
+    let row_bytes = n_embd / 32 * 34;
+    for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(n_embd)) {
+        let row = &blocks[id as usize * row_bytes..(id as usize + 1) * row_bytes];
+        for (block, dst) in row.chunks_exact(34).zip(dst.chunks_exact_mut(32)) {
+            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+            for (o, &q) in dst.iter_mut().zip(&block[2..]) {
+                *o = f32::from(q as i8) * d;
+            }
+        }
+    }
+}
+
+/// Quantized tables against the dense `f32` table in the same run: decode logits
+/// (`h @ Eᵀ` for one token, memory-bound: each function's throughput counts the bytes of
+/// the table it reads) and a prefill-sized lookup (throughput counts the `f32` rows
+/// written), with the skeptic's plain Q8_0 loops.
+fn quantized(c: &mut Criterion) {
+    let (n, k) = (32000, 2048);
+    let dense = table::<f32>(n, k);
+    let formats = [GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q6K];
+    let tables: Vec<QuantizedEmbedding> = formats
+        .iter()
+        .map(|&q| {
+            QuantizedEmbedding::new(quantized_matrix(q, dense.weight().as_slice(), n, k)).unwrap()
+        })
+        .collect();
+
+    let f32_bytes = n * k * 4;
+    let mut g = group(c, "quantized_decode_logits_1x2048_of_32000x2048", f32_bytes);
+    roofline(&mut g, f32_bytes);
+    let h = table::<f32>(1, k).into_weight();
+    let mut out = vec![0.0f32; n];
+    g.throughput(Throughput::Bytes(f32_bytes as u64));
+    g.bench_function("f32_dense_matmul_into", |b| {
+        b.iter(|| {
+            matmul_into(
+                h.view(),
+                Operand::AsIs,
+                dense.weight().view(),
+                Operand::Transposed,
+                TensorViewMut::new(&mut out, &[1, n]).unwrap(),
+                Accumulate::Replace,
+            )
+            .unwrap()
+        })
+    });
+    for (format, t) in formats.iter().zip(&tables) {
+        g.throughput(Throughput::Bytes(t.bytes_in_memory() as u64));
+        let name = format.name().to_lowercase();
+        g.bench_function(format!("{name}_logits_into"), |b| {
+            b.iter(|| t.logits_into(&h, 1.0, (&mut out[..], [1, n])).unwrap())
+        });
+        if *format == GgmlType::Q8_0 {
+            let all: Vec<u8> = (0..n)
+                .flat_map(|r| t.table().row_bytes(r).to_vec())
+                .collect();
+            g.bench_function("q8_0_plain_loop_1thread", |b| {
+                b.iter(|| plain_q8_0_logits(&all, h.as_slice(), &mut out))
+            });
+        }
+    }
+    g.finish();
+
+    let (batch, seq_len) = (8, 512);
+    let ids = make_ids(batch, seq_len, n);
+    let out_bytes = batch * seq_len * k * 4;
+    let mut g = group(c, "quantized_lookup_8x512_of_32000x2048", out_bytes);
+    roofline(&mut g, out_bytes);
+    let mut out = vec![0.0f32; batch * seq_len * k];
+    let shape = [batch, seq_len, k];
+    g.bench_function("f32_dense_forward_into", |b| {
+        b.iter(|| dense.forward_into(&ids, (&mut out[..], shape)).unwrap())
+    });
+    for (format, t) in formats.iter().zip(&tables) {
+        let name = format.name().to_lowercase();
+        g.bench_function(format!("{name}_forward_into"), |b| {
+            b.iter(|| t.forward_into(&ids, (&mut out[..], shape)).unwrap())
+        });
+    }
+    let all: Vec<u8> = (0..n)
+        .flat_map(|r| tables[0].table().row_bytes(r).to_vec())
+        .collect();
+    g.bench_function("q8_0_plain_loop_1thread", |b| {
+        b.iter(|| plain_q8_0_lookup(&all, k, ids.as_slice(), &mut out))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, lookups, backward, rope, tied_projection, quantized);
 criterion_main!(benches);

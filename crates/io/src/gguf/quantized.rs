@@ -310,12 +310,12 @@ impl QuantizedMatrix {
         for_each_chunk_mut_by_work(columns, DOT_ROWS_PER_TASK * m, work, |task, outputs| {
             let mut row = vec![0.0f32; k];
             let first = task * DOT_ROWS_PER_TASK;
+            let mut dots = [0.0f32; DOT_MAX_ROWS];
             for (j, outs) in outputs.chunks_exact_mut(m).enumerate() {
+                let dots = &mut dots[..m];
                 self.codec
-                    .dequantize_into(self.row_bytes(first + j), &mut row)
-                    .expect("a row's blocks hold cols values: checked at construction");
-                for (o, a_row) in outs.iter_mut().zip(a.chunks_exact(k)) {
-                    let d = tokenloom_tensor::dot(a_row, &row).expect("both rows hold cols values");
+                    .dot_rows_f32(self.row_bytes(first + j), a, &mut row, dots);
+                for (o, &d) in outs.iter_mut().zip(dots.iter()) {
                     *o = T::from_f32_lossy(d);
                 }
             }
@@ -333,7 +333,7 @@ impl QuantizedMatrix {
             let rows = tile_rows.min(n - first);
             let bytes =
                 &self.blocks.bytes()[first * self.row_bytes..(first + rows) * self.row_bytes];
-            self.codec.dequantize_into(bytes, &mut tile[..rows * k])?;
+            self.codec.decode_f32_into(bytes, &mut tile[..rows * k]);
             matmul_into(
                 a,
                 Operand::AsIs,

@@ -9,6 +9,7 @@ const KVALUES: [i8; 16] = [
 ];
 
 /// IQ4_NL: `d | qs[16]`; value `d · KVALUES[code]`, low nibbles first.
+#[inline(always)]
 pub(super) fn iq4_nl(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     let qs = &block[2..18];
@@ -24,6 +25,7 @@ pub(super) fn iq4_nl(block: &[u8], out: &mut [f32]) {
 /// IQ4_XS: `d | scales_h (u16) | scales_l[4] | qs[128]`. Sub-block `j` of 32 has the
 /// 6-bit scale `(nibble j of scales_l) | (bits 2j of scales_h) << 4`, minus 32, and the
 /// codes of `qs[16j ..][..16]` (low nibbles, then high).
+#[inline(always)]
 pub(super) fn iq4_xs(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     let scales_h = u16::from_le_bytes([block[2], block[3]]);

@@ -10,16 +10,20 @@ use super::legacy::f16_at;
 /// Q2_K: `scales[16] | qs[64] | d | dmin`. Value `v = 128·half + 32·shift + l` takes bits
 /// `2·shift` of `qs[32·half + l]`; its group of 16 has scale `d · (sc & 15)` and min
 /// `dmin · (sc >> 4)`.
+#[inline(always)]
 pub(super) fn q2_k(block: &[u8], out: &mut [f32]) {
     let (scales, qs) = (&block[..16], &block[16..80]);
     let (d, dmin) = (f16_at(block, 80), f16_at(block, 82));
-    for (v, o) in out.iter_mut().enumerate() {
-        let (half, shift, l) = (v / 128, (v / 32) % 4, v % 32);
-        let q = (qs[32 * half + l] >> (2 * shift)) & 3;
-        let sc = scales[v / 16];
+    for (group, (o, &sc)) in out.chunks_exact_mut(16).zip(scales).enumerate() {
+        // Group `group` holds v = 16·group ..: half = group / 8, shift = (group / 2) % 4,
+        // l from 16·(group % 2).
+        let (half, shift, first) = (group / 8, 2 * ((group / 2) % 4), 16 * (group % 2));
         let dl = d * f32::from(sc & 0x0F);
         let ml = dmin * f32::from(sc >> 4);
-        *o = dl * f32::from(q) - ml;
+        let q = &qs[32 * half + first..32 * half + first + 16];
+        for (o, &b) in o.iter_mut().zip(q) {
+            *o = dl * f32::from((b >> shift) & 3) - ml;
+        }
     }
 }
 
@@ -39,17 +43,22 @@ fn q3_k_scales(packed: &[u8]) -> [f32; 16] {
 /// Q3_K: `hmask[32] | qs[64] | scales[12] | d`. Value `v` takes 2 low bits from `qs` as in
 /// Q2_K and, from bit `v / 32` of `hmask[v % 32]`, a high bit that subtracts 4 when it is
 /// clear; group `v / 16` has scale `d · s`.
+#[inline(always)]
 pub(super) fn q3_k(block: &[u8], out: &mut [f32]) {
     let (hmask, qs) = (&block[..32], &block[32..96]);
     let scales = q3_k_scales(&block[96..108]);
     let d = f16_at(block, 108);
-    for (v, o) in out.iter_mut().enumerate() {
-        let (half, shift, l) = (v / 128, (v / 32) % 4, v % 32);
-        let low = i8::try_from((qs[32 * half + l] >> (2 * shift)) & 3).unwrap_or(0);
-        let high_clear = (hmask[v % 32] >> (v / 32)) & 1 == 0;
-        let q = low - if high_clear { 4 } else { 0 };
-        let dl = d * scales[v / 16];
-        *o = dl * f32::from(q);
+    for (group, (o, &scale)) in out.chunks_exact_mut(16).zip(&scales).enumerate() {
+        let (half, shift, first) = (group / 8, 2 * ((group / 2) % 4), 16 * (group % 2));
+        let high_bit = group / 2; // v / 32
+        let dl = d * scale;
+        let q = &qs[32 * half + first..32 * half + first + 16];
+        let h = &hmask[first..first + 16];
+        for ((o, &b), &hm) in o.iter_mut().zip(q).zip(h) {
+            let low = i8::try_from((b >> shift) & 3).unwrap_or(0);
+            let q = low - if (hm >> high_bit) & 1 == 0 { 4 } else { 0 };
+            *o = dl * f32::from(q);
+        }
     }
 }
 
@@ -69,6 +78,7 @@ fn k_scale_min(packed: &[u8]) -> ([u8; 8], [u8; 8]) {
 /// Q4_K: `d | dmin | scales[12] | qs[128]`. Group `g` of 32 (`g = 2·chunk + nibble`)
 /// takes the low (`g` even) or high nibbles of `qs[32·chunk ..][..32]`; value
 /// `(d · sc[g]) · q − dmin · m[g]`.
+#[inline(always)]
 pub(super) fn q4_k(block: &[u8], out: &mut [f32]) {
     let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
     let (sc, m) = k_scale_min(&block[4..16]);
@@ -85,6 +95,7 @@ pub(super) fn q4_k(block: &[u8], out: &mut [f32]) {
 
 /// Q5_K: `d | dmin | scales[12] | qh[32] | qs[128]`: Q4_K's nibbles plus a fifth bit,
 /// bit `g` of `qh[l]` for value `l` of group `g`.
+#[inline(always)]
 pub(super) fn q5_k(block: &[u8], out: &mut [f32]) {
     let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
     let (sc, m) = k_scale_min(&block[4..16]);
@@ -103,15 +114,22 @@ pub(super) fn q5_k(block: &[u8], out: &mut [f32]) {
 /// Q6_K: `ql[128] | qh[64] | scales[16] (i8) | d`. Value `v = 128·chunk + 64·nibble + l`
 /// (`l < 64`) takes nibble `nibble` of `ql[64·chunk + l]` and, as `v = 128·chunk + 32·s +
 /// l'` (`l' < 32`), bits `2s` of `qh[32·chunk + l']`; `q − 32` times `d · scales[v / 16]`.
+#[inline(always)]
 pub(super) fn q6_k(block: &[u8], out: &mut [f32]) {
     let (ql, qh, scales) = (&block[..128], &block[128..192], &block[192..208]);
     let d = f16_at(block, 208);
-    for (v, o) in out.iter_mut().enumerate() {
-        let chunk = v / 128;
-        let low = (ql[64 * chunk + v % 64] >> (4 * ((v / 64) % 2))) & 0x0F;
-        let high = (qh[32 * chunk + v % 32] >> (2 * ((v / 32) % 4))) & 0x03;
-        let q = i8::try_from(low | (high << 4)).unwrap_or(0) - 32;
-        let ds = d * f32::from(i8::from_le_bytes([scales[v / 16]]));
-        *o = ds * f32::from(q);
+    for (group, (o, &sc)) in out.chunks_exact_mut(16).zip(scales).enumerate() {
+        // v = 16·group ..: chunk = group / 8, s = (group / 2) % 4 (= 2·nibble + (l ≥ 32)),
+        // l' from 16·(group % 2).
+        let (chunk, s) = (group / 8, (group / 2) % 4);
+        let (nibble, upper) = (s / 2, s % 2);
+        let first = 16 * (group % 2);
+        let ds = d * f32::from(i8::from_le_bytes([sc]));
+        let low = &ql[64 * chunk + 32 * upper + first..][..16];
+        let high = &qh[32 * chunk + first..][..16];
+        for ((o, &l), &h) in o.iter_mut().zip(low).zip(high) {
+            let q6 = ((l >> (4 * nibble)) & 0x0F) | (((h >> (2 * s)) & 0x03) << 4);
+            *o = ds * f32::from(i8::try_from(q6).unwrap_or(0) - 32);
+        }
     }
 }

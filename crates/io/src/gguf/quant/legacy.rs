@@ -22,6 +22,7 @@ fn nibbles(qs: &[u8]) -> impl Iterator<Item = u8> + '_ {
 }
 
 /// Q4_0: `d · (q − 8)`; 2 bytes of scale, 16 of nibbles.
+#[inline(always)]
 pub(super) fn q4_0(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     for (o, q) in out.iter_mut().zip(nibbles(&block[2..18])) {
@@ -30,6 +31,7 @@ pub(super) fn q4_0(block: &[u8], out: &mut [f32]) {
 }
 
 /// Q4_1: `d · q + m`; scale, min, 16 bytes of nibbles.
+#[inline(always)]
 pub(super) fn q4_1(block: &[u8], out: &mut [f32]) {
     let (d, m) = (f16_at(block, 0), f16_at(block, 2));
     for (o, q) in out.iter_mut().zip(nibbles(&block[4..20])) {
@@ -44,6 +46,7 @@ fn high_bits(qh: &[u8]) -> u32 {
 }
 
 /// Q5_0: `d · (q − 16)`; scale, 4 bytes of high bits, 16 of nibbles.
+#[inline(always)]
 pub(super) fn q5_0(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     let qh = high_bits(&block[2..6]);
@@ -54,6 +57,7 @@ pub(super) fn q5_0(block: &[u8], out: &mut [f32]) {
 }
 
 /// Q5_1: `d · q + m`; scale, min, 4 bytes of high bits, 16 of nibbles.
+#[inline(always)]
 pub(super) fn q5_1(block: &[u8], out: &mut [f32]) {
     let (d, m) = (f16_at(block, 0), f16_at(block, 2));
     let qh = high_bits(&block[4..8]);
@@ -64,6 +68,7 @@ pub(super) fn q5_1(block: &[u8], out: &mut [f32]) {
 }
 
 /// Q8_0: `q · d`; scale, 32 `i8`.
+#[inline(always)]
 pub(super) fn q8_0(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     for (o, &q) in out.iter_mut().zip(&block[2..34]) {

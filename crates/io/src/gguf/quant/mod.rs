@@ -12,6 +12,7 @@
 
 mod iq4;
 mod k_quants;
+mod kernels;
 mod legacy;
 
 pub use legacy::quantize_q8_0;
@@ -21,16 +22,56 @@ use tokenloom_tensor::{Element, try_filled};
 use super::ggml_type::GgmlType;
 use crate::error::IoError;
 
-/// Decodes one block into `out` (`block.len()` and `out.len()` are the format's).
-type BlockDecoder = fn(block: &[u8], out: &mut [f32]);
+use kernels::{DecodeRow, DotRow, Format, format};
 
-/// A quantized format: values per block, bytes per block, and its decoder.
+format!(Q4_0, 32, 18, legacy::q4_0);
+format!(Q4_1, 32, 20, legacy::q4_1);
+format!(Q5_0, 32, 22, legacy::q5_0);
+format!(Q5_1, 32, 24, legacy::q5_1);
+format!(Q8_0, 32, 34, legacy::q8_0);
+format!(Q2K, 256, 84, k_quants::q2_k);
+format!(Q3K, 256, 110, k_quants::q3_k);
+format!(Q4K, 256, 144, k_quants::q4_k);
+format!(Q5K, 256, 176, k_quants::q5_k);
+format!(Q6K, 256, 210, k_quants::q6_k);
+format!(IQ4NL, 32, 18, iq4::iq4_nl);
+format!(IQ4XS, 256, 136, iq4::iq4_xs);
+
+/// The row kernels of one format (see [`kernels`]).
+#[derive(Clone, Copy)]
+struct Kernels {
+    decode_row: DecodeRow,
+    dot_row: DotRow,
+    #[cfg(test)]
+    decode_portable: DecodeRow,
+    #[cfg(test)]
+    dot_portable: DotRow,
+}
+
+impl Kernels {
+    fn of<F: Format>() -> (usize, usize, Self) {
+        (
+            F::BLOCK_ELEMS,
+            F::BLOCK_BYTES,
+            Self {
+                decode_row: kernels::decode_row::<F>,
+                dot_row: kernels::dot_row::<F>,
+                #[cfg(test)]
+                decode_portable: kernels::decode_portable::<F>,
+                #[cfg(test)]
+                dot_portable: kernels::dot_portable::<F>,
+            },
+        )
+    }
+}
+
+/// A quantized format: values per block, bytes per block, and its row kernels.
 #[derive(Clone, Copy)]
 pub struct BlockCodec {
     qtype: GgmlType,
     block_elems: usize,
     block_bytes: usize,
-    decode: BlockDecoder,
+    kernels: Kernels,
 }
 
 impl std::fmt::Debug for BlockCodec {
@@ -46,31 +87,38 @@ impl std::fmt::Debug for BlockCodec {
 /// The most values a block holds (a K-quant super-block).
 const MAX_BLOCK: usize = 256;
 
+/// Values decoded per pass of [`BlockCodec::dequantize_into`] (a whole number of blocks of
+/// every format).
+const STAGING: usize = 1024;
+
 impl BlockCodec {
     /// The codec of a block-quantized type, or `None` (plain floats, unsupported types).
     #[must_use]
     pub fn of(qtype: GgmlType) -> Option<Self> {
-        let decode: BlockDecoder = match qtype {
-            GgmlType::Q4_0 => legacy::q4_0,
-            GgmlType::Q4_1 => legacy::q4_1,
-            GgmlType::Q5_0 => legacy::q5_0,
-            GgmlType::Q5_1 => legacy::q5_1,
-            GgmlType::Q8_0 => legacy::q8_0,
-            GgmlType::Q2K => k_quants::q2_k,
-            GgmlType::Q3K => k_quants::q3_k,
-            GgmlType::Q4K => k_quants::q4_k,
-            GgmlType::Q5K => k_quants::q5_k,
-            GgmlType::Q6K => k_quants::q6_k,
-            GgmlType::IQ4NL => iq4::iq4_nl,
-            GgmlType::IQ4XS => iq4::iq4_xs,
+        let (block_elems, block_bytes, kernels) = match qtype {
+            GgmlType::Q4_0 => Kernels::of::<Q4_0>(),
+            GgmlType::Q4_1 => Kernels::of::<Q4_1>(),
+            GgmlType::Q5_0 => Kernels::of::<Q5_0>(),
+            GgmlType::Q5_1 => Kernels::of::<Q5_1>(),
+            GgmlType::Q8_0 => Kernels::of::<Q8_0>(),
+            GgmlType::Q2K => Kernels::of::<Q2K>(),
+            GgmlType::Q3K => Kernels::of::<Q3K>(),
+            GgmlType::Q4K => Kernels::of::<Q4K>(),
+            GgmlType::Q5K => Kernels::of::<Q5K>(),
+            GgmlType::Q6K => Kernels::of::<Q6K>(),
+            GgmlType::IQ4NL => Kernels::of::<IQ4NL>(),
+            GgmlType::IQ4XS => Kernels::of::<IQ4XS>(),
             _ => return None,
         };
-        let (elems, bytes) = qtype.block_layout()?;
+        debug_assert_eq!(
+            qtype.block_layout(),
+            Some((block_elems as u64, block_bytes as u64))
+        );
         Some(Self {
             qtype,
-            block_elems: usize::try_from(elems).ok()?,
-            block_bytes: usize::try_from(bytes).ok()?,
-            decode,
+            block_elems,
+            block_bytes,
+            kernels,
         })
     }
 
@@ -133,18 +181,64 @@ impl BlockCodec {
     /// error `out` is unchanged.
     pub fn dequantize_into<T: Element>(&self, bytes: &[u8], out: &mut [T]) -> Result<(), IoError> {
         self.check(bytes, out.len())?;
-        let mut buffer = [0.0f32; MAX_BLOCK];
-        let values = &mut buffer[..self.block_elems];
-        for (block, dst) in bytes
-            .chunks_exact(self.block_bytes)
-            .zip(out.chunks_exact_mut(self.block_elems))
+        // Decoded a few blocks at a time into a staging buffer, then rounded to `T`.
+        let mut buffer = [0.0f32; STAGING];
+        let blocks_per_pass = STAGING / self.block_elems;
+        for (blocks, dst) in bytes
+            .chunks(blocks_per_pass * self.block_bytes)
+            .zip(out.chunks_mut(blocks_per_pass * self.block_elems))
         {
-            (self.decode)(block, values);
+            let values = &mut buffer[..dst.len()];
+            (self.kernels.decode_row)(blocks, values);
             for (o, &v) in dst.iter_mut().zip(values.iter()) {
                 *o = T::from_f32_lossy(v);
             }
         }
         Ok(())
+    }
+
+    /// Decodes whole blocks straight into an `f32` buffer of their values (no staging
+    /// buffer, no conversion): the hot path of rows read for logits.
+    ///
+    /// # Panics
+    ///
+    /// When `out` does not hold exactly the values of `bytes` (callers check first).
+    pub(crate) fn decode_f32_into(&self, bytes: &[u8], out: &mut [f32]) {
+        assert_eq!(
+            bytes.len() / self.block_bytes * self.block_elems,
+            out.len(),
+            "decode_f32_into: {} bytes of {} for {} values",
+            bytes.len(),
+            self.qtype.name(),
+            out.len()
+        );
+        (self.kernels.decode_row)(bytes, out);
+    }
+
+    /// `out[i] = a[i] · row` for the `out.len()` rows of `a` (each `cols` long) and the
+    /// row held in `bytes`, decoded once into `scratch` (`cols` values); each product
+    /// summed as [`tokenloom_tensor::dot`] sums it.
+    ///
+    /// # Panics
+    ///
+    /// When the lengths disagree (callers check first).
+    pub(crate) fn dot_rows_f32(
+        &self,
+        bytes: &[u8],
+        a: &[f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        assert!(
+            bytes.len() / self.block_bytes * self.block_elems == scratch.len()
+                && a.len() == out.len() * scratch.len(),
+            "dot_rows_f32: {} bytes, a {}, scratch {}, out {}",
+            bytes.len(),
+            a.len(),
+            scratch.len(),
+            out.len()
+        );
+        (self.kernels.dot_row)(bytes, a, scratch, out);
     }
 
     /// Decodes `bytes` holding `values` values into a fresh vector.
@@ -176,7 +270,7 @@ impl BlockCodec {
             .chunks_exact(self.block_bytes)
             .zip(x.chunks_exact(self.block_elems))
         {
-            (self.decode)(block, values);
+            (self.kernels.decode_row)(block, values);
             for (vs, xs) in values.chunks_exact(16).zip(xs.chunks_exact(16)) {
                 for ((p, &v), &xv) in partial.iter_mut().zip(vs).zip(xs) {
                     *p += v * xv;
