@@ -19,6 +19,18 @@ fn sample_file() -> Vec<u8> {
             ("llama.embedding_length", GgufWriteValue::U32(32)),
             ("llama.rope.freq_base", GgufWriteValue::F32(10000.0)),
             ("tokenizer.ggml.add_bos_token", GgufWriteValue::Bool(true)),
+            (
+                "tokenizer.ggml.tokens",
+                GgufWriteValue::StringArray(vec!["<s>".into(), "▁dogs".into(), "ü".into()]),
+            ),
+            (
+                "tokenizer.ggml.scores",
+                GgufWriteValue::F32Array(vec![0.0, -1.5, -2.25]),
+            ),
+            (
+                "tokenizer.ggml.token_type",
+                GgufWriteValue::I32Array(vec![3, 1, 1]),
+            ),
         ],
         &[
             GgufWriteTensor {
@@ -83,6 +95,15 @@ fn every_supported_type_round_trips() {
         file.get("tokenizer.ggml.add_bos_token"),
         Some(&GgufValue::Bool(true))
     );
+    let tokens = file.get("tokenizer.ggml.tokens").unwrap().as_strings();
+    assert_eq!(
+        tokens,
+        Some(&["<s>".to_owned(), "▁dogs".into(), "ü".into()][..])
+    );
+    let scores = file.get("tokenizer.ggml.scores").unwrap().as_numbers();
+    assert_eq!(scores, Some(&[0.0, -1.5, -2.25][..]));
+    let types = file.get("tokenizer.ggml.token_type").unwrap().as_numbers();
+    assert_eq!(types, Some(&[3.0, 1.0, 1.0][..]));
     for name in ["f32", "f16", "bf16"] {
         let t = file.load::<f32>(name).unwrap();
         assert_eq!(

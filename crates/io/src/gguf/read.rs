@@ -27,8 +27,8 @@ fn format_error(message: impl Into<String>) -> IoError {
     }
 }
 
-/// A GGUF metadata value. Arrays keep their element type and length; the elements of
-/// numeric arrays are kept, string arrays (tokenizer vocabularies) are only counted.
+/// A GGUF metadata value. Numeric and string arrays (tokenizer vocabularies, scores,
+/// merges) keep their elements; arrays of booleans or of arrays are only counted.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GgufValue {
     /// An unsigned integer (u8, u16, u32 or u64).
@@ -43,7 +43,9 @@ pub enum GgufValue {
     String(String),
     /// A numeric array, as f64.
     NumberArray(Vec<f64>),
-    /// An array of strings (or nested arrays): only its length is kept.
+    /// An array of strings (e.g. `tokenizer.ggml.tokens`).
+    StringArray(Vec<String>),
+    /// An array of booleans or of arrays: only its length is kept.
     OpaqueArray {
         /// The number of elements.
         len: u64,
@@ -79,6 +81,33 @@ impl GgufValue {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             GgufValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as a bool, if it is one.
+    #[must_use]
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            GgufValue::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The elements of a string array.
+    #[must_use]
+    pub fn as_strings(&self) -> Option<&[String]> {
+        match self {
+            GgufValue::StringArray(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The elements of a numeric array (as f64).
+    #[must_use]
+    pub fn as_numbers(&self) -> Option<&[f64]> {
+        match self {
+            GgufValue::NumberArray(items) => Some(items),
             _ => None,
         }
     }
@@ -195,18 +224,31 @@ impl<'a> Cursor<'a> {
                     }
                 };
                 let count = self.check_count(len, min_size, key)?;
-                let numeric = !matches!(item_type, 7..=9);
-                let mut numbers = Vec::with_capacity(if numeric { count } else { 0 });
-                for _ in 0..count {
-                    let item = self.value(item_type, key, depth + 1)?;
-                    if let Some(x) = item.as_f64().filter(|_| numeric) {
-                        numbers.push(x);
+                match item_type {
+                    8 => {
+                        let mut strings = Vec::with_capacity(count);
+                        for _ in 0..count {
+                            strings.push(self.string(key)?);
+                        }
+                        GgufValue::StringArray(strings)
                     }
-                }
-                if numeric {
-                    GgufValue::NumberArray(numbers)
-                } else {
-                    GgufValue::OpaqueArray { len }
+                    7 | 9 => {
+                        for _ in 0..count {
+                            self.value(item_type, key, depth + 1)?;
+                        }
+                        GgufValue::OpaqueArray { len }
+                    }
+                    _ => {
+                        let mut numbers = Vec::with_capacity(count);
+                        for _ in 0..count {
+                            let item = self.value(item_type, key, depth + 1)?;
+                            numbers.push(
+                                item.as_f64()
+                                    .expect("numeric element types read as numbers"),
+                            );
+                        }
+                        GgufValue::NumberArray(numbers)
+                    }
                 }
             }
             10 => GgufValue::Uint(self.u64(key)?),

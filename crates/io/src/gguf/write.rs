@@ -14,6 +14,12 @@ pub enum GgufWriteValue {
     String(String),
     /// A bool.
     Bool(bool),
+    /// An array of strings.
+    StringArray(Vec<String>),
+    /// An array of `f32`.
+    F32Array(Vec<f32>),
+    /// An array of `i32`.
+    I32Array(Vec<i32>),
 }
 
 /// A tensor to write with [`gguf_bytes`]: name, GGML type id, `ne` (fastest first) and
@@ -39,6 +45,11 @@ pub fn gguf_bytes(metadata: &[(&str, GgufWriteValue)], tensors: &[GgufWriteTenso
         out.extend_from_slice(&(s.len() as u64).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
     };
+    let array_header = |out: &mut Vec<u8>, item_type: u32, len: usize| {
+        out.extend_from_slice(&9u32.to_le_bytes());
+        out.extend_from_slice(&item_type.to_le_bytes());
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+    };
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&3u32.to_le_bytes());
     out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
@@ -61,6 +72,24 @@ pub fn gguf_bytes(metadata: &[(&str, GgufWriteValue)], tensors: &[GgufWriteTenso
             GgufWriteValue::String(v) => {
                 out.extend_from_slice(&8u32.to_le_bytes());
                 string(&mut out, v);
+            }
+            GgufWriteValue::StringArray(items) => {
+                array_header(&mut out, 8, items.len());
+                for item in items {
+                    string(&mut out, item);
+                }
+            }
+            GgufWriteValue::F32Array(items) => {
+                array_header(&mut out, 6, items.len());
+                items
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            }
+            GgufWriteValue::I32Array(items) => {
+                array_header(&mut out, 5, items.len());
+                items
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             }
         }
     }
