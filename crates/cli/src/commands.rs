@@ -12,6 +12,7 @@ use tokenloom_tensor::TensorView;
 use crate::checkpoint::{Checkpoint, TensorRow, read_model_config};
 use crate::error::{CliError, fail};
 use crate::table::Table;
+use crate::tokens::TokenNames;
 
 /// Prints `value` as pretty JSON, or `text` for people. A reader that closed the pipe
 /// early (`tokenloom neighbors … | head -1`) ends the command quietly with success, as
@@ -279,21 +280,73 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
     Ok(())
 }
 
+/// Which token(s) a command is about: ids, a token string, or text to encode.
+pub struct Query {
+    /// Token ids given directly.
+    pub ids: Vec<u32>,
+    /// A token string.
+    pub token: Option<String>,
+    /// Text to encode.
+    pub text: Option<String>,
+    /// A tokenizer.json overriding the checkpoint's.
+    pub tokenizer: Option<std::path::PathBuf>,
+}
+
+/// How a command prints.
+#[derive(Clone, Copy)]
+pub struct Output {
+    /// JSON instead of text.
+    pub json: bool,
+    /// Every value of every row in the text output.
+    pub full: bool,
+}
+
+/// Ids (and, for text, the attention mask) of a query.
+fn resolve(query: &Query, names: &TokenNames) -> Result<(Vec<u32>, Option<Vec<u32>>), CliError> {
+    if let Some(text) = &query.text {
+        let encoded = names.encode(text)?;
+        if encoded.ids.is_empty() {
+            return fail(format!("the tokenizer encodes {text:?} to no tokens"));
+        }
+        return Ok((encoded.ids, Some(encoded.attention_mask)));
+    }
+    if let Some(token) = &query.token {
+        return Ok((vec![names.id(token)?], None));
+    }
+    Ok((query.ids.clone(), None))
+}
+
+/// Five values and "…" (or every value with `full`).
+fn row_cells(row: &[f32], full: bool) -> String {
+    let shown = if full { row.len() } else { row.len().min(5) };
+    let mut cells: Vec<String> = row[..shown].iter().map(|x| format!("{x:+.6}")).collect();
+    if shown < row.len() {
+        cells.push("…".to_owned());
+    }
+    format!("[{}]", cells.join(", "))
+}
+
+/// A token string for text output: quoted, with control characters escaped.
+fn token_label(token: Option<&str>) -> String {
+    token.map_or_else(|| "?".to_owned(), |t| format!("{t:?}"))
+}
+
 /// `tokenloom embed`.
 pub fn embed(
     path: Option<&Path>,
-    ids: &[u32],
+    query: &Query,
     tensor: Option<&str>,
     seeded: (Option<usize>, Option<usize>, u64),
-    json: bool,
+    output: Output,
 ) -> Result<(), CliError> {
-    let (table, source) = match (path, seeded) {
+    let (table, source, names) = match (path, seeded) {
         (Some(path), (None, None, _)) => {
             let checkpoint = Checkpoint::open(path)?;
             let name = checkpoint.embedding_name(tensor)?;
             (
                 checkpoint.table(&name)?,
                 format!("{}:{name}", path.display()),
+                checkpoint.token_names(path, query.tokenizer.as_deref())?,
             )
         }
         (None, (Some(vocab_size), Some(n_embd), seed)) => (
@@ -301,6 +354,10 @@ pub fn embed(
                 Embedding::<f32>::seeded(vocab_size, n_embd, Init::default(), seed)?.into_weight(),
             ),
             format!("seeded N(0, 1) table ({vocab_size}, {n_embd}), seed {seed}"),
+            match &query.tokenizer {
+                Some(file) => TokenNames::from_file(file)?,
+                None => TokenNames::none("a seeded table has no tokenizer (pass --tokenizer FILE)"),
+            },
         ),
         (Some(_), _) => {
             return fail("give either a checkpoint PATH or --vocab-size and --n-embd, not both");
@@ -311,19 +368,48 @@ pub fn embed(
             );
         }
     };
-    let out = table.lookup(ids)?;
+    let (ids, attention_mask) = resolve(query, &names)?;
+    let out = table.lookup(&ids)?;
     let rows: Vec<&[f32]> = out.rows().collect();
-    let value = json!({
+    let tokens: Vec<Option<String>> = ids.iter().map(|&id| names.token(id)).collect();
+    let mut value = json!({
         "source": source,
         "ids": ids,
+        "tokens": tokens,
         "shape": out.dims(),
         "rows": rows,
     });
-    emit(json, &value, || {
+    if let Some(text) = &query.text {
+        value["text"] = json!(text);
+        value["attention_mask"] = json!(attention_mask);
+    }
+    emit(output.json, &value, || {
         let mut text = format!("{source}\n");
-        for (id, row) in ids.iter().zip(&rows) {
-            let cells: Vec<String> = row.iter().map(|x| format!("{x:+.6}")).collect();
-            text += &format!("  {id:>8}: [{}]\n", cells.join(", "));
+        let width = tokens
+            .iter()
+            .map(|t| token_label(t.as_deref()).chars().count())
+            .max()
+            .unwrap_or(1)
+            .min(24);
+        let mask = attention_mask.as_deref();
+        // The file's padding (attention mask 0) is summarized, not printed row by row.
+        let real = mask.map_or(ids.len(), |m| {
+            m.iter().rposition(|&x| x == 1).map_or(0, |last| last + 1)
+        });
+        for ((id, token), row) in ids.iter().zip(&tokens).zip(&rows).take(real) {
+            let label = token_label(token.as_deref());
+            text += &format!(
+                "  {id:>8} {label:<width$}  {}\n",
+                row_cells(row, output.full)
+            );
+        }
+        if real < ids.len() {
+            text += &format!(
+                "  … {} padding rows ({} {}; attention mask 0), as the tokenizer file pads\n",
+                ids.len() - real,
+                token_label(tokens[real].as_deref()),
+                ids[real]
+            );
         }
         text += &format!(
             "shape = {} (batch, seq_len, n_embd)\n",
@@ -414,13 +500,44 @@ pub fn rope(
 /// `tokenloom neighbors`.
 pub fn neighbors(
     path: &Path,
-    id: u32,
+    query: &Query,
     top: usize,
     tensor: Option<&str>,
     json: bool,
 ) -> Result<(), CliError> {
     let checkpoint = Checkpoint::open(path)?;
     let name = checkpoint.embedding_name(tensor)?;
+    let names = checkpoint.token_names(path, query.tokenizer.as_deref())?;
+    let (ids, mask) = resolve(query, &names)?;
+    let id = match (ids.as_slice(), &query.text) {
+        ([id], _) => *id,
+        (_, Some(text)) => {
+            // Text: its one token, special tokens and padding aside.
+            let special: Vec<u32> = names.encode("")?.ids;
+            let mask = mask.unwrap_or_default();
+            let content: Vec<u32> = ids
+                .iter()
+                .zip(mask.iter().chain(std::iter::repeat(&1)))
+                .filter(|&(id, &m)| m == 1 && !special.contains(id))
+                .map(|(&id, _)| id)
+                .collect();
+            match content.as_slice() {
+                [id] => *id,
+                _ => {
+                    let shown: Vec<String> = content
+                        .iter()
+                        .map(|&i| format!("{i} {}", token_label(names.token(i).as_deref())))
+                        .collect();
+                    return fail(format!(
+                        "{text:?} is {} tokens ({}); neighbors takes one (use --token or --id)",
+                        content.len(),
+                        shown.join(", ")
+                    ));
+                }
+            }
+        }
+        _ => return fail("give one of --id, --token or --text"),
+    };
     // Rows are read one at a time (a quantized table is decoded row by row, never into
     // a dense copy) and each cosine is summed in f64.
     let table = checkpoint.table(&name)?;
@@ -464,14 +581,19 @@ pub fn neighbors(
     })?;
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(top);
+    let token_of = |i: usize| u32::try_from(i).ok().and_then(|i| names.token(i));
     let value = json!({
         "tensor": name,
         "id": id,
-        "top": scored.iter().map(|&(i, c)| json!({"id": i, "cosine": c})).collect::<Vec<_>>(),
+        "token": names.token(id),
+        "top": scored.iter().map(|&(i, c)| json!({"id": i, "token": token_of(i), "cosine": c})).collect::<Vec<_>>(),
         "skipped_non_finite_rows": skipped,
     });
     emit(json, &value, || {
-        let mut text = format!("nearest rows to id {id} in {name} by cosine similarity\n");
+        let mut text = format!(
+            "nearest rows to id {id} {} in {name} by cosine similarity\n",
+            token_label(names.token(id).as_deref())
+        );
         if !skipped.is_empty() {
             text += &format!(
                 "  note: {} rows with NaN or infinity skipped: {:?}\n",
@@ -479,8 +601,12 @@ pub fn neighbors(
                 &skipped[..skipped.len().min(10)]
             );
         }
-        for (rank, (i, c)) in scored.iter().enumerate() {
-            text += &format!("  {:>3}. id {i:>8}  cosine {c:+.6}\n", rank + 1);
+        for (rank, &(i, c)) in scored.iter().enumerate() {
+            text += &format!(
+                "  {:>3}. id {i:>8}  {:<16}  cosine {c:+.6}\n",
+                rank + 1,
+                token_label(token_of(i).as_deref())
+            );
         }
         text
     });

@@ -29,6 +29,7 @@ from_error!(
     tokenloom_embedding::EmbeddingError,
     tokenloom_positions::PositionError,
     tokenloom_decoder_input::DecoderInputError,
+    tokenloom_tokenizer::TokenizerError,
     serde_json::Error
 );
 

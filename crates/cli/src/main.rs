@@ -7,6 +7,7 @@ mod checkpoint;
 mod commands;
 mod error;
 mod table;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,9 +23,11 @@ Examples:
   tokenloom inspect model.safetensors
   tokenloom inspect ./SmolLM2-135M-Instruct --json
   tokenloom embed model.gguf --ids 73,786,2934
+  tokenloom embed ./all-MiniLM-L6-v2 --text \"I love dogs\"
   tokenloom embed --vocab-size 3000 --n-embd 8 --seed 42 --ids 73,786,2934
   tokenloom rope --config config.json --positions 0,1,100000
   tokenloom neighbors model.safetensors --id 2088 --top 5
+  tokenloom neighbors smollm2.gguf --token Hello --top 3
   tokenloom convert-layout meta.safetensors hf.safetensors --to half-split --n-heads 32 --n-kv-heads 8";
 
 /// Inspect embedding tables and RoPE settings of LLaMA-family checkpoints.
@@ -71,16 +74,33 @@ enum Command {
         json: bool,
     },
     /// Look up rows of an embedding table: from a checkpoint, or from a fresh seeded
-    /// N(0, 1) table.
+    /// N(0, 1) table. Ids come from `--ids`, or from `--text` through the model's
+    /// tokenizer (its tokenizer.json, or the vocabulary of its GGUF file).
     #[command(
-        after_help = "Examples:\n  tokenloom embed model.safetensors --ids 73,786,2934\n  tokenloom embed --vocab-size 3000 --n-embd 8 --seed 42 --ids 73,786,2934 --json"
+        after_help = "Examples:\n  tokenloom embed model.safetensors --ids 73,786,2934\n  tokenloom embed ./all-MiniLM-L6-v2 --text \"I love dogs\" --json\n  tokenloom embed --vocab-size 3000 --n-embd 8 --seed 42 --ids 73,786,2934 --json"
     )]
     Embed {
         /// A checkpoint (omit with --vocab-size/--n-embd).
         path: Option<PathBuf>,
         /// Comma-separated token ids.
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            required_unless_present = "text",
+            conflicts_with = "text"
+        )]
         ids: Vec<u32>,
+        /// Text to encode with the model's tokenizer (the file's special tokens and padding
+        /// included, as Python's `tokenizers` encodes it).
+        #[arg(long)]
+        text: Option<String>,
+        /// A tokenizer.json to use instead of the checkpoint's.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Print every value of every row (the text output shows five and "…"; JSON
+        /// always holds full rows).
+        #[arg(long)]
+        full: bool,
         /// The embedding tensor's name.
         #[arg(long)]
         tensor: Option<String>,
@@ -118,14 +138,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Nearest rows to a token's row by cosine similarity.
-    #[command(after_help = "Example:\n  tokenloom neighbors model.safetensors --id 2088 --top 5")]
+    /// Nearest rows to a token's row by cosine similarity, with token strings.
+    #[command(
+        after_help = "Examples:\n  tokenloom neighbors model.safetensors --id 2088 --top 5\n  tokenloom neighbors smollm2.gguf --token Hello --top 3\n  tokenloom neighbors ./all-MiniLM-L6-v2 --text dogs"
+    )]
     Neighbors {
         /// A checkpoint.
         path: PathBuf,
         /// The token id.
+        #[arg(long, required_unless_present_any = ["token", "text"], conflicts_with_all = ["token", "text"])]
+        id: Option<u32>,
+        /// The token, as the vocabulary spells it (e.g. `Hello`, `ĠHello`, `dogs`).
+        #[arg(long, conflicts_with = "text")]
+        token: Option<String>,
+        /// Text that the model's tokenizer encodes to exactly one token (special tokens
+        /// and padding aside).
         #[arg(long)]
-        id: u32,
+        text: Option<String>,
+        /// A tokenizer.json to use instead of the checkpoint's.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
         /// How many neighbours.
         #[arg(long, default_value_t = 10)]
         top: usize,
@@ -188,6 +220,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Embed {
             path,
             ids,
+            text,
+            tokenizer,
+            full,
             tensor,
             vocab_size,
             n_embd,
@@ -195,10 +230,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
             json,
         } => commands::embed(
             path.as_deref(),
-            &ids,
+            &commands::Query {
+                ids,
+                token: None,
+                text,
+                tokenizer,
+            },
             tensor.as_deref(),
             (vocab_size, n_embd, seed),
-            json,
+            commands::Output { json, full },
         ),
         Command::Rope {
             config,
@@ -210,10 +250,24 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Neighbors {
             path,
             id,
+            token,
+            text,
+            tokenizer,
             top,
             tensor,
             json,
-        } => commands::neighbors(&path, id, top, tensor.as_deref(), json),
+        } => commands::neighbors(
+            &path,
+            &commands::Query {
+                ids: id.into_iter().collect(),
+                token,
+                text,
+                tokenizer,
+            },
+            top,
+            tensor.as_deref(),
+            json,
+        ),
         Command::ConvertLayout {
             input,
             output,

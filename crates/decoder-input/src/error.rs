@@ -88,6 +88,22 @@ pub enum DecoderInputError {
         /// The scheme in use.
         scheme: &'static str,
     },
+    /// Logits of a model without a language-model head (a BERT encoder).
+    #[error("this model has no output head ({reason}): there are no logits to compute")]
+    NoHead {
+        /// Why, e.g. `a BERT encoder`.
+        reason: &'static str,
+    },
+    /// An architecture tokenloom does not know: nothing is assumed about it.
+    #[error(
+        "{path}: architecture `{architecture}` is not one tokenloom knows (it builds RoPE decoders such as llama, mistral, qwen2, phi3, gemma; bert; gpt2); nothing is assumed about its positions or head"
+    )]
+    UnknownModelType {
+        /// The checkpoint.
+        path: std::path::PathBuf,
+        /// `model_type` (or the `architectures` class) of its config.
+        architecture: String,
+    },
 
     // === Configs and checkpoints ===
     /// The config's dtype is not the element type asked for.

@@ -82,7 +82,7 @@ pub fn embed_into<'t, 'i, 'o, T: Element, I: TokenId>(
         )?;
     }
     lookup_into(table, ids, &mut out, max_norm)?;
-    finish_in_place(out.as_mut_slice(), embedding_scale, positions);
+    finish_in_place(out.as_mut_slice(), embedding_scale, None, positions);
     Ok(())
 }
 
@@ -135,15 +135,24 @@ pub(crate) fn check_positions<T>(
     }
 }
 
-/// Scales looked-up rows and adds the position rows, in place (everything checked).
+/// Scales looked-up rows, adds a token-type row (BERT's segment 0) and the position rows,
+/// in place, each step rounded once to `T` in PyTorch's order (everything checked).
 pub(crate) fn finish_in_place<T: Element>(
     hidden: &mut [T],
     embedding_scale: Option<f64>,
+    token_type_row: Option<&[T]>,
     positions: Option<AbsolutePositions<'_, T>>,
 ) {
     if let Some(scale) = embedding_scale {
         for x in hidden.iter_mut() {
             *x = T::from_f64_lossy(x.as_f64() * scale);
+        }
+    }
+    if let Some(extra) = token_type_row {
+        for row in hidden.chunks_exact_mut(extra.len()) {
+            for (x, &e) in row.iter_mut().zip(extra) {
+                *x = T::from_f64_lossy(x.as_f64() + e.as_f64());
+            }
         }
     }
     if let Some(AbsolutePositions {

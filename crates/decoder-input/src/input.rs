@@ -51,6 +51,16 @@ pub struct DecoderInput<T, C = f32> {
     max_positions: usize,
     pad_id: Option<u32>,
     embedding_scale: Option<f64>,
+    token_types: Option<Embedding<T>>,
+    head: Head,
+}
+
+/// Whether a decoder input has a language-model head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Head {
+    Present,
+    /// No head, and why (e.g. `a BERT encoder`).
+    Absent(&'static str),
 }
 
 /// The output of [`DecoderInput::forward`]: the hidden states and what the attention
@@ -122,13 +132,16 @@ impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
 }
 
 /// The gradients of a [`DecoderInput`]: the embedding (and untied head) as
-/// [`Gradients`], and the learned position table when there is one.
+/// [`Gradients`], the learned position table and the token-type table when there are
+/// ones.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecoderInputGrads<T> {
     /// The embedding's (and an untied head's) gradients.
     pub model: Gradients<T>,
     /// The learned position table's gradient.
     pub learned_positions: Option<Tensor<T>>,
+    /// The token-type table's gradient (BERT).
+    pub token_types: Option<Tensor<T>>,
 }
 
 impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
@@ -281,7 +294,58 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             max_positions,
             pad_id,
             embedding_scale,
+            token_types: None,
+            head: Head::Present,
         })
+    }
+
+    /// Adds a token-type (segment) table `(type_vocab_size, n_embd)`, as BERT has: every
+    /// token gets row 0 (a [`TokenBatch`] is one segment), added after the scale and
+    /// before the positions, as `BertEmbeddings` adds it.
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::Config`] when the table is not `n_embd` wide.
+    pub fn with_token_types(mut self, table: Embedding<T>) -> Result<Self, DecoderInputError> {
+        if table.n_embd() != self.n_embd() {
+            return Err(DecoderInputError::Config {
+                field: "token types".to_owned(),
+                reason: format!(
+                    "the table is {} wide, the embeddings {}",
+                    table.n_embd(),
+                    self.n_embd()
+                ),
+            });
+        }
+        self.token_types = Some(table);
+        Ok(self)
+    }
+
+    /// Marks the model as having no language-model head (`reason`, e.g. `a BERT
+    /// encoder`): [`logits`](Self::logits) is then [`DecoderInputError::NoHead`].
+    #[must_use]
+    pub fn without_head(mut self, reason: &'static str) -> Self {
+        self.head = Head::Absent(reason);
+        self
+    }
+
+    /// The token-type table, if the model has one.
+    #[must_use]
+    pub fn token_types(&self) -> Option<&Embedding<T>> {
+        self.token_types.as_ref()
+    }
+
+    /// Whether the model has a language-model head.
+    #[must_use]
+    pub fn has_head(&self) -> bool {
+        self.head == Head::Present
+    }
+
+    fn head_or_error(&self) -> Result<(), DecoderInputError> {
+        match self.head {
+            Head::Present => Ok(()),
+            Head::Absent(reason) => Err(DecoderInputError::NoHead { reason }),
+        }
     }
 
     /// The token table and output head, dense or quantized.
@@ -332,10 +396,10 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         self.tables.n_embd()
     }
 
-    /// Whether the output head shares the token table.
+    /// Whether the output head shares the token table (false without a head).
     #[must_use]
     pub fn is_tied(&self) -> bool {
-        self.tables.is_tied()
+        self.has_head() && self.tables.is_tied()
     }
 
     /// This decoder input with dense, trainable tables in `T` (quantized tables decoded;
@@ -448,7 +512,16 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
                 position_ids: batch.position_ids().view(),
             });
         let mut hidden = self.tables.lookup(batch.ids().view())?;
-        finish_in_place(hidden.as_mut_slice(), self.embedding_scale, positions);
+        let token_type_row = self
+            .token_types
+            .as_ref()
+            .map(|t| &t.weight().as_slice()[..t.n_embd()]);
+        finish_in_place(
+            hidden.as_mut_slice(),
+            self.embedding_scale,
+            token_type_row,
+            positions,
+        );
         let rope = match &self.positions {
             PositionEncoding::Rope(cache) => Some(cache),
             _ => None,
@@ -474,6 +547,10 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             learned_positions: match &self.positions {
                 PositionEncoding::Learned(table) => Some(Tensor::zeros(table.weight().dims())?),
                 _ => None,
+            },
+            token_types: match &self.token_types {
+                Some(table) => Some(Tensor::zeros(table.weight().dims())?),
+                None => None,
             },
         })
     }
@@ -514,6 +591,11 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             grad_embedding,
             &mut grads.model,
         )?;
+        if let (Some(table), Some(g)) = (&self.token_types, &mut grads.token_types) {
+            // Every token took row 0.
+            let segment_ids = Tensor::<u32>::zeros(batch.ids().dims())?;
+            table.backward_dense_into(&segment_ids, grad_hidden, g.view_mut(), Accumulate::Add)?;
+        }
         if let (PositionEncoding::Learned(table), Some(g)) =
             (&self.positions, &mut grads.learned_positions)
         {
@@ -534,6 +616,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     ///
     /// As [`EmbeddingAndHead::logits`].
     pub fn logits(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, DecoderInputError> {
+        self.head_or_error()?;
         Ok(self.tables.logits(hidden)?)
     }
 

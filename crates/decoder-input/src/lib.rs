@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod architecture;
 mod batch;
 mod config;
 mod error;

@@ -13,6 +13,9 @@ use tokenloom_positions::{
 };
 use tokenloom_tensor::Element;
 
+use crate::architecture::{
+    ModelFamily, SCALED_EMBEDDING_MODEL_TYPES, hf_model_family, hf_model_type, tensor_names,
+};
 use crate::error::DecoderInputError;
 use crate::gguf_arch::{GgufRopeType, gguf_rope_type};
 use crate::input::DecoderInput;
@@ -25,8 +28,9 @@ use crate::tables::{QuantizedHead, QuantizedTables, TokenTables};
 pub struct Pretrained<T, C = f32> {
     /// The decoder input: embedding, head (tied or untied), RoPE cache.
     pub input: DecoderInput<T, C>,
-    /// The RoPE and head-count settings of the model.
-    pub rope: ModelRopeSettings,
+    /// The RoPE and head-count settings of the model (`None` for models with absolute
+    /// positions: BERT, GPT-2).
+    pub rope: Option<ModelRopeSettings>,
     /// Things the loader decided, in words (e.g. an `lm_head.weight` ignored because the
     /// config ties the head).
     pub notes: Vec<String>,
@@ -108,23 +112,33 @@ fn json_usize(config: &Value, key: &str, path: &Path) -> Result<Option<usize>, D
     }
 }
 
-/// Loads the input side of a HuggingFace LLaMA-style model directory: `config.json`
-/// (through the strict parser of the positions crate), and `model.embed_tokens.weight`
-/// (plus `lm_head.weight` when untied) from `model.safetensors` or the shards listed in
-/// `model.safetensors.index.json`. Files are memory-mapped; each tensor is read once.
+/// Loads the input side of a HuggingFace model directory, as its architecture has it
+/// (`model_type`, or the `architectures` class, of `config.json`; see
+/// [`ModelFamily`]):
 ///
-/// Tying follows the config's `tie_word_embeddings` (absent: false, LlamaConfig's
-/// default). A tied config whose checkpoint also holds `lm_head.weight` is handled as
-/// HuggingFace's `tie_weights` does: the head shares the embedding and the stored
-/// `lm_head.weight` is ignored (reported in [`Pretrained::notes`]). The config's
-/// `pad_token_id`, when inside the vocabulary, becomes the embedding's `padding_idx`, as
-/// in LLaMA's `nn.Embedding(vocab_size, hidden_size, pad_token_id)`. The RoPE layout is
-/// half-split, the layout of HF checkpoints.
+/// - **RoPE decoders** (`llama`, `mistral`, `qwen2`, `phi3`, `gemma3`, …): the config
+///   through the strict parser of the positions crate, `model.embed_tokens.weight` (plus
+///   `lm_head.weight` when untied); Gemma scales the embeddings by √hidden_size (in f32).
+///   The RoPE layout is half-split, the layout of HF checkpoints.
+/// - **BERT encoders** (`bert`): word, learned absolute position (`max_position_embeddings`
+///   rows) and token-type embeddings; no head ([`DecoderInput::logits`] is
+///   [`DecoderInputError::NoHead`]); the embeddings' LayerNorm is left to the caller
+///   (noted in [`Pretrained::notes`]).
+/// - **GPT-2** (`gpt2`): `wte` and learned positions `wpe`, head tied to `wte`.
+///
+/// Files are memory-mapped (single `model.safetensors` or the shards of
+/// `model.safetensors.index.json`); each tensor is read once. Tying follows
+/// `tie_word_embeddings` (absent: false, LlamaConfig's default; GPT-2 always ties). A tied
+/// config whose checkpoint also holds `lm_head.weight` is handled as HuggingFace's
+/// `tie_weights` does: the stored head is ignored (and noted). The config's `pad_token_id`,
+/// when inside the vocabulary, becomes the embedding's `padding_idx`.
 ///
 /// # Errors
 ///
-/// [`DecoderInputError::Checkpoint`] for missing or malformed files and tensors, the
-/// config parser's errors, and shape errors naming the tensor.
+/// [`DecoderInputError::UnknownModelType`] for an architecture tokenloom does not know
+/// (nothing is assumed about it), [`DecoderInputError::Checkpoint`] for missing or
+/// malformed files and tensors, the config parser's errors, and shape errors naming the
+/// tensor.
 pub fn load_hf_dir<T: Element, C: CacheFloat>(
     dir: impl AsRef<Path>,
 ) -> Result<Pretrained<T, C>, DecoderInputError> {
@@ -132,50 +146,202 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path)
         .map_err(|e| checkpoint_error(&config_path, e.to_string()))?;
-    let rope = parse_hf_config(&text)?;
     let config: Value =
         serde_json::from_str(&text).map_err(|e| checkpoint_error(&config_path, e.to_string()))?;
-    let vocab_size = json_usize(&config, "vocab_size", &config_path)?
-        .ok_or_else(|| checkpoint_error(&config_path, "missing `vocab_size`"))?;
-    let n_embd = json_usize(&config, "hidden_size", &config_path)?
-        .ok_or_else(|| checkpoint_error(&config_path, "missing `hidden_size`"))?;
-    let max_positions = rope.max_position_embeddings.unwrap_or(0);
-    let tie = match config.get("tie_word_embeddings") {
-        None | Some(Value::Null) => false,
-        Some(v) => v.as_bool().ok_or_else(|| {
-            checkpoint_error(
-                &config_path,
-                format!("`tie_word_embeddings` = {v} is not a bool"),
-            )
-        })?,
-    };
-    let pad_id = json_usize(&config, "pad_token_id", &config_path)?.filter(|&p| p < vocab_size);
-
+    let model_type = hf_model_type(&config).ok_or_else(|| DecoderInputError::UnknownModelType {
+        path: config_path.clone(),
+        architecture: "(no model_type or architectures)".to_owned(),
+    })?;
+    let family =
+        hf_model_family(&model_type).ok_or_else(|| DecoderInputError::UnknownModelType {
+            path: config_path.clone(),
+            architecture: model_type.clone(),
+        })?;
     let files = weight_files(dir)?;
-    let mut notes = Vec::new();
-    let embedding = with_padding(
-        load_table::<T>(dir, &files, HF_EMBED_NAME, [vocab_size, n_embd])?,
-        pad_id,
-    )?;
-    let model = if tie {
-        if files.contains_key(HF_HEAD_NAME) {
-            notes.push(format!(
-                "{HF_HEAD_NAME} is present but tie_word_embeddings is true: ignored, the head shares {HF_EMBED_NAME} (as HuggingFace's tie_weights)"
+    let hf = HfDir {
+        dir,
+        config_path: &config_path,
+        config: &config,
+        files: &files,
+    };
+    match family {
+        ModelFamily::RopeDecoder => hf.rope_decoder(&text, &model_type),
+        ModelFamily::BertEncoder => hf.bert_encoder(),
+        ModelFamily::Gpt2Decoder => hf.gpt2_decoder(),
+    }
+}
+
+/// An opened HuggingFace model directory.
+struct HfDir<'a> {
+    dir: &'a Path,
+    config_path: &'a Path,
+    config: &'a Value,
+    files: &'a BTreeMap<String, PathBuf>,
+}
+
+impl HfDir<'_> {
+    fn usize(&self, key: &str) -> Result<Option<usize>, DecoderInputError> {
+        json_usize(self.config, key, self.config_path)
+    }
+
+    fn required(&self, key: &str) -> Result<usize, DecoderInputError> {
+        self.usize(key)?
+            .ok_or_else(|| checkpoint_error(self.config_path, format!("missing `{key}`")))
+    }
+
+    fn tie_word_embeddings(&self) -> Result<bool, DecoderInputError> {
+        match self.config.get("tie_word_embeddings") {
+            None | Some(Value::Null) => Ok(false),
+            Some(v) => v.as_bool().ok_or_else(|| {
+                checkpoint_error(
+                    self.config_path,
+                    format!("`tie_word_embeddings` = {v} is not a bool"),
+                )
+            }),
+        }
+    }
+
+    /// The first of `names` the checkpoint holds.
+    fn find(&self, names: &[&'static str]) -> Result<&'static str, DecoderInputError> {
+        names
+            .iter()
+            .copied()
+            .find(|n| self.files.contains_key(*n))
+            .ok_or_else(|| {
+                checkpoint_error(
+                    self.dir,
+                    format!(
+                        "none of the tensors {} is in the checkpoint",
+                        names.join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn table<T: Element>(
+        &self,
+        name: &str,
+        shape: [usize; 2],
+    ) -> Result<Embedding<T>, DecoderInputError> {
+        load_table(self.dir, self.files, name, shape)
+    }
+
+    fn rope_decoder<T: Element, C: CacheFloat>(
+        &self,
+        text: &str,
+        model_type: &str,
+    ) -> Result<Pretrained<T, C>, DecoderInputError> {
+        let rope = parse_hf_config(text)?;
+        let vocab_size = self.required("vocab_size")?;
+        let n_embd = self.required("hidden_size")?;
+        let max_positions = rope.max_position_embeddings.unwrap_or(0);
+        let tie = self.tie_word_embeddings()?;
+        let pad_id = self.usize("pad_token_id")?.filter(|&p| p < vocab_size);
+        let mut notes = Vec::new();
+        let embedding = with_padding(
+            self.table::<T>(HF_EMBED_NAME, [vocab_size, n_embd])?,
+            pad_id,
+        )?;
+        let model = if tie {
+            if self.files.contains_key(HF_HEAD_NAME) {
+                notes.push(format!(
+                    "{HF_HEAD_NAME} is present but tie_word_embeddings is true: ignored, the head shares {HF_EMBED_NAME} (as HuggingFace's tie_weights)"
+                ));
+            }
+            EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
+        } else {
+            let head = self.table::<T>(HF_HEAD_NAME, [vocab_size, n_embd])?;
+            EmbeddingAndHead::untied(embedding, head.into_weight())?
+        };
+        // Gemma: `Gemma3TextScaledWordEmbedding` multiplies by √hidden_size.
+        let embedding_scale = SCALED_EMBEDDING_MODEL_TYPES
+            .contains(&model_type)
+            .then(|| f64::from(f32_sqrt(n_embd)));
+        assemble(
+            TokenTables::Dense(model),
+            rope,
+            max_positions,
+            pad_id,
+            embedding_scale,
+            notes,
+        )
+    }
+
+    fn bert_encoder<T: Element, C: CacheFloat>(
+        &self,
+    ) -> Result<Pretrained<T, C>, DecoderInputError> {
+        let vocab_size = self.required("vocab_size")?;
+        let n_embd = self.required("hidden_size")?;
+        let max_positions = self.required("max_position_embeddings")?;
+        let type_vocab_size = self.usize("type_vocab_size")?.unwrap_or(2);
+        if let Some(kind) = self
+            .config
+            .get("position_embedding_type")
+            .and_then(Value::as_str)
+            .filter(|&k| k != "absolute")
+        {
+            return Err(checkpoint_error(
+                self.config_path,
+                format!("position_embedding_type `{kind}` is not supported (only `absolute`)"),
             ));
         }
-        EmbeddingAndHead::tied_pretrained(embedding, 1.0)?
-    } else {
-        let head = load_table::<T>(dir, &files, HF_HEAD_NAME, [vocab_size, n_embd])?;
-        EmbeddingAndHead::untied(embedding, head.into_weight())?
-    };
-    assemble(
-        TokenTables::Dense(model),
-        rope,
-        max_positions,
-        pad_id,
-        None,
-        notes,
-    )
+        let pad_id = self.usize("pad_token_id")?.filter(|&p| p < vocab_size);
+        let word = with_padding(
+            self.table::<T>(self.find(tensor_names::BERT_WORD)?, [vocab_size, n_embd])?,
+            pad_id,
+        )?;
+        let positions = self.table::<T>(
+            self.find(tensor_names::BERT_POSITION)?,
+            [max_positions, n_embd],
+        )?;
+        let token_types = self.table::<T>(
+            self.find(tensor_names::BERT_TOKEN_TYPE)?,
+            [type_vocab_size, n_embd],
+        )?;
+        let notes = vec![
+            "BERT encoder: word + token type 0 + learned position embeddings; no language-model head".to_owned(),
+            "the embeddings' LayerNorm (embeddings.LayerNorm) is the model's first op: apply it to the hidden states".to_owned(),
+        ];
+        let input = DecoderInput::from_tables(
+            TokenTables::Dense(EmbeddingAndHead::tied_pretrained(word, 1.0)?),
+            PositionEncoding::Learned(positions),
+            max_positions,
+            pad_id.map(|p| u32::try_from(p).expect("pad ids are below vocab_size")),
+            None,
+        )?
+        .with_token_types(token_types)?
+        .without_head("a BERT encoder");
+        Ok(Pretrained {
+            input,
+            rope: None,
+            notes,
+        })
+    }
+
+    fn gpt2_decoder<T: Element, C: CacheFloat>(
+        &self,
+    ) -> Result<Pretrained<T, C>, DecoderInputError> {
+        let vocab_size = self.required("vocab_size")?;
+        let n_embd = self.required("n_embd")?;
+        let max_positions = self.required("n_positions")?;
+        let word = self.table::<T>(self.find(tensor_names::GPT2_WORD)?, [vocab_size, n_embd])?;
+        let positions = self.table::<T>(
+            self.find(tensor_names::GPT2_POSITION)?,
+            [max_positions, n_embd],
+        )?;
+        let input = DecoderInput::from_tables(
+            TokenTables::Dense(EmbeddingAndHead::tied_pretrained(word, 1.0)?),
+            PositionEncoding::Learned(positions),
+            max_positions,
+            None,
+            None,
+        )?;
+        Ok(Pretrained {
+            input,
+            rope: None,
+            notes: vec!["GPT-2: token + learned position embeddings; head tied to wte".to_owned()],
+        })
+    }
 }
 
 /// The embedding with the pad id as its `padding_idx` (as LLaMA's `nn.Embedding`).
@@ -213,7 +379,11 @@ fn assemble<T: Element, C: CacheFloat>(
         pad_id,
         embedding_scale,
     )?;
-    Ok(Pretrained { input, rope, notes })
+    Ok(Pretrained {
+        input,
+        rope: Some(rope),
+        notes,
+    })
 }
 
 /// The tensor of llama.cpp's precomputed RoPE frequency factors.
