@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tokenloom_decoder_input::gguf_rope_settings;
+use tokenloom_decoder_input::architecture::{
+    ModelFamily, gguf_absolute_family, hf_model_family, hf_model_type, tensor_names,
+};
+use tokenloom_decoder_input::{gguf_rope_settings, gguf_rope_type};
 use tokenloom_embedding::QuantizedEmbedding;
-use tokenloom_io::{GgufFile, ModelDir, SafetensorsFile, WeightFiles};
+use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{ModelRopeSettings, parse_hf_config, parse_meta_params};
 use tokenloom_tensor::Tensor;
 
@@ -232,50 +235,206 @@ impl Checkpoint {
             .map(|n| (*n).to_owned())
     }
 
-    /// Whether the output head shares the embedding: the config's
-    /// `tie_word_embeddings` when given, otherwise whether no head tensor is stored.
-    pub fn is_tied(&self) -> Result<bool, CliError> {
-        if let Checkpoint::Safetensors {
-            hf_config: Some((path, text)),
-            ..
-        } = self
-        {
-            let json: Value = serde_json::from_str(text)?;
-            if let Some(v) = json.get("tie_word_embeddings").filter(|v| !v.is_null()) {
-                return v.as_bool().ok_or_else(|| {
-                    CliError(format!(
-                        "{}: tie_word_embeddings is not a bool",
-                        path.display()
-                    ))
-                });
-            }
-        }
-        Ok(self.head_name().is_none())
-    }
-
-    /// The position settings from config.json, params.json or GGUF metadata, if any.
-    pub fn positions(&self) -> Result<Option<ModelRopeSettings>, CliError> {
+    /// The architecture and what it puts before the first block, from the checkpoint's
+    /// own metadata; `None` for a bare safetensors file (nothing says).
+    pub fn architecture(&self) -> Result<Option<ArchitectureReport>, CliError> {
         match self {
-            Checkpoint::Gguf(f) => Ok(Some(gguf_rope_settings(f)?)),
+            Checkpoint::Gguf(f) => gguf_architecture(f).map(Some),
             Checkpoint::Safetensors {
                 hf_config: Some((path, text)),
                 ..
-            } => {
-                Ok(Some(parse_hf_config(text).map_err(|e| {
-                    CliError(format!("{}: {e}", path.display()))
-                })?))
-            }
+            } => hf_architecture(self, path, text).map(Some),
             Checkpoint::Safetensors {
                 meta_params: Some((path, text)),
                 ..
-            } => {
-                Ok(Some(parse_meta_params(text).map_err(|e| {
-                    CliError(format!("{}: {e}", path.display()))
-                })?))
-            }
+            } => Ok(Some(ArchitectureReport {
+                architecture: "llama (Meta params.json)".to_owned(),
+                positions: PositionsReport::Rope(
+                    parse_meta_params(text)
+                        .map_err(|e| CliError(format!("{}: {e}", path.display())))?,
+                ),
+                head: if self.head_name().is_some() {
+                    HeadReport::Untied
+                } else {
+                    HeadReport::Tied
+                },
+            })),
             Checkpoint::Safetensors { .. } => Ok(None),
         }
     }
+
+    /// The shape of the first tensor of `names` the checkpoint holds.
+    fn first_shape(&self, names: &[&str]) -> Option<(String, Vec<usize>)> {
+        let tensors = self.tensors();
+        names.iter().find_map(|n| {
+            tensors
+                .iter()
+                .find(|t| t.name == *n)
+                .map(|t| (t.name.clone(), t.shape.clone()))
+        })
+    }
+
+    /// Learned absolute positions from the first of `names` present.
+    fn learned(&self, names: &[&str]) -> PositionsReport {
+        match self.first_shape(names) {
+            Some((tensor, shape)) => PositionsReport::Learned {
+                max_positions: shape.first().copied().unwrap_or(0),
+                tensor,
+            },
+            None => PositionsReport::Missing {
+                expected: names.join(" or "),
+            },
+        }
+    }
+}
+
+/// What a checkpoint's architecture puts before the first block.
+pub struct ArchitectureReport {
+    /// `model_type` (HF), `general.architecture` (GGUF).
+    pub architecture: String,
+    /// How positions enter.
+    pub positions: PositionsReport,
+    /// The output head.
+    pub head: HeadReport,
+}
+
+/// How positions enter the model.
+pub enum PositionsReport {
+    /// Rotary, inside attention.
+    Rope(ModelRopeSettings),
+    /// A learned table added to the embeddings.
+    Learned {
+        /// Its tensor.
+        tensor: String,
+        /// Its rows.
+        max_positions: usize,
+    },
+    /// The architecture has learned positions, but the tensor is not in the checkpoint.
+    Missing {
+        /// The names looked for.
+        expected: String,
+    },
+    /// An architecture tokenloom does not know: nothing is reported.
+    Unknown,
+}
+
+/// The output head.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum HeadReport {
+    /// Shares the token table.
+    Tied,
+    /// Its own weight.
+    Untied,
+    /// No language-model head (an encoder).
+    None,
+    /// Not known (unknown architecture).
+    Unknown,
+}
+
+impl HeadReport {
+    /// `tied`, `untied`, `none` or `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadReport::Tied => "tied",
+            HeadReport::Untied => "untied",
+            HeadReport::None => "none",
+            HeadReport::Unknown => "unknown",
+        }
+    }
+}
+
+fn gguf_architecture(file: &GgufFile) -> Result<ArchitectureReport, CliError> {
+    let architecture = file
+        .get("general.architecture")
+        .and_then(GgufValue::as_str)
+        .unwrap_or("(no general.architecture)")
+        .to_owned();
+    let tied = file.info("output.weight").is_err();
+    let head = if tied {
+        HeadReport::Tied
+    } else {
+        HeadReport::Untied
+    };
+    let checkpoint_positions = |names: &[&str]| -> PositionsReport {
+        names.iter().find_map(|n| file.info(n).ok()).map_or(
+            PositionsReport::Missing {
+                expected: names.join(" or "),
+            },
+            |t| PositionsReport::Learned {
+                tensor: t.name.clone(),
+                max_positions: t.shape.first().copied().unwrap_or(0),
+            },
+        )
+    };
+    Ok(match gguf_absolute_family(&architecture) {
+        Some(ModelFamily::BertEncoder) => ArchitectureReport {
+            architecture,
+            positions: checkpoint_positions(tensor_names::BERT_POSITION),
+            head: HeadReport::None,
+        },
+        Some(_) => ArchitectureReport {
+            architecture,
+            positions: checkpoint_positions(tensor_names::GPT2_POSITION),
+            head,
+        },
+        None if gguf_rope_type(&architecture).is_some() => ArchitectureReport {
+            architecture,
+            positions: PositionsReport::Rope(gguf_rope_settings(file)?),
+            head,
+        },
+        None => ArchitectureReport {
+            architecture,
+            positions: PositionsReport::Unknown,
+            head: HeadReport::Unknown,
+        },
+    })
+}
+
+fn hf_architecture(
+    checkpoint: &Checkpoint,
+    path: &Path,
+    text: &str,
+) -> Result<ArchitectureReport, CliError> {
+    let json: Value = serde_json::from_str(text)?;
+    let architecture = hf_model_type(&json).unwrap_or_else(|| "(no model_type)".to_owned());
+    let tie = match json.get("tie_word_embeddings").filter(|v| !v.is_null()) {
+        Some(v) => v.as_bool().ok_or_else(|| {
+            CliError(format!(
+                "{}: tie_word_embeddings is not a bool",
+                path.display()
+            ))
+        })?,
+        None => checkpoint.head_name().is_none(),
+    };
+    let head = if tie {
+        HeadReport::Tied
+    } else {
+        HeadReport::Untied
+    };
+    Ok(match hf_model_family(&architecture) {
+        Some(ModelFamily::RopeDecoder) => ArchitectureReport {
+            positions: PositionsReport::Rope(
+                parse_hf_config(text).map_err(|e| CliError(format!("{}: {e}", path.display())))?,
+            ),
+            architecture,
+            head,
+        },
+        Some(ModelFamily::BertEncoder) => ArchitectureReport {
+            positions: checkpoint.learned(tensor_names::BERT_POSITION),
+            architecture,
+            head: HeadReport::None,
+        },
+        Some(ModelFamily::Gpt2Decoder) => ArchitectureReport {
+            positions: checkpoint.learned(tensor_names::GPT2_POSITION),
+            architecture,
+            head: HeadReport::Tied,
+        },
+        None => ArchitectureReport {
+            architecture,
+            positions: PositionsReport::Unknown,
+            head: HeadReport::Unknown,
+        },
+    })
 }
 
 /// Reads a model config file: HF `config.json` or Meta `params.json` (by content: Meta's

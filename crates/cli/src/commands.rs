@@ -9,7 +9,7 @@ use tokenloom_io::{RawTensor, SafetensorsFile, safetensors_dtype_size, write_raw
 use tokenloom_positions::{RopeLayout, convert_qk_layout, cos_sin};
 use tokenloom_tensor::TensorView;
 
-use crate::checkpoint::{Checkpoint, TensorRow, read_model_config};
+use crate::checkpoint::{Checkpoint, HeadReport, PositionsReport, TensorRow, read_model_config};
 use crate::error::{CliError, fail};
 use crate::table::Table;
 use crate::tokens::TokenNames;
@@ -110,8 +110,25 @@ fn rope_json(rope: &tokenloom_positions::RopeConfig) -> Value {
     })
 }
 
+/// The positions of an architecture as JSON: `{"kind": "rope", …}`, `{"kind":
+/// "learned", "max_positions", "tensor"}`, or `null` when not known.
+fn report_json(report: &PositionsReport) -> Option<Value> {
+    match report {
+        PositionsReport::Rope(p) => Some(positions_json(p)),
+        PositionsReport::Learned {
+            tensor,
+            max_positions,
+        } => Some(json!({"kind": "learned", "max_positions": max_positions, "tensor": tensor})),
+        PositionsReport::Missing { expected } => {
+            Some(json!({"kind": "learned", "max_positions": null, "missing_tensor": expected}))
+        }
+        PositionsReport::Unknown => None,
+    }
+}
+
 fn positions_json(p: &tokenloom_positions::ModelRopeSettings) -> Value {
     let mut value = json!({
+        "kind": "rope",
         "rope": rope_json(&p.rope),
         "n_heads": p.n_heads,
         "n_kv_heads": p.n_kv_heads,
@@ -157,16 +174,29 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
         Err(_) if tensor.is_none() => None,
         Err(e) => return Err(e),
     };
-    let positions = checkpoint.positions()?;
+    let architecture = checkpoint.architecture()?;
+    let head = architecture.as_ref().map_or_else(
+        || {
+            if checkpoint.head_name().is_some() {
+                HeadReport::Untied
+            } else {
+                HeadReport::Tied
+            }
+        },
+        |a| a.head,
+    );
+    let positions = architecture.as_ref().map(|a| &a.positions);
     let value = json!({
         "path": path.display().to_string(),
         "format": checkpoint.format(path),
+        "architecture": architecture.as_ref().map(|a| a.architecture.clone()),
         "tensor_count": tensors.len(),
         "tensors": tensors,
         "embedding": embedding,
         "head_tensor": checkpoint.head_name(),
-        "tied": checkpoint.is_tied()?,
-        "positions": positions.as_ref().map(positions_json),
+        "output_head": head.name(),
+        "tied": head == HeadReport::Tied,
+        "positions": positions.and_then(report_json),
     });
     emit(json, &value, || {
         let mut out = format!(
@@ -244,8 +274,35 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
                 }
             }
         }
-        out += &format!("tied output head: {}\n", value["tied"]);
-        if let Some(p) = &positions {
+        if let Some(a) = &architecture {
+            out += &format!("architecture: {}\n", a.architecture);
+        }
+        out += &match head {
+            HeadReport::None => "output head: none (an encoder)\n".to_owned(),
+            HeadReport::Unknown => {
+                "output head: unknown (an architecture tokenloom does not know)\n".to_owned()
+            }
+            _ => format!("tied output head: {}\n", value["tied"]),
+        };
+        match positions {
+            Some(PositionsReport::Learned {
+                tensor,
+                max_positions,
+            }) => {
+                out += &format!(
+                    "positions: learned absolute, {max_positions} positions ({tensor}), added to the embeddings\n"
+                );
+            }
+            Some(PositionsReport::Missing { expected }) => {
+                out +=
+                    &format!("positions: learned absolute, but the checkpoint has no {expected}\n");
+            }
+            Some(PositionsReport::Unknown) => {
+                out += "positions: unknown (an architecture tokenloom does not know; nothing assumed)\n";
+            }
+            _ => {}
+        }
+        if let Some(PositionsReport::Rope(p)) = positions {
             out += &format!(
                 "positions: RoPE {} head_dim {} rotary_dim {} theta {} scaling {}; heads {} / kv heads {}; max positions {}\n",
                 p.rope.layout.name(),

@@ -98,7 +98,7 @@ fn write_model(dir: &Path) -> Vec<f32> {
     }
     write_raw_safetensors(dir.join("model.safetensors"), &tensors).unwrap();
     let config = serde_json::json!({
-        "vocab_size": VOCAB, "hidden_size": N_EMBD, "num_attention_heads": N_HEADS, "num_key_value_heads": N_KV_HEADS,
+        "model_type": "llama", "vocab_size": VOCAB, "hidden_size": N_EMBD, "num_attention_heads": N_HEADS, "num_key_value_heads": N_KV_HEADS,
         "max_position_embeddings": 64, "rope_theta": 10000.0, "rope_scaling": null, "tie_word_embeddings": false
     });
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
@@ -130,8 +130,23 @@ fn inspect_reports_tensors_statistics_tying_and_positions() {
     );
     assert_eq!(out["tied"], false);
     assert_eq!(out["head_tensor"], "lm_head.weight");
+    assert_eq!(out["architecture"], "llama");
+    assert_eq!(out["positions"]["kind"], "rope");
     assert_eq!(out["positions"]["rope"]["theta"], 10000.0);
     assert_eq!(out["positions"]["n_kv_heads"], 1);
+    // A config that does not say what model it is: no positions are invented.
+    let config_path = dir.join("config.json");
+    let llama_config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        llama_config.replace("\"model_type\":\"llama\",", ""),
+    )
+    .unwrap();
+    let unknown = json(&["inspect", dir.to_str().unwrap()]);
+    assert_eq!(unknown["architecture"], "(no model_type)");
+    assert_eq!(unknown["positions"], serde_json::Value::Null);
+    assert_eq!(unknown["output_head"], "unknown");
+    std::fs::write(&config_path, llama_config).unwrap();
     // The single file, and the readable table.
     let file = dir.join("model.safetensors");
     assert_eq!(
@@ -560,6 +575,82 @@ fn real_minilm() {
             .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
             .collect();
         assert_eq!(got, want);
+
+        // The model directory: a BERT encoder, reported as one.
+        let dir = path.parent().unwrap();
+        let out = json(&["inspect", dir.to_str().unwrap()]);
+        assert_eq!(out["architecture"], "bert");
+        assert_eq!(out["positions"]["kind"], "learned");
+        assert_eq!(out["positions"]["max_positions"], 512);
+        assert_eq!(out["tied"], false);
+        assert_eq!(out["output_head"], "none");
+
+        // --text through the directory's tokenizer.json: Python's ids, for "I love dogs"
+        // and for every text of the tokenizer crate's list.
+        let texts: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tokenizer/tests/data/texts.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let mut texts: Vec<String> = texts["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        texts.insert(0, "I love dogs".to_owned());
+        let script = format!(
+            "import json, sys\nfrom tokenizers import Tokenizer\nt = Tokenizer.from_file({:?})\nprint(json.dumps([t.encode(x).ids for x in json.load(sys.stdin)]))",
+            dir.join("tokenizer.json").display().to_string()
+        );
+        let mut python = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        std::io::Write::write_all(
+            python.stdin.as_mut().unwrap(),
+            serde_json::to_string(&texts).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let output = python.wait_with_output().unwrap();
+        assert!(output.status.success(), "pip install tokenizers==0.23.3");
+        let want: Vec<Vec<u64>> = serde_json::from_slice(&output.stdout).unwrap();
+        for (text, want) in texts.iter().zip(&want) {
+            let out = json(&["embed", dir.to_str().unwrap(), "--text", text]);
+            let got: Vec<u64> = out["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                &got,
+                want,
+                "{:?}",
+                text.chars().take(30).collect::<String>()
+            );
+            assert_eq!(out["shape"][1], want.len());
+        }
+        let out = json(&["embed", dir.to_str().unwrap(), "--text", "I love dogs"]);
+        assert_eq!(
+            out["tokens"].as_array().unwrap()[..5],
+            ["[CLS]", "i", "love", "dogs", "[SEP]"].map(serde_json::Value::from)
+        );
+        let out = json(&[
+            "neighbors",
+            dir.to_str().unwrap(),
+            "--text",
+            "dogs",
+            "--top",
+            "1",
+        ]);
+        assert_eq!(out["token"], "dogs");
+        assert_eq!(out["top"][0]["token"], "dog");
     }
 }
 
@@ -586,6 +677,39 @@ fn real_smollm2() {
             .map(|v| v.as_f64().unwrap())
             .collect();
         assert_eq!(got, want[..576]);
+
+        // Token strings from the GGUF vocabulary.
+        let out = json(&[
+            "neighbors",
+            path.to_str().unwrap(),
+            "--token",
+            "Hello",
+            "--top",
+            "3",
+        ]);
+        assert_eq!(out["id"], 19556);
+        let tokens: Vec<&str> = out["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["token"].as_str().unwrap())
+            .collect();
+        assert_eq!(tokens, ["ĠHello", "hello", "Ġhello"]);
+        let text = tokenloom()
+            .args([
+                "neighbors",
+                path.to_str().unwrap(),
+                "--token",
+                "Hello",
+                "--top",
+                "3",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("\"ĠHello\""), "{text}");
+        let out = json(&["embed", path.to_str().unwrap(), "--text", "Hello world"]);
+        assert_eq!(out["tokens"], serde_json::json!(["Hello", "Ġworld"]));
     }
 }
 
