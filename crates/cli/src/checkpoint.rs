@@ -249,10 +249,10 @@ impl Checkpoint {
                 ..
             } => Ok(Some(ArchitectureReport {
                 architecture: "llama (Meta params.json)".to_owned(),
-                positions: PositionsReport::Rope(
+                positions: PositionsReport::Rope(Box::new(
                     parse_meta_params(text)
                         .map_err(|e| CliError(format!("{}: {e}", path.display())))?,
-                ),
+                )),
                 head: if self.head_name().is_some() {
                     HeadReport::Untied
                 } else {
@@ -301,7 +301,7 @@ pub struct ArchitectureReport {
 /// How positions enter the model.
 pub enum PositionsReport {
     /// Rotary, inside attention.
-    Rope(ModelRopeSettings),
+    Rope(Box<ModelRopeSettings>),
     /// A learned table added to the embeddings.
     Learned {
         /// Its tensor.
@@ -379,7 +379,7 @@ fn gguf_architecture(file: &GgufFile) -> Result<ArchitectureReport, CliError> {
         },
         None if gguf_rope_type(&architecture).is_some() => ArchitectureReport {
             architecture,
-            positions: PositionsReport::Rope(gguf_rope_settings(file)?),
+            positions: PositionsReport::Rope(Box::new(gguf_rope_settings(file)?)),
             head,
         },
         None => ArchitectureReport {
@@ -413,9 +413,9 @@ fn hf_architecture(
     };
     Ok(match hf_model_family(&architecture) {
         Some(ModelFamily::RopeDecoder) => ArchitectureReport {
-            positions: PositionsReport::Rope(
+            positions: PositionsReport::Rope(Box::new(
                 parse_hf_config(text).map_err(|e| CliError(format!("{}: {e}", path.display())))?,
-            ),
+            )),
             architecture,
             head,
         },
