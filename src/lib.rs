@@ -22,6 +22,7 @@
 //! | [`embedding`] | `tokenloom-embedding` | the `(vocab_size, n_embd)` table: lookup, backward, tied head, optimizers |
 //! | [`positions`] | `tokenloom-positions` | RoPE and absolute position encodings |
 //! | [`decoder_input`] | `tokenloom-decoder-input` | the batch entering the first decoder block |
+//! | `tokenizer` (feature `tokenizers`) | `tokenloom-tokenizer` | text → ids: `tokenizer.json` files and GGUF vocabularies |
 //!
 //! The [`tutorial`] is compiled and run as doctests.
 
@@ -47,6 +48,9 @@ pub use tokenloom_embedding as embedding;
 pub use tokenloom_io as io;
 pub use tokenloom_positions as positions;
 pub use tokenloom_tensor as tensor;
+/// Text to ids: `tokenizer.json` files and GGUF vocabularies (feature `tokenizers`).
+#[cfg(feature = "tokenizers")]
+pub use tokenloom_tokenizer as tokenizer;
 
 // docs/tutorial.md with its figures inlined (build.rs): rustdoc shows them on the page.
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial.md"))]
