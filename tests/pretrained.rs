@@ -601,7 +601,7 @@ fn gguf_rope_layout_follows_the_architecture() {
         "{err}"
     );
     // Multimodal RoPE and no RoPE at all: typed "unsupported" errors.
-    for (arch, rope_type) in [("qwen2vl", "MROPE"), ("gpt2", "NONE")] {
+    for (arch, rope_type) in [("qwen2vl", "MROPE"), ("mamba", "NONE")] {
         let err = load_gguf::<f32, f32>(gguf_of_architecture(&dir, arch, &[])).unwrap_err();
         assert!(
             matches!(&err, DecoderInputError::UnsupportedRope { architecture, rope_type: t, .. } if architecture == arch && *t == rope_type),
@@ -909,6 +909,66 @@ fn hf_directories_are_loaded_as_their_architecture() {
             "{err}"
         );
         assert!(err.to_string().contains("nothing is assumed"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// GGUF `gpt2` and `bert` files: learned positions (and BERT's token types, no head),
+/// not RoPE.
+#[test]
+fn gguf_absolute_position_architectures() {
+    let dir = common::scratch_dir("gguf-absolute");
+    let f32_tensor = |name: &str, rows: u64, offset: f32| GgufWriteTensor {
+        name: name.into(),
+        ggml_type: 0,
+        ne: vec![64, rows],
+        data: (0..rows * 64)
+            .flat_map(|i| (i as f32 / 64.0 + offset).to_le_bytes())
+            .collect(),
+    };
+    for arch in ["gpt2", "bert"] {
+        let metadata = [
+            ("general.architecture", GgufWriteValue::String(arch.into())),
+            (
+                if arch == "gpt2" {
+                    "gpt2.embedding_length"
+                } else {
+                    "bert.embedding_length"
+                },
+                GgufWriteValue::U32(64),
+            ),
+            (
+                if arch == "gpt2" {
+                    "gpt2.context_length"
+                } else {
+                    "bert.context_length"
+                },
+                GgufWriteValue::U32(16),
+            ),
+        ];
+        let mut tensors = vec![
+            f32_tensor("token_embd.weight", 10, 0.0),
+            f32_tensor("position_embd.weight", 16, 100.0),
+        ];
+        if arch == "bert" {
+            tensors.push(f32_tensor("token_types.weight", 2, 1000.0));
+        }
+        let path = dir.join(format!("{arch}.gguf"));
+        std::fs::write(&path, gguf_bytes(&metadata, &tensors)).unwrap();
+        let loaded = load_gguf::<f32, f32>(&path).unwrap();
+        assert!(loaded.rope.is_none(), "{arch}");
+        assert_eq!(loaded.input.positions().name(), "learned", "{arch}");
+        assert_eq!(loaded.input.max_positions(), 16);
+        let batch = TokenBatch::new(Tensor::from_vec(vec![2u32, 3], &[1, 2]).unwrap()).unwrap();
+        let hidden = loaded.input.forward(&batch).unwrap().into_hidden();
+        // Token 3 at position 1, value 0: token + position (+ token type 0 for BERT).
+        let token_type = if arch == "bert" { 1000.0 } else { 0.0 };
+        assert_eq!(
+            hidden.as_slice()[64],
+            3.0 + token_type + (1.0 + 100.0),
+            "{arch}"
+        );
+        assert_eq!(loaded.input.has_head(), arch == "gpt2", "{arch}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

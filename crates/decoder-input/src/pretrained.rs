@@ -14,7 +14,8 @@ use tokenloom_positions::{
 use tokenloom_tensor::Element;
 
 use crate::architecture::{
-    ModelFamily, SCALED_EMBEDDING_MODEL_TYPES, hf_model_family, hf_model_type, tensor_names,
+    ModelFamily, SCALED_EMBEDDING_MODEL_TYPES, gguf_absolute_family, hf_model_family,
+    hf_model_type, tensor_names,
 };
 use crate::error::DecoderInputError;
 use crate::gguf_arch::{GgufRopeType, gguf_rope_type};
@@ -580,7 +581,9 @@ pub struct GgufLoadOptions {
 /// [`RopeScaling::FreqFactors`]),
 /// `token_embd.weight` is decoded into `T` (any float or block-quantized type the io
 /// crate reads; [`load_gguf_with`] can keep it quantized), and the head is tied unless
-/// the file has `output.weight`.
+/// the file has `output.weight`. `bert` and `gpt2` files get their learned absolute
+/// positions (`position_embd.weight`) instead of RoPE — and BERT its token types
+/// (`token_types.weight`) and no head — with [`Pretrained::rope`] `None`.
 ///
 /// The RoPE layout is the architecture's, as llama.cpp applies it (see
 /// [`gguf_rope_settings`]): interleaved for `llama` (llama.cpp permutes LLaMA q/k weights
@@ -615,13 +618,26 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
 ) -> Result<Pretrained<T, C>, DecoderInputError> {
     let path = path.as_ref();
     let file = GgufFile::open(path)?;
-    let settings = gguf_rope_settings(&file)?;
-    let max_positions = settings.max_position_embeddings.unwrap_or(1);
-    // `gguf_rope_settings` has checked the architecture and `{arch}.embedding_length`.
     let arch = file
         .get("general.architecture")
         .and_then(GgufValue::as_str)
-        .unwrap_or_default();
+        .ok_or_else(|| checkpoint_error(path, "missing general.architecture"))?;
+    // BERT and GPT-2 have learned absolute positions; every other architecture goes
+    // through the RoPE table (an unknown one is an error there).
+    let absolute = gguf_absolute_family(arch);
+    let settings = match absolute {
+        Some(_) => None,
+        None => Some(gguf_rope_settings(&file)?),
+    };
+    let context_key = format!("{arch}.context_length");
+    let max_positions = match &settings {
+        Some(s) => s.max_position_embeddings.unwrap_or(1),
+        None => file
+            .get(&context_key)
+            .and_then(GgufValue::as_u64)
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| checkpoint_error(path, format!("missing {context_key}")))?,
+    };
     let n_embd_key = format!("{arch}.embedding_length");
     let n_embd = file
         .get(&n_embd_key)
@@ -690,14 +706,69 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
     // sqrtf(n_embd))`; transformers: `Gemma3TextScaledWordEmbedding`).
     let embedding_scale = matches!(arch, "gemma" | "gemma2" | "gemma3" | "gemma3n")
         .then(|| f64::from(f32_sqrt(n_embd)));
-    assemble(
+    let Some(family) = absolute else {
+        let settings = settings.expect("RoPE architectures have settings");
+        return assemble(
+            tables,
+            settings,
+            max_positions,
+            pad_id,
+            embedding_scale,
+            notes,
+        );
+    };
+    // Learned absolute positions (and BERT's token types), as llama.cpp's `bert` and
+    // `gpt2` graphs add them.
+    let learned =
+        |names: &[&'static str], rows: Option<usize>| -> Result<Embedding<T>, DecoderInputError> {
+            let name = names
+                .iter()
+                .copied()
+                .find(|n| file.info(n).is_ok())
+                .ok_or_else(|| {
+                    checkpoint_error(
+                        path,
+                        format!("no {} for the {arch} architecture", names.join(" or ")),
+                    )
+                })?;
+            let table = file.load::<T>(name)?;
+            if table.dims().len() != 2
+                || table.dims()[1] != n_embd
+                || rows.is_some_and(|r| table.dims()[0] < r)
+            {
+                return Err(checkpoint_error(
+                    path,
+                    format!(
+                        "{name} has shape {}, expected (rows, {n_embd})",
+                        table.shape()
+                    ),
+                ));
+            }
+            Ok(Embedding::from_weight(table)?)
+        };
+    let positions = learned(tensor_names::BERT_POSITION, Some(max_positions))?;
+    let pad = pad_id.map(|p| u32::try_from(p).expect("pad ids are below vocab_size"));
+    let input = DecoderInput::from_tables(
         tables,
-        settings,
+        PositionEncoding::Learned(positions),
         max_positions,
-        pad_id,
-        embedding_scale,
+        pad,
+        None,
+    )?;
+    let input = match family {
+        ModelFamily::BertEncoder => {
+            notes.push("BERT encoder: no language-model head; the embeddings' LayerNorm is left to the caller".to_owned());
+            input
+                .with_token_types(learned(tensor_names::BERT_TOKEN_TYPE, None)?)?
+                .without_head("a BERT encoder")
+        }
+        _ => input,
+    };
+    Ok(Pretrained {
+        input,
+        rope: None,
         notes,
-    )
+    })
 }
 
 /// `sqrtf(n)` in f32, as llama.cpp computes Gemma's embedding scale.
