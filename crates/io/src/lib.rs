@@ -46,5 +46,6 @@ pub use model_dir::{
 };
 pub use safetensors_file::{
     RawTensor, SafetensorsFile, TensorInfo, decode_le, encode_le, raw_safetensors_bytes,
-    safetensors_bytes, safetensors_dtype_size, write_raw_safetensors, write_safetensors,
+    safetensors_bytes, safetensors_dtype_size, write_raw_safetensors,
+    write_raw_safetensors_with_metadata, write_safetensors,
 };

@@ -397,6 +397,14 @@ fn parse_st_dtype(name: &str) -> Result<Dtype, IoError> {
 /// [`IoError::Format`] when a tensor's byte length does not match its shape and dtype,
 /// or names repeat; [`IoError::UnsupportedDType`] for an unknown dtype name.
 pub fn raw_safetensors_bytes(tensors: &[RawTensor<'_>]) -> Result<Vec<u8>, IoError> {
+    raw_bytes_with_metadata(tensors, None)
+}
+
+/// [`raw_safetensors_bytes`] with a `__metadata__` map of strings in the header.
+fn raw_bytes_with_metadata(
+    tensors: &[RawTensor<'_>],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, IoError> {
     let views = tensors
         .iter()
         .map(|t| {
@@ -429,7 +437,7 @@ pub fn raw_safetensors_bytes(tensors: &[RawTensor<'_>]) -> Result<Vec<u8>, IoErr
             )));
         }
     }
-    safetensors::serialize(views, None).map_err(format_error)
+    safetensors::serialize(views, metadata).map_err(format_error)
 }
 
 /// The bytes of a safetensors file holding float tensors of one element type.
@@ -462,6 +470,23 @@ pub fn write_safetensors<T: Element>(
     tensors: &[(&str, TensorView<'_, T>)],
 ) -> Result<(), IoError> {
     Ok(write_atomic(path.as_ref(), &safetensors_bytes(tensors)?)?)
+}
+
+/// [`write_raw_safetensors`] with string metadata in the header's `__metadata__` (read
+/// back by [`SafetensorsFile::metadata`]), e.g. which rows of a table a shard file holds.
+///
+/// # Errors
+///
+/// As [`write_raw_safetensors`].
+pub fn write_raw_safetensors_with_metadata(
+    path: impl AsRef<Path>,
+    tensors: &[RawTensor<'_>],
+    metadata: HashMap<String, String>,
+) -> Result<(), IoError> {
+    Ok(write_atomic(
+        path.as_ref(),
+        &raw_bytes_with_metadata(tensors, Some(metadata))?,
+    )?)
 }
 
 /// Writes raw tensors to a safetensors file atomically.
