@@ -160,28 +160,41 @@ impl<T: Element> VocabParallelHead<T> {
         C: Communicator + ?Sized,
         I: TokenId,
     {
-        let (_, logits) = self.checked_logits(comm, embedding, hidden)?;
+        let (_, _, logits) = self.checked_logits(comm, embedding, hidden)?;
         let ce = cross_entropy(comm, embedding.shard(), &logits, targets, self.ignore_index)?;
         Ok(ce.loss)
     }
 
-    /// Hidden states as `(rows, n_embd)` and this rank's logits, after one agreement on
+    /// Hidden states as `(rows, n_embd)` and this rank's `(rows, shard.len())` logits,
+    /// after one agreement on
     /// shapes and on the hidden states being replicated.
     fn checked_logits<'h, C: Communicator + ?Sized>(
         &self,
         comm: &C,
         embedding: &VocabParallelEmbedding<T>,
         hidden: impl TensorLike<'h, T>,
-    ) -> Result<(TensorView<'h, T>, Tensor<T>), DistributedError> {
+    ) -> Result<(Vec<usize>, TensorView<'h, T>, Tensor<T>), DistributedError> {
         let checked = (|| {
             let hidden = hidden.try_view()?;
-            let logits = self.local_logits(embedding, hidden)?;
             let n_embd = embedding.n_embd();
+            if hidden.dims().last() != Some(&n_embd) {
+                return Err(tokenloom_embedding::EmbeddingError::GradShape {
+                    what: "hidden states (…, n_embd)",
+                    expected: tokenloom_tensor::Shape::new(&[
+                        hidden.as_slice().len() / n_embd.max(1),
+                        n_embd,
+                    ])?,
+                    got: hidden.shape(),
+                }
+                .into());
+            }
             let rows = hidden.as_slice().len() / n_embd;
-            let logits = logits.reshape(&[rows, embedding.shard().len()])?;
-            Ok((hidden, logits))
+            let dims = hidden.dims().to_vec();
+            let hidden = TensorView::new(hidden.as_slice(), &[rows, n_embd])?;
+            let logits = self.local_logits(embedding, hidden)?;
+            Ok((dims, hidden, logits))
         })();
-        let fingerprint = checked.as_ref().map_or(0, |(h, _)| {
+        let fingerprint = checked.as_ref().map_or(0, |(_, h, _)| {
             Fingerprint::new()
                 .dims(h.dims())
                 .values(h.as_slice())
@@ -215,7 +228,7 @@ impl<T: Element> VocabParallelHead<T> {
         I: TokenId,
     {
         let shard = embedding.shard();
-        let (hidden, logits) = self.checked_logits(comm, embedding, hidden)?;
+        let (hidden_dims, hidden, logits) = self.checked_logits(comm, embedding, hidden)?;
         let ce = cross_entropy(comm, shard, &logits, targets, self.ignore_index)?;
         let mut grad_logits = Tensor::from_vec(
             try_filled(logits.as_slice().len(), T::zero(), "grad logits")?,
@@ -247,7 +260,7 @@ impl<T: Element> VocabParallelHead<T> {
         Ok(HeadStep {
             loss: ce.loss,
             n_targets: ce.n_targets,
-            grad_hidden,
+            grad_hidden: grad_hidden.reshape(&hidden_dims)?,
         })
     }
 
