@@ -23,14 +23,22 @@ use tokenloom_embedding::{EmbeddingOptions, Sgd};
 use tokenloom_tensor::{Accumulate, Tensor};
 
 /// Wraps a communicator and counts the bytes each rank contributes to collectives.
+/// Wraps a communicator; counts the bytes each rank contributes to collectives and the
+/// time spent in them.
 struct Counting<'a, C> {
     inner: &'a C,
     bytes: Cell<usize>,
+    seconds: Cell<f64>,
 }
 
 impl<C: Communicator> Counting<'_, C> {
-    fn add(&self, n: usize) {
+    fn add<R>(&self, n: usize, op: impl FnOnce() -> R) -> R {
+        let start = Instant::now();
+        let r = op();
+        self.seconds
+            .set(self.seconds.get() + start.elapsed().as_secs_f64());
         self.bytes.set(self.bytes.get() + n);
+        r
     }
 }
 
@@ -42,31 +50,25 @@ impl<C: Communicator> Communicator for Counting<'_, C> {
         self.inner.size()
     }
     fn all_reduce_bitor(&self, bytes: &mut [u8]) -> Result<(), CommError> {
-        self.add(bytes.len());
-        self.inner.all_reduce_bitor(bytes)
+        self.add(bytes.len(), || self.inner.all_reduce_bitor(bytes))
     }
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<(), CommError> {
-        self.add(8 * values.len());
-        self.inner.all_reduce_sum_f64(values)
+        self.add(8 * values.len(), || self.inner.all_reduce_sum_f64(values))
     }
     fn all_reduce_max_f64(&self, values: &mut [f64]) -> Result<(), CommError> {
-        self.add(8 * values.len());
-        self.inner.all_reduce_max_f64(values)
+        self.add(8 * values.len(), || self.inner.all_reduce_max_f64(values))
     }
     fn all_reduce_max_u64(&self, values: &mut [u64]) -> Result<(), CommError> {
-        self.add(8 * values.len());
-        self.inner.all_reduce_max_u64(values)
+        self.add(8 * values.len(), || self.inner.all_reduce_max_u64(values))
     }
     fn all_gather_f64(&self, local: &[f64], out: &mut [f64]) -> Result<(), CommError> {
-        self.add(8 * local.len());
-        self.inner.all_gather_f64(local, out)
+        self.add(8 * local.len(), || self.inner.all_gather_f64(local, out))
     }
     fn broadcast(&self, root: usize, bytes: &mut [u8]) -> Result<(), CommError> {
-        self.add(bytes.len());
-        self.inner.broadcast(root, bytes)
+        self.add(bytes.len(), || self.inner.broadcast(root, bytes))
     }
     fn barrier(&self) -> Result<(), CommError> {
-        self.inner.barrier()
+        self.add(0, || self.inner.barrier())
     }
 }
 
@@ -112,6 +114,7 @@ fn time_step<C: Communicator>(comm: &C) -> Result<String, Box<dyn std::error::Er
     let counting = Counting {
         inner: comm,
         bytes: Cell::new(0),
+        seconds: Cell::new(0.0),
     };
     // Each rank builds only its own rows (row i is a function of i).
     let shard = tokenloom_distributed::VocabShard::new(vocab_size, comm.rank(), comm.size())?;
@@ -136,9 +139,11 @@ fn time_step<C: Communicator>(comm: &C) -> Result<String, Box<dyn std::error::Er
     let mut opt = Sgd::new(0.01);
     let mut times = Vec::new();
     let mut bytes = 0;
+    let mut in_collectives = Vec::new();
     for round in 0..6 {
         comm.barrier()?;
         counting.bytes.set(0);
+        counting.seconds.set(0.0);
         let start = Instant::now();
         emb.zero_grad();
         let x = emb.forward(&counting, (&ids[..], [batch, seq_len]))?;
@@ -155,15 +160,20 @@ fn time_step<C: Communicator>(comm: &C) -> Result<String, Box<dyn std::error::Er
         comm.barrier()?;
         if round > 0 {
             times.push(start.elapsed().as_secs_f64() * 1e3);
+            in_collectives.push(counting.seconds.get() * 1e3);
         }
         bytes = counting.bytes.get();
     }
     times.sort_by(f64::total_cmp);
+    in_collectives.sort_by(f64::total_cmp);
     Ok(format!(
-        "step (vocab_size {vocab_size}, n_embd {n_embd}, {batch}x{seq_len} tokens, tied head, f32): median {:.1} ms (min {:.1}) on {} ranks; {:.1} MB contributed to collectives per rank per step",
+        "step (vocab_size {vocab_size}, n_embd {n_embd}, {batch}x{seq_len} tokens, tied head, f32) on {} ranks: \
+         median {:.1} ms (min {:.1}), of which {:.1} ms in collectives (rank 0); \
+         {:.2} MB contributed to collectives per rank per step",
+        comm.size(),
         times[times.len() / 2],
         times[0],
-        comm.size(),
+        in_collectives[in_collectives.len() / 2],
         bytes as f64 / 1e6
     ))
 }

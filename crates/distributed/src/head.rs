@@ -31,6 +31,9 @@ pub struct VocabParallelHead<T: Element> {
     ignore_index: i64,
 }
 
+/// The hidden states' own dims, the states as `(rows, n_embd)`, and this rank's logits.
+type CheckedLogits<'h, T> = (Vec<usize>, TensorView<'h, T>, Tensor<T>);
+
 /// What [`VocabParallelHead::loss_and_backward`] returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeadStep<T: Element> {
@@ -173,7 +176,7 @@ impl<T: Element> VocabParallelHead<T> {
         comm: &C,
         embedding: &VocabParallelEmbedding<T>,
         hidden: impl TensorLike<'h, T>,
-    ) -> Result<(Vec<usize>, TensorView<'h, T>, Tensor<T>), DistributedError> {
+    ) -> Result<CheckedLogits<'h, T>, DistributedError> {
         let checked = (|| {
             let hidden = hidden.try_view()?;
             let n_embd = embedding.n_embd();
