@@ -1,5 +1,5 @@
 //! [`Communicator`]: the few collectives the vocab-parallel layer needs, behind a trait so
-//! that MPI ([`MpiComm`](crate::MpiComm), feature `mpi`), threads in one process
+//! that MPI (`MpiComm`, feature `mpi`), threads in one process
 //! ([`ThreadGroup`](crate::ThreadGroup)) or a future NCCL/gloo backend can carry them.
 
 /// What a collective can fail with.

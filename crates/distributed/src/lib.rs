@@ -33,7 +33,7 @@
 //! that their configurations match and their replicated inputs (ids, targets, gradients)
 //! are the same, and whether any rank failed: an error is returned on every rank or on
 //! none, so no rank is left waiting in a collective its peers never enter. A rank that
-//! panics under MPI aborts the job ([`abort_on_panic`], feature `mpi`).
+//! panics under MPI aborts the job (`abort_on_panic`, feature `mpi`).
 //!
 //! The [`checks`] module compares every operation with the single-process layer (the
 //! tests run it on 1, 2 and 3 ranks, over threads and over MPI); see docs/distributed.md
