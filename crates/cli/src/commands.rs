@@ -838,3 +838,38 @@ pub fn convert_layout(
     });
     Ok(())
 }
+
+/// `tokenloom merge-shards`.
+pub fn merge_shards(
+    output: &Path,
+    shards: &[std::path::PathBuf],
+    tensor: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    if shards.iter().any(|s| s == output) {
+        return fail(format!(
+            "the output {} is also one of the shards: write the merged table elsewhere",
+            output.display()
+        ));
+    }
+    let merged = tokenloom_distributed::merge_shards(shards, tensor, output)?;
+    let value = json!({
+        "output": output.display().to_string(),
+        "tensor": tensor,
+        "shards": shards.len(),
+        "vocab_size": merged.vocab_size,
+        "n_embd": merged.n_embd,
+        "dtype": merged.dtype,
+    });
+    emit(json, &value, || {
+        format!(
+            "{}: `{tensor}` ({}, {}) {} from {} shards\n",
+            output.display(),
+            merged.vocab_size,
+            merged.n_embd,
+            merged.dtype,
+            shards.len()
+        )
+    });
+    Ok(())
+}

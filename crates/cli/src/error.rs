@@ -30,6 +30,7 @@ from_error!(
     tokenloom_positions::PositionError,
     tokenloom_decoder_input::DecoderInputError,
     tokenloom_tokenizer::TokenizerError,
+    tokenloom_distributed::DistributedError,
     serde_json::Error
 );
 

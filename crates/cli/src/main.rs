@@ -210,6 +210,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Join the shard files that the ranks of a vocab-parallel embedding wrote
+    /// (`VocabParallelEmbedding::save_shard` in tokenloom-distributed) into one
+    /// safetensors table, bit for bit. Shards may be given in any order; gaps, overlaps
+    /// and mixed widths or dtypes are errors.
+    #[command(
+        after_help = "Examples:\n  tokenloom merge-shards embed.safetensors shard-0.safetensors shard-1.safetensors shard-2.safetensors --tensor model.embed_tokens.weight"
+    )]
+    MergeShards {
+        /// The merged safetensors file to write.
+        output: PathBuf,
+        /// The shard files.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// The table's tensor name in the shards (and in the output).
+        #[arg(long)]
+        tensor: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -293,6 +313,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             },
             json,
         ),
+        Command::MergeShards {
+            output,
+            shards,
+            tensor,
+            json,
+        } => commands::merge_shards(&output, &shards, &tensor, json),
     }
 }
 
