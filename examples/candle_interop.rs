@@ -16,7 +16,7 @@ use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2}
 use tokenloom::adapters::candle_core::{DType, Device, Module, Tensor, Var};
 use tokenloom::embedding::{EmbeddingOptions, functional};
 use tokenloom::positions::{
-    Positions, QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, parse_hf_config,
+    QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, TokenPositions, parse_hf_config,
 };
 use tokenloom::tensor::{Accumulate, TensorView, TensorViewMut};
 
@@ -100,7 +100,7 @@ fn main() -> Result<(), Error> {
             // tokenloom in place on candle's own buffer, with candle's cos/sin tables.
             with_tables(&cos, &sin, layout, |tables| {
                 with_view_mut(&x, |x: TensorViewMut<'_, f32>| {
-                    tables.apply_in_place(x, QkLayout::BatchHeadsSeq, Positions::Offset(0))
+                    tables.apply_in_place(x, QkLayout::BatchHeadsSeq, TokenPositions::Offset(0))
                 })
             })???;
             check(

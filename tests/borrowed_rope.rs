@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use tokenloom::positions::{
-    PositionError, Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeTables,
+    PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeTables, TokenPositions,
     convert_qk_layout, convert_qk_layout_into, sinusoidal_into, sinusoidal_table,
 };
 use tokenloom::tensor::{Tensor, bf16};
@@ -47,7 +47,7 @@ proptest! {
     fn out_of_place_equals_in_place((config, layout, dims, x, offset) in case()) {
         let seq_len = match layout { QkLayout::BatchSeqHeads => dims[1], QkLayout::BatchHeadsSeq => dims[2] };
         let cache = RopeCache::<f32>::new(&config, offset + seq_len).unwrap();
-        let positions = Positions::Offset(offset);
+        let positions = TokenPositions::Offset(offset);
         let x_tensor = Tensor::from_vec(x.clone(), &dims).unwrap();
         for direction in 0..3 {
             let mut in_place = x_tensor.clone();
@@ -91,8 +91,8 @@ proptest! {
             .unwrap();
         let mut by_cache = x.clone();
         let mut by_tables = x.clone();
-        cache.apply_in_place((&mut by_cache[..], dims), layout, Positions::Offset(offset)).unwrap();
-        tables.apply_in_place((&mut by_tables[..], dims), layout, Positions::Offset(offset)).unwrap();
+        cache.apply_in_place((&mut by_cache[..], dims), layout, TokenPositions::Offset(offset)).unwrap();
+        tables.apply_in_place((&mut by_tables[..], dims), layout, TokenPositions::Offset(offset)).unwrap();
         prop_assert_eq!(&by_cache, &by_tables);
         // A window of the tables starting at `offset`, with positions counted from 0.
         let (mut cos_w, mut sin_w) = (vec![0.0f32; seq_len * half], vec![0.0f32; seq_len * half]);
@@ -101,7 +101,7 @@ proptest! {
             .unwrap();
         let window = RopeTables::new((&cos_w[..], [seq_len, half]), (&sin_w[..], [seq_len, half]), config.layout).unwrap();
         let mut by_window = vec![0.0f32; x.len()];
-        window.apply_into((&x[..], dims), (&mut by_window[..], dims), layout, Positions::Offset(0)).unwrap();
+        window.apply_into((&x[..], dims), (&mut by_window[..], dims), layout, TokenPositions::Offset(0)).unwrap();
         prop_assert_eq!(&by_window, &by_cache);
     }
 }
@@ -143,7 +143,7 @@ fn tables_computed_elsewhere_in_f32() {
             (&x[..], dims),
             (&mut a[..], dims),
             QkLayout::BatchHeadsSeq,
-            Positions::Offset(0),
+            TokenPositions::Offset(0),
         )
         .unwrap();
     cache
@@ -151,7 +151,7 @@ fn tables_computed_elsewhere_in_f32() {
             (&x[..], dims),
             (&mut b[..], dims),
             QkLayout::BatchHeadsSeq,
-            Positions::Offset(0),
+            TokenPositions::Offset(0),
         )
         .unwrap();
     let max_diff = a
@@ -167,7 +167,7 @@ fn tables_computed_elsewhere_in_f32() {
             (&xb[..], dims),
             (&mut outb[..], dims),
             QkLayout::BatchHeadsSeq,
-            Positions::Offset(0),
+            TokenPositions::Offset(0),
         )
         .unwrap();
     assert!(
@@ -209,7 +209,7 @@ fn bad_tables_and_buffers_are_errors() {
         tables.apply_in_place(
             (&mut x[..], [1, 1, 3, 2]),
             QkLayout::BatchSeqHeads,
-            Positions::Offset(0)
+            TokenPositions::Offset(0)
         ),
         Err(PositionError::QkTooNarrow { rotary_dim: 4, .. })
     ));
@@ -221,7 +221,7 @@ fn bad_tables_and_buffers_are_errors() {
             (&x[..], [1, 2, 1, 4]),
             (&mut out[..], [1, 1, 2, 4]),
             QkLayout::BatchSeqHeads,
-            Positions::Offset(0)
+            TokenPositions::Offset(0)
         ),
         Err(PositionError::OutputShape { .. })
     ));
@@ -230,7 +230,7 @@ fn bad_tables_and_buffers_are_errors() {
             (&x[..], [1, 2, 1, 4]),
             (&mut out[..], [1, 2, 1, 4]),
             QkLayout::BatchSeqHeads,
-            Positions::Offset(3)
+            TokenPositions::Offset(3)
         ),
         Err(PositionError::PositionOutOfRange {
             position: 4,

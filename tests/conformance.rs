@@ -2,7 +2,7 @@
 //! fail it with a readable report.
 
 use tokenloom::embedding::Embedding;
-use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
 use tokenloom::tensor::Tensor;
 use tokenloom_testkit::conformance::{check_embedding_backward, check_lookup, check_rope};
 
@@ -35,7 +35,7 @@ fn rope_with(config: &RopeConfig, x: &Tensor<f64>, positions: &Tensor<u32>) -> T
         .apply(
             x.view(),
             QkLayout::BatchSeqHeads,
-            Positions::Ids(positions.view()),
+            TokenPositions::Ids(positions.view()),
         )
         .unwrap()
 }

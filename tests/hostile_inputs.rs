@@ -14,7 +14,7 @@ use tokenloom::io::{
     quantize_q8_0, raw_safetensors_bytes,
 };
 use tokenloom::positions::{parse_hf_config, parse_meta_params};
-use tokenloom::tensor::file::{TENSOR_FILE, encode_envelope};
+use tokenloom::tensor::envelope::{TENSOR_FILE, encode_envelope};
 use tokenloom::tensor::{Tensor, bf16};
 
 fn config() -> Config {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Case, assert_close, max_abs, max_abs_diff, swap_dims_1_2};
 use tokenloom::positions::{
-    Llama3Scaling, Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling,
+    Llama3Scaling, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling, TokenPositions,
     convert_qk_layout, parse_hf_config,
 };
 use tokenloom::tensor::{Element, Tensor, TensorView, bf16, matmul_transposed};
@@ -50,7 +50,7 @@ fn rotate_both_layouts<T: Element>(
         .apply(
             TensorView::new(x, &dims).unwrap(),
             QkLayout::BatchHeadsSeq,
-            Positions::Ids(ids.view()),
+            TokenPositions::Ids(ids.view()),
         )
         .unwrap();
     let [b, h, s, d] = dims;
@@ -59,7 +59,7 @@ fn rotate_both_layouts<T: Element>(
         .apply(
             TensorView::new(&x_bshd, &[b, s, h, d]).unwrap(),
             QkLayout::BatchSeqHeads,
-            Positions::Ids(ids.view()),
+            TokenPositions::Ids(ids.view()),
         )
         .unwrap();
     let back = swap_dims_1_2(bshd.as_slice(), [b, s, h, d]);
@@ -131,7 +131,7 @@ fn check_hf_case(name: &str) {
                     .apply(
                         TensorView::new(chunk, &[1, h, s, d]).unwrap(),
                         QkLayout::BatchHeadsSeq,
-                        Positions::Offset(row_ids[0] as usize),
+                        TokenPositions::Offset(row_ids[0] as usize),
                     )
                     .unwrap();
                 assert_close(
@@ -274,7 +274,7 @@ fn check_meta_case(name: &str) {
             .apply(
                 TensorView::new(&x, &shape).unwrap(),
                 QkLayout::BatchSeqHeads,
-                Positions::Offset(start_pos),
+                TokenPositions::Offset(start_pos),
             )
             .unwrap();
         assert_close(&format!("{name} {expected}"), out.as_slice(), &want, tol);
@@ -291,7 +291,7 @@ fn check_meta_case(name: &str) {
                 .apply(
                     TensorView::new(&x, &shape).unwrap(),
                     QkLayout::BatchSeqHeads,
-                    Positions::Offset(start_pos),
+                    TokenPositions::Offset(start_pos),
                 )
                 .unwrap();
             let ours = max_abs_diff(&to_f64(out.as_slice()), &want);
@@ -382,7 +382,7 @@ fn layout_conversion_is_equivalent() {
         .apply(
             TensorView::new(xq_meta.as_slice(), &[1, seq_len, n_heads, head_dim]).unwrap(),
             QkLayout::BatchSeqHeads,
-            Positions::Offset(start_pos),
+            TokenPositions::Offset(start_pos),
         )
         .unwrap();
     let (_, want) = case.tensor("expected/rope_meta_out");
@@ -391,7 +391,7 @@ fn layout_conversion_is_equivalent() {
         .apply(
             TensorView::new(&xq_hf, &[1, n_heads, seq_len, head_dim]).unwrap(),
             QkLayout::BatchHeadsSeq,
-            Positions::Offset(start_pos),
+            TokenPositions::Offset(start_pos),
         )
         .unwrap();
     let (_, want_hf) = case.tensor("expected/rope_hf_out");
@@ -421,7 +421,7 @@ fn layout_conversion_is_equivalent() {
         .apply(
             TensorView::new(&meta_bhsd, &[1, n_heads, seq_len, head_dim]).unwrap(),
             QkLayout::BatchHeadsSeq,
-            Positions::Offset(start_pos),
+            TokenPositions::Offset(start_pos),
         )
         .unwrap();
     let (_, want_wrong) = case.tensor("expected/hf_rope_on_meta_order_WRONG");

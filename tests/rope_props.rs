@@ -5,7 +5,7 @@ mod common;
 
 use proptest::prelude::*;
 use tokenloom::positions::{
-    PositionError, Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling,
+    PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling, TokenPositions,
     convert_qk_layout,
 };
 use tokenloom::tensor::{Tensor, TensorView, TensorViewMut, matmul_transposed};
@@ -32,7 +32,7 @@ fn apply(
     cache: &RopeCache<f64>,
     x: &[f64],
     dims: [usize; 4],
-    positions: Positions<'_>,
+    positions: TokenPositions<'_>,
 ) -> Vec<f64> {
     cache
         .apply(
@@ -65,7 +65,7 @@ proptest! {
     fn rotation_preserves_pair_norms((config, dims, x, offset) in case()) {
         let cache = RopeCache::<f64>::new(&config, offset + dims[1]).unwrap();
         let s = cache.attention_factor();
-        let out = apply(&cache, &x, dims, Positions::Offset(offset));
+        let out = apply(&cache, &x, dims, TokenPositions::Offset(offset));
         for (hx, hy) in x.chunks(config.head_dim).zip(out.chunks(config.head_dim)) {
             for ((a, b), (c, d)) in pairs(hx, &config).into_iter().zip(pairs(hy, &config)) {
                 let before = a.hypot(b) * s;
@@ -82,7 +82,7 @@ proptest! {
         let cache = RopeCache::<f64>::new(&config, 1).unwrap();
         let single = [dims[0], 1, dims[2], dims[3]];
         let x = &x[..single.iter().product()];
-        let out = apply(&cache, x, single, Positions::Offset(0));
+        let out = apply(&cache, x, single, TokenPositions::Offset(0));
         let s = cache.attention_factor();
         let want: Vec<f64> = x.iter().enumerate().map(|(i, v)| if i % config.head_dim < config.rotary_dim { v * s } else { *v }).collect();
         prop_assert_eq!(out, want);
@@ -92,8 +92,8 @@ proptest! {
     #[test]
     fn inverse_undoes_apply((config, dims, x, offset) in case()) {
         let cache = RopeCache::<f64>::new(&config, offset + dims[1]).unwrap();
-        let mut y = Tensor::from_vec(apply(&cache, &x, dims, Positions::Offset(offset)), &dims).unwrap();
-        cache.inverse_in_place(y.view_mut(), QkLayout::BatchSeqHeads, Positions::Offset(offset)).unwrap();
+        let mut y = Tensor::from_vec(apply(&cache, &x, dims, TokenPositions::Offset(offset)), &dims).unwrap();
+        cache.inverse_in_place(y.view_mut(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset)).unwrap();
         common::assert_close("inverse", y.as_slice(), &x, 1e-12);
     }
 
@@ -101,13 +101,13 @@ proptest! {
     #[test]
     fn decode_with_offset_equals_prefill((config, dims, x, offset) in case()) {
         let cache = RopeCache::<f64>::new(&config, offset + dims[1]).unwrap();
-        let prefill = apply(&cache, &x, dims, Positions::Offset(offset));
+        let prefill = apply(&cache, &x, dims, TokenPositions::Offset(offset));
         let [b, s, h, d] = dims;
         for bi in 0..b {
             for si in 0..s {
                 let start = ((bi * s + si) * h) * d;
                 let token = &x[start..start + h * d];
-                let decoded = apply(&cache, token, [1, 1, h, d], Positions::Offset(offset + si));
+                let decoded = apply(&cache, token, [1, 1, h, d], TokenPositions::Offset(offset + si));
                 prop_assert_eq!(&decoded[..], &prefill[start..start + h * d]);
             }
         }
@@ -118,9 +118,9 @@ proptest! {
     fn backward_is_the_adjoint((config, dims, x, offset) in case(), seed in any::<u64>()) {
         let cache = RopeCache::<f64>::new(&config, offset + dims[1]).unwrap();
         let g: Vec<f64> = (0..x.len()).map(|i| (((i as u64).wrapping_mul(2654435761) ^ seed) % 1000) as f64 / 500.0 - 1.0).collect();
-        let y = apply(&cache, &x, dims, Positions::Offset(offset));
+        let y = apply(&cache, &x, dims, TokenPositions::Offset(offset));
         let mut gx = g.clone();
-        cache.backward_in_place(TensorViewMut::new(&mut gx, &dims).unwrap(), QkLayout::BatchSeqHeads, Positions::Offset(offset)).unwrap();
+        cache.backward_in_place(TensorViewMut::new(&mut gx, &dims).unwrap(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset)).unwrap();
         let lhs: f64 = g.iter().zip(&y).map(|(a, b)| a * b).sum();
         let rhs: f64 = gx.iter().zip(&x).map(|(a, b)| a * b).sum();
         prop_assert!((lhs - rhs).abs() <= 1e-10 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
@@ -137,8 +137,8 @@ proptest! {
         let config = RopeConfig::new(d, theta, layout);
         let cache = RopeCache::<f64>::new(&config, 1100).unwrap();
         let score = |m: usize, n: usize| -> f64 {
-            let qm = apply(&cache, &q[..d], [1, 1, 1, d], Positions::Offset(m));
-            let kn = apply(&cache, &k[..d], [1, 1, 1, d], Positions::Offset(n));
+            let qm = apply(&cache, &q[..d], [1, 1, 1, d], TokenPositions::Offset(m));
+            let kn = apply(&cache, &k[..d], [1, 1, 1, d], TokenPositions::Offset(n));
             qm.iter().zip(&kn).map(|(a, b)| a * b).sum()
         };
         let (a, b) = (score(m, n), score(m + shift, n + shift));
@@ -163,8 +163,8 @@ proptest! {
             let cache = RopeCache::<f64>::new(&RopeConfig::new(head_dim, 1e4, layout).with_rotary_dim(rotary_dim), offset + seq_len).unwrap();
             let q = matmul_transposed(x.view(), wq.view()).unwrap();
             let k = matmul_transposed(x.view(), wk.view()).unwrap();
-            let q = apply(&cache, q.as_slice(), [1, seq_len, n_heads, head_dim], Positions::Offset(offset));
-            let k = apply(&cache, k.as_slice(), [1, seq_len, n_kv_heads, head_dim], Positions::Offset(offset));
+            let q = apply(&cache, q.as_slice(), [1, seq_len, n_heads, head_dim], TokenPositions::Offset(offset));
+            let k = apply(&cache, k.as_slice(), [1, seq_len, n_kv_heads, head_dim], TokenPositions::Offset(offset));
             let mut out = Vec::new();
             for h in 0..n_heads {
                 let kv = h / group;
@@ -196,8 +196,8 @@ proptest! {
             let rounded: Vec<f64> = xs.iter().map(|v| v.as_f64()).collect();
             let c64 = RopeCache::<f64>::new(config, offset + dims[1]).unwrap();
             let c32 = RopeCache::<f32>::new(config, offset + dims[1]).unwrap();
-            let want = apply(&c64, &rounded, dims, Positions::Offset(offset));
-            let got = c32.apply(TensorView::new(&xs, &dims).unwrap(), QkLayout::BatchSeqHeads, Positions::Offset(offset)).unwrap();
+            let want = apply(&c64, &rounded, dims, TokenPositions::Offset(offset));
+            let got = c32.apply(TensorView::new(&xs, &dims).unwrap(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset)).unwrap();
             let bound = (unit_roundoff + 1e-6) * 3.0 * c64.attention_factor().max(1.0) * 2.0;
             for (g, w) in got.as_slice().iter().zip(&want) {
                 prop_assert!((g.as_f64() - w).abs() <= bound * (1.0 + w.abs()), "{} vs {w}", g.as_f64());
@@ -224,7 +224,7 @@ fn bad_inputs_are_errors() {
         &mut x,
         &[2, 3, 1, 8],
         QkLayout::BatchSeqHeads,
-        Positions::Offset(8),
+        TokenPositions::Offset(8),
     );
     assert_eq!(
         err,
@@ -239,7 +239,7 @@ fn bad_inputs_are_errors() {
         &mut x,
         &[2, 3, 1, 8],
         QkLayout::BatchSeqHeads,
-        Positions::Offset(usize::MAX),
+        TokenPositions::Offset(usize::MAX),
     );
     assert!(
         matches!(err, PositionError::PositionOutOfRange { .. }),
@@ -251,7 +251,7 @@ fn bad_inputs_are_errors() {
         &mut x,
         &[2, 3, 1, 8],
         QkLayout::BatchSeqHeads,
-        Positions::Ids(ids.view()),
+        TokenPositions::Ids(ids.view()),
     );
     assert!(
         matches!(err, PositionError::PositionIdsShape { .. }),
@@ -262,7 +262,7 @@ fn bad_inputs_are_errors() {
         &mut x,
         &[2, 3, 1, 8],
         QkLayout::BatchSeqHeads,
-        Positions::Ids(ids.view()),
+        TokenPositions::Ids(ids.view()),
     );
     assert_eq!(
         err.to_string(),
@@ -273,7 +273,7 @@ fn bad_inputs_are_errors() {
         &mut x,
         &[2, 3, 2, 4],
         QkLayout::BatchSeqHeads,
-        Positions::Offset(0),
+        TokenPositions::Offset(0),
     );
     assert!(
         matches!(err, PositionError::QkShape { head_dim: 8, .. }),
@@ -283,7 +283,7 @@ fn bad_inputs_are_errors() {
         &mut x,
         &[6, 8],
         QkLayout::BatchHeadsSeq,
-        Positions::Offset(0),
+        TokenPositions::Offset(0),
     );
     assert!(matches!(err, PositionError::QkShape { .. }), "{err}");
     assert!(x.iter().all(|&v| v == 0.0), "nothing written on error");
@@ -381,7 +381,7 @@ fn backward_matches_finite_differences() {
     let x: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 / 5.0 - 1.0).collect();
     let g: Vec<f64> = (0..n).map(|i| ((i * 53) % 7) as f64 / 3.0 - 1.0).collect();
     let loss = |x: &[f64]| -> f64 {
-        apply(&cache, x, dims, Positions::Offset(40))
+        apply(&cache, x, dims, TokenPositions::Offset(40))
             .iter()
             .zip(&g)
             .map(|(a, b)| a * b)
@@ -392,7 +392,7 @@ fn backward_matches_finite_differences() {
         .backward_in_place(
             TensorViewMut::new(&mut grad, &dims).unwrap(),
             QkLayout::BatchSeqHeads,
-            Positions::Offset(40),
+            TokenPositions::Offset(40),
         )
         .unwrap();
     let eps = 1e-6;
@@ -413,7 +413,7 @@ fn backward_matches_finite_differences() {
         .inverse_in_place(
             TensorViewMut::new(&mut inverse, &dims).unwrap(),
             QkLayout::BatchSeqHeads,
-            Positions::Offset(40),
+            TokenPositions::Offset(40),
         )
         .unwrap();
     assert!(inverse.iter().zip(&grad).any(|(a, b)| (a - b).abs() > 1e-3));

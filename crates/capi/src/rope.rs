@@ -4,8 +4,8 @@
 use std::ffi::{CStr, c_char};
 
 use tokenloom_positions::{
-    CacheFloat, Positions, QkLayout, RopeConfig, RopeLayout, RopeTables, convert_qk_layout_into,
-    parse_hf_config, sinusoidal_into,
+    CacheFloat, QkLayout, RopeConfig, RopeLayout, RopeTables, TokenPositions,
+    convert_qk_layout_into, parse_hf_config, sinusoidal_into,
 };
 use tokenloom_tensor::Element;
 
@@ -236,8 +236,8 @@ impl Rotate {
             None => None,
         };
         let positions = match ids {
-            Some(ids) => Positions::Ids(ids),
-            None => Positions::Offset(self.position_offset),
+            Some(ids) => TokenPositions::Ids(ids),
+            None => TokenPositions::Offset(self.position_offset),
         };
         with_float!(self.x, |T| self.rotate::<T, C>(&tables, positions))
     }
@@ -245,7 +245,7 @@ impl Rotate {
     fn rotate<T: Element + crate::tensor::Tagged, C: CacheFloat>(
         &self,
         tables: &RopeTables<'_, C>,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), Failure> {
         use TokenloomDirection as D;
         match &self.out {

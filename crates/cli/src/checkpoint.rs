@@ -10,7 +10,7 @@ use tokenloom_decoder_input::architecture::{
 use tokenloom_decoder_input::{gguf_rope_settings, gguf_rope_type};
 use tokenloom_embedding::QuantizedEmbedding;
 use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
-use tokenloom_positions::{ModelRopeSettings, parse_hf_config, parse_meta_params};
+use tokenloom_positions::{AttentionConfig, parse_hf_config, parse_meta_params};
 use tokenloom_tensor::Tensor;
 
 use crate::error::{CliError, fail};
@@ -301,7 +301,7 @@ pub struct ArchitectureReport {
 /// How positions enter the model.
 pub enum PositionsReport {
     /// Rotary, inside attention.
-    Rope(Box<ModelRopeSettings>),
+    Rope(Box<AttentionConfig>),
     /// A learned table added to the embeddings.
     Learned {
         /// Its tensor.
@@ -439,7 +439,7 @@ fn hf_architecture(
 
 /// Reads a model config file: HF `config.json` or Meta `params.json` (by content: Meta's
 /// has `dim` and `n_heads`).
-pub fn read_model_config(path: &Path) -> Result<ModelRopeSettings, CliError> {
+pub fn read_model_config(path: &Path) -> Result<AttentionConfig, CliError> {
     let text = read(path)?;
     let json: Value =
         serde_json::from_str(&text).map_err(|e| CliError(format!("{}: {e}", path.display())))?;

@@ -39,7 +39,6 @@ fn emit(json: bool, value: &Value, text: impl FnOnce() -> String) {
 
 /// A byte count in MB (10^6 bytes, as model files are sized).
 fn mib(bytes: &Value) -> String {
-    #[allow(clippy::cast_precision_loss)]
     let mb = bytes.as_u64().unwrap_or_default() as f64 / 1e6;
     format!("{mb:.1} MB")
 }
@@ -87,7 +86,6 @@ fn table_stats(table: &Table) -> Result<TableStats, CliError> {
     let stats = (!norms.is_empty()).then(|| {
         let min = norms.iter().copied().fold(f64::INFINITY, f64::min);
         let max = norms.iter().copied().fold(0.0, f64::max);
-        #[allow(clippy::cast_precision_loss)]
         let mean = norms.iter().sum::<f64>() / norms.len() as f64;
         (min, mean, max)
     });
@@ -126,7 +124,7 @@ fn report_json(report: &PositionsReport) -> Option<Value> {
     }
 }
 
-fn positions_json(p: &tokenloom_positions::ModelRopeSettings) -> Value {
+fn positions_json(p: &tokenloom_positions::AttentionConfig) -> Value {
     let mut value = json!({
         "kind": "rope",
         "rope": rope_json(&p.rope),

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokenloom_embedding::{Embedding, Init};
 use tokenloom_io::{RawTensor, SafetensorsFile, encode_le, write_raw_safetensors};
 use tokenloom_positions::{
-    Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, cos_sin, parse_hf_config,
+    QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions, cos_sin, parse_hf_config,
 };
 use tokenloom_tensor::{Tensor, TensorView, matmul_transposed};
 
@@ -294,7 +294,7 @@ fn scores(path: &Path, layout: RopeLayout) -> Vec<f64> {
             .apply(
                 TensorView::new(y.as_slice(), &[1, seq_len, heads, HEAD_DIM]).unwrap(),
                 QkLayout::BatchSeqHeads,
-                Positions::Offset(5),
+                TokenPositions::Offset(5),
             )
             .unwrap()
     };

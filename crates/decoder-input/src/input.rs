@@ -1,8 +1,10 @@
 //! [`DecoderInput`]: token ids → the hidden states entering the first decoder block, plus
 //! what attention needs beside them.
 
-use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingConfig, Gradients, TieOptions};
-use tokenloom_positions::{CacheFloat, Positions, QkLayout, RopeCache, sinusoidal_table};
+use tokenloom_embedding::{
+    Embedding, EmbeddingAndHead, EmbeddingAndHeadGrads, EmbeddingConfig, TieOptions,
+};
+use tokenloom_positions::{CacheFloat, QkLayout, RopeCache, TokenPositions, sinusoidal_table};
 use tokenloom_tensor::{Accumulate, Element, Tensor, TensorView, TensorViewMut};
 
 use crate::batch::{PaddingSide, TokenBatch};
@@ -124,7 +126,7 @@ impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
         let rope = self.rope.ok_or(DecoderInputError::NotRope {
             scheme: self.scheme,
         })?;
-        let positions = Positions::Ids(self.batch.position_ids().view());
+        let positions = TokenPositions::Ids(self.batch.position_ids().view());
         rope.apply_in_place(q, layout, positions)?;
         rope.apply_in_place(k, layout, positions)?;
         Ok(())
@@ -132,12 +134,12 @@ impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
 }
 
 /// The gradients of a [`DecoderInput`]: the embedding (and untied head) as
-/// [`Gradients`], the learned position table and the token-type table when there are
+/// [`EmbeddingAndHeadGrads`], the learned position table and the token-type table when there are
 /// ones.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecoderInputGrads<T> {
     /// The embedding's (and an untied head's) gradients.
-    pub model: Gradients<T>,
+    pub model: EmbeddingAndHeadGrads<T>,
     /// The learned position table's gradient.
     pub learned_positions: Option<Tensor<T>>,
     /// The token-type table's gradient (BERT).

@@ -48,7 +48,7 @@ pub use error::DecoderInputError;
 pub use gguf_arch::{GgufRopeType, gguf_rope_type};
 pub use input::{DecoderInput, DecoderInputGrads, DecoderInputOutput};
 pub use pretrained::{
-    GgufLoadOptions, HF_EMBED_NAME, HF_HEAD_NAME, Pretrained, gguf_rope_settings, load_gguf,
+    GgufLoadOptions, HF_EMBED_NAME, HF_HEAD_NAME, PretrainedModel, gguf_rope_settings, load_gguf,
     load_gguf_with, load_hf_dir,
 };
 pub use scheme::{PositionEncoding, PositionSchemeConfig};

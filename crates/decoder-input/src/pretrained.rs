@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingOptions, QuantizedEmbedding};
 use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{
-    CacheFloat, LocalAttention, ModelRopeSettings, RopeCache, RopeConfig, RopeScaling, YarnScaling,
+    AttentionConfig, CacheFloat, LocalAttention, RopeCache, RopeConfig, RopeScaling, YarnScaling,
     parse_hf_config,
 };
 use tokenloom_tensor::Element;
@@ -26,12 +26,12 @@ use crate::tables::{QuantizedHead, QuantizedTables, TokenTables};
 /// A decoder input loaded from a real checkpoint, with the attention settings that came
 /// with it and notes on anything that was deliberately ignored.
 #[derive(Debug)]
-pub struct Pretrained<T, C = f32> {
+pub struct PretrainedModel<T, C = f32> {
     /// The decoder input: embedding, head (tied or untied), RoPE cache.
     pub input: DecoderInput<T, C>,
     /// The RoPE and head-count settings of the model (`None` for models with absolute
     /// positions: BERT, GPT-2).
-    pub rope: Option<ModelRopeSettings>,
+    pub rope: Option<AttentionConfig>,
     /// Things the loader decided, in words (e.g. an `lm_head.weight` ignored because the
     /// config ties the head).
     pub notes: Vec<String>,
@@ -124,7 +124,7 @@ fn json_usize(config: &Value, key: &str, path: &Path) -> Result<Option<usize>, D
 /// - **BERT encoders** (`bert`): word, learned absolute position (`max_position_embeddings`
 ///   rows) and token-type embeddings; no head ([`DecoderInput::logits`] is
 ///   [`DecoderInputError::NoHead`]); the embeddings' LayerNorm is left to the caller
-///   (noted in [`Pretrained::notes`]).
+///   (noted in [`PretrainedModel::notes`]).
 /// - **GPT-2** (`gpt2`): `wte` and learned positions `wpe`, head tied to `wte`.
 ///
 /// Files are memory-mapped (single `model.safetensors` or the shards of
@@ -142,7 +142,7 @@ fn json_usize(config: &Value, key: &str, path: &Path) -> Result<Option<usize>, D
 /// tensor.
 pub fn load_hf_dir<T: Element, C: CacheFloat>(
     dir: impl AsRef<Path>,
-) -> Result<Pretrained<T, C>, DecoderInputError> {
+) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     let dir = dir.as_ref();
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path)
@@ -231,7 +231,7 @@ impl HfDir<'_> {
         &self,
         text: &str,
         model_type: &str,
-    ) -> Result<Pretrained<T, C>, DecoderInputError> {
+    ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
         let rope = parse_hf_config(text)?;
         let vocab_size = self.required("vocab_size")?;
         let n_embd = self.required("hidden_size")?;
@@ -270,7 +270,7 @@ impl HfDir<'_> {
 
     fn bert_encoder<T: Element, C: CacheFloat>(
         &self,
-    ) -> Result<Pretrained<T, C>, DecoderInputError> {
+    ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
         let vocab_size = self.required("vocab_size")?;
         let n_embd = self.required("hidden_size")?;
         let max_positions = self.required("max_position_embeddings")?;
@@ -312,7 +312,7 @@ impl HfDir<'_> {
         )?
         .with_token_types(token_types)?
         .without_head("a BERT encoder");
-        Ok(Pretrained {
+        Ok(PretrainedModel {
             input,
             rope: None,
             notes,
@@ -321,7 +321,7 @@ impl HfDir<'_> {
 
     fn gpt2_decoder<T: Element, C: CacheFloat>(
         &self,
-    ) -> Result<Pretrained<T, C>, DecoderInputError> {
+    ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
         let vocab_size = self.required("vocab_size")?;
         let n_embd = self.required("n_embd")?;
         let max_positions = self.required("n_positions")?;
@@ -337,7 +337,7 @@ impl HfDir<'_> {
             None,
             None,
         )?;
-        Ok(Pretrained {
+        Ok(PretrainedModel {
             input,
             rope: None,
             notes: vec!["GPT-2: token + learned position embeddings; head tied to wte".to_owned()],
@@ -362,12 +362,12 @@ fn with_padding<T: Element>(
 /// A RoPE decoder input over the model's context, from loaded parts.
 fn assemble<T: Element, C: CacheFloat>(
     tables: TokenTables<T>,
-    rope: ModelRopeSettings,
+    rope: AttentionConfig,
     max_positions: usize,
     pad_id: Option<usize>,
     embedding_scale: Option<f64>,
     notes: Vec<String>,
-) -> Result<Pretrained<T, C>, DecoderInputError> {
+) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     let max_positions = max_positions.max(1);
     let cache = RopeCache::new(&rope.rope, max_positions)?;
     let pad_id = pad_id.map(|p| {
@@ -380,7 +380,7 @@ fn assemble<T: Element, C: CacheFloat>(
         pad_id,
         embedding_scale,
     )?;
-    Ok(Pretrained {
+    Ok(PretrainedModel {
         input,
         rope: Some(rope),
         notes,
@@ -397,7 +397,7 @@ const ROPE_FREQS: &str = "rope_freqs.weight";
 /// table of [`gguf_rope_type`] that mirrors llama.cpp's `llama_model_rope_type()`:
 /// interleaved for `llama` and the other "NORM" families, half-split for `qwen2`, `phi3`,
 /// `gemma3` and the other "NEOX" families. For Gemma 3 (`gemma3` with
-/// `gemma3.attention.sliding_window`), [`ModelRopeSettings::local`] holds the RoPE of the
+/// `gemma3.attention.sliding_window`), [`AttentionConfig::local`] holds the RoPE of the
 /// sliding-window layers — base `gemma3.rope.freq_base_swa`, or 10000 as llama.cpp sets
 /// it — and which layers use it (every 6th layer is global).
 ///
@@ -407,7 +407,7 @@ const ROPE_FREQS: &str = "rope_freqs.weight";
 /// list, [`DecoderInputError::UnsupportedRope`] for architectures without RoPE or with
 /// multimodal RoPE, [`DecoderInputError::Checkpoint`] for missing or unsupported
 /// metadata, and RoPE validation errors.
-pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderInputError> {
+pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInputError> {
     let path = file.path().unwrap_or(Path::new("<GGUF bytes>"));
     let arch = file
         .get("general.architecture")
@@ -554,7 +554,7 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<ModelRopeSettings, DecoderI
         }
         _ => None,
     };
-    Ok(ModelRopeSettings {
+    Ok(AttentionConfig {
         rope: rope_config,
         n_heads,
         n_kv_heads,
@@ -583,7 +583,7 @@ pub struct GgufLoadOptions {
 /// crate reads; [`load_gguf_with`] can keep it quantized), and the head is tied unless
 /// the file has `output.weight`. `bert` and `gpt2` files get their learned absolute
 /// positions (`position_embd.weight`) instead of RoPE — and BERT its token types
-/// (`token_types.weight`) and no head — with [`Pretrained::rope`] `None`.
+/// (`token_types.weight`) and no head — with [`PretrainedModel::rope`] `None`.
 ///
 /// The RoPE layout is the architecture's, as llama.cpp applies it (see
 /// [`gguf_rope_settings`]): interleaved for `llama` (llama.cpp permutes LLaMA q/k weights
@@ -592,7 +592,7 @@ pub struct GgufLoadOptions {
 /// `tokenloom_positions::convert_qk_layout` to change them to the other layout. Gemma
 /// models (`gemma`, `gemma2`, `gemma3`, `gemma3n`) scale the embeddings by √n_embd
 /// before the first block, as llama.cpp does (in f32); the decoder input carries that
-/// scale, and Gemma 3's local-layer RoPE is in [`Pretrained::rope`]'s `local`.
+/// scale, and Gemma 3's local-layer RoPE is in [`PretrainedModel::rope`]'s `local`.
 ///
 /// # Errors
 ///
@@ -601,7 +601,7 @@ pub struct GgufLoadOptions {
 /// the reader's errors (a tensor type tokenloom cannot decode is named).
 pub fn load_gguf<T: Element, C: CacheFloat>(
     path: impl AsRef<Path>,
-) -> Result<Pretrained<T, C>, DecoderInputError> {
+) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     load_gguf_with(path, GgufLoadOptions::default())
 }
 
@@ -615,7 +615,7 @@ pub fn load_gguf<T: Element, C: CacheFloat>(
 pub fn load_gguf_with<T: Element, C: CacheFloat>(
     path: impl AsRef<Path>,
     options: GgufLoadOptions,
-) -> Result<Pretrained<T, C>, DecoderInputError> {
+) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     let path = path.as_ref();
     let file = GgufFile::open(path)?;
     let arch = file
@@ -764,7 +764,7 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
         }
         _ => input,
     };
-    Ok(Pretrained {
+    Ok(PretrainedModel {
         input,
         rope: None,
         notes,
@@ -774,7 +774,6 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
 /// `sqrtf(n)` in f32, as llama.cpp computes Gemma's embedding scale.
 fn f32_sqrt(n: usize) -> f32 {
     // n_embd values are far below 2^24, where the conversion is exact.
-    #[allow(clippy::cast_precision_loss)]
     let n = n as f32;
     n.sqrt()
 }

@@ -14,7 +14,7 @@ use criterion::{
 };
 use tokenloom::embedding::{Embedding, QuantizedEmbedding};
 use tokenloom::io::{GgmlType, QuantizedMatrix, quantize_q8_0};
-use tokenloom::positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
 use tokenloom::tensor::{
     Accumulate, Element, Operand, Tensor, TensorViewMut, bf16, f16, for_each_chunk_mut, matmul_into,
 };
@@ -322,7 +322,7 @@ fn rope_kernels<T: Element>(
                         .apply_in_place(
                             TensorViewMut::new(x, &dims).unwrap(),
                             layout,
-                            Positions::Offset(0),
+                            TokenPositions::Offset(0),
                         )
                         .unwrap()
                 })

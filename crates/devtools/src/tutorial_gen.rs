@@ -17,7 +17,7 @@ use tokenloom::embedding::{
 };
 use tokenloom::io::{SafetensorsFile, safetensors_bytes};
 use tokenloom::positions::{
-    Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, sinusoidal_table,
+    QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions, sinusoidal_table,
 };
 use tokenloom::tensor::{Tensor, TensorView};
 
@@ -413,7 +413,7 @@ pub fn sections(corpus: &Corpus, runs: &[Run]) -> Vec<(&'static str, String)> {
                 .apply(
                     TensorView::new(v, &[1, 1, 1, 8]).unwrap(),
                     QkLayout::BatchSeqHeads,
-                    Positions::Offset(p),
+                    TokenPositions::Offset(p),
                 )
                 .unwrap()
         };
@@ -679,7 +679,7 @@ fn rope_relative() -> Figure {
             .apply(
                 TensorView::new(&ones, &[1, 1, 1, 128]).unwrap(),
                 QkLayout::BatchSeqHeads,
-                Positions::Offset(p),
+                TokenPositions::Offset(p),
             )
             .unwrap()
     };

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tokenloom_tensor::file::{
+use tokenloom_tensor::envelope::{
     FileKind, decode_bincode, decode_envelope, encode_bincode, encode_envelope, read_file,
     write_atomic,
 };

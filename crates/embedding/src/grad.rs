@@ -10,7 +10,7 @@ use tokenloom_tensor::{
 use crate::error::EmbeddingError;
 use crate::lookup::{check_ids, table_dims};
 use crate::options::EmbeddingOptions;
-use crate::table::{Embedding, check_sizes};
+use crate::table::{Embedding, check_table_sizes};
 
 /// The gradient of a `(vocab_size, n_embd)` weight restricted to the rows a batch
 /// touched: the sorted, distinct row ids and their summed gradient rows.
@@ -152,7 +152,7 @@ impl RowGroups {
             }
         }
         if scale_grad_by_freq {
-            #[allow(clippy::cast_precision_loss)] // counts are far below 2^53
+            // counts are far below 2^53
             let count = positions.len() as f64;
             sum.iter_mut().for_each(|s| *s /= count);
         }
@@ -286,7 +286,7 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     let ids = ids.try_view()?;
     let grad_output = grad_output.try_view()?;
     let n_embd = grad_output.dims().last().copied().unwrap_or(0);
-    check_sizes(vocab_size, n_embd)?;
+    check_table_sizes(vocab_size, n_embd)?;
     if u32::try_from(vocab_size - 1).is_err() {
         return Err(EmbeddingError::TableTooLarge { vocab_size, n_embd });
     }

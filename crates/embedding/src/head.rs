@@ -271,7 +271,6 @@ impl TieOptions {
     /// Logit scale `1/√n_embd`, which keeps an N(0, 1) table's initial logits at unit std.
     #[must_use]
     pub fn scaled_for(n_embd: usize) -> Self {
-        #[allow(clippy::cast_precision_loss)]
         let sqrt_n_embd = (n_embd as f64).sqrt();
         Self {
             logit_scale: 1.0 / sqrt_n_embd,
@@ -299,7 +298,7 @@ pub struct LogitStdReport {
 /// is a single parameter and `head` is `None`: both the lookup and the projection add
 /// into `embedding`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Gradients<T> {
+pub struct EmbeddingAndHeadGrads<T> {
     /// Gradient of the embedding weight `(vocab_size, n_embd)`.
     pub embedding: Tensor<T>,
     /// Gradient of an untied head's weight `(vocab_size, n_embd)`.
@@ -422,10 +421,8 @@ impl<T: Element> EmbeddingAndHead<T> {
     #[must_use]
     pub fn expected_initial_logit_std(&self, hidden_std: f64) -> LogitStdReport {
         let w = self.head_weight().as_slice();
-        #[allow(clippy::cast_precision_loss)]
         let weight_std =
             (w.iter().map(|x| x.as_f64().powi(2)).sum::<f64>() / w.len() as f64).sqrt();
-        #[allow(clippy::cast_precision_loss)]
         let sqrt_n_embd = (self.embedding.n_embd() as f64).sqrt();
         LogitStdReport {
             expected_logit_std: self.logit_scale * hidden_std * weight_std * sqrt_n_embd,
@@ -508,11 +505,11 @@ impl<T: Element> EmbeddingAndHead<T> {
     /// # Errors
     ///
     /// Tensor errors when the buffers cannot be allocated.
-    pub fn zero_grads(&self) -> Result<Gradients<T>, EmbeddingError> {
+    pub fn zero_grads(&self) -> Result<EmbeddingAndHeadGrads<T>, EmbeddingError> {
         let zeros = || -> Result<Tensor<T>, EmbeddingError> {
             Ok(Tensor::zeros(self.embedding.weight().dims())?)
         };
-        Ok(Gradients {
+        Ok(EmbeddingAndHeadGrads {
             embedding: zeros()?,
             head: if self.is_tied() { None } else { Some(zeros()?) },
         })
@@ -528,7 +525,7 @@ impl<T: Element> EmbeddingAndHead<T> {
         &self,
         ids: impl TensorLike<'a, I>,
         grad_output: impl TensorLike<'g, T>,
-        grads: &mut Gradients<T>,
+        grads: &mut EmbeddingAndHeadGrads<T>,
     ) -> Result<(), EmbeddingError> {
         self.embedding
             .backward_dense_into(ids, grad_output, &mut grads.embedding, Accumulate::Add)
@@ -552,7 +549,7 @@ impl<T: Element> EmbeddingAndHead<T> {
         &self,
         hidden: impl TensorLike<'h, T>,
         grad_logits: impl TensorLike<'g, T>,
-        grads: &mut Gradients<T>,
+        grads: &mut EmbeddingAndHeadGrads<T>,
     ) -> Result<Tensor<T>, EmbeddingError> {
         let hidden = hidden.try_view()?;
         let table_shape = self.embedding.weight().shape();

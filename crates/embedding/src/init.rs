@@ -171,7 +171,7 @@ impl Init {
 
 /// `fan_in + fan_out` of a `(vocab_size, n_embd)` tensor as PyTorch computes it
 /// (`fan_in = n_embd`, `fan_out = vocab_size`), in f64.
-#[allow(clippy::cast_precision_loss)] // Table sizes are far below 2^53.
+// Table sizes are far below 2^53.
 fn fan_sum(vocab_size: usize, n_embd: usize) -> f64 {
     vocab_size as f64 + n_embd as f64
 }

@@ -78,13 +78,13 @@ pub use checkpoint::EMBEDDING_FILE;
 pub use config::EmbeddingConfig;
 pub use error::EmbeddingError;
 pub use grad::SparseGrad;
-pub use head::{EmbeddingAndHead, Gradients, LogitStdReport, TieOptions};
+pub use head::{EmbeddingAndHead, EmbeddingAndHeadGrads, LogitStdReport, TieOptions};
 pub use init::Init;
 pub use lookup::check_ids;
 pub use optim::{AdamW, Optimizer, Sgd};
 pub use options::{EmbeddingOptions, MaxNorm, NormType};
 pub use quantized::QuantizedEmbedding;
-pub use table::{Embedding, check_sizes};
+pub use table::{Embedding, check_table_sizes};
 
 /// Every operation on memory the caller owns: the table, the ids (`u32`, `i32` or
 /// `i64`), the gradients and the outputs are borrowed ([`tokenloom_tensor::TensorLike`]),

@@ -8,7 +8,7 @@ use tokenloom_tensor::{
 use crate::error::EmbeddingError;
 use crate::options::MaxNorm;
 use crate::renorm::renorm_row;
-use crate::table::{Embedding, check_sizes};
+use crate::table::{Embedding, check_table_sizes};
 
 /// Checks token ids against a vocabulary: the shape must be `(seq_len,)` or
 /// `(batch, seq_len)` with no zero dimension, and every id in `[0, vocab_size)`.
@@ -57,7 +57,7 @@ pub(crate) fn table_dims<T>(table: TensorView<'_, T>) -> Result<(usize, usize), 
             .map_err(|_| EmbeddingError::WeightShape {
                 shape: table.shape(),
             })?;
-    check_sizes(vocab_size, n_embd)?;
+    check_table_sizes(vocab_size, n_embd)?;
     Ok((vocab_size, n_embd))
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn table_dims<T>(table: TensorView<'_, T>) -> Result<(usize, usize), 
 /// # Errors
 ///
 /// [`EmbeddingError::WeightShape`] for a table that is not rank 2, the size errors of
-/// [`check_sizes`], the id errors of [`check_ids`], and tensor errors for a source that is
+/// [`check_table_sizes`], the id errors of [`check_ids`], and tensor errors for a source that is
 /// not a contiguous row-major buffer or an allocation that fails.
 ///
 /// # Examples

@@ -5,7 +5,7 @@ use tokenloom_tensor::{Element, Shape, TensorLike, TensorLikeMut, TensorView};
 
 use crate::error::EmbeddingError;
 use crate::grad::SparseGrad;
-use crate::head::{EmbeddingAndHead, Gradients};
+use crate::head::{EmbeddingAndHead, EmbeddingAndHeadGrads};
 use crate::lookup::table_dims;
 use crate::options::EmbeddingOptions;
 use crate::table::Embedding;
@@ -93,7 +93,7 @@ impl Optimizer for Sgd {
             if self.momentum != 0.0 {
                 let b = &mut self.velocity[offset + i];
                 let next = self.momentum * f64::from(*b) + gv;
-                #[allow(clippy::cast_possible_truncation)] // state is stored in f32
+                // state is stored in f32
                 {
                     *b = next as f32;
                 }
@@ -165,7 +165,7 @@ impl Optimizer for AdamW {
         Ok(())
     }
 
-    #[allow(clippy::cast_possible_truncation)] // state is stored in f32
+    // state is stored in f32
     fn update<T: Element>(&mut self, offset: usize, weight: &mut [T], grad: &[T]) {
         let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         let bias1 = 1.0 - self.beta1.powi(t);
@@ -374,7 +374,7 @@ impl<T: Element> EmbeddingAndHead<T> {
     pub fn step<O: Optimizer>(
         &mut self,
         opt: &mut O,
-        grads: &Gradients<T>,
+        grads: &EmbeddingAndHeadGrads<T>,
     ) -> Result<(), EmbeddingError> {
         let tied = self.is_tied();
         let (embedding, head) = self.parts_mut();

@@ -9,7 +9,7 @@ use tokenloom_tensor::{
 
 use crate::error::EmbeddingError;
 use crate::lookup::check_ids;
-use crate::table::{Embedding, check_sizes};
+use crate::table::{Embedding, check_table_sizes};
 
 /// A `(vocab_size, n_embd)` token-embedding table stored block-quantized, as in a GGUF
 /// file — memory-mapped from it or owned — and decoded only where it is read: a lookup
@@ -54,9 +54,9 @@ impl QuantizedEmbedding {
     ///
     /// # Errors
     ///
-    /// The size errors of [`check_sizes`] (no zero dimension).
+    /// The size errors of [`check_table_sizes`] (no zero dimension).
     pub fn new(table: QuantizedMatrix) -> Result<Self, EmbeddingError> {
-        check_sizes(table.rows(), table.cols())?;
+        check_table_sizes(table.rows(), table.cols())?;
         Ok(Self { table })
     }
 

@@ -61,7 +61,7 @@ impl<T: Element> Embedding<T> {
         init: Init,
         rng: &mut R,
     ) -> Result<Self, EmbeddingError> {
-        check_sizes(vocab_size, n_embd)?;
+        check_table_sizes(vocab_size, n_embd)?;
         let data = init.sample(vocab_size, n_embd, rng)?;
         Self::from_weight(Tensor::from_vec(data, &[vocab_size, n_embd])?)
     }
@@ -100,7 +100,7 @@ impl<T: Element> Embedding<T> {
                 .map_err(|_| EmbeddingError::WeightShape {
                     shape: weight.shape(),
                 })?;
-        check_sizes(vocab_size, n_embd)?;
+        check_table_sizes(vocab_size, n_embd)?;
         Ok(Self {
             weight,
             options: EmbeddingOptions::default(),
@@ -222,7 +222,7 @@ impl<T: Element> Embedding<T> {
 /// # Errors
 ///
 /// [`EmbeddingError::ZeroSize`] or [`EmbeddingError::TableTooLarge`].
-pub fn check_sizes(vocab_size: usize, n_embd: usize) -> Result<(), EmbeddingError> {
+pub fn check_table_sizes(vocab_size: usize, n_embd: usize) -> Result<(), EmbeddingError> {
     if vocab_size == 0 {
         return Err(EmbeddingError::ZeroSize { name: "vocab_size" });
     }

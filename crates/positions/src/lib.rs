@@ -2,7 +2,7 @@
 //! tables.
 //!
 //! ```
-//! use tokenloom_positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, parse_hf_config};
+//! use tokenloom_positions::{TokenPositions, QkLayout, RopeCache, RopeConfig, RopeLayout, parse_hf_config};
 //! use tokenloom_tensor::Tensor;
 //!
 //! // From a model's config.json (HF checkpoints pair dims half-split).
@@ -16,7 +16,7 @@
 //! // Rotate q of shape (batch, n_heads, seq_len, head_dim) in place, positions 5..8.
 //! let mut q = Tensor::<f32>::zeros(&[1, 4, 3, 16])?;
 //! q.as_mut_slice().fill(1.0);
-//! cache.apply_in_place(q.view_mut(), QkLayout::BatchHeadsSeq, Positions::Offset(5))?;
+//! cache.apply_in_place(q.view_mut(), QkLayout::BatchHeadsSeq, TokenPositions::Offset(5))?;
 //! # Ok::<(), tokenloom_positions::PositionError>(())
 //! ```
 //!
@@ -53,11 +53,11 @@ mod sinusoidal;
 
 pub use error::PositionError;
 pub use model_config::{
-    LayerAttention, LocalAttention, ModelRopeSettings, parse_hf_config, parse_meta_params,
+    AttentionConfig, LayerAttention, LocalAttention, parse_hf_config, parse_meta_params,
 };
 pub use rope::{
-    CacheFloat, Llama3Scaling, LongRopeScaling, Positions, QkLayout, RopeCache, RopeConfig,
-    RopeLayout, RopeScaling, RopeTables, YarnScaling, convert_qk_layout, convert_qk_layout_into,
-    cos_sin, reduce_angle,
+    CacheFloat, Llama3Scaling, LongRopeScaling, QkLayout, RopeCache, RopeConfig, RopeLayout,
+    RopeScaling, RopeTables, TokenPositions, YarnScaling, convert_qk_layout,
+    convert_qk_layout_into, cos_sin, reduce_angle,
 };
 pub use sinusoidal::{Sinusoidal, SinusoidalVariant, sinusoidal_into, sinusoidal_table};

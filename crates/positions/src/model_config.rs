@@ -15,9 +15,11 @@ use crate::rope::{
     Llama3Scaling, LongRopeScaling, RopeConfig, RopeLayout, RopeScaling, YarnScaling,
 };
 
-/// The position settings of a model, as read from its config file.
+/// The attention settings of a model that its RoPE needs, as read from its config file:
+/// the RoPE configuration, the query and key/value head counts, the context length and
+/// the sliding-window layers with their own RoPE.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ModelRopeSettings {
+pub struct AttentionConfig {
     /// The RoPE configuration (layout: half-split for HuggingFace, interleaved for Meta).
     pub rope: RopeConfig,
     /// The number of query heads.
@@ -34,7 +36,7 @@ pub struct ModelRopeSettings {
     pub local: Option<LocalAttention>,
 }
 
-impl ModelRopeSettings {
+impl AttentionConfig {
     /// The RoPE settings of decoder layer `layer` (0-based): the local settings for a
     /// sliding-window layer, `rope` for every other layer (including layers past the end
     /// of [`LocalAttention::layer_types`]).
@@ -224,7 +226,7 @@ fn parse_object(json: &str) -> Result<Object, PositionError> {
 /// assert_eq!(err.to_string(), "config field `rope_scaling.beta_fast` is not understood and would be silently ignored");
 /// # Ok::<(), tokenloom_positions::PositionError>(())
 /// ```
-pub fn parse_hf_config(json: &str) -> Result<ModelRopeSettings, PositionError> {
+pub fn parse_hf_config(json: &str) -> Result<AttentionConfig, PositionError> {
     let root = parse_object(json)?;
     let n_heads = get_usize(&root, "num_attention_heads", "num_attention_heads")?
         .ok_or_else(|| missing("num_attention_heads"))?;
@@ -328,7 +330,7 @@ pub fn parse_hf_config(json: &str) -> Result<ModelRopeSettings, PositionError> {
         top_original,
     )?;
     let local = hf_local_attention(&root, head_dim, rope.rotary_dim)?;
-    Ok(ModelRopeSettings {
+    Ok(AttentionConfig {
         rope,
         n_heads,
         n_kv_heads,
@@ -449,7 +451,6 @@ fn rope_from_parameters(
             (None, None) => Ok(max_position_embeddings),
         }
     };
-    #[allow(clippy::cast_precision_loss)]
     let ratio = |original: usize| max_position_embeddings as f64 / original as f64;
     // `factor` must be present; `null` means "derive it from the context lengths".
     let factor_or_ratio = |original: usize| -> Result<f64, PositionError> {
@@ -603,7 +604,7 @@ const META_MODEL_KEYS: &[&str] = &[
 /// assert!(matches!(s.rope.scaling, RopeScaling::Llama3(_)));
 /// # Ok::<(), tokenloom_positions::PositionError>(())
 /// ```
-pub fn parse_meta_params(json: &str) -> Result<ModelRopeSettings, PositionError> {
+pub fn parse_meta_params(json: &str) -> Result<AttentionConfig, PositionError> {
     let root = parse_object(json)?;
     let rope_keys = ["rope_theta", "use_scaled_rope", "max_seq_len"];
     if let Some(key) = root
@@ -635,7 +636,7 @@ pub fn parse_meta_params(json: &str) -> Result<ModelRopeSettings, PositionError>
     };
     let rope = RopeConfig::new(dim / n_heads, theta, RopeLayout::Interleaved).with_scaling(scaling);
     rope.validate()?;
-    Ok(ModelRopeSettings {
+    Ok(AttentionConfig {
         rope,
         n_heads,
         n_kv_heads,

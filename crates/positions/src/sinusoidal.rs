@@ -170,7 +170,7 @@ impl Sinusoidal {
                 requirement: "must be finite and greater than 1",
             });
         }
-        #[allow(clippy::cast_precision_loss)] // positions and widths are far below 2^53
+        // positions and widths are far below 2^53
         let (frequencies, sines): (Vec<f64>, usize) = match self.variant {
             SinusoidalVariant::Vaswani | SinusoidalVariant::Marian => (
                 (0..n_embd.div_ceil(2))
@@ -200,7 +200,6 @@ impl Sinusoidal {
                 row.fill(T::zero());
                 continue;
             }
-            #[allow(clippy::cast_precision_loss)]
             let p = row_index as f64;
             for (j, value) in row.iter_mut().enumerate() {
                 let (i, sine) = match self.variant {

@@ -115,14 +115,14 @@ impl Element for f32 {
     fn from_f32_lossy(value: f32) -> Self {
         value
     }
-    #[allow(clippy::cast_possible_truncation)] // The rounding is this function's job.
+    // The rounding is this function's job.
     fn from_f64_lossy(value: f64) -> Self {
         value as f32
     }
     fn to_bits64(self) -> u64 {
         u64::from(self.to_bits())
     }
-    #[allow(clippy::cast_possible_truncation)] // Documented: the low 4 bytes.
+    // Documented: the low 4 bytes.
     fn from_bits64(bits: u64) -> Self {
         f32::from_bits(bits as u32)
     }
@@ -130,7 +130,7 @@ impl Element for f32 {
 
 impl Element for f64 {
     const DTYPE: DType = DType::F64;
-    #[allow(clippy::cast_possible_truncation)] // The rounding is this function's job.
+    // The rounding is this function's job.
     fn as_f32(self) -> f32 {
         self as f32
     }
@@ -168,7 +168,7 @@ impl Element for f16 {
     fn to_bits64(self) -> u64 {
         u64::from(self.to_bits())
     }
-    #[allow(clippy::cast_possible_truncation)] // Documented: the low 2 bytes.
+    // Documented: the low 2 bytes.
     fn from_bits64(bits: u64) -> Self {
         f16::from_bits(bits as u16)
     }
@@ -195,7 +195,7 @@ impl Element for bf16 {
         let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16;
         let quiet_nan = (bits >> 16) | 0x40;
         let is_nan = (bits & 0x7FFF_FFFF) > 0x7F80_0000;
-        #[allow(clippy::cast_possible_truncation)] // both candidates fit in 16 bits
+        // both candidates fit in 16 bits
         bf16::from_bits(if is_nan { quiet_nan } else { rounded } as u16)
     }
     fn from_f64_lossy(value: f64) -> Self {
@@ -204,7 +204,7 @@ impl Element for bf16 {
     fn to_bits64(self) -> u64 {
         u64::from(self.to_bits())
     }
-    #[allow(clippy::cast_possible_truncation)] // Documented: the low 2 bytes.
+    // Documented: the low 2 bytes.
     fn from_bits64(bits: u64) -> Self {
         bf16::from_bits(bits as u16)
     }

@@ -47,7 +47,7 @@
 pub mod adapters;
 mod element;
 mod error;
-pub mod file;
+pub mod envelope;
 mod gemv;
 mod like;
 mod matmul;

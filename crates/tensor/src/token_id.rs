@@ -54,7 +54,7 @@ impl TokenId for i32 {
         i64::from(self)
     }
     #[inline]
-    #[allow(clippy::cast_sign_loss)] // checked non-negative by `index_below`
+    // checked non-negative by `index_below`
     fn checked_index(self) -> usize {
         self as usize
     }
@@ -70,7 +70,7 @@ impl TokenId for i64 {
         self
     }
     #[inline]
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)] // checked by `index_below`
+    // checked by `index_below`
     fn checked_index(self) -> usize {
         self as usize
     }

@@ -7,7 +7,7 @@ use std::fmt;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use tokenloom_embedding::Embedding;
 use tokenloom_positions::{
-    Llama3Scaling, Positions, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling,
+    Llama3Scaling, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling, TokenPositions,
 };
 use tokenloom_tensor::Tensor;
 
@@ -144,7 +144,7 @@ pub fn check_lookup(
         let (w_shape, weight) = case.tensor("inputs/weight");
         let (ids_shape, ids) = case.ids("inputs/ids");
         let (out_shape, want) = case.tensor("expected/output");
-        #[allow(clippy::cast_possible_truncation)] // the kit checks an f32 kernel
+        // the kit checks an f32 kernel
         let weight = Tensor::from_vec(weight.iter().map(|&x| x as f32).collect(), &w_shape)
             .expect("reference shape");
         let out = lookup(
@@ -158,7 +158,6 @@ pub fn check_lookup(
                 format!("output shape {} , expected {out_shape:?}", out.shape()),
             ));
         }
-        #[allow(clippy::cast_possible_truncation)]
         let want: Vec<f64> = want.iter().map(|&x| f64::from(x as f32)).collect();
         if let Some((i, g, w)) = first_mismatch(&f64s(out.as_slice()), &want, 0.0) {
             return Err(reference_failure(
@@ -362,7 +361,7 @@ pub fn check_rope(
             .apply(
                 case.x.view(),
                 QkLayout::BatchSeqHeads,
-                Positions::Ids(case.positions.view()),
+                TokenPositions::Ids(case.positions.view()),
             )
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let got = rope(&case.config, &case.x, &case.positions);

@@ -4,7 +4,7 @@
 //! PyTorch / HuggingFace / Meta reference numbers.
 //!
 //! ```
-//! use tokenloom_positions::{Positions, QkLayout, RopeCache};
+//! use tokenloom_positions::{TokenPositions, QkLayout, RopeCache};
 //! use tokenloom_testkit::conformance::check_rope;
 //!
 //! // "My" RoPE kernel — here tokenloom's own, as a framework author would wrap theirs.
@@ -13,7 +13,7 @@
 //!                positions: &tokenloom_tensor::Tensor<u32>| {
 //!     let max = positions.as_slice().iter().max().map_or(1, |&p| p as usize + 1);
 //!     let cache = RopeCache::<f64>::new(config, max).unwrap();
-//!     cache.apply(x.view(), QkLayout::BatchSeqHeads, Positions::Ids(positions.view())).unwrap()
+//!     cache.apply(x.view(), QkLayout::BatchSeqHeads, TokenPositions::Ids(positions.view())).unwrap()
 //! };
 //! check_rope(my_rope).expect("conforms");
 //! ```

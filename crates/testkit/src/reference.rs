@@ -99,7 +99,6 @@ impl ReferenceCase {
     #[must_use]
     pub fn ids(&self, pointer: &str) -> (Vec<usize>, Vec<u32>) {
         let (shape, data) = self.tensor(pointer);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let ids = data
             .iter()
             .map(|&x| u32::try_from(x as i64).expect("reference ids fit u32"))

@@ -198,7 +198,7 @@ impl<'a> GgufVocab<'a> {
         };
         let (mut special, mut user) = (Vec::new(), Vec::new());
         for (token, &kind) in self.tokens.iter().zip(types) {
-            #[allow(clippy::cast_possible_truncation)] // token types are small integers
+            // token types are small integers
             match kind as i64 {
                 CONTROL => special.push(AddedToken::from(token.clone(), true)),
                 USER_DEFINED => user.push(AddedToken::from(token.clone(), false).normalized(false)),

@@ -68,9 +68,7 @@ impl GgufValue {
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             GgufValue::Float(v) => Some(v),
-            #[allow(clippy::cast_precision_loss)]
             GgufValue::Uint(v) => Some(v as f64),
-            #[allow(clippy::cast_precision_loss)]
             GgufValue::Int(v) => Some(v as f64),
             _ => None,
         }

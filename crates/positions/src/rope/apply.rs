@@ -35,7 +35,7 @@ impl QkLayout {
 
 /// The absolute position of each token.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Positions<'a> {
+pub enum TokenPositions<'a> {
     /// Every batch row holds positions `offset .. offset + seq_len`: prefill (offset 0) or
     /// KV-cache decoding (offset = tokens already cached), as Meta's `start_pos`.
     Offset(usize),
@@ -70,7 +70,7 @@ enum Direction {
 /// # Examples
 ///
 /// ```
-/// use tokenloom_positions::{Positions, QkLayout, RopeLayout, RopeTables};
+/// use tokenloom_positions::{TokenPositions, QkLayout, RopeLayout, RopeTables};
 ///
 /// // The caller's own f32 tables for 3 positions and one pair (rotary_dim = 2).
 /// let cos = [1.0f32, 0.0, -1.0];
@@ -80,7 +80,7 @@ enum Direction {
 /// // x of shape (batch 1, seq_len 2, n_heads 1, head_dim 2) → out, x kept.
 /// let x = [1.0f32, 0.0, 1.0, 0.0];
 /// let mut out = [0.0f32; 4];
-/// tables.apply_into((&x[..], [1, 2, 1, 2]), (&mut out[..], [1, 2, 1, 2]), QkLayout::BatchSeqHeads, Positions::Offset(1))?;
+/// tables.apply_into((&x[..], [1, 2, 1, 2]), (&mut out[..], [1, 2, 1, 2]), QkLayout::BatchSeqHeads, TokenPositions::Offset(1))?;
 /// assert_eq!(out, [0.0, 1.0, -1.0, 0.0]); // positions 1 and 2: a quarter and a half turn
 /// # Ok::<(), tokenloom_positions::PositionError>(())
 /// ```
@@ -186,7 +186,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         &self,
         x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         self.rotate(
             x.try_view_mut()?,
@@ -209,7 +209,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         x: impl TensorLike<'x, T>,
         out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let (x, out) = check_out(x, out)?;
         self.rotate(out, Some(x), layout, positions, Direction::Forward)
@@ -224,7 +224,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         &self,
         x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         self.rotate(
             x.try_view_mut()?,
@@ -245,7 +245,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         x: impl TensorLike<'x, T>,
         out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let (x, out) = check_out(x, out)?;
         self.rotate(out, Some(x), layout, positions, Direction::Inverse)
@@ -262,7 +262,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         &self,
         grad: impl TensorLikeMut<'g, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         self.rotate(
             grad.try_view_mut()?,
@@ -283,7 +283,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         grad: impl TensorLike<'g, T>,
         out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let (grad, out) = check_out(grad, out)?;
         self.rotate(out, Some(grad), layout, positions, Direction::Backward)
@@ -296,7 +296,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         mut dst: TensorViewMut<'_, T>,
         src: Option<TensorView<'_, T>>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
         direction: Direction,
     ) -> Result<(), PositionError> {
         let shape = dst.shape();
@@ -374,7 +374,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
     /// Checks every position against the tables and returns the position lookup.
     fn check_positions<'p>(
         &self,
-        positions: Positions<'p>,
+        positions: TokenPositions<'p>,
         batch: usize,
         seq_len: usize,
     ) -> Result<impl Fn(usize, usize) -> usize + 'p, PositionError> {
@@ -387,7 +387,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
                 max_positions,
             };
         let ids = match positions {
-            Positions::Offset(offset) => {
+            TokenPositions::Offset(offset) => {
                 if seq_len > 0 && batch > 0 {
                     let last = offset
                         .checked_add(seq_len - 1)
@@ -400,7 +400,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
                 }
                 None
             }
-            Positions::Ids(ids) => {
+            TokenPositions::Ids(ids) => {
                 let expected = Shape::new(&[batch, seq_len])?;
                 if ids.shape() != expected {
                     return Err(PositionError::PositionIdsShape {
@@ -423,8 +423,8 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
             }
         };
         let offset = match positions {
-            Positions::Offset(offset) => offset,
-            Positions::Ids(_) => 0,
+            TokenPositions::Offset(offset) => offset,
+            TokenPositions::Ids(_) => 0,
         };
         Ok(move |b: usize, s: usize| match ids {
             Some(ids) => ids[b * seq_len + s] as usize,
@@ -525,13 +525,13 @@ impl<C: CacheFloat> RopeCache<C> {
     /// # Examples
     ///
     /// ```
-    /// use tokenloom_positions::{Positions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+    /// use tokenloom_positions::{TokenPositions, QkLayout, RopeCache, RopeConfig, RopeLayout};
     /// use tokenloom_tensor::Tensor;
     ///
     /// let cache = RopeCache::<f32>::new(&RopeConfig::new(4, 10000.0, RopeLayout::Interleaved), 8)?;
     /// // One token, one head, q = (1, 0, 1, 0) at position 2.
     /// let mut q = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 0.0], &[1, 1, 1, 4])?;
-    /// cache.apply_in_place(&mut q, QkLayout::BatchSeqHeads, Positions::Offset(2))?;
+    /// cache.apply_in_place(&mut q, QkLayout::BatchSeqHeads, TokenPositions::Offset(2))?;
     /// assert_eq!(q.as_slice()[0], 2f32.cos()); // the first pair turns by 2 radians
     /// assert_eq!(q.as_slice()[1], 2f32.sin());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -540,7 +540,7 @@ impl<C: CacheFloat> RopeCache<C> {
         &self,
         x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let x = x.try_view_mut()?;
         self.check_head_dim(x.shape(), layout)?;
@@ -559,7 +559,7 @@ impl<C: CacheFloat> RopeCache<C> {
         x: impl TensorLike<'x, T>,
         out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let x = x.try_view()?;
         self.check_head_dim(x.shape(), layout)?;
@@ -575,7 +575,7 @@ impl<C: CacheFloat> RopeCache<C> {
         &self,
         x: impl TensorLike<'x, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<Tensor<T>, PositionError> {
         let x = x.try_view()?;
         let mut out = Tensor::from_shape_vec(
@@ -595,7 +595,7 @@ impl<C: CacheFloat> RopeCache<C> {
         &self,
         x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let x = x.try_view_mut()?;
         self.check_head_dim(x.shape(), layout)?;
@@ -612,7 +612,7 @@ impl<C: CacheFloat> RopeCache<C> {
         x: impl TensorLike<'x, T>,
         out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let x = x.try_view()?;
         self.check_head_dim(x.shape(), layout)?;
@@ -631,7 +631,7 @@ impl<C: CacheFloat> RopeCache<C> {
         &self,
         grad: impl TensorLikeMut<'g, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let grad = grad.try_view_mut()?;
         self.check_head_dim(grad.shape(), layout)?;
@@ -648,7 +648,7 @@ impl<C: CacheFloat> RopeCache<C> {
         grad: impl TensorLike<'g, T>,
         out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
-        positions: Positions<'_>,
+        positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
         let grad = grad.try_view()?;
         self.check_head_dim(grad.shape(), layout)?;

@@ -63,7 +63,7 @@ pub fn reduce_angle(angle: f64) -> f64 {
 /// cache (e.g. position 10⁶).
 #[must_use]
 pub fn cos_sin(position: usize, inv_freq: f64, attention_factor: f64) -> (f64, f64) {
-    #[allow(clippy::cast_precision_loss)] // positions are far below 2^53
+    // positions are far below 2^53
     let (sin, cos) = reduce_angle(position as f64 * inv_freq).sin_cos();
     (cos * attention_factor, sin * attention_factor)
 }

@@ -139,7 +139,7 @@ fn rotate_head_f16<T: Element, C: CacheFloat>(
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 fn widen8<T: Element>(values: &[T]) -> [f32; LANES] {
-    #[allow(clippy::cast_possible_truncation)] // an f16's bits fit in 16 bits
+    // an f16's bits fit in 16 bits
     let bits: [u16; LANES] = std::array::from_fn(|j| values[j].to_bits64() as u16);
     let mut out = [0.0f32; LANES];
     // SAFETY: `bits` is 16 readable bytes and `out` 32 writable bytes; both accesses are

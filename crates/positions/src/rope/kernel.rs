@@ -230,7 +230,7 @@ fn is_bf16_in_f32<T: Element, C: CacheFloat>() -> bool {
 #[inline(always)]
 fn widen<T: Element, C: CacheFloat>(x: T) -> C {
     if is_bf16_in_f32::<T, C>() {
-        #[allow(clippy::cast_possible_truncation)] // a bf16's bits fit in 16 bits
+        // a bf16's bits fit in 16 bits
         let bits = x.to_bits64() as u32;
         C::from_f32_lossy(f32::from_bits(bits << 16))
     } else {

@@ -232,7 +232,7 @@ fn nonzero(name: &'static str, value: usize) -> Result<(), PositionError> {
     }
 }
 
-#[allow(clippy::cast_precision_loss)] // sizes and positions are far below 2^53
+// sizes and positions are far below 2^53
 fn f(x: usize) -> f64 {
     x as f64
 }

@@ -87,7 +87,7 @@ pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
         let d = amax / 127.0;
         let inv = if d == 0.0 { 0.0 } else { 1.0 / d };
         out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
-        #[allow(clippy::cast_possible_truncation)] // |x·inv| ≤ 127 by construction
+        // |x·inv| ≤ 127 by construction
         out.extend(
             block
                 .iter()
