@@ -84,7 +84,7 @@ pub use lookup::check_ids;
 pub use optim::{AdamW, Optimizer, Sgd};
 pub use options::{EmbeddingOptions, MaxNorm, NormType};
 pub use quantized::QuantizedEmbedding;
-pub use table::{Embedding, check_table_sizes};
+pub use table::Embedding;
 
 /// Every operation on memory the caller owns: the table, the ids (`u32`, `i32` or
 /// `i64`), the gradients and the outputs are borrowed ([`tokenloom_tensor::TensorLike`]),

@@ -13,7 +13,22 @@ use crate::table::{Embedding, check_table_sizes};
 /// Checks token ids against a vocabulary: the shape must be `(seq_len,)` or
 /// `(batch, seq_len)` with no zero dimension, and every id in `[0, vocab_size)`.
 ///
-/// Returns the output shape of a lookup, `ids.shape + (n_embd,)`.
+/// Returns the output shape of a lookup, `ids.shape + (n_embd,)`. A framework that runs
+/// its own kernel can validate ids with it and report tokenloom's errors.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::check_ids;
+/// use tokenloom_tensor::TensorView;
+///
+/// let ids = [73i64, 786, 2934];
+/// let shape = check_ids(TensorView::new(&ids, &[1, 3])?, 3000, 8)?;
+/// assert_eq!(shape.dims(), &[1, 3, 8]);
+/// let err = check_ids(TensorView::new(&ids, &[1, 3])?, 1000, 8).unwrap_err();
+/// assert_eq!(err.to_string(), "token id 2934 at batch 0, position 2 is outside vocab_size 1000");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
 ///
@@ -78,9 +93,10 @@ pub(crate) fn table_dims<T>(table: TensorView<'_, T>) -> Result<(usize, usize), 
 ///
 /// # Errors
 ///
-/// [`EmbeddingError::WeightShape`] for a table that is not rank 2, the size errors of
-/// [`check_table_sizes`], the id errors of [`check_ids`], and tensor errors for a source that is
-/// not a contiguous row-major buffer or an allocation that fails.
+/// [`EmbeddingError::WeightShape`] for a table that is not rank 2,
+/// [`EmbeddingError::ZeroSize`] / [`EmbeddingError::TableTooLarge`] for a table with a zero
+/// dimension or one too large to address, the id errors of [`check_ids`], and tensor errors
+/// for a source that is not a contiguous row-major buffer or an allocation that fails.
 ///
 /// # Examples
 ///

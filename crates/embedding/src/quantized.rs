@@ -54,7 +54,8 @@ impl QuantizedEmbedding {
     ///
     /// # Errors
     ///
-    /// The size errors of [`check_table_sizes`] (no zero dimension).
+    /// [`EmbeddingError::ZeroSize`] / [`EmbeddingError::TableTooLarge`] for a table with a
+    /// zero dimension or one too large to address.
     pub fn new(table: QuantizedMatrix) -> Result<Self, EmbeddingError> {
         check_table_sizes(table.rows(), table.cols())?;
         Ok(Self { table })

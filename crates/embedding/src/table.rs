@@ -222,7 +222,7 @@ impl<T: Element> Embedding<T> {
 /// # Errors
 ///
 /// [`EmbeddingError::ZeroSize`] or [`EmbeddingError::TableTooLarge`].
-pub fn check_table_sizes(vocab_size: usize, n_embd: usize) -> Result<(), EmbeddingError> {
+pub(crate) fn check_table_sizes(vocab_size: usize, n_embd: usize) -> Result<(), EmbeddingError> {
     if vocab_size == 0 {
         return Err(EmbeddingError::ZeroSize { name: "vocab_size" });
     }

@@ -37,13 +37,16 @@ mod safetensors_file;
 
 pub use error::IoError;
 pub use gguf::{
-    BlockCodec, GgmlType, GgufFile, GgufTensorInfo, GgufValue, GgufWriteTensor, GgufWriteValue,
-    QuantizedMatrix, dequantize, dequantize_q8_0, gguf_bytes, quantize_q8_0,
+    BlockCodec, GgmlType, GgufFile, GgufTensorInfo, GgufValue, QuantizedMatrix, dequantize,
+    dequantize_q8_0,
 };
+/// Fixture writers (feature `testing`): a small GGUF writer and ggml's reference Q8_0
+/// quantiser, for tests and tools that need GGUF files. tokenloom reads GGUF; it does not
+/// aim to be a GGUF writer.
+#[cfg(feature = "testing")]
+pub use gguf::{GgufWriteTensor, GgufWriteValue, gguf_bytes, quantize_q8_0};
 pub use mapped::FileBytes;
-pub use model_dir::{
-    ModelDir, SAFETENSORS_INDEX, SAFETENSORS_SINGLE, WeightFiles, check_plain_file_name,
-};
+pub use model_dir::{ModelDir, SAFETENSORS_INDEX, SAFETENSORS_SINGLE, WeightFiles};
 pub use safetensors_file::{
     RawTensor, SafetensorsFile, TensorInfo, decode_le, encode_le, raw_safetensors_bytes,
     safetensors_bytes, safetensors_dtype_size, write_raw_safetensors,

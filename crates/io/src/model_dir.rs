@@ -181,7 +181,11 @@ impl WeightFiles {
 /// # Errors
 ///
 /// [`IoError::UnsafeIndexEntry`] with the reason.
-pub fn check_plain_file_name(index: &Path, tensor: &str, entry: &str) -> Result<(), IoError> {
+pub(crate) fn check_plain_file_name(
+    index: &Path,
+    tensor: &str,
+    entry: &str,
+) -> Result<(), IoError> {
     let reason = if entry.is_empty() {
         Some("it is empty")
     } else if entry.contains('\0') {

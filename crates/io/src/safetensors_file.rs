@@ -280,7 +280,20 @@ impl SafetensorsFile {
 }
 
 /// Decodes little-endian elements of a float `dtype` into `T`: bit-exact when `dtype`
-/// is `T`'s own, otherwise widened exactly or rounded to nearest.
+/// is `T`'s own, otherwise widened exactly or rounded to nearest. A trailing partial
+/// element is ignored.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_io::{decode_le, encode_le};
+/// use tokenloom_tensor::{DType, bf16};
+///
+/// let bytes = encode_le(&[1.5f32, -0.0]);
+/// assert_eq!(bytes, [0, 0, 0xc0, 0x3f, 0, 0, 0, 0x80]);
+/// assert_eq!(decode_le::<f64>(DType::F32, &bytes), [1.5, -0.0]);
+/// assert_eq!(decode_le::<bf16>(DType::F32, &bytes)[0], bf16::from_f32(1.5));
+/// ```
 #[must_use]
 pub fn decode_le<T: Element>(dtype: DType, bytes: &[u8]) -> Vec<T> {
     let size = dtype.size_in_bytes();
@@ -308,7 +321,8 @@ pub fn decode_le<T: Element>(dtype: DType, bytes: &[u8]) -> Vec<T> {
     }
 }
 
-/// Encodes elements as the little-endian bytes of their own dtype, bit for bit.
+/// Encodes elements as the little-endian bytes of their own dtype, bit for bit (see
+/// [`decode_le`] for an example).
 #[must_use]
 pub fn encode_le<T: Element>(data: &[T]) -> Vec<u8> {
     let size = T::DTYPE.size_in_bytes();
@@ -365,6 +379,17 @@ impl View for RawView<'_> {
 
 /// The size in bytes of one element of a safetensors dtype (`F32` → 4, `BF16` → 2, ...).
 ///
+/// # Examples
+///
+/// ```
+/// use tokenloom_io::safetensors_dtype_size;
+///
+/// assert_eq!(safetensors_dtype_size("BF16")?, 2);
+/// assert_eq!(safetensors_dtype_size("I64")?, 8);
+/// assert!(safetensors_dtype_size("F7").is_err());
+/// # Ok::<(), tokenloom_io::IoError>(())
+/// ```
+///
 /// # Errors
 ///
 /// [`IoError::UnsupportedDType`] for an unknown name or a sub-byte type (F4, F6).
@@ -390,7 +415,24 @@ fn parse_st_dtype(name: &str) -> Result<Dtype, IoError> {
     })
 }
 
-/// The bytes of a safetensors file holding `tensors` (raw, any dtype).
+/// The bytes of a safetensors file holding `tensors` (raw, any dtype), in memory: for a
+/// file sent elsewhere than a local path, or checked before it is written.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_io::{RawTensor, SafetensorsFile, raw_safetensors_bytes};
+///
+/// let positions = RawTensor {
+///     name: "position_ids".into(),
+///     dtype: "I64".into(),
+///     shape: vec![1, 2],
+///     data: [0i64, 1].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>().into(),
+/// };
+/// let file = SafetensorsFile::from_bytes(raw_safetensors_bytes(&[positions])?)?;
+/// assert_eq!(file.info("position_ids")?.dtype, "I64");
+/// # Ok::<(), tokenloom_io::IoError>(())
+/// ```
 ///
 /// # Errors
 ///

@@ -67,7 +67,7 @@ pub use parallel::{
     PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, for_each_chunk_mut_by_work, with_par,
 };
 pub use serde_impl::TENSOR_SERDE_VERSION;
-pub use shape::{MAX_RANK, Shape, checked_product};
+pub use shape::{MAX_RANK, Shape};
 pub use tensor::{Tensor, try_filled};
 pub use token_id::TokenId;
 pub use view::{TensorView, TensorViewMut};

@@ -157,7 +157,7 @@ impl Shape {
 
 /// The product of `dims`, or `None` when it overflows `usize`.
 #[must_use]
-pub fn checked_product(dims: &[usize]) -> Option<usize> {
+pub(crate) fn checked_product(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 

@@ -275,7 +275,19 @@ impl<'a, T> From<&'a mut Tensor<T>> for TensorViewMut<'a, T> {
 }
 
 /// A `Vec` of `len` copies of `value`, or [`TensorError::AllocationFailed`] instead of an
-/// abort when the memory cannot be had.
+/// abort when the memory cannot be had: the allocation every tokenloom kernel uses for
+/// sizes that come from user input (a `vec![value; len]` would abort the process).
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{TensorError, try_filled};
+///
+/// assert_eq!(try_filled(3, 0.5f32, "example")?, [0.5, 0.5, 0.5]);
+/// let err = try_filled(usize::MAX / 2, 0u64, "a huge table").unwrap_err();
+/// assert!(matches!(err, TensorError::AllocationFailed { op: "a huge table", .. }));
+/// # Ok::<(), TensorError>(())
+/// ```
 ///
 /// # Errors
 ///

@@ -6,10 +6,14 @@ mod ggml_type;
 mod quant;
 mod quantized;
 mod read;
+#[cfg(feature = "testing")]
 mod write;
 
 pub use ggml_type::GgmlType;
-pub use quant::{BlockCodec, dequantize, dequantize_q8_0, quantize_q8_0};
+#[cfg(feature = "testing")]
+pub use quant::quantize_q8_0;
+pub use quant::{BlockCodec, dequantize, dequantize_q8_0};
 pub use quantized::QuantizedMatrix;
 pub use read::{GgufFile, GgufTensorInfo, GgufValue};
+#[cfg(feature = "testing")]
 pub use write::{GgufWriteTensor, GgufWriteValue, gguf_bytes};

@@ -80,6 +80,7 @@ pub(super) fn q8_0(block: &[u8], out: &mut [f32]) {
 /// `d = max|x| / 127` (stored as f16), `q = round(x / d)`. `values.len()` must be a
 /// multiple of 32 (a shorter tail is dropped). For writing test files.
 #[must_use]
+#[cfg(feature = "testing")]
 pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() / 32 * 34);
     for block in values.chunks_exact(32) {

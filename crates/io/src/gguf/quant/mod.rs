@@ -15,6 +15,7 @@ mod k_quants;
 mod kernels;
 mod legacy;
 
+#[cfg(feature = "testing")]
 pub use legacy::quantize_q8_0;
 
 use tokenloom_tensor::{Element, try_filled};
