@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use tokenloom_tensor::envelope::{
-    FileKind, decode_bincode, decode_envelope, encode_bincode, encode_envelope, read_file,
-    write_atomic,
+    FileKind, decode_bincode, decode_envelope, encode_bincode, encode_envelope,
 };
+use tokenloom_tensor::files::{read_file, write_atomic};
 use tokenloom_tensor::{DType, Element, TensorError};
 
 use crate::error::EmbeddingError;

@@ -1,13 +1,17 @@
 //! [`EmbeddingConfig`]: everything needed to build a fresh table.
 
+#[cfg(feature = "rand")]
 use rand::{Rng, SeedableRng};
+#[cfg(feature = "rand")]
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+#[cfg(feature = "rand")]
 use tokenloom_tensor::Element;
 
+#[cfg(feature = "rand")]
 use crate::error::EmbeddingError;
 use crate::init::Init;
 use crate::options::{EmbeddingOptions, MaxNorm, NormType};
+#[cfg(feature = "rand")]
 use crate::table::Embedding;
 
 /// The configuration of a fresh embedding table, as `torch.nn.Embedding`'s constructor:
@@ -26,7 +30,8 @@ use crate::table::Embedding;
 /// assert!(table.row(0)?.iter().all(|&x| x == 0.0)); // the padding row starts at zero
 /// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EmbeddingConfig {
     /// The number of rows.
     pub vocab_size: usize,
@@ -87,6 +92,7 @@ impl EmbeddingConfig {
     /// # Errors
     ///
     /// As [`Embedding::new`] and [`EmbeddingOptions::validate`].
+    #[cfg(feature = "rand")]
     pub fn init<T: Element, R: Rng + ?Sized>(
         &self,
         rng: &mut R,
@@ -106,6 +112,7 @@ impl EmbeddingConfig {
     /// # Errors
     ///
     /// As [`EmbeddingConfig::init`].
+    #[cfg(feature = "rand")]
     pub fn init_seeded<T: Element>(&self, seed: u64) -> Result<Embedding<T>, EmbeddingError> {
         self.init(&mut ChaCha8Rng::seed_from_u64(seed))
     }

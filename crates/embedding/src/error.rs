@@ -177,6 +177,7 @@ pub enum EmbeddingError {
 
     // === From the other crates ===
     /// An error reading or writing a foreign checkpoint (safetensors, GGUF).
+    #[cfg(feature = "io")]
     #[error(transparent)]
     Io(#[from] tokenloom_io::IoError),
     /// An error from the tensor crate (shapes, files).

@@ -1,8 +1,10 @@
 //! [`Init`]: how a fresh table's rows are drawn.
 
+#[cfg(feature = "rand")]
 use rand::Rng;
+#[cfg(feature = "rand")]
 use rand_distr::{Distribution, Normal, Uniform};
-use serde::{Deserialize, Serialize};
+#[cfg(feature = "rand")]
 use tokenloom_tensor::{Element, TensorError};
 
 use crate::error::EmbeddingError;
@@ -15,10 +17,11 @@ use crate::error::EmbeddingError;
 ///
 /// Values are drawn in `f64` and rounded once to the element type, row by row, so a seed
 /// gives the same table on every machine and for every dtype (up to that rounding).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 /// Serialized externally tagged (`{"variant": {...}}`), which both JSON and bincode
 /// support.
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Init {
     /// N(`mean`, `std`²). `std` must be positive and finite.
     Normal {
@@ -118,6 +121,7 @@ impl Init {
     }
 
     /// Draws `vocab_size * n_embd` values, row-major.
+    #[cfg(feature = "rand")]
     pub(crate) fn sample<T: Element, R: Rng + ?Sized>(
         &self,
         vocab_size: usize,

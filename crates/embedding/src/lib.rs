@@ -68,12 +68,16 @@ mod lookup;
 mod renorm;
 mod grad;
 mod head;
+#[cfg(feature = "io")]
 mod quantized;
 mod optim;
+#[cfg(feature = "serde")]
 mod checkpoint;
+#[cfg(feature = "io")]
 mod safetensors;
 mod error;
 
+#[cfg(feature = "serde")]
 pub use checkpoint::EMBEDDING_FILE;
 pub use config::EmbeddingConfig;
 pub use error::EmbeddingError;
@@ -83,6 +87,7 @@ pub use init::Init;
 pub use lookup::check_ids;
 pub use optim::{AdamW, Optimizer, Sgd};
 pub use options::{EmbeddingOptions, MaxNorm, NormType};
+#[cfg(feature = "io")]
 pub use quantized::QuantizedEmbedding;
 pub use table::Embedding;
 

@@ -1,12 +1,11 @@
 //! [`EmbeddingOptions`]: the `torch.nn.Embedding` options, as plain data.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::EmbeddingError;
 
 /// The p of a p-norm, for [`MaxNorm`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum NormType {
     /// `(Σ|x|^p)^(1/p)`, `p > 0` (PyTorch's default is 2).
     P(f64),
@@ -29,7 +28,8 @@ impl NormType {
 
 /// `torch.nn.Embedding`'s `max_norm` / `norm_type`: looked-up rows whose norm exceeds
 /// `max_norm` are rescaled by `max_norm / (norm + 1e-7)`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MaxNorm {
     /// The largest allowed norm (> 0).
     pub max_norm: f64,
@@ -55,7 +55,8 @@ impl MaxNorm {
 /// - `max_norm`: see [`MaxNorm`] and [`crate::Embedding::renorm_in_place`].
 /// - `scale_grad_by_freq`: each row's gradient is divided by the number of times its id
 ///   occurs in the batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EmbeddingOptions {
     /// The padding row, if any.
     pub padding_idx: Option<usize>,

@@ -1,11 +1,15 @@
 //! [`Embedding`]: the `(vocab_size, n_embd)` table and its constructors.
 
+#[cfg(feature = "rand")]
 use rand::{Rng, SeedableRng};
+#[cfg(feature = "rand")]
 use rand_chacha::ChaCha8Rng;
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokenloom_tensor::{Element, Tensor};
 
 use crate::error::EmbeddingError;
+#[cfg(feature = "rand")]
 use crate::init::Init;
 use crate::options::EmbeddingOptions;
 
@@ -55,6 +59,7 @@ impl<T: Element> Embedding<T> {
     /// [`EmbeddingError::TableTooLarge`] when `vocab_size * n_embd` overflows `usize`,
     /// [`EmbeddingError::InvalidInit`] for bad init parameters, and
     /// [`tokenloom_tensor::TensorError::AllocationFailed`] when the memory cannot be had.
+    #[cfg(feature = "rand")]
     pub fn new<R: Rng + ?Sized>(
         vocab_size: usize,
         n_embd: usize,
@@ -72,6 +77,7 @@ impl<T: Element> Embedding<T> {
     /// # Errors
     ///
     /// As [`Embedding::new`].
+    #[cfg(feature = "rand")]
     pub fn seeded(
         vocab_size: usize,
         n_embd: usize,
@@ -235,6 +241,7 @@ pub(crate) fn check_table_sizes(vocab_size: usize, n_embd: usize) -> Result<(), 
     Ok(())
 }
 
+#[cfg(feature = "serde")]
 #[derive(Serialize)]
 struct EmbeddingReprRef<'a, T: Element> {
     options: &'a EmbeddingOptions,
@@ -242,6 +249,7 @@ struct EmbeddingReprRef<'a, T: Element> {
     weight: &'a Tensor<T>,
 }
 
+#[cfg(feature = "serde")]
 #[derive(Deserialize)]
 #[serde(bound = "T: Element")]
 struct EmbeddingRepr<T: Element> {
@@ -250,6 +258,7 @@ struct EmbeddingRepr<T: Element> {
     weight: Tensor<T>,
 }
 
+#[cfg(feature = "serde")]
 impl<T: Element> Serialize for Embedding<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         EmbeddingReprRef {
@@ -261,6 +270,7 @@ impl<T: Element> Serialize for Embedding<T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Element> Deserialize<'de> for Embedding<T> {
     /// Deserializes through [`Embedding::from_pretrained`] and [`Embedding::with_options`],
     /// so the invariant holds.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, SafeTensors, View};
-use tokenloom_tensor::envelope::write_atomic;
+use tokenloom_tensor::files::write_atomic;
 use tokenloom_tensor::{DType, Element, Tensor, TensorView};
 
 use crate::error::{IoError, find_by_name};

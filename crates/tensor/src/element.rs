@@ -4,12 +4,24 @@ use std::fmt;
 
 use half::{bf16, f16};
 use num_traits::Float;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+
+/// `serde::Serialize + serde::de::DeserializeOwned` with the `serde` feature (so every
+/// [`Element`] serializes), nothing without it.
+#[cfg(feature = "serde")]
+pub trait MaybeSerde: serde::Serialize + serde::de::DeserializeOwned {}
+#[cfg(feature = "serde")]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> MaybeSerde for T {}
+/// `serde::Serialize + serde::de::DeserializeOwned` with the `serde` feature (so every
+/// [`Element`] serializes), nothing without it.
+#[cfg(not(feature = "serde"))]
+pub trait MaybeSerde {}
+#[cfg(not(feature = "serde"))]
+impl<T> MaybeSerde for T {}
 
 /// The runtime tag of an [`Element`] type, as stored in files and configs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum DType {
     /// `f32`, IEEE binary32.
     F32,
@@ -76,16 +88,7 @@ pub(crate) mod private {
 /// the `half` crate documents. Widening with [`Element::as_f32`] is exact for `f16`, `bf16`
 /// and `f32`; [`Element::as_f64`] is exact for all four.
 pub trait Element:
-    Float
-    + Default
-    + fmt::Debug
-    + fmt::Display
-    + Send
-    + Sync
-    + Serialize
-    + DeserializeOwned
-    + 'static
-    + private::Sealed
+    Float + Default + fmt::Debug + fmt::Display + Send + Sync + MaybeSerde + 'static + private::Sealed
 {
     /// The runtime tag of this type.
     const DTYPE: DType;

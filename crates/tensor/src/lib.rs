@@ -47,18 +47,21 @@
 pub mod adapters;
 mod element;
 mod error;
+#[cfg(feature = "envelope")]
 pub mod envelope;
+pub mod files;
 mod gemv;
 mod like;
 mod matmul;
 mod parallel;
+#[cfg(feature = "serde")]
 mod serde_impl;
 mod shape;
 mod tensor;
 mod token_id;
 mod view;
 
-pub use element::{DType, Element};
+pub use element::{DType, Element, MaybeSerde};
 pub use error::TensorError;
 pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};
@@ -66,6 +69,7 @@ pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};
 pub use parallel::{
     PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, for_each_chunk_mut_by_work, with_par,
 };
+#[cfg(feature = "serde")]
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape};
 pub use tensor::{Tensor, try_filled};
