@@ -616,7 +616,7 @@ fn write_files(
     table: &[f32],
     n_embd: usize,
 ) -> Result<(), DistributedError> {
-    std::fs::create_dir_all(dir).map_err(|e| tokenloom_io::IoError::io(dir, &e))?;
+    std::fs::create_dir_all(dir).map_err(|e| tokenloom_io::IoError::io(dir, e))?;
     let view = tokenloom_tensor::TensorView::new(table, &[VOCAB_SIZE, n_embd])?;
     write_safetensors(st_path, &[("embed.weight", view)])?;
     let gguf = gguf_bytes(
@@ -628,7 +628,7 @@ fn write_files(
             data: quantize_q8_0(table),
         }],
     );
-    std::fs::write(gguf_path, gguf).map_err(|e| tokenloom_io::IoError::io(gguf_path, &e))?;
+    std::fs::write(gguf_path, gguf).map_err(|e| tokenloom_io::IoError::io(gguf_path, e))?;
     Ok(())
 }
 

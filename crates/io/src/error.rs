@@ -9,24 +9,21 @@ use tokenloom_tensor::TensorError;
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IoError {
-    /// An I/O error on a file.
-    #[error("{path}: {message}", path = .path.display())]
+    /// An I/O error on a file; the operating system's error is its `source()`.
+    #[error("{path}: {source}", path = .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The error's kind.
-        kind: std::io::ErrorKind,
-        /// The operating system's message.
-        message: String,
+        /// The operating system's error.
+        #[source]
+        source: tokenloom_tensor::IoSource,
     },
-    /// The bytes are not a valid file of the format.
-    #[error("not a valid {format} file: {message}")]
-    Format {
-        /// `safetensors` or `GGUF`.
-        format: &'static str,
-        /// What is wrong.
-        message: String,
-    },
+    /// The bytes are not a valid GGUF file: what is wrong, with its numbers.
+    #[error("not a valid GGUF file: {0}")]
+    Gguf(#[from] crate::GgufFormatError),
+    /// The bytes are not a valid safetensors file (or tensors cannot be written as one).
+    #[error("not a valid safetensors file: {0}")]
+    Safetensors(#[from] crate::SafetensorsFormatError),
     /// No tensor of that name; lists what the file does contain.
     #[error("no tensor named `{name}`; the file contains: {}", list_names(.available))]
     MissingTensor {
@@ -204,11 +201,10 @@ impl IoError {
 
     /// Wraps an I/O error with its path.
     #[must_use]
-    pub fn io(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         IoError::Io {
             path: path.into(),
-            kind: err.kind(),
-            message: err.to_string(),
+            source: tokenloom_tensor::IoSource::new(err),
         }
     }
 }

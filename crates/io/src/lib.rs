@@ -30,12 +30,14 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod format_error;
 mod gguf;
 mod mapped;
 mod model_dir;
 mod safetensors_file;
 
 pub use error::IoError;
+pub use format_error::{GgufFormatError, SafetensorsFormatError};
 pub use gguf::{
     BlockCodec, GgmlType, GgufFile, GgufTensorInfo, GgufValue, QuantizedMatrix, dequantize,
     dequantize_q8_0,

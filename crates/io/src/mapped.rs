@@ -25,8 +25,8 @@ impl FileBytes {
     ///
     /// [`IoError::Io`] when the file cannot be opened or mapped.
     pub fn map(path: &Path) -> Result<Self, IoError> {
-        let file = File::open(path).map_err(|e| IoError::io(path, &e))?;
-        let len = file.metadata().map_err(|e| IoError::io(path, &e))?.len();
+        let file = File::open(path).map_err(|e| IoError::io(path, e))?;
+        let len = file.metadata().map_err(|e| IoError::io(path, e))?.len();
         if len == 0 {
             // mmap of an empty file fails on Linux; an empty buffer says the same.
             return Ok(FileBytes::Owned(Vec::new()));
@@ -36,7 +36,7 @@ impl FileBytes {
         // mapped; like every mmap-based checkpoint loader (safetensors, candle, llama.cpp)
         // we document that the file must not be modified while a reader holds it.
         #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| IoError::io(path, &e))?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| IoError::io(path, e))?;
         Ok(FileBytes::Mapped(map))
     }
 }
@@ -72,10 +72,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                IoError::Io {
-                    kind: std::io::ErrorKind::NotFound,
-                    ..
-                }
+                IoError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound
             ),
             "{err}"
         );

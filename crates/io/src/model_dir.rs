@@ -221,7 +221,7 @@ fn read_index(
     dir: &Path,
     guard: &Containment,
 ) -> Result<BTreeMap<String, PathBuf>, IoError> {
-    let text = std::fs::read_to_string(index).map_err(|e| IoError::io(index, &e))?;
+    let text = std::fs::read_to_string(index).map_err(|e| IoError::io(index, e))?;
     let json: Value = serde_json::from_str(&text).map_err(|e| IoError::Index {
         path: index.to_path_buf(),
         problem: format!("not JSON: {e}"),
@@ -250,7 +250,7 @@ fn read_index(
 /// The directory's regular files (or symlinks to them) with `extension`, sorted.
 fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<PathBuf>, IoError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| IoError::io(dir, &e))?
+        .map_err(|e| IoError::io(dir, e))?
         .filter_map(|entry| Some(entry.ok()?.path()))
         .filter(|p| p.extension().is_some_and(|x| x == extension) && p.is_file())
         .collect();
@@ -267,7 +267,7 @@ struct Containment {
 
 impl Containment {
     fn new(dir: &Path) -> Result<Self, IoError> {
-        let canonical = dir.canonicalize().map_err(|e| IoError::io(dir, &e))?;
+        let canonical = dir.canonicalize().map_err(|e| IoError::io(dir, e))?;
         let mut allowed = vec![canonical.clone()];
         // `<repo>/snapshots/<revision>` → `<repo>/blobs`, the hub cache's layout.
         if let Some(snapshots) = canonical.parent()
@@ -284,7 +284,7 @@ impl Containment {
 
     /// Follows symlinks from `path` and checks where it ends.
     fn check(&self, path: &Path) -> Result<(), IoError> {
-        let target = path.canonicalize().map_err(|e| IoError::io(path, &e))?;
+        let target = path.canonicalize().map_err(|e| IoError::io(path, e))?;
         if self.allowed.iter().any(|dir| target.starts_with(dir)) {
             Ok(())
         } else {

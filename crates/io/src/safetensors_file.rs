@@ -11,6 +11,7 @@ use tokenloom_tensor::files::write_atomic;
 use tokenloom_tensor::{DType, Element, Tensor, TensorView};
 
 use crate::error::{IoError, find_by_name};
+use crate::format_error::SafetensorsFormatError as S;
 use crate::mapped::FileBytes;
 
 /// One tensor of a safetensors file: its name, stored dtype, shape and byte range.
@@ -69,11 +70,12 @@ pub struct SafetensorsFile {
     path: Option<PathBuf>,
 }
 
-fn format_error(err: impl std::fmt::Display) -> IoError {
-    IoError::Format {
-        format: "safetensors",
-        message: err.to_string(),
+/// A message of the `safetensors` crate, for the checks it makes beyond ours.
+fn library_error(err: impl std::fmt::Display) -> IoError {
+    S::Library {
+        reason: err.to_string(),
     }
+    .into()
 }
 
 /// Checks a safetensors header with messages that name the tensor and the numbers (the
@@ -81,25 +83,24 @@ fn format_error(err: impl std::fmt::Display) -> IoError {
 fn check_header(bytes: &[u8]) -> Result<(), IoError> {
     let len = bytes.len();
     let Some(prefix) = bytes.get(..8) else {
-        return Err(format_error(format!(
-            "{len} bytes are too few for the 8-byte header length"
-        )));
+        return Err(S::TooShort { len }.into());
     };
     let header_len = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
     let data_start = usize::try_from(header_len)
         .ok()
         .and_then(|n| n.checked_add(8))
         .filter(|&end| end <= len)
-        .ok_or_else(|| {
-            format_error(format!(
-                "the header claims {header_len} bytes, but the file has {} after the length",
-                len - 8
-            ))
+        .ok_or(S::HeaderLength {
+            header_len,
+            available: len - 8,
         })?;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..data_start])
-        .map_err(|e| format_error(format!("the {header_len}-byte header is not JSON: {e}")))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..data_start]).map_err(|e| S::HeaderNotJson {
+            header_len,
+            reason: e.to_string(),
+        })?;
     let Some(entries) = header.as_object() else {
-        return Err(format_error("the header is not a JSON object"));
+        return Err(S::HeaderNotObject.into());
     };
     let data_len = len - data_start;
     for (name, entry) in entries.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
@@ -111,15 +112,19 @@ fn check_header(bytes: &[u8]) -> Result<(), IoError> {
             .as_array()
             .and_then(|o| o.iter().map(serde_json::Value::as_u64).collect());
         let (Some(shape), Some([start, end])) = (shape, offsets.as_deref()) else {
-            return Err(format_error(format!(
-                "tensor `{name}`: the entry {entry} does not have a shape and two data_offsets"
-            )));
+            return Err(S::Entry {
+                tensor: name.clone(),
+                entry: entry.to_string(),
+            }
+            .into());
         };
         let (start, end) = (*start, *end);
         let Ok(parsed) = parse_st_dtype(dtype) else {
-            return Err(format_error(format!(
-                "tensor `{name}`: unknown dtype {dtype}"
-            )));
+            return Err(S::UnknownDType {
+                tensor: name.clone(),
+                dtype: dtype.to_owned(),
+            }
+            .into());
         };
         if parsed.bitsize() % 8 != 0 {
             continue; // sub-byte dtypes: the safetensors crate checks them below
@@ -128,16 +133,24 @@ fn check_header(bytes: &[u8]) -> Result<(), IoError> {
             .iter()
             .try_fold((parsed.bitsize() / 8) as u64, |n, &d| n.checked_mul(d));
         if end < start || needed != Some(end - start) {
-            return Err(format_error(format!(
-                "tensor `{name}`: dtype {dtype} with shape {shape:?} needs {} bytes, but data_offsets [{start}, {end}] hold {}",
-                needed.map_or("more than 2^64".to_owned(), |n| n.to_string()),
-                end.saturating_sub(start)
-            )));
+            return Err(S::DataSize {
+                tensor: name.clone(),
+                dtype: dtype.to_owned(),
+                shape,
+                needed,
+                start,
+                end,
+            }
+            .into());
         }
         if end > data_len as u64 {
-            return Err(format_error(format!(
-                "tensor `{name}`: data_offsets [{start}, {end}] end past the {data_len} bytes of data"
-            )));
+            return Err(S::DataPastEnd {
+                tensor: name.clone(),
+                start,
+                end,
+                data_len,
+            }
+            .into());
         }
     }
     Ok(())
@@ -148,7 +161,7 @@ impl SafetensorsFile {
     ///
     /// # Errors
     ///
-    /// [`IoError::Io`] for a file that cannot be opened, [`IoError::Format`] for one that
+    /// [`IoError::Io`] for a file that cannot be opened, [`IoError::Safetensors`] for one that
     /// is not valid safetensors.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
         let path = path.as_ref();
@@ -161,14 +174,14 @@ impl SafetensorsFile {
     ///
     /// # Errors
     ///
-    /// [`IoError::Format`] for bytes that are not valid safetensors.
+    /// [`IoError::Safetensors`] for bytes that are not valid safetensors.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, IoError> {
         Self::parse(FileBytes::Owned(bytes))
     }
 
     fn parse(bytes: FileBytes) -> Result<Self, IoError> {
         check_header(&bytes)?;
-        let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(format_error)?;
+        let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(library_error)?;
         let data_start = 8 + header_len;
         let mut tensors: Vec<TensorInfo> = metadata
             .tensors()
@@ -436,7 +449,7 @@ fn parse_st_dtype(name: &str) -> Result<Dtype, IoError> {
 ///
 /// # Errors
 ///
-/// [`IoError::Format`] when a tensor's byte length does not match its shape and dtype,
+/// [`IoError::Safetensors`] when a tensor's byte length does not match its shape and dtype,
 /// or names repeat; [`IoError::UnsupportedDType`] for an unknown dtype name.
 pub fn raw_safetensors_bytes(tensors: &[RawTensor<'_>]) -> Result<Vec<u8>, IoError> {
     raw_bytes_with_metadata(tensors, None)
@@ -463,23 +476,24 @@ fn raw_bytes_with_metadata(
     let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format_error(format!(
-            "tensor name `{}` appears twice",
-            w[0]
-        )));
+        return Err(S::DuplicateName {
+            tensor: w[0].to_owned(),
+        }
+        .into());
     }
     for (name, view) in &views {
         let elements: usize = view.shape.iter().product();
         if elements * view.dtype.bitsize() / 8 != view.data.len() {
-            return Err(format_error(format!(
-                "tensor `{name}`: {} bytes do not hold shape {:?} of {:?}",
-                view.data.len(),
-                view.shape,
-                view.dtype
-            )));
+            return Err(S::WriteSize {
+                tensor: name.clone(),
+                bytes: view.data.len(),
+                shape: view.shape.to_vec(),
+                dtype: format!("{:?}", view.dtype),
+            }
+            .into());
         }
     }
-    safetensors::serialize(views, metadata).map_err(format_error)
+    safetensors::serialize(views, metadata).map_err(library_error)
 }
 
 /// The bytes of a safetensors file holding float tensors of one element type.

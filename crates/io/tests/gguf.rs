@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use tokenloom_io::{
-    GgmlType, GgufFile, GgufValue, GgufWriteTensor, GgufWriteValue, IoError, dequantize_q8_0,
-    gguf_bytes, quantize_q8_0,
+    GgmlType, GgufFile, GgufFormatError, GgufValue, GgufWriteTensor, GgufWriteValue, IoError,
+    dequantize_q8_0, gguf_bytes, quantize_q8_0,
 };
 use tokenloom_tensor::{bf16, f16};
 
@@ -144,26 +144,32 @@ fn malformed_headers_are_errors() {
     let good = sample_file();
     let mut bad_magic = good.clone();
     bad_magic[0] = b'X';
-    assert!(matches!(
-        GgufFile::from_bytes(bad_magic),
-        Err(IoError::Format { .. })
-    ));
+    assert_eq!(
+        GgufFile::from_bytes(bad_magic).unwrap_err(),
+        IoError::Gguf(GgufFormatError::BadMagic { magic: *b"XGUF" })
+    );
     let mut bad_version = good.clone();
     bad_version[4] = 9;
-    assert!(
-        GgufFile::from_bytes(bad_version)
-            .unwrap_err()
-            .to_string()
-            .contains("version 9")
+    assert_eq!(
+        GgufFile::from_bytes(bad_version).unwrap_err(),
+        IoError::Gguf(GgufFormatError::UnsupportedVersion { version: 9 })
     );
     // A tensor count of 2^60 is refused before anything is allocated.
     let mut huge_count = good.clone();
     huge_count[8..16].copy_from_slice(&(1u64 << 60).to_le_bytes());
-    assert!(
-        GgufFile::from_bytes(huge_count)
-            .unwrap_err()
-            .to_string()
-            .contains("cannot fit")
+    assert!(matches!(
+        GgufFile::from_bytes(huge_count).unwrap_err(),
+        IoError::Gguf(GgufFormatError::TooManyEntries { count, .. }) if count == 1 << 60
+    ));
+    // Four bytes: the version field is missing.
+    assert_eq!(
+        GgufFile::from_bytes(good[..4].to_vec()).unwrap_err(),
+        IoError::Gguf(GgufFormatError::Truncated {
+            what: "version".into(),
+            needed: 4,
+            offset: 4,
+            remaining: 0
+        })
     );
     let mut huge_kv = good.clone();
     huge_kv[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -199,6 +205,11 @@ fn a_tensor_past_the_end_of_the_file_is_rejected() {
         }],
     );
     let err = GgufFile::from_bytes(bytes).unwrap_err();
+    assert!(
+        matches!(&err, IoError::Gguf(GgufFormatError::PastEnd { tensor, bytes, .. })
+            if tensor == "huge" && *bytes == 4 << 40),
+        "{err}"
+    );
     assert!(err.to_string().contains("runs past the end"), "{err}");
     // Regression (found by the hostile-input property): an element count whose byte size
     // overflows u64 is an error, not an arithmetic overflow.
@@ -212,7 +223,10 @@ fn a_tensor_past_the_end_of_the_file_is_rejected() {
         }],
     );
     let err = GgufFile::from_bytes(bytes).unwrap_err();
-    assert!(err.to_string().contains("overflow"), "{err}");
+    assert!(
+        matches!(&err, IoError::Gguf(GgufFormatError::ByteCountOverflow { tensor, .. }) if tensor == "overflow"),
+        "{err}"
+    );
 }
 
 proptest! {

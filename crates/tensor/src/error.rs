@@ -149,15 +149,14 @@ pub enum TensorError {
     },
 
     // === File errors ===
-    /// An I/O error on a file.
-    #[error("{path}: {message}", path = .path.display())]
+    /// An I/O error on a file; the operating system's error is its `source()`.
+    #[error("{path}: {source}", path = .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The error's kind.
-        kind: std::io::ErrorKind,
-        /// The operating system's message.
-        message: String,
+        /// The operating system's error.
+        #[source]
+        source: IoSource,
     },
     /// The bytes do not start with the expected magic: not a tokenloom file of this kind.
     #[error("not a tokenloom {expected_kind} file: expected magic {expected:?}, found {found:?}")]
@@ -230,11 +229,66 @@ pub enum TensorError {
 impl TensorError {
     /// Wraps an I/O error with the path it happened on.
     #[must_use]
-    pub fn io(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         TensorError::Io {
             path: path.into(),
-            kind: err.kind(),
-            message: err.to_string(),
+            source: IoSource::new(err),
         }
+    }
+}
+
+/// An operating-system I/O error kept whole, as the `source()` of a file error: shared
+/// (so the error stays `Clone`) and compared by kind and message (so it stays
+/// `PartialEq`).
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error as _;
+/// use tokenloom_tensor::{TensorError, files::read_file};
+///
+/// let err = read_file("/nonexistent/table.tl".as_ref()).unwrap_err();
+/// let TensorError::Io { source, .. } = &err else { panic!("{err}") };
+/// assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+/// assert!(err.source().is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct IoSource(std::sync::Arc<std::io::Error>);
+
+impl IoSource {
+    /// Wraps an I/O error.
+    #[must_use]
+    pub fn new(err: std::io::Error) -> Self {
+        Self(std::sync::Arc::new(err))
+    }
+
+    /// The error's kind.
+    #[must_use]
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.0.kind()
+    }
+
+    /// The error itself.
+    #[must_use]
+    pub fn get(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl PartialEq for IoSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for IoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }

@@ -15,10 +15,14 @@ use crate::error::TensorError;
 ///
 /// [`TensorError::Io`] with the path that failed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TensorError> {
-    let file_name = path.file_name().ok_or_else(|| TensorError::Io {
-        path: path.to_path_buf(),
-        kind: std::io::ErrorKind::InvalidInput,
-        message: "the path has no file name".to_owned(),
+    let file_name = path.file_name().ok_or_else(|| {
+        TensorError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path has no file name",
+            ),
+        )
     })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
@@ -32,7 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TensorError> {
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        TensorError::io(path, &e)
+        TensorError::io(path, e)
     })
 }
 
@@ -42,5 +46,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TensorError> {
 ///
 /// [`TensorError::Io`] with the path.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, TensorError> {
-    fs::read(path).map_err(|e| TensorError::io(path, &e))
+    fs::read(path).map_err(|e| TensorError::io(path, e))
 }

@@ -69,10 +69,12 @@ impl QuantizedMatrix {
         cols: usize,
     ) -> Result<Self, IoError> {
         let row_bytes = codec.bytes_for(cols)?;
-        Self::check_size(codec, range.len(), rows, cols, row_bytes).map_err(|e| {
-            IoError::Format {
-                format: "GGUF",
-                message: format!("tensor `{name}`: {e}"),
+        Self::check_size(codec, range.len(), rows, cols, row_bytes).map_err(|_| {
+            crate::GgufFormatError::QuantizedSize {
+                tensor: name.to_owned(),
+                bytes: range.len(),
+                rows,
+                row_bytes,
             }
         })?;
         Ok(Self {

@@ -12,6 +12,7 @@ use super::ggml_type::GgmlType;
 use super::quant::BlockCodec;
 use super::quantized::QuantizedMatrix;
 use crate::error::{IoError, find_by_name};
+use crate::format_error::GgufFormatError as G;
 use crate::mapped::FileBytes;
 use crate::safetensors_file::decode_le;
 
@@ -19,13 +20,6 @@ pub(super) const MAGIC: &[u8; 4] = b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
 /// GGML's maximum number of dimensions.
 const MAX_DIMS: u32 = 4;
-
-fn format_error(message: impl Into<String>) -> IoError {
-    IoError::Format {
-        format: "GGUF",
-        message: message.into(),
-    }
-}
 
 /// A GGUF metadata value. Numeric and string arrays (tokenizer vocabularies, scores,
 /// merges) keep their elements; arrays of booleans or of arrays are only counted.
@@ -141,14 +135,18 @@ impl<'a> Cursor<'a> {
     }
 
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8], IoError> {
-        let n = usize::try_from(n)
-            .map_err(|_| format_error(format!("{what}: length {n} does not fit in memory")))?;
+        let n = usize::try_from(n).map_err(|_| G::LengthTooLarge {
+            what: what.to_owned(),
+            length: n,
+        })?;
         if n > self.remaining() {
-            return Err(format_error(format!(
-                "{what} needs {n} bytes at offset {}, only {} remain",
-                self.pos,
-                self.remaining()
-            )));
+            return Err(G::Truncated {
+                what: what.to_owned(),
+                needed: n as u64,
+                offset: self.pos as u64,
+                remaining: self.remaining() as u64,
+            }
+            .into());
         }
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
@@ -170,7 +168,12 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &str) -> Result<String, IoError> {
         let len = self.u64(what)?;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format_error(format!("{what} is not UTF-8")))
+        String::from_utf8(bytes.to_vec()).map_err(|_| {
+            G::NotUtf8 {
+                what: what.to_owned(),
+            }
+            .into()
+        })
     }
 
     /// Checks that `count` items of at least `min_size` bytes can fit in what remains,
@@ -180,12 +183,20 @@ impl<'a> Cursor<'a> {
             .checked_mul(min_size)
             .is_some_and(|bytes| bytes <= self.remaining() as u64);
         if !fits {
-            return Err(format_error(format!(
-                "{what}: {count} entries cannot fit in the {} bytes that remain",
-                self.remaining()
-            )));
+            return Err(G::TooManyEntries {
+                what: what.to_owned(),
+                count,
+                remaining: self.remaining() as u64,
+            }
+            .into());
         }
-        usize::try_from(count).map_err(|_| format_error(format!("{what}: count {count} too large")))
+        usize::try_from(count).map_err(|_| {
+            G::LengthTooLarge {
+                what: what.to_owned(),
+                length: count,
+            }
+            .into()
+        })
     }
 
     fn value(&mut self, value_type: u32, key: &str, depth: u32) -> Result<GgufValue, IoError> {
@@ -200,12 +211,21 @@ impl<'a> Cursor<'a> {
             7 => match self.array::<1>(key)?[0] {
                 0 => GgufValue::Bool(false),
                 1 => GgufValue::Bool(true),
-                b => return Err(format_error(format!("{key}: invalid bool byte {b}"))),
+                byte => {
+                    return Err(G::InvalidBool {
+                        key: key.to_owned(),
+                        byte,
+                    }
+                    .into());
+                }
             },
             8 => GgufValue::String(self.string(key)?),
             9 => {
                 if depth > 1 {
-                    return Err(format_error(format!("{key}: arrays nested too deeply")));
+                    return Err(G::NestedArray {
+                        key: key.to_owned(),
+                    }
+                    .into());
                 }
                 let item_type = self.u32(key)?;
                 let len = self.u64(key)?;
@@ -216,9 +236,12 @@ impl<'a> Cursor<'a> {
                     8 | 10..=12 => 8,
                     9 => 12,
                     other => {
-                        return Err(format_error(format!(
-                            "{key}: unknown array element type {other}"
-                        )));
+                        return Err(G::UnknownValueType {
+                            key: key.to_owned(),
+                            type_id: other,
+                            in_array: true,
+                        }
+                        .into());
                     }
                 };
                 let count = self.check_count(len, min_size, key)?;
@@ -252,7 +275,14 @@ impl<'a> Cursor<'a> {
             10 => GgufValue::Uint(self.u64(key)?),
             11 => GgufValue::Int(i64::from_le_bytes(self.array(key)?)),
             12 => GgufValue::Float(f64::from_le_bytes(self.array(key)?)),
-            other => return Err(format_error(format!("{key}: unknown value type {other}"))),
+            other => {
+                return Err(G::UnknownValueType {
+                    key: key.to_owned(),
+                    type_id: other,
+                    in_array: false,
+                }
+                .into());
+            }
         })
     }
 }
@@ -273,7 +303,7 @@ impl GgufFile {
     ///
     /// # Errors
     ///
-    /// [`IoError::Io`] and [`IoError::Format`].
+    /// [`IoError::Io`] and [`IoError::Gguf`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
         let path = path.as_ref();
         let mut file = Self::parse(FileBytes::map(path)?).map_err(|e| e.in_file(path))?;
@@ -285,7 +315,7 @@ impl GgufFile {
     ///
     /// # Errors
     ///
-    /// [`IoError::Format`] for anything that is not a well-formed GGUF v2/v3 file.
+    /// [`IoError::Gguf`] for anything that is not a well-formed GGUF v2/v3 file.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, IoError> {
         Self::parse(FileBytes::Owned(bytes))
     }
@@ -297,13 +327,14 @@ impl GgufFile {
         };
         let magic = cur.take(4, "magic")?;
         if magic != MAGIC {
-            return Err(format_error(format!("magic {magic:?} is not \"GGUF\"")));
+            return Err(G::BadMagic {
+                magic: magic.try_into().expect("took 4 bytes"),
+            }
+            .into());
         }
         let version = cur.u32("version")?;
         if !(2..=3).contains(&version) {
-            return Err(format_error(format!(
-                "version {version} is not supported (2 or 3)"
-            )));
+            return Err(G::UnsupportedVersion { version }.into());
         }
         let tensor_count = cur.u64("tensor count")?;
         let kv_count = cur.u64("metadata count")?;
@@ -323,9 +354,11 @@ impl GgufFile {
             let name = cur.string("tensor name")?;
             let n_dims = cur.u32(&name)?;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(format_error(format!(
-                    "tensor `{name}` has {n_dims} dimensions (1 to 4 allowed)"
-                )));
+                return Err(G::DimensionCount {
+                    tensor: name,
+                    n_dims,
+                }
+                .into());
             }
             let ne = (0..n_dims)
                 .map(|_| cur.u64(&name))
@@ -336,9 +369,12 @@ impl GgufFile {
         }
         let alignment = match metadata.get("general.alignment") {
             None => DEFAULT_ALIGNMENT,
-            Some(v) => v.as_u64().filter(|a| a.is_power_of_two()).ok_or_else(|| {
-                format_error(format!("general.alignment {v:?} is not a power of two"))
-            })?,
+            Some(v) => v
+                .as_u64()
+                .filter(|a| a.is_power_of_two())
+                .ok_or_else(|| G::Alignment {
+                    value: format!("{v:?}"),
+                })?,
         };
         let data_start = (cur.pos as u64).div_ceil(alignment) * alignment;
         let file_len = bytes.len() as u64;
@@ -347,43 +383,54 @@ impl GgufFile {
             let elements = ne
                 .iter()
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| {
-                    format_error(format!("tensor `{name}`: dimensions {ne:?} overflow"))
+                .ok_or_else(|| G::DimensionsOverflow {
+                    tensor: name.clone(),
+                    ne: ne.clone(),
                 })?;
             let n_bytes = match ggml_type.block_layout() {
                 Some((block, size)) => {
                     if ne[0] % block != 0 {
-                        return Err(format_error(format!(
-                            "tensor `{name}`: row length {} is not a multiple of the {} block of {block}",
-                            ne[0],
-                            ggml_type.name()
-                        )));
+                        return Err(G::RowNotWholeBlocks {
+                            tensor: name,
+                            row_len: ne[0],
+                            qtype: ggml_type.name(),
+                            block,
+                        }
+                        .into());
                     }
                     let bytes = (elements / block).checked_mul(size).ok_or_else(|| {
-                        format_error(format!(
-                            "tensor `{name}`: {elements} elements overflow a byte count"
-                        ))
+                        G::ByteCountOverflow {
+                            tensor: name.clone(),
+                            elements,
+                        }
                     })?;
                     Some(bytes)
                 }
                 None => None,
             };
-            let absolute = data_start.checked_add(offset).ok_or_else(|| {
-                format_error(format!("tensor `{name}`: offset {offset} overflows"))
-            })?;
+            let absolute = data_start
+                .checked_add(offset)
+                .ok_or_else(|| G::OffsetOverflow {
+                    tensor: name.clone(),
+                    offset,
+                })?;
             let end = absolute.checked_add(n_bytes.unwrap_or(0));
             if end.is_none_or(|end| end > file_len) {
-                return Err(format_error(format!(
-                    "tensor `{name}` ({} bytes at offset {absolute}) runs past the end of the {file_len}-byte file",
-                    n_bytes.unwrap_or(0)
-                )));
+                return Err(G::PastEnd {
+                    tensor: name,
+                    bytes: n_bytes.unwrap_or(0),
+                    offset: absolute,
+                    file_len,
+                }
+                .into());
             }
             let shape = ne
                 .iter()
                 .rev()
                 .map(|&d| {
-                    usize::try_from(d).map_err(|_| {
-                        format_error(format!("tensor `{name}`: dimension {d} too large"))
+                    usize::try_from(d).map_err(|_| G::DimensionTooLarge {
+                        tensor: name.clone(),
+                        dim: d,
                     })
                 })
                 .collect::<Result<Vec<usize>, _>>()?;
@@ -398,10 +445,10 @@ impl GgufFile {
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(w) = tensors.windows(2).find(|w| w[0].name == w[1].name) {
-            return Err(format_error(format!(
-                "tensor `{}` appears twice",
-                w[0].name
-            )));
+            return Err(G::DuplicateTensor {
+                tensor: w[0].name.clone(),
+            }
+            .into());
         }
         Ok(Self {
             bytes: Arc::new(bytes),
