@@ -323,3 +323,23 @@ fn bad_batches_and_configs_are_errors() {
     );
     let _ = TensorView::<f32>::new(&[], &[0]).unwrap();
 }
+
+#[test]
+fn config_errors_carry_their_numbers() {
+    use tokenloom::decoder_input::{DecoderInputConfig, DecoderInputError};
+    let mut config = DecoderInputConfig::new(10, 4, 16);
+    config.pad_id = Some(12);
+    assert_eq!(
+        config.validate(),
+        Err(DecoderInputError::PadIdOutOfRange {
+            pad_id: 12,
+            vocab_size: 10
+        })
+    );
+    config.pad_id = None;
+    config.embedding_scale = Some(f64::NAN);
+    assert!(matches!(
+        config.validate(),
+        Err(DecoderInputError::BadScale { name: "embedding_scale", value }) if value.is_nan()
+    ));
+}

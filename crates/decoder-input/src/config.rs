@@ -118,7 +118,8 @@ impl DecoderInputConfig {
     ///
     /// # Errors
     ///
-    /// [`DecoderInputError::ZeroSize`] and [`DecoderInputError::Config`].
+    /// [`DecoderInputError::ZeroSize`], [`DecoderInputError::BadScale`] and
+    /// [`DecoderInputError::PadIdOutOfRange`].
     pub fn validate(&self) -> Result<(), DecoderInputError> {
         if self.max_positions == 0 {
             return Err(DecoderInputError::ZeroSize {
@@ -132,18 +133,18 @@ impl DecoderInputConfig {
             if let Some(v) = value
                 && !(v.is_finite() && v > 0.0)
             {
-                return Err(DecoderInputError::Config {
-                    field: field.to_owned(),
-                    reason: format!("{v} must be positive and finite"),
+                return Err(DecoderInputError::BadScale {
+                    name: field,
+                    value: v,
                 });
             }
         }
         if let Some(pad) = self.pad_id
             && pad as usize >= self.vocab_size
         {
-            return Err(DecoderInputError::Config {
-                field: "pad_id".to_owned(),
-                reason: format!("{pad} is outside vocab_size {}", self.vocab_size),
+            return Err(DecoderInputError::PadIdOutOfRange {
+                pad_id: pad,
+                vocab_size: self.vocab_size,
             });
         }
         Ok(())

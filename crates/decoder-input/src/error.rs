@@ -1,9 +1,11 @@
 //! [`DecoderInputError`], the error type of the decoder-input crate.
 
+use std::path::PathBuf;
 use tokenloom_embedding::EmbeddingError;
 use tokenloom_io::IoError;
 use tokenloom_positions::PositionError;
-use tokenloom_tensor::{DType, Shape, TensorError};
+
+use tokenloom_tensor::{DType, IoSource, Shape, TensorError};
 
 /// Everything that can go wrong building the input of the first decoder block. Each
 /// variant carries the numbers (or file and field) that locate the problem.
@@ -114,21 +116,168 @@ pub enum DecoderInputError {
         /// The element type requested.
         requested: DType,
     },
-    /// A config value that cannot work.
-    #[error("config field `{field}` is invalid: {reason}")]
-    Config {
-        /// The field.
-        field: String,
-        /// What is wrong.
-        reason: String,
+    /// A padding id outside the vocabulary.
+    #[error("config field `pad_id` is invalid: {pad_id} is outside vocab_size {vocab_size}")]
+    PadIdOutOfRange {
+        /// The padding id.
+        pad_id: u32,
+        /// The vocabulary size.
+        vocab_size: usize,
     },
-    /// A checkpoint that does not fit its config, or a missing file.
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint {
-        /// The file or directory.
-        path: String,
-        /// What is wrong.
+    /// Ragged sequences to pad, and no padding id.
+    #[error(
+        "config field `pad_id` is invalid: the model has no padding id; set one to pad ragged sequences"
+    )]
+    NoPadId,
+    /// A scale that is not positive and finite.
+    #[error("config field `{name}` is invalid: {value} must be positive and finite")]
+    BadScale {
+        /// `embedding_scale` or `logit_scale`.
+        name: &'static str,
+        /// The value.
+        value: f64,
+    },
+    /// An additive position table of the wrong shape.
+    #[error(
+        "config field `position table` is invalid: shape {got} is not (max_positions {max_positions}, n_embd {n_embd})"
+    )]
+    PositionTableShape {
+        /// The table's shape.
+        got: Shape,
+        /// Positions needed.
+        max_positions: usize,
+        /// The embedding width.
+        n_embd: usize,
+    },
+    /// A RoPE cache shorter than the model's positions.
+    #[error(
+        "config field `rope cache` is invalid: covers {covers} positions, fewer than max_positions {max_positions}"
+    )]
+    RopeCacheTooShort {
+        /// Positions the cache covers.
+        covers: usize,
+        /// Positions needed.
+        max_positions: usize,
+    },
+    /// A token-type table of another width than the embeddings.
+    #[error(
+        "config field `token types` is invalid: the table is {table} wide, the embeddings {n_embd}"
+    )]
+    TokenTypesWidth {
+        /// The token-type table's width.
+        table: usize,
+        /// The embeddings' width.
+        n_embd: usize,
+    },
+
+    // === Checkpoints: files and their metadata ===
+    /// A model config (`config.json`) that cannot be read.
+    #[error("checkpoint {path}: {source}", path = .path.display())]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: IoSource,
+    },
+    /// A model config that is not JSON.
+    #[error("checkpoint {path}: {reason} (line {line}, column {column})", path = .path.display())]
+    ConfigJson {
+        /// The file.
+        path: PathBuf,
+        /// serde_json's message.
         reason: String,
+        /// Where it failed.
+        line: usize,
+        /// Where it failed.
+        column: usize,
+    },
+    /// A required config or metadata key that is absent.
+    #[error("checkpoint {path}: missing {key}", path = .path.display())]
+    MissingKey {
+        /// The config file or GGUF file.
+        path: PathBuf,
+        /// The key (`vocab_size`, `llama.context_length`, …).
+        key: String,
+    },
+    /// A config or metadata value of the wrong type.
+    #[error("checkpoint {path}: {key} = {value} is not {expected}", path = .path.display())]
+    BadValue {
+        /// The config file or GGUF file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The value, as written.
+        value: String,
+        /// What it must be (`a non-negative integer`, `a bool`).
+        expected: &'static str,
+    },
+    /// A setting tokenloom does not implement (never silently ignored).
+    #[error("checkpoint {path}: {key} = {value} is not supported ({reason})", path = .path.display())]
+    UnsupportedSetting {
+        /// The config file or GGUF file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What tokenloom supports instead.
+        reason: &'static str,
+    },
+    /// Two settings that are both set where tokenloom will not guess how they combine.
+    #[error("checkpoint {path}: {first} and {second} are both set; llama.cpp would apply both, tokenloom does not guess how", path = .path.display())]
+    ConflictingSettings {
+        /// The file.
+        path: PathBuf,
+        /// One setting.
+        first: String,
+        /// The other (with its value).
+        second: String,
+    },
+    /// Attention heads that do not divide the embedding width.
+    #[error("checkpoint {path}: head_count {n_heads} does not divide embedding_length {n_embd}", path = .path.display())]
+    HeadsDoNotDivide {
+        /// The file.
+        path: PathBuf,
+        /// Query heads.
+        n_heads: usize,
+        /// The embedding width.
+        n_embd: usize,
+    },
+    /// None of the tensor names an architecture uses is in the checkpoint.
+    #[error(
+        "checkpoint {path}: none of the tensors {} is in the checkpoint ({available} tensors, e.g. {})",
+        .names.join(", "), .examples.join(", "), path = .path.display()
+    )]
+    MissingTensor {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The names looked for.
+        names: Vec<String>,
+        /// How many tensors the checkpoint has.
+        available: usize,
+        /// A few of them.
+        examples: Vec<String>,
+    },
+    /// A tensor whose shape does not fit the config.
+    #[error("checkpoint {path}: {tensor} has shape {got:?}, expected {expected}", path = .path.display())]
+    TensorShape {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// Its shape.
+        got: Vec<usize>,
+        /// The shape needed, e.g. `(vocab_size, 576)` or `(rotary_dim / 2,) = (32,)`.
+        expected: String,
+    },
+    /// A directory whose weights are a GGUF file, given to the safetensors loader.
+    #[error("checkpoint {dir}: holds a GGUF file ({gguf}), not safetensors: load it with load_gguf", dir = .dir.display(), gguf = .gguf.display())]
+    GgufInDirectory {
+        /// The directory.
+        dir: PathBuf,
+        /// The GGUF file.
+        gguf: PathBuf,
     },
 
     /// A GGUF architecture that tokenloom's table (mirroring llama.cpp's

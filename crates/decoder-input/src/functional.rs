@@ -33,7 +33,7 @@ pub struct AbsolutePositions<'a, T> {
 /// The lookup's errors (an id outside the vocabulary names its batch and position),
 /// [`DecoderInputError::BatchShape`] for position ids or a position table of the wrong
 /// shape, [`DecoderInputError::PositionOutOfRange`] for a position past the table, and
-/// [`DecoderInputError::Config`] for a scale that is not positive and finite. On error
+/// [`DecoderInputError::BadScale`] for a scale that is not positive and finite. On error
 /// `out` is unchanged.
 ///
 /// # Examples
@@ -88,9 +88,9 @@ pub fn embed_into<'t, 'i, 'o, T: Element, I: TokenId>(
 
 pub(crate) fn check_scale(embedding_scale: Option<f64>) -> Result<(), DecoderInputError> {
     match embedding_scale {
-        Some(s) if !(s.is_finite() && s > 0.0) => Err(DecoderInputError::Config {
-            field: "embedding_scale".to_owned(),
-            reason: format!("{s} is not positive and finite"),
+        Some(value) if !(value.is_finite() && value > 0.0) => Err(DecoderInputError::BadScale {
+            name: "embedding_scale",
+            value,
         }),
         _ => Ok(()),
     }

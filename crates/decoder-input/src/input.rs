@@ -208,9 +208,10 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     /// # Errors
     ///
     /// [`DecoderInputError::ZeroSize`] for `max_positions = 0`,
-    /// [`DecoderInputError::Config`] when an absolute table is not
-    /// `(max_positions, n_embd)`, a RoPE cache is shorter than `max_positions`, the pad id
-    /// is outside the vocabulary or the scale is not positive.
+    /// [`DecoderInputError::PositionTableShape`] when an absolute table is not
+    /// `(max_positions, n_embd)`, [`DecoderInputError::RopeCacheTooShort`] for a RoPE
+    /// cache shorter than `max_positions`, [`DecoderInputError::PadIdOutOfRange`] and
+    /// [`DecoderInputError::BadScale`].
     pub fn from_parts(
         model: EmbeddingAndHead<T>,
         positions: PositionEncoding<T, C>,
@@ -248,47 +249,38 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             });
         }
         let (vocab_size, n_embd) = (tables.vocab_size(), tables.n_embd());
-        let bad = |field: &str, reason: String| DecoderInputError::Config {
-            field: field.to_owned(),
-            reason,
-        };
         if let Some(table) = positions.additive_table()
             && table.dims() != [max_positions, n_embd]
         {
-            return Err(bad(
-                "position table",
-                format!(
-                    "shape {} is not (max_positions {max_positions}, n_embd {n_embd})",
-                    table.shape()
-                ),
-            ));
+            return Err(DecoderInputError::PositionTableShape {
+                got: table.shape(),
+                max_positions,
+                n_embd,
+            });
         }
         if let PositionEncoding::Rope(cache) = &positions
             && cache.max_positions() < max_positions
         {
-            return Err(bad(
-                "rope cache",
-                format!(
-                    "covers {} positions, fewer than max_positions {max_positions}",
-                    cache.max_positions()
-                ),
-            ));
+            return Err(DecoderInputError::RopeCacheTooShort {
+                covers: cache.max_positions(),
+                max_positions,
+            });
         }
         if let Some(pad) = pad_id
             && pad as usize >= vocab_size
         {
-            return Err(bad(
-                "pad_id",
-                format!("{pad} is outside vocab_size {vocab_size}"),
-            ));
+            return Err(DecoderInputError::PadIdOutOfRange {
+                pad_id: pad,
+                vocab_size,
+            });
         }
         if let Some(scale) = embedding_scale
             && !(scale.is_finite() && scale > 0.0)
         {
-            return Err(bad(
-                "embedding_scale",
-                format!("{scale} must be positive and finite"),
-            ));
+            return Err(DecoderInputError::BadScale {
+                name: "embedding_scale",
+                value: scale,
+            });
         }
         Ok(Self {
             tables,
@@ -307,16 +299,12 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     ///
     /// # Errors
     ///
-    /// [`DecoderInputError::Config`] when the table is not `n_embd` wide.
+    /// [`DecoderInputError::TokenTypesWidth`] when the table is not `n_embd` wide.
     pub fn with_token_types(mut self, table: Embedding<T>) -> Result<Self, DecoderInputError> {
         if table.n_embd() != self.n_embd() {
-            return Err(DecoderInputError::Config {
-                field: "token types".to_owned(),
-                reason: format!(
-                    "the table is {} wide, the embeddings {}",
-                    table.n_embd(),
-                    self.n_embd()
-                ),
+            return Err(DecoderInputError::TokenTypesWidth {
+                table: table.n_embd(),
+                n_embd: self.n_embd(),
             });
         }
         self.token_types = Some(table);
@@ -445,7 +433,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     ///
     /// # Errors
     ///
-    /// [`DecoderInputError::Config`] when the model has no pad id,
+    /// [`DecoderInputError::NoPadId`] when the model has no pad id,
     /// [`DecoderInputError::SequenceTooLong`] for a sequence past `max_positions`, and the
     /// errors of [`TokenBatch::pad`].
     pub fn pad_batch<S: AsRef<[u32]>>(
@@ -453,10 +441,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         sequences: &[S],
         side: PaddingSide,
     ) -> Result<TokenBatch, DecoderInputError> {
-        let pad_id = self.pad_id.ok_or_else(|| DecoderInputError::Config {
-            field: "pad_id".to_owned(),
-            reason: "the model has no padding id; set one to pad ragged sequences".to_owned(),
-        })?;
+        let pad_id = self.pad_id.ok_or(DecoderInputError::NoPadId)?;
         if let Some((index, len)) = sequences
             .iter()
             .map(|s| s.as_ref().len())

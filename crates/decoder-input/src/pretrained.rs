@@ -42,10 +42,33 @@ pub const HF_EMBED_NAME: &str = "model.embed_tokens.weight";
 /// The untied output head of HuggingFace LLaMA checkpoints.
 pub const HF_HEAD_NAME: &str = "lm_head.weight";
 
-fn checkpoint_error(path: &Path, reason: impl Into<String>) -> DecoderInputError {
-    DecoderInputError::Checkpoint {
-        path: path.display().to_string(),
-        reason: reason.into(),
+fn missing_key(path: &Path, key: impl Into<String>) -> DecoderInputError {
+    DecoderInputError::MissingKey {
+        path: path.to_path_buf(),
+        key: key.into(),
+    }
+}
+
+fn bad_value(path: &Path, key: &str, value: String, expected: &'static str) -> DecoderInputError {
+    DecoderInputError::BadValue {
+        path: path.to_path_buf(),
+        key: key.to_owned(),
+        value,
+        expected,
+    }
+}
+
+/// `names` are not in a checkpoint of `available` tensors.
+fn missing_tensor<'a>(
+    path: &Path,
+    names: &[&str],
+    available: impl ExactSizeIterator<Item = &'a String>,
+) -> DecoderInputError {
+    DecoderInputError::MissingTensor {
+        path: path.to_path_buf(),
+        names: names.iter().map(|&n| n.to_owned()).collect(),
+        available: available.len(),
+        examples: available.take(5).cloned().collect(),
     }
 }
 
@@ -67,13 +90,10 @@ fn weight_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, DecoderInputErr
             }
             Ok(map)
         }
-        WeightFiles::Gguf(path) => Err(checkpoint_error(
-            dir,
-            format!(
-                "holds a GGUF file ({}), not safetensors: load it with load_gguf",
-                path.display()
-            ),
-        )),
+        WeightFiles::Gguf(gguf) => Err(DecoderInputError::GgufInDirectory {
+            dir: dir.to_path_buf(),
+            gguf: gguf.clone(),
+        }),
     }
 }
 
@@ -84,16 +104,9 @@ fn load_table<T: Element>(
     name: &str,
     shape: [usize; 2],
 ) -> Result<Embedding<T>, DecoderInputError> {
-    let file_name = files.get(name).ok_or_else(|| {
-        checkpoint_error(
-            dir,
-            format!(
-                "no tensor `{name}`; the checkpoint has {} tensors, e.g. {}",
-                files.len(),
-                files.keys().take(5).cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })?;
+    let file_name = files
+        .get(name)
+        .ok_or_else(|| missing_tensor(dir, &[name], files.keys()))?;
     let file = SafetensorsFile::open(file_name)?;
     Ok(Embedding::from_weight(
         file.load_matrix::<T>(name, Some(shape))?,
@@ -107,9 +120,7 @@ fn json_usize(config: &Value, key: &str, path: &Path) -> Result<Option<usize>, D
             .as_u64()
             .and_then(|x| usize::try_from(x).ok())
             .map(Some)
-            .ok_or_else(|| {
-                checkpoint_error(path, format!("`{key}` = {v} is not a non-negative integer"))
-            }),
+            .ok_or_else(|| bad_value(path, key, v.to_string(), "a non-negative integer")),
     }
 }
 
@@ -137,7 +148,8 @@ fn json_usize(config: &Value, key: &str, path: &Path) -> Result<Option<usize>, D
 /// # Errors
 ///
 /// [`DecoderInputError::UnknownModelType`] for an architecture tokenloom does not know
-/// (nothing is assumed about it), [`DecoderInputError::Checkpoint`] for missing or
+/// (nothing is assumed about it), [`DecoderInputError::MissingKey`], [`DecoderInputError::BadValue`],
+/// [`DecoderInputError::MissingTensor`] and the other checkpoint variants for missing or
 /// malformed files and tensors, the config parser's errors, and shape errors naming the
 /// tensor.
 pub fn load_hf_dir<T: Element, C: CacheFloat>(
@@ -145,10 +157,17 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
 ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     let dir = dir.as_ref();
     let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|e| checkpoint_error(&config_path, e.to_string()))?;
-    let config: Value =
-        serde_json::from_str(&text).map_err(|e| checkpoint_error(&config_path, e.to_string()))?;
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| DecoderInputError::ConfigRead {
+            path: config_path.clone(),
+            source: tokenloom_tensor::IoSource::new(e),
+        })?;
+    let config: Value = serde_json::from_str(&text).map_err(|e| DecoderInputError::ConfigJson {
+        path: config_path.clone(),
+        reason: e.to_string(),
+        line: e.line(),
+        column: e.column(),
+    })?;
     let model_type = hf_model_type(&config).ok_or_else(|| DecoderInputError::UnknownModelType {
         path: config_path.clone(),
         architecture: "(no model_type or architectures)".to_owned(),
@@ -187,16 +206,18 @@ impl HfDir<'_> {
 
     fn required(&self, key: &str) -> Result<usize, DecoderInputError> {
         self.usize(key)?
-            .ok_or_else(|| checkpoint_error(self.config_path, format!("missing `{key}`")))
+            .ok_or_else(|| missing_key(self.config_path, key))
     }
 
     fn tie_word_embeddings(&self) -> Result<bool, DecoderInputError> {
         match self.config.get("tie_word_embeddings") {
             None | Some(Value::Null) => Ok(false),
             Some(v) => v.as_bool().ok_or_else(|| {
-                checkpoint_error(
+                bad_value(
                     self.config_path,
-                    format!("`tie_word_embeddings` = {v} is not a bool"),
+                    "tie_word_embeddings",
+                    v.to_string(),
+                    "a bool",
                 )
             }),
         }
@@ -208,15 +229,7 @@ impl HfDir<'_> {
             .iter()
             .copied()
             .find(|n| self.files.contains_key(*n))
-            .ok_or_else(|| {
-                checkpoint_error(
-                    self.dir,
-                    format!(
-                        "none of the tensors {} is in the checkpoint",
-                        names.join(", ")
-                    ),
-                )
-            })
+            .ok_or_else(|| missing_tensor(self.dir, names, self.files.keys()))
     }
 
     fn table<T: Element>(
@@ -281,10 +294,12 @@ impl HfDir<'_> {
             .and_then(Value::as_str)
             .filter(|&k| k != "absolute")
         {
-            return Err(checkpoint_error(
-                self.config_path,
-                format!("position_embedding_type `{kind}` is not supported (only `absolute`)"),
-            ));
+            return Err(DecoderInputError::UnsupportedSetting {
+                path: self.config_path.to_path_buf(),
+                key: "position_embedding_type".to_owned(),
+                value: kind.to_owned(),
+                reason: "only `absolute` is",
+            });
         }
         let pad_id = self.usize("pad_token_id")?.filter(|&p| p < vocab_size);
         let word = with_padding(
@@ -405,14 +420,15 @@ const ROPE_FREQS: &str = "rope_freqs.weight";
 ///
 /// [`DecoderInputError::UnknownArchitecture`] for an architecture the table does not
 /// list, [`DecoderInputError::UnsupportedRope`] for architectures without RoPE or with
-/// multimodal RoPE, [`DecoderInputError::Checkpoint`] for missing or unsupported
+/// multimodal RoPE, [`DecoderInputError::MissingKey`], [`DecoderInputError::BadValue`] and
+/// [`DecoderInputError::UnsupportedSetting`] for missing or unsupported
 /// metadata, and RoPE validation errors.
 pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInputError> {
     let path = file.path().unwrap_or(Path::new("<GGUF bytes>"));
     let arch = file
         .get("general.architecture")
         .and_then(GgufValue::as_str)
-        .ok_or_else(|| checkpoint_error(path, "missing general.architecture"))?
+        .ok_or_else(|| missing_key(path, "general.architecture"))?
         .to_owned();
     let rope_type =
         gguf_rope_type(&arch).ok_or_else(|| DecoderInputError::UnknownArchitecture {
@@ -441,26 +457,22 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
                 .and_then(|x| usize::try_from(x).ok())
                 .map(Some)
                 .ok_or_else(|| {
-                    checkpoint_error(
-                        path,
-                        format!("{} = {v:?} is not an unsigned integer", key(suffix)),
-                    )
+                    bad_value(path, &key(suffix), format!("{v:?}"), "an unsigned integer")
                 }),
         }
     };
-    let required = |suffix: &str| {
-        uint(suffix)?.ok_or_else(|| checkpoint_error(path, format!("missing {}", key(suffix))))
-    };
+    let required = |suffix: &str| uint(suffix)?.ok_or_else(|| missing_key(path, key(suffix)));
     let float = |suffix: &str| file.get(&key(suffix)).and_then(GgufValue::as_f64);
 
     let n_embd = required("embedding_length")?;
     let n_heads = required("attention.head_count")?;
     let n_kv_heads = uint("attention.head_count_kv")?.unwrap_or(n_heads);
     if n_heads == 0 || n_embd % n_heads != 0 {
-        return Err(checkpoint_error(
-            path,
-            format!("head_count {n_heads} does not divide embedding_length {n_embd}"),
-        ));
+        return Err(DecoderInputError::HeadsDoNotDivide {
+            path: path.to_path_buf(),
+            n_heads,
+            n_embd,
+        });
     }
     let head_dim = uint("attention.key_length")?.unwrap_or(n_embd / n_heads);
     let max_positions = required("context_length")?;
@@ -475,45 +487,41 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
             _ => RopeScaling::None,
         },
         Some("linear") => RopeScaling::Linear {
-            factor: float("rope.scaling.factor").ok_or_else(|| {
-                checkpoint_error(path, "linear scaling without rope.scaling.factor")
-            })?,
+            factor: float("rope.scaling.factor")
+                .ok_or_else(|| missing_key(path, key("rope.scaling.factor")))?,
         },
         Some("yarn") => RopeScaling::Yarn(YarnScaling::new(
-            float("rope.scaling.factor").ok_or_else(|| {
-                checkpoint_error(path, "yarn scaling without rope.scaling.factor")
-            })?,
+            float("rope.scaling.factor")
+                .ok_or_else(|| missing_key(path, key("rope.scaling.factor")))?,
             uint("rope.scaling.original_context_length")?.unwrap_or(max_positions),
         )),
         Some(other) => {
-            return Err(checkpoint_error(
-                path,
-                format!("rope scaling type `{other}` is not supported"),
-            ));
+            return Err(DecoderInputError::UnsupportedSetting {
+                path: path.to_path_buf(),
+                key: key("rope.scaling.type"),
+                value: other.to_owned(),
+                reason: "none, linear and yarn are",
+            });
         }
     };
     // llama.cpp's precomputed per-pair factors (LLaMA 3.1's `llama3` scaling, evaluated
     // by the converter): every frequency divided by its factor, as `ggml_rope_ext` does.
     let scaling = if file.info(ROPE_FREQS).is_ok() {
         if scaling != RopeScaling::None {
-            return Err(checkpoint_error(
-                path,
-                format!(
-                    "{ROPE_FREQS} and {} ({scaling}) are both set; llama.cpp would apply both, tokenloom does not guess how",
-                    key("rope.scaling.type")
-                ),
-            ));
+            return Err(DecoderInputError::ConflictingSettings {
+                path: path.to_path_buf(),
+                first: ROPE_FREQS.to_owned(),
+                second: format!("{} ({scaling})", key("rope.scaling.type")),
+            });
         }
         let factors = file.load::<f64>(ROPE_FREQS)?;
         if factors.dims().len() != 1 {
-            return Err(checkpoint_error(
-                path,
-                format!(
-                    "{ROPE_FREQS} has shape {}, expected (rotary_dim / 2,) = ({},)",
-                    factors.shape(),
-                    rotary_dim / 2
-                ),
-            ));
+            return Err(DecoderInputError::TensorShape {
+                path: path.to_path_buf(),
+                tensor: ROPE_FREQS.to_owned(),
+                got: factors.dims().to_vec(),
+                expected: format!("(rotary_dim / 2,) = ({},)", rotary_dim / 2),
+            });
         }
         RopeScaling::FreqFactors {
             factors: factors.as_slice().to_vec(),
@@ -544,13 +552,15 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
             })
         }
         _ if file.get(&key("rope.freq_base_swa")).is_some() => {
-            return Err(checkpoint_error(
-                path,
-                format!(
-                    "{} is set, but tokenloom does not know which layers of `{arch}` slide",
-                    key("rope.freq_base_swa")
-                ),
-            ));
+            return Err(DecoderInputError::UnsupportedSetting {
+                path: path.to_path_buf(),
+                key: key("rope.freq_base_swa"),
+                value: file
+                    .get(&key("rope.freq_base_swa"))
+                    .and_then(GgufValue::as_f64)
+                    .map_or_else(|| "?".to_owned(), |v| v.to_string()),
+                reason: "tokenloom does not know which layers of this architecture slide",
+            });
         }
         _ => None,
     };
@@ -597,7 +607,8 @@ pub struct GgufLoadOptions {
 /// # Errors
 ///
 /// As [`gguf_rope_settings`] (an unknown architecture is an error, never a default
-/// layout), [`DecoderInputError::Checkpoint`] for missing or unsupported metadata, and
+/// layout), [`DecoderInputError::MissingKey`], [`DecoderInputError::BadValue`] and
+/// [`DecoderInputError::UnsupportedSetting`] for missing or unsupported metadata, and
 /// the reader's errors (a tensor type tokenloom cannot decode is named).
 pub fn load_gguf<T: Element, C: CacheFloat>(
     path: impl AsRef<Path>,
@@ -621,7 +632,7 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
     let arch = file
         .get("general.architecture")
         .and_then(GgufValue::as_str)
-        .ok_or_else(|| checkpoint_error(path, "missing general.architecture"))?;
+        .ok_or_else(|| missing_key(path, "general.architecture"))?;
     // BERT and GPT-2 have learned absolute positions; every other architecture goes
     // through the RoPE table (an unknown one is an error there).
     let absolute = gguf_absolute_family(arch);
@@ -636,14 +647,14 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
             .get(&context_key)
             .and_then(GgufValue::as_u64)
             .and_then(|v| usize::try_from(v).ok())
-            .ok_or_else(|| checkpoint_error(path, format!("missing {context_key}")))?,
+            .ok_or_else(|| missing_key(path, &context_key))?,
     };
     let n_embd_key = format!("{arch}.embedding_length");
     let n_embd = file
         .get(&n_embd_key)
         .and_then(GgufValue::as_u64)
         .and_then(|v| usize::try_from(v).ok())
-        .ok_or_else(|| checkpoint_error(path, format!("missing {n_embd_key}")))?;
+        .ok_or_else(|| missing_key(path, &n_embd_key))?;
 
     const TABLE: &str = "token_embd.weight";
     const HEAD: &str = "output.weight";
@@ -652,13 +663,15 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
         if ok {
             Ok(dims[0])
         } else {
-            Err(checkpoint_error(
-                path,
-                format!(
-                    "{name} has shape {dims:?}, expected (vocab_size, {n_embd}){}",
+            Err(DecoderInputError::TensorShape {
+                path: path.to_path_buf(),
+                tensor: name.to_owned(),
+                got: dims.to_vec(),
+                expected: format!(
+                    "(vocab_size, {n_embd}){}",
                     vocab_size.map_or(String::new(), |v| format!(" with vocab_size {v}"))
                 ),
-            ))
+            })
         }
     };
     let vocab_size = check_shape(TABLE, &file.info(TABLE)?.shape, None)?;
@@ -719,33 +732,31 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
     };
     // Learned absolute positions (and BERT's token types), as llama.cpp's `bert` and
     // `gpt2` graphs add them.
-    let learned =
-        |names: &[&'static str], rows: Option<usize>| -> Result<Embedding<T>, DecoderInputError> {
-            let name = names
-                .iter()
-                .copied()
-                .find(|n| file.info(n).is_ok())
-                .ok_or_else(|| {
-                    checkpoint_error(
-                        path,
-                        format!("no {} for the {arch} architecture", names.join(" or ")),
-                    )
-                })?;
-            let table = file.load::<T>(name)?;
-            if table.dims().len() != 2
-                || table.dims()[1] != n_embd
-                || rows.is_some_and(|r| table.dims()[0] < r)
-            {
-                return Err(checkpoint_error(
-                    path,
-                    format!(
-                        "{name} has shape {}, expected (rows, {n_embd})",
-                        table.shape()
-                    ),
-                ));
-            }
-            Ok(Embedding::from_weight(table)?)
-        };
+    let learned = |names: &[&'static str],
+                   rows: Option<usize>|
+     -> Result<Embedding<T>, DecoderInputError> {
+        let name = names
+            .iter()
+            .copied()
+            .find(|n| file.info(n).is_ok())
+            .ok_or_else(|| {
+                let present: Vec<String> = file.tensors().iter().map(|t| t.name.clone()).collect();
+                missing_tensor(path, names, present.iter())
+            })?;
+        let table = file.load::<T>(name)?;
+        if table.dims().len() != 2
+            || table.dims()[1] != n_embd
+            || rows.is_some_and(|r| table.dims()[0] < r)
+        {
+            return Err(DecoderInputError::TensorShape {
+                path: path.to_path_buf(),
+                tensor: name.to_owned(),
+                got: table.dims().to_vec(),
+                expected: format!("(rows, {n_embd})"),
+            });
+        }
+        Ok(Embedding::from_weight(table)?)
+    };
     let positions = learned(tensor_names::BERT_POSITION, Some(max_positions))?;
     let pad = pad_id.map(|p| u32::try_from(p).expect("pad ids are below vocab_size"));
     let input = DecoderInput::from_tables(
