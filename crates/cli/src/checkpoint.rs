@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tokenloom_decoder_input::architecture::{
-    ModelFamily, gguf_absolute_family, hf_model_family, hf_model_type, tensor_names,
+    ModelFamily, gguf_absolute_family, hf_model_family, tensor_names,
 };
-use tokenloom_decoder_input::{gguf_rope_settings, gguf_rope_type};
+use tokenloom_decoder_input::{HfModelConfig, gguf_rope_settings, gguf_rope_type};
 use tokenloom_embedding::QuantizedEmbedding;
 use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{AttentionConfig, parse_hf_config, parse_meta_params};
@@ -395,17 +395,13 @@ fn hf_architecture(
     path: &Path,
     text: &str,
 ) -> Result<ArchitectureReport, CliError> {
-    let json: Value = serde_json::from_str(text)?;
-    let architecture = hf_model_type(&json).unwrap_or_else(|| "(no model_type)".to_owned());
-    let tie = match json.get("tie_word_embeddings").filter(|v| !v.is_null()) {
-        Some(v) => v.as_bool().ok_or_else(|| {
-            CliError(format!(
-                "{}: tie_word_embeddings is not a bool",
-                path.display()
-            ))
-        })?,
-        None => checkpoint.head_name().is_none(),
-    };
+    let config = HfModelConfig::parse(text, path)?;
+    let architecture = config
+        .model_type()
+        .unwrap_or_else(|| "(no model_type)".to_owned());
+    let tie = config
+        .tie_word_embeddings
+        .unwrap_or_else(|| checkpoint.head_name().is_none());
     let head = if tie {
         HeadReport::Tied
     } else {
@@ -413,9 +409,7 @@ fn hf_architecture(
     };
     Ok(match hf_model_family(&architecture) {
         Some(ModelFamily::RopeDecoder) => ArchitectureReport {
-            positions: PositionsReport::Rope(Box::new(
-                parse_hf_config(text).map_err(|e| CliError(format!("{}: {e}", path.display())))?,
-            )),
+            positions: PositionsReport::Rope(Box::new(config.attention()?)),
             architecture,
             head,
         },

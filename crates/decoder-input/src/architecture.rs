@@ -1,8 +1,6 @@
 //! Which kind of model a checkpoint holds, from its own metadata — so a loader builds
 //! only what that model has, and says so when it does not know the model.
 
-use serde_json::Value;
-
 /// The families whose input side tokenloom builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelFamily {
@@ -68,34 +66,6 @@ pub fn hf_model_family(model_type: &str) -> Option<ModelFamily> {
         t if ROPE_MODEL_TYPES.contains(&t) => Some(ModelFamily::RopeDecoder),
         _ => None,
     }
-}
-
-/// The `model_type` of a `config.json`: the field itself, or else derived from the first
-/// `architectures` entry (`LlamaForCausalLM` → `llama`, `BertModel` → `bert`,
-/// `GPT2LMHeadModel` → `gpt2`). `None` when neither says.
-#[must_use]
-pub fn hf_model_type(config: &Value) -> Option<String> {
-    if let Some(t) = config.get("model_type").and_then(Value::as_str) {
-        return Some(t.to_owned());
-    }
-    let class = config.get("architectures")?.as_array()?.first()?.as_str()?;
-    let known = [
-        ("Llama", "llama"),
-        ("Mistral", "mistral"),
-        ("Mixtral", "mixtral"),
-        ("Qwen2", "qwen2"),
-        ("Qwen3", "qwen3"),
-        ("Phi3", "phi3"),
-        ("Gemma3", "gemma3"),
-        ("Gemma2", "gemma2"),
-        ("Gemma", "gemma"),
-        ("Bert", "bert"),
-        ("GPT2", "gpt2"),
-    ];
-    known
-        .iter()
-        .find(|(prefix, _)| class.starts_with(prefix))
-        .map(|(_, t)| (*t).to_owned())
 }
 
 /// The family of a GGUF `general.architecture` that has no RoPE: `bert` and `gpt2`

@@ -38,6 +38,7 @@ mod error;
 pub mod functional;
 mod gguf_arch;
 mod input;
+mod model_config;
 mod pretrained;
 mod scheme;
 mod tables;
@@ -47,6 +48,7 @@ pub use config::DecoderInputConfig;
 pub use error::DecoderInputError;
 pub use gguf_arch::{GgufRopeType, gguf_rope_type};
 pub use input::{DecoderInput, DecoderInputGrads, DecoderInputOutput};
+pub use model_config::{GgufModelConfig, HfModelConfig};
 pub use pretrained::{
     GgufLoadOptions, HF_EMBED_NAME, HF_HEAD_NAME, PretrainedModel, gguf_rope_settings, load_gguf,
     load_gguf_with, load_hf_dir,

@@ -4,22 +4,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
 use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingOptions, QuantizedEmbedding};
 use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
 use tokenloom_positions::{
     AttentionConfig, CacheFloat, LocalAttention, RopeCache, RopeConfig, RopeScaling, YarnScaling,
-    parse_hf_config,
 };
 use tokenloom_tensor::Element;
 
 use crate::architecture::{
-    ModelFamily, SCALED_EMBEDDING_MODEL_TYPES, gguf_absolute_family, hf_model_family,
-    hf_model_type, tensor_names,
+    ModelFamily, SCALED_EMBEDDING_MODEL_TYPES, gguf_absolute_family, hf_model_family, tensor_names,
 };
 use crate::error::DecoderInputError;
 use crate::gguf_arch::{GgufRopeType, gguf_rope_type};
 use crate::input::DecoderInput;
+use crate::model_config::{GgufModelConfig, HfModelConfig};
 use crate::scheme::PositionEncoding;
 use crate::tables::{QuantizedHead, QuantizedTables, TokenTables};
 
@@ -46,15 +44,6 @@ fn missing_key(path: &Path, key: impl Into<String>) -> DecoderInputError {
     DecoderInputError::MissingKey {
         path: path.to_path_buf(),
         key: key.into(),
-    }
-}
-
-fn bad_value(path: &Path, key: &str, value: String, expected: &'static str) -> DecoderInputError {
-    DecoderInputError::BadValue {
-        path: path.to_path_buf(),
-        key: key.to_owned(),
-        value,
-        expected,
     }
 }
 
@@ -113,17 +102,6 @@ fn load_table<T: Element>(
     )?)
 }
 
-fn json_usize(config: &Value, key: &str, path: &Path) -> Result<Option<usize>, DecoderInputError> {
-    match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .and_then(|x| usize::try_from(x).ok())
-            .map(Some)
-            .ok_or_else(|| bad_value(path, key, v.to_string(), "a non-negative integer")),
-    }
-}
-
 /// Loads the input side of a HuggingFace model directory, as its architecture has it
 /// (`model_type`, or the `architectures` class, of `config.json`; see
 /// [`ModelFamily`]):
@@ -157,21 +135,13 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
 ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     let dir = dir.as_ref();
     let config_path = dir.join("config.json");
-    let text =
-        std::fs::read_to_string(&config_path).map_err(|e| DecoderInputError::ConfigRead {
+    let config = HfModelConfig::read(&config_path)?;
+    let model_type = config
+        .model_type()
+        .ok_or_else(|| DecoderInputError::UnknownModelType {
             path: config_path.clone(),
-            source: tokenloom_tensor::IoSource::new(e),
+            architecture: "(no model_type or architectures)".to_owned(),
         })?;
-    let config: Value = serde_json::from_str(&text).map_err(|e| DecoderInputError::ConfigJson {
-        path: config_path.clone(),
-        reason: e.to_string(),
-        line: e.line(),
-        column: e.column(),
-    })?;
-    let model_type = hf_model_type(&config).ok_or_else(|| DecoderInputError::UnknownModelType {
-        path: config_path.clone(),
-        architecture: "(no model_type or architectures)".to_owned(),
-    })?;
     let family =
         hf_model_family(&model_type).ok_or_else(|| DecoderInputError::UnknownModelType {
             path: config_path.clone(),
@@ -185,7 +155,7 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
         files: &files,
     };
     match family {
-        ModelFamily::RopeDecoder => hf.rope_decoder(&text, &model_type),
+        ModelFamily::RopeDecoder => hf.rope_decoder(&model_type),
         ModelFamily::BertEncoder => hf.bert_encoder(),
         ModelFamily::Gpt2Decoder => hf.gpt2_decoder(),
     }
@@ -195,32 +165,13 @@ pub fn load_hf_dir<T: Element, C: CacheFloat>(
 struct HfDir<'a> {
     dir: &'a Path,
     config_path: &'a Path,
-    config: &'a Value,
+    config: &'a HfModelConfig,
     files: &'a BTreeMap<String, PathBuf>,
 }
 
 impl HfDir<'_> {
-    fn usize(&self, key: &str) -> Result<Option<usize>, DecoderInputError> {
-        json_usize(self.config, key, self.config_path)
-    }
-
-    fn required(&self, key: &str) -> Result<usize, DecoderInputError> {
-        self.usize(key)?
-            .ok_or_else(|| missing_key(self.config_path, key))
-    }
-
-    fn tie_word_embeddings(&self) -> Result<bool, DecoderInputError> {
-        match self.config.get("tie_word_embeddings") {
-            None | Some(Value::Null) => Ok(false),
-            Some(v) => v.as_bool().ok_or_else(|| {
-                bad_value(
-                    self.config_path,
-                    "tie_word_embeddings",
-                    v.to_string(),
-                    "a bool",
-                )
-            }),
-        }
+    fn required(&self, value: Option<usize>, key: &str) -> Result<usize, DecoderInputError> {
+        self.config.required(value, key)
     }
 
     /// The first of `names` the checkpoint holds.
@@ -242,15 +193,14 @@ impl HfDir<'_> {
 
     fn rope_decoder<T: Element, C: CacheFloat>(
         &self,
-        text: &str,
         model_type: &str,
     ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
-        let rope = parse_hf_config(text)?;
-        let vocab_size = self.required("vocab_size")?;
-        let n_embd = self.required("hidden_size")?;
+        let rope = self.config.attention()?;
+        let vocab_size = self.required(self.config.vocab_size, "vocab_size")?;
+        let n_embd = self.required(self.config.hidden_size, "hidden_size")?;
         let max_positions = rope.max_position_embeddings.unwrap_or(0);
-        let tie = self.tie_word_embeddings()?;
-        let pad_id = self.usize("pad_token_id")?.filter(|&p| p < vocab_size);
+        let tie = self.config.tie_word_embeddings.unwrap_or(false);
+        let pad_id = self.config.pad_token_id.filter(|&p| p < vocab_size);
         let mut notes = Vec::new();
         let embedding = with_padding(
             self.table::<T>(HF_EMBED_NAME, [vocab_size, n_embd])?,
@@ -284,14 +234,17 @@ impl HfDir<'_> {
     fn bert_encoder<T: Element, C: CacheFloat>(
         &self,
     ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
-        let vocab_size = self.required("vocab_size")?;
-        let n_embd = self.required("hidden_size")?;
-        let max_positions = self.required("max_position_embeddings")?;
-        let type_vocab_size = self.usize("type_vocab_size")?.unwrap_or(2);
+        let vocab_size = self.required(self.config.vocab_size, "vocab_size")?;
+        let n_embd = self.required(self.config.hidden_size, "hidden_size")?;
+        let max_positions = self.required(
+            self.config.max_position_embeddings,
+            "max_position_embeddings",
+        )?;
+        let type_vocab_size = self.config.type_vocab_size.unwrap_or(2);
         if let Some(kind) = self
             .config
-            .get("position_embedding_type")
-            .and_then(Value::as_str)
+            .position_embedding_type
+            .as_deref()
             .filter(|&k| k != "absolute")
         {
             return Err(DecoderInputError::UnsupportedSetting {
@@ -301,7 +254,7 @@ impl HfDir<'_> {
                 reason: "only `absolute` is",
             });
         }
-        let pad_id = self.usize("pad_token_id")?.filter(|&p| p < vocab_size);
+        let pad_id = self.config.pad_token_id.filter(|&p| p < vocab_size);
         let word = with_padding(
             self.table::<T>(self.find(tensor_names::BERT_WORD)?, [vocab_size, n_embd])?,
             pad_id,
@@ -337,9 +290,9 @@ impl HfDir<'_> {
     fn gpt2_decoder<T: Element, C: CacheFloat>(
         &self,
     ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
-        let vocab_size = self.required("vocab_size")?;
-        let n_embd = self.required("n_embd")?;
-        let max_positions = self.required("n_positions")?;
+        let vocab_size = self.required(self.config.vocab_size, "vocab_size")?;
+        let n_embd = self.required(self.config.n_embd, "n_embd")?;
+        let max_positions = self.required(self.config.n_positions, "n_positions")?;
         let word = self.table::<T>(self.find(tensor_names::GPT2_WORD)?, [vocab_size, n_embd])?;
         let positions = self.table::<T>(
             self.find(tensor_names::GPT2_POSITION)?,
@@ -424,12 +377,9 @@ const ROPE_FREQS: &str = "rope_freqs.weight";
 /// [`DecoderInputError::UnsupportedSetting`] for missing or unsupported
 /// metadata, and RoPE validation errors.
 pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInputError> {
-    let path = file.path().unwrap_or(Path::new("<GGUF bytes>"));
-    let arch = file
-        .get("general.architecture")
-        .and_then(GgufValue::as_str)
-        .ok_or_else(|| missing_key(path, "general.architecture"))?
-        .to_owned();
+    let config = GgufModelConfig::read(file)?;
+    let path = config.path();
+    let arch = config.architecture.clone();
     let rope_type =
         gguf_rope_type(&arch).ok_or_else(|| DecoderInputError::UnknownArchitecture {
             path: path.to_path_buf(),
@@ -448,21 +398,10 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
                 _ => "the architecture has no rotary position embedding",
             },
         })?;
-    let key = |suffix: &str| format!("{arch}.{suffix}");
-    let uint = |suffix: &str| -> Result<Option<usize>, DecoderInputError> {
-        match file.get(&key(suffix)) {
-            None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .and_then(|x| usize::try_from(x).ok())
-                .map(Some)
-                .ok_or_else(|| {
-                    bad_value(path, &key(suffix), format!("{v:?}"), "an unsigned integer")
-                }),
-        }
-    };
-    let required = |suffix: &str| uint(suffix)?.ok_or_else(|| missing_key(path, key(suffix)));
-    let float = |suffix: &str| file.get(&key(suffix)).and_then(GgufValue::as_f64);
+    let key = |suffix: &str| config.key(suffix);
+    let uint = |suffix: &str| config.uint(suffix);
+    let required = |suffix: &str| config.required(suffix);
+    let float = |suffix: &str| config.float(suffix);
 
     let n_embd = required("embedding_length")?;
     let n_heads = required("attention.head_count")?;
@@ -478,10 +417,7 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
     let max_positions = required("context_length")?;
     let theta = float("rope.freq_base").unwrap_or(10000.0);
     let rotary_dim = uint("rope.dimension_count")?.unwrap_or(head_dim);
-    let scaling = match file
-        .get(&key("rope.scaling.type"))
-        .and_then(GgufValue::as_str)
-    {
+    let scaling = match config.string("rope.scaling.type") {
         None | Some("none") => match float("rope.scale_linear") {
             Some(factor) if factor != 1.0 => RopeScaling::Linear { factor },
             _ => RopeScaling::None,
@@ -551,13 +487,12 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
                 layer_types: LocalAttention::pattern(n_layers, 6),
             })
         }
-        _ if file.get(&key("rope.freq_base_swa")).is_some() => {
+        _ if config.get("rope.freq_base_swa").is_some() => {
             return Err(DecoderInputError::UnsupportedSetting {
                 path: path.to_path_buf(),
                 key: key("rope.freq_base_swa"),
-                value: file
-                    .get(&key("rope.freq_base_swa"))
-                    .and_then(GgufValue::as_f64)
+                value: config
+                    .float("rope.freq_base_swa")
                     .map_or_else(|| "?".to_owned(), |v| v.to_string()),
                 reason: "tokenloom does not know which layers of this architecture slide",
             });
@@ -629,10 +564,8 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
 ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     let path = path.as_ref();
     let file = GgufFile::open(path)?;
-    let arch = file
-        .get("general.architecture")
-        .and_then(GgufValue::as_str)
-        .ok_or_else(|| missing_key(path, "general.architecture"))?;
+    let config = GgufModelConfig::read(&file)?;
+    let arch = config.architecture.as_str();
     // BERT and GPT-2 have learned absolute positions; every other architecture goes
     // through the RoPE table (an unknown one is an error there).
     let absolute = gguf_absolute_family(arch);
@@ -640,21 +573,11 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
         Some(_) => None,
         None => Some(gguf_rope_settings(&file)?),
     };
-    let context_key = format!("{arch}.context_length");
     let max_positions = match &settings {
         Some(s) => s.max_position_embeddings.unwrap_or(1),
-        None => file
-            .get(&context_key)
-            .and_then(GgufValue::as_u64)
-            .and_then(|v| usize::try_from(v).ok())
-            .ok_or_else(|| missing_key(path, &context_key))?,
+        None => config.context_length()?,
     };
-    let n_embd_key = format!("{arch}.embedding_length");
-    let n_embd = file
-        .get(&n_embd_key)
-        .and_then(GgufValue::as_u64)
-        .and_then(|v| usize::try_from(v).ok())
-        .ok_or_else(|| missing_key(path, &n_embd_key))?;
+    let n_embd = config.n_embd()?;
 
     const TABLE: &str = "token_embd.weight";
     const HEAD: &str = "output.weight";
