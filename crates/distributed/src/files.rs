@@ -77,13 +77,7 @@ impl Checkpoint {
         };
         Ok(match self {
             Self::Safetensors(f) => {
-                let info = f.info(name)?;
-                let dtype = info
-                    .float_dtype()
-                    .ok_or_else(|| IoError::UnsupportedDType {
-                        name: name.to_owned(),
-                        dtype: info.dtype.clone(),
-                    })?;
+                let dtype = f.info(name)?.require_float_dtype()?;
                 plain(dtype, f.raw_bytes(name)?)?
             }
             Self::Gguf(f) => match f.info(name)?.ggml_type {

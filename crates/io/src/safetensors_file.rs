@@ -39,6 +39,18 @@ impl TensorInfo {
             _ => None,
         }
     }
+
+    /// [`float_dtype`](Self::float_dtype), or the error naming the tensor and its dtype.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::UnsupportedDType`] for integer and other dtypes.
+    pub fn require_float_dtype(&self) -> Result<DType, IoError> {
+        self.float_dtype().ok_or_else(|| IoError::UnsupportedDType {
+            name: self.name.clone(),
+            dtype: self.dtype.clone(),
+        })
+    }
 }
 
 /// A safetensors file opened for reading: the header is parsed and validated once
@@ -250,13 +262,7 @@ impl SafetensorsFile {
     pub fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, IoError> {
         let info = self.info(name)?;
         let bytes = &self.bytes[info.byte_range.clone()];
-        let dtype = info
-            .float_dtype()
-            .ok_or_else(|| IoError::UnsupportedDType {
-                name: name.to_owned(),
-                dtype: info.dtype.clone(),
-            })?;
-        let data = decode_le::<T>(dtype, bytes);
+        let data = decode_le::<T>(info.require_float_dtype()?, bytes);
         Ok(Tensor::from_vec(data, &info.shape)?)
     }
 
