@@ -82,13 +82,33 @@ pub enum IoError {
         /// The number of values.
         values: usize,
     },
-    /// A sharded checkpoint's index file that cannot be used.
-    #[error("{path}: {problem}", path = .path.display())]
-    Index {
+    /// A sharded checkpoint's index file that is not JSON.
+    #[error("{path}: not JSON: {reason} (line {line}, column {column})", path = .path.display())]
+    IndexNotJson {
         /// The index file.
         path: PathBuf,
-        /// What is wrong with it.
-        problem: String,
+        /// serde_json's message.
+        reason: String,
+        /// Where it failed.
+        line: usize,
+        /// Where it failed.
+        column: usize,
+    },
+    /// A sharded checkpoint's index file without a `weight_map` object.
+    #[error("{path}: no `weight_map` object", path = .path.display())]
+    IndexNoWeightMap {
+        /// The index file.
+        path: PathBuf,
+    },
+    /// A `weight_map` entry that is not a string.
+    #[error("{path}: the weight_map entry of `{tensor}` is {entry}, not a string", path = .path.display())]
+    IndexEntryNotString {
+        /// The index file.
+        path: PathBuf,
+        /// The tensor whose entry it is.
+        tensor: String,
+        /// The entry, as JSON.
+        entry: String,
     },
     /// An index entry that is not a plain file name inside the model directory.
     #[error(

@@ -58,7 +58,8 @@ impl ModelDir {
     /// # Errors
     ///
     /// [`IoError::Io`] when the directory or the index cannot be read,
-    /// [`IoError::Index`] for an index that is not JSON or has no `weight_map` object,
+    /// [`IoError::IndexNotJson`], [`IoError::IndexNoWeightMap`] and
+    /// [`IoError::IndexEntryNotString`] for an index that cannot be used,
     /// [`IoError::UnsafeIndexEntry`] for a `weight_map` value that is not a plain file
     /// name, [`IoError::EntryOutsideDirectory`] for a file that resolves outside the
     /// directory, and [`IoError::NoWeights`] when nothing above is found.
@@ -222,22 +223,24 @@ fn read_index(
     guard: &Containment,
 ) -> Result<BTreeMap<String, PathBuf>, IoError> {
     let text = std::fs::read_to_string(index).map_err(|e| IoError::io(index, e))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| IoError::Index {
+    let json: Value = serde_json::from_str(&text).map_err(|e| IoError::IndexNotJson {
         path: index.to_path_buf(),
-        problem: format!("not JSON: {e}"),
+        reason: e.to_string(),
+        line: e.line(),
+        column: e.column(),
     })?;
     let map = json
         .get("weight_map")
         .and_then(Value::as_object)
-        .ok_or_else(|| IoError::Index {
+        .ok_or_else(|| IoError::IndexNoWeightMap {
             path: index.to_path_buf(),
-            problem: "no `weight_map` object".to_owned(),
         })?;
     map.iter()
         .map(|(tensor, entry)| {
-            let entry = entry.as_str().ok_or_else(|| IoError::Index {
+            let entry = entry.as_str().ok_or_else(|| IoError::IndexEntryNotString {
                 path: index.to_path_buf(),
-                problem: format!("the weight_map entry of `{tensor}` is {entry}, not a string"),
+                tensor: tensor.clone(),
+                entry: entry.to_string(),
             })?;
             check_plain_file_name(index, tensor, entry)?;
             let path = dir.join(entry);

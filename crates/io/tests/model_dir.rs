@@ -181,6 +181,23 @@ fn resolution_order_and_plain_shards() {
         "{\"weight_map\": 3}",
     )
     .unwrap();
-    assert!(matches!(ModelDir::open(&dir), Err(IoError::Index { .. })));
+    assert!(matches!(
+        ModelDir::open(&dir),
+        Err(IoError::IndexNoWeightMap { .. })
+    ));
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        "{\"weight_map\": {\"w\": 7}}",
+    )
+    .unwrap();
+    assert!(matches!(
+        ModelDir::open(&dir),
+        Err(IoError::IndexEntryNotString { tensor, entry, .. }) if tensor == "w" && entry == "7"
+    ));
+    std::fs::write(dir.join("model.safetensors.index.json"), "{\n  oops").unwrap();
+    assert!(matches!(
+        ModelDir::open(&dir),
+        Err(IoError::IndexNotJson { line: 2, .. })
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
