@@ -156,15 +156,21 @@ impl HfModelConfig {
     ///
     /// [`DecoderInputError::MissingKey`] when it is absent.
     pub fn required(&self, value: Option<usize>, key: &str) -> Result<usize, DecoderInputError> {
-        value.ok_or_else(|| DecoderInputError::MissingKey {
-            path: self.path.clone(),
-            key: key.to_owned(),
-        })
+        value.ok_or_else(|| missing_key(&self.path, key))
     }
 }
 
-/// The model-level metadata of a GGUF file: `general.architecture` and the
-/// `{arch}.`-prefixed sizes, each checked for its type once.
+/// A required config or metadata key that is absent.
+pub(crate) fn missing_key(path: &Path, key: impl Into<String>) -> DecoderInputError {
+    DecoderInputError::MissingKey {
+        path: path.to_path_buf(),
+        key: key.into(),
+    }
+}
+
+/// The model-level metadata of a GGUF file, read in place: `general.architecture` and
+/// the `{arch}.`-prefixed sizes, each checked for its type where it is read. It borrows
+/// the file, so the (possibly large) metadata — vocabularies, merges — is not copied.
 ///
 /// # Examples
 ///
@@ -181,50 +187,43 @@ impl HfModelConfig {
 ///     &[],
 /// ))?;
 /// let config = GgufModelConfig::read(&file)?;
-/// assert_eq!((config.architecture.as_str(), config.n_embd()?), ("llama", 576));
+/// assert_eq!((config.architecture, config.n_embd()?), ("llama", 576));
 /// assert_eq!(config.uint("attention.head_count")?, None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct GgufModelConfig {
+#[derive(Clone, Copy, Debug)]
+pub struct GgufModelConfig<'a> {
     /// `general.architecture`.
-    pub architecture: String,
+    pub architecture: &'a str,
     /// The file, for errors (`<GGUF bytes>` for a file read from memory).
-    path: PathBuf,
-    /// The metadata, by key.
-    metadata: std::collections::BTreeMap<String, GgufValue>,
+    path: &'a Path,
+    /// The file whose metadata is read.
+    file: &'a GgufFile,
 }
 
-impl GgufModelConfig {
+impl<'a> GgufModelConfig<'a> {
     /// The architecture and metadata of `file`.
     ///
     /// # Errors
     ///
     /// [`DecoderInputError::MissingKey`] without `general.architecture`.
-    pub fn read(file: &GgufFile) -> Result<Self, DecoderInputError> {
-        let path = file
-            .path()
-            .unwrap_or(Path::new("<GGUF bytes>"))
-            .to_path_buf();
+    pub fn read(file: &'a GgufFile) -> Result<Self, DecoderInputError> {
+        let path = file.path().unwrap_or(Path::new("<GGUF bytes>"));
         let architecture = file
             .get("general.architecture")
             .and_then(GgufValue::as_str)
-            .ok_or_else(|| DecoderInputError::MissingKey {
-                path: path.clone(),
-                key: "general.architecture".to_owned(),
-            })?
-            .to_owned();
+            .ok_or_else(|| missing_key(path, "general.architecture"))?;
         Ok(Self {
             architecture,
             path,
-            metadata: file.metadata().clone(),
+            file,
         })
     }
 
-    /// The file.
+    /// The file's path (`<GGUF bytes>` for a file read from memory).
     #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> &'a Path {
+        self.path
     }
 
     /// `{architecture}.{suffix}`.
@@ -235,8 +234,8 @@ impl GgufModelConfig {
 
     /// The value of `{architecture}.{suffix}`, if present.
     #[must_use]
-    pub fn get(&self, suffix: &str) -> Option<&GgufValue> {
-        self.metadata.get(&self.key(suffix))
+    pub fn get(&self, suffix: &str) -> Option<&'a GgufValue> {
+        self.file.get(&self.key(suffix))
     }
 
     /// `{architecture}.{suffix}` as an unsigned integer, if present.
@@ -252,7 +251,7 @@ impl GgufModelConfig {
                 .and_then(|x| usize::try_from(x).ok())
                 .map(Some)
                 .ok_or_else(|| DecoderInputError::BadValue {
-                    path: self.path.clone(),
+                    path: self.path.to_path_buf(),
                     key: self.key(suffix),
                     value: format!("{v:?}"),
                     expected: "an unsigned integer",
@@ -268,10 +267,17 @@ impl GgufModelConfig {
     /// [`uint`](Self::uint).
     pub fn required(&self, suffix: &str) -> Result<usize, DecoderInputError> {
         self.uint(suffix)?
-            .ok_or_else(|| DecoderInputError::MissingKey {
-                path: self.path.clone(),
-                key: self.key(suffix),
-            })
+            .ok_or_else(|| missing_key(self.path, self.key(suffix)))
+    }
+
+    /// `{architecture}.{suffix}` as a float, which the model needs.
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::MissingKey`] when absent or not numeric.
+    pub fn required_float(&self, suffix: &str) -> Result<f64, DecoderInputError> {
+        self.float(suffix)
+            .ok_or_else(|| missing_key(self.path, self.key(suffix)))
     }
 
     /// `{architecture}.{suffix}` as a float, if present and numeric.
@@ -282,7 +288,7 @@ impl GgufModelConfig {
 
     /// `{architecture}.{suffix}` as a string, if present and a string.
     #[must_use]
-    pub fn string(&self, suffix: &str) -> Option<&str> {
+    pub fn string(&self, suffix: &str) -> Option<&'a str> {
         self.get(suffix).and_then(GgufValue::as_str)
     }
 

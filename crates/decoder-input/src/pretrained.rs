@@ -40,13 +40,6 @@ pub const HF_EMBED_NAME: &str = "model.embed_tokens.weight";
 /// The untied output head of HuggingFace LLaMA checkpoints.
 pub const HF_HEAD_NAME: &str = "lm_head.weight";
 
-fn missing_key(path: &Path, key: impl Into<String>) -> DecoderInputError {
-    DecoderInputError::MissingKey {
-        path: path.to_path_buf(),
-        key: key.into(),
-    }
-}
-
 /// `names` are not in a checkpoint of `available` tensors.
 fn missing_tensor<'a>(
     path: &Path,
@@ -379,17 +372,16 @@ const ROPE_FREQS: &str = "rope_freqs.weight";
 pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInputError> {
     let config = GgufModelConfig::read(file)?;
     let path = config.path();
-    let arch = config.architecture.clone();
-    let rope_type =
-        gguf_rope_type(&arch).ok_or_else(|| DecoderInputError::UnknownArchitecture {
-            path: path.to_path_buf(),
-            architecture: arch.clone(),
-        })?;
+    let arch = config.architecture;
+    let rope_type = gguf_rope_type(arch).ok_or_else(|| DecoderInputError::UnknownArchitecture {
+        path: path.to_path_buf(),
+        architecture: arch.to_owned(),
+    })?;
     let layout = rope_type
         .layout()
         .ok_or_else(|| DecoderInputError::UnsupportedRope {
             path: path.to_path_buf(),
-            architecture: arch.clone(),
+            architecture: arch.to_owned(),
             rope_type: rope_type.llama_cpp_name(),
             reason: match rope_type {
                 GgufRopeType::MultimodalRope => {
@@ -423,12 +415,10 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
             _ => RopeScaling::None,
         },
         Some("linear") => RopeScaling::Linear {
-            factor: float("rope.scaling.factor")
-                .ok_or_else(|| missing_key(path, key("rope.scaling.factor")))?,
+            factor: config.required_float("rope.scaling.factor")?,
         },
         Some("yarn") => RopeScaling::Yarn(YarnScaling::new(
-            float("rope.scaling.factor")
-                .ok_or_else(|| missing_key(path, key("rope.scaling.factor")))?,
+            config.required_float("rope.scaling.factor")?,
             uint("rope.scaling.original_context_length")?.unwrap_or(max_positions),
         )),
         Some(other) => {
@@ -475,7 +465,7 @@ pub fn gguf_rope_settings(file: &GgufFile) -> Result<AttentionConfig, DecoderInp
     // that stores a separate sliding-window base has a layer pattern tokenloom does not
     // know: say so rather than hand back settings that are wrong for some layers.
     let sliding_window = uint("attention.sliding_window")?.filter(|&w| w > 0);
-    let local = match (arch.as_str(), sliding_window) {
+    let local = match (arch, sliding_window) {
         ("gemma3", Some(sliding_window)) => {
             let n_layers = required("block_count")?;
             let base = float("rope.freq_base_swa").unwrap_or(10000.0);
@@ -565,7 +555,7 @@ pub fn load_gguf_with<T: Element, C: CacheFloat>(
     let path = path.as_ref();
     let file = GgufFile::open(path)?;
     let config = GgufModelConfig::read(&file)?;
-    let arch = config.architecture.as_str();
+    let arch = config.architecture;
     // BERT and GPT-2 have learned absolute positions; every other architecture goes
     // through the RoPE table (an unknown one is an error there).
     let absolute = gguf_absolute_family(arch);
