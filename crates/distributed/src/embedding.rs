@@ -222,26 +222,27 @@ impl<T: Element> VocabParallelEmbedding<T> {
         comm: &C,
         ids: impl TensorLike<'i, I>,
     ) -> Result<Tensor<T>, DistributedError> {
-        let ids = ids.try_view();
+        // Check the ids and allocate the output before the one agreement, so an id error
+        // and an allocation failure are agreed on in the same collective.
         let checked = ids
+            .try_view()
             .map_err(DistributedError::from)
-            .and_then(|ids| Ok((ids, check_ids(ids, self.shard.vocab_size(), self.n_embd)?)));
+            .and_then(|ids| {
+                let shape = check_ids(ids, self.shard.vocab_size(), self.n_embd)?;
+                let out = Tensor::from_shape_vec(
+                    try_filled(shape.elem_count(), T::zero(), "vocab-parallel lookup")?,
+                    shape,
+                )?;
+                Ok((ids, out))
+            });
         let fingerprint = checked.as_ref().map_or(0, |(ids, _)| {
             Fingerprint::new()
                 .dims(ids.dims())
                 .ids(ids.as_slice())
                 .finish()
         });
-        let (ids, shape) = agree(comm, "forward", &[], &[("token ids", fingerprint)], checked)?;
-        let agreed = (|| {
-            let mut out = Tensor::from_shape_vec(
-                try_filled(shape.elem_count(), T::zero(), "vocab-parallel lookup")?,
-                shape,
-            )?;
-            self.lookup_local(ids, out.as_mut_slice());
-            Ok::<_, DistributedError>(out)
-        })();
-        let mut out = agree(comm, "forward (allocation)", &[], &[], agreed)?;
+        let (ids, mut out) = agree(comm, "forward", &[], &[("token ids", fingerprint)], checked)?;
+        self.lookup_local(ids, out.as_mut_slice());
         all_reduce_owned(comm, out.as_mut_slice())?;
         Ok(out)
     }
