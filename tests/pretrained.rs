@@ -475,13 +475,7 @@ fn smollm2_decoder_input_matches_the_reference() {
         loaded.rope.as_ref().unwrap().rope.attention_factor()
     );
 
-    let ids: Vec<u32> = case
-        .get("inputs/ids")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids: Vec<u32> = case.id_list("inputs/ids");
     let n = ids.len();
     let batch = TokenBatch::new(Tensor::from_vec(ids, &[1, n]).unwrap()).unwrap();
     let out = input.forward(&batch).unwrap();
@@ -834,13 +828,7 @@ fn minilm_bert_embeddings_match_transformers() {
         Err(DecoderInputError::NoHead { .. })
     ));
 
-    let ids: Vec<u32> = case
-        .get("inputs/token_ids")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids: Vec<u32> = case.id_list("inputs/token_ids");
     let n = ids.len();
     let batch = TokenBatch::new(Tensor::from_vec(ids, &[1, n]).unwrap()).unwrap();
     let hidden = loaded.input.forward(&batch).unwrap().into_hidden();

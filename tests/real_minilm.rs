@@ -30,13 +30,7 @@ fn minilm_word_embeddings_match_the_reference() {
     );
 
     let table = Embedding::<f32>::from_safetensors_file(&file, name).unwrap();
-    let ids: Vec<u32> = case
-        .get("inputs/ids_for_lookup")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids: Vec<u32> = case.id_list("inputs/ids_for_lookup");
     let n = ids.len();
     let out = table
         .forward(&Tensor::from_vec(ids.clone(), &[n]).unwrap())

@@ -43,11 +43,9 @@ fn smollm2_gguf_embedding_rows_match_the_reference() {
 
     let table = file.load::<f32>(name).unwrap();
     let ids: Vec<usize> = case
-        .get("inputs/ids")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
+        .id_list("inputs/ids")
+        .into_iter()
+        .map(|id| id as usize)
         .collect();
     let (shape, want) = case.tensor("expected/embed_tokens_output");
     assert_eq!(shape, vec![ids.len(), 576]);

@@ -106,6 +106,26 @@ impl ReferenceCase {
         (shape, ids)
     }
 
+    /// A plain JSON array of non-negative ids (the real-model cases store token ids this
+    /// way) as `u32`.
+    ///
+    /// # Panics
+    ///
+    /// When the field is missing, not an array, or holds ids outside `u32`.
+    #[must_use]
+    pub fn id_list(&self, pointer: &str) -> Vec<u32> {
+        self.get(pointer)
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: {pointer} is not an array", self.name))
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .unwrap_or_else(|| panic!("{}: {pointer} holds {v}, not a u32 id", self.name))
+            })
+            .collect()
+    }
+
     /// A number.
     ///
     /// # Panics
