@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use tokenloom_embedding::EmbeddingOptions;
 use tokenloom_io::{
-    GgmlType, GgufFile, IoError, RawTensor, SafetensorsFile, decode_le, encode_le,
-    write_raw_safetensors, write_raw_safetensors_with_metadata,
+    GgmlType, GgufFile, IoError, RawTensor, SafetensorsFile, decode_le, write_raw_safetensors,
+    write_raw_safetensors_with_metadata,
 };
 use tokenloom_tensor::{DType, Element, Tensor, try_filled};
 
@@ -148,27 +148,13 @@ impl<T: Element> VocabParallelEmbedding<T> {
     }
 }
 
-fn dtype_name(dtype: DType) -> &'static str {
-    match dtype {
-        DType::F32 => "F32",
-        DType::F64 => "F64",
-        DType::F16 => "F16",
-        DType::BF16 => "BF16",
-    }
-}
-
 fn save_rows<T: Element>(
     path: &Path,
     name: &str,
     shard: VocabShard,
     rows: &Tensor<T>,
 ) -> Result<(), DistributedError> {
-    let tensor = RawTensor {
-        name: name.to_owned(),
-        dtype: dtype_name(T::DTYPE).to_owned(),
-        shape: rows.dims().to_vec(),
-        data: Cow::Owned(encode_le(rows.as_slice())),
-    };
+    let tensor = RawTensor::from_view(name, rows.view());
     let metadata = HashMap::from([
         (SHARD_START_KEY.to_owned(), shard.start().to_string()),
         (SHARD_END_KEY.to_owned(), shard.end().to_string()),

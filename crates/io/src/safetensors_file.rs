@@ -375,6 +375,20 @@ pub struct RawTensor<'a> {
     pub data: Cow<'a, [u8]>,
 }
 
+impl RawTensor<'static> {
+    /// A float tensor's bytes in its own dtype, bit for bit (as [`write_safetensors`]
+    /// stores it), to write beside raw tensors or with metadata.
+    #[must_use]
+    pub fn from_view<T: Element>(name: &str, view: TensorView<'_, T>) -> Self {
+        Self {
+            name: name.to_owned(),
+            dtype: format!("{:?}", st_dtype(T::DTYPE)),
+            shape: view.dims().to_vec(),
+            data: Cow::Owned(encode_le(view.as_slice())),
+        }
+    }
+}
+
 struct RawView<'a> {
     dtype: Dtype,
     shape: &'a [usize],
@@ -512,12 +526,7 @@ pub fn safetensors_bytes<T: Element>(
 ) -> Result<Vec<u8>, IoError> {
     let raw: Vec<RawTensor<'_>> = tensors
         .iter()
-        .map(|(name, view)| RawTensor {
-            name: (*name).to_owned(),
-            dtype: format!("{:?}", st_dtype(T::DTYPE)),
-            shape: view.dims().to_vec(),
-            data: Cow::Owned(encode_le(view.as_slice())),
-        })
+        .map(|(name, view)| RawTensor::from_view(name, *view))
         .collect();
     raw_safetensors_bytes(&raw)
 }
