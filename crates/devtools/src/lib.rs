@@ -6,12 +6,15 @@
 //!   --write`; `tests/tutorial_drift.rs` fails when the files differ), and the training
 //!   demo (`--example train`);
 //! - [`gemm_peer`]: the GEMMs the benchmark compares tokenloom's projection with;
+//! - [`plain_loops`]: the plain loops of `benches/vs_plain.rs`, the baselines every
+//!   kernel is held to;
 //! - `benches/kernels.rs` (`cargo bench -p tokenloom-devtools --bench kernels`) and
 //!   `examples/bench_report.rs`, which turns its results into `docs/benchmarks.md`'s
 //!   tables.
 
 pub mod drift;
 pub mod gemm_peer;
+pub mod plain_loops;
 pub mod tutorial_gen;
 
 /// The workspace root (where `docs/` and `target/` are).
