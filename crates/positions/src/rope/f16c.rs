@@ -97,7 +97,7 @@ fn rotate_head_f16<T: Element, C: CacheFloat>(
                 narrow8(&values[..LANES], lo);
                 narrow8(&values[LANES..], hi);
             }
-            rotate_interleaved(tail, &cos[blocked..], &sin[blocked..], sign, scale);
+            rotate_interleaved(tail, &cos[blocked..], &sin[blocked..], rotation);
         }
         RopeLayout::HalfSplit => {
             let (first, rest) = head.split_at_mut(half);
@@ -123,14 +123,7 @@ fn rotate_head_f16<T: Element, C: CacheFloat>(
                 narrow8(&new_x, xs);
                 narrow8(&new_y, ys);
             }
-            rotate_split_pairs(
-                xs_tail,
-                ys_tail,
-                &cos[blocked..],
-                &sin[blocked..],
-                sign,
-                scale,
-            );
+            rotate_split_pairs(xs_tail, ys_tail, &cos[blocked..], &sin[blocked..], rotation);
         }
     }
 }

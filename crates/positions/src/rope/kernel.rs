@@ -58,10 +58,36 @@ pub(super) struct Rotation<C> {
     pub(super) scale: C,
 }
 
+/// How one pair turns, given its cos and sin: the loops are generic over it so that the
+/// common case, [`Forward`], compiles without the sign and scale multiplications.
+pub(super) trait Turn<C>: Copy {
+    /// The turned pair.
+    fn pair(self, x: C, y: C, c: C, s: C) -> (C, C);
+}
+
+/// The forward rotation at unit scale, `R(θ)`: [`Rotation`] with sign and scale 1, whose
+/// products by 1 are exact, so it gives the same values with two fewer multiplications.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Forward;
+
+impl<C: CacheFloat> Turn<C> for Forward {
+    #[inline(always)]
+    fn pair(self, x: C, y: C, c: C, s: C) -> (C, C) {
+        (c * x - s * y, s * x + c * y)
+    }
+}
+
+impl<C: CacheFloat> Turn<C> for Rotation<C> {
+    #[inline(always)]
+    fn pair(self, x: C, y: C, c: C, s: C) -> (C, C) {
+        rotate_pair(x, y, c, self.sign * s, self.scale)
+    }
+}
+
 /// Rotates every head of `rows` (consecutive heads of `head_dim` elements); head `i` turns
 /// by the cos/sin rows `angles(i)` returns. With `src` (as long as `rows`), head `i` is
-/// first copied from `src` — one head at a time, so an out-of-place rotation reads and
-/// writes each element once, with the head in L1 in between.
+/// rotated from `src` into `rows` in one pass: each element is read once from `src` and
+/// written once to `rows` (the elements past `rotary_dim` are copied).
 pub(super) fn rotate_rows<'c, T, C, A>(
     isa: Isa,
     rows: &mut [T],
@@ -124,12 +150,33 @@ fn rotate_rows_portable<'c, T, C, A>(
     C: CacheFloat,
     A: Fn(usize) -> (&'c [C], &'c [C]),
 {
+    if rotation.sign == C::one() && rotation.scale == C::one() {
+        rotate_heads(rows, src, head_dim, rotation.pairing, Forward, angles);
+    } else {
+        rotate_heads(rows, src, head_dim, rotation.pairing, rotation, angles);
+    }
+}
+
+/// The loops of [`rotate_rows_portable`] for one [`Turn`].
+#[inline(always)]
+fn rotate_heads<'c, T, C, A>(
+    rows: &mut [T],
+    src: Option<&[T]>,
+    head_dim: usize,
+    pairing: RopeLayout,
+    turn: impl Turn<C>,
+    angles: A,
+) where
+    T: Element,
+    C: CacheFloat,
+    A: Fn(usize) -> (&'c [C], &'c [C]),
+{
     // Two plain loops rather than one with a closure: the body must be inlined into the
     // AVX2 build (a closure would be compiled for the baseline).
     match src {
         None => {
             for (i, head) in rows.chunks_exact_mut(head_dim).enumerate() {
-                rotate_head(head, angles(i), rotation);
+                rotate_head(head, angles(i), pairing, turn);
             }
         }
         Some(src) => {
@@ -137,8 +184,7 @@ fn rotate_rows_portable<'c, T, C, A>(
                 .chunks_exact_mut(head_dim)
                 .zip(src.chunks_exact(head_dim));
             for (i, (head, from)) in pairs.enumerate() {
-                head.copy_from_slice(from);
-                rotate_head(head, angles(i), rotation);
+                rotate_head_from(head, from, angles(i), pairing, turn);
             }
         }
     }
@@ -149,16 +195,50 @@ fn rotate_rows_portable<'c, T, C, A>(
 fn rotate_head<T: Element, C: CacheFloat>(
     head: &mut [T],
     (cos, sin): (&[C], &[C]),
-    rotation: Rotation<C>,
+    pairing: RopeLayout,
+    turn: impl Turn<C>,
 ) {
-    let Rotation {
-        pairing,
-        sign,
-        scale,
-    } = rotation;
     match pairing {
-        RopeLayout::Interleaved => rotate_interleaved(head, cos, sin, sign, scale),
-        RopeLayout::HalfSplit => rotate_half_split(head, cos, sin, sign, scale),
+        RopeLayout::Interleaved => rotate_interleaved(head, cos, sin, turn),
+        RopeLayout::HalfSplit => {
+            let half = cos.len();
+            let (first, rest) = head.split_at_mut(half);
+            rotate_split_pairs(first, &mut rest[..half], cos, sin, turn);
+        }
+    }
+}
+
+/// Rotates one head of `from` into `head` by its cos/sin rows; the elements past
+/// `rotary_dim` are copied.
+#[inline(always)]
+fn rotate_head_from<T: Element, C: CacheFloat>(
+    head: &mut [T],
+    from: &[T],
+    (cos, sin): (&[C], &[C]),
+    pairing: RopeLayout,
+    turn: impl Turn<C>,
+) {
+    let half = cos.len();
+    let (rotated, rest) = head.split_at_mut(2 * half);
+    let (from, from_rest) = from.split_at(2 * half);
+    rest.copy_from_slice(from_rest);
+    match pairing {
+        RopeLayout::Interleaved => {
+            let pairs = rotated.chunks_exact_mut(2).zip(from.chunks_exact(2));
+            for ((out, pair), (&c, &s)) in pairs.zip(cos.iter().zip(sin)) {
+                (out[0], out[1]) = rotated_pair(turn, pair[0], pair[1], c, s);
+            }
+        }
+        RopeLayout::HalfSplit => {
+            let (out_x, out_y) = rotated.split_at_mut(half);
+            let (xs, ys) = from.split_at(half);
+            let outs = out_x.iter_mut().zip(out_y.iter_mut());
+            for (((out_x, out_y), (&x, &y)), (&c, &s)) in
+                outs.zip(xs.iter().zip(ys)).zip(cos.iter().zip(sin))
+            {
+                (*out_x, *out_y) = rotated_pair(turn, x, y, c, s);
+            }
+        }
     }
 }
 
@@ -168,28 +248,11 @@ pub(super) fn rotate_interleaved<T: Element, C: CacheFloat>(
     head: &mut [T],
     cos: &[C],
     sin: &[C],
-    sign: C,
-    scale: C,
+    turn: impl Turn<C>,
 ) {
     for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
-        let (x, y) = rotate_pair(widen(pair[0]), widen(pair[1]), c, sign * s, scale);
-        pair[0] = narrow(x);
-        pair[1] = narrow(y);
+        (pair[0], pair[1]) = rotated_pair(turn, pair[0], pair[1], c, s);
     }
-}
-
-/// Rotates the pairs `(x[i], x[i + rotary_dim/2])` of one head.
-#[inline(always)]
-fn rotate_half_split<T: Element, C: CacheFloat>(
-    head: &mut [T],
-    cos: &[C],
-    sin: &[C],
-    sign: C,
-    scale: C,
-) {
-    let half = cos.len();
-    let (first, rest) = head.split_at_mut(half);
-    rotate_split_pairs(first, &mut rest[..half], cos, sin, sign, scale);
 }
 
 /// Rotates the pairs `(xs[i], ys[i])`.
@@ -199,13 +262,10 @@ pub(super) fn rotate_split_pairs<T: Element, C: CacheFloat>(
     ys: &mut [T],
     cos: &[C],
     sin: &[C],
-    sign: C,
-    scale: C,
+    turn: impl Turn<C>,
 ) {
     for (((a, b), &c), &s) in xs.iter_mut().zip(ys).zip(cos).zip(sin) {
-        let (x, y) = rotate_pair(widen(*a), widen(*b), c, sign * s, scale);
-        *a = narrow(x);
-        *b = narrow(y);
+        (*a, *b) = rotated_pair(turn, *a, *b, c, s);
     }
 }
 
@@ -213,6 +273,14 @@ pub(super) fn rotate_split_pairs<T: Element, C: CacheFloat>(
 #[inline(always)]
 pub(super) fn rotate_pair<C: CacheFloat>(x: C, y: C, c: C, s: C, scale: C) -> (C, C) {
     ((c * x - s * y) * scale, (s * x + c * y) * scale)
+}
+
+/// The pair `(x, y)` of activations turned in the compute precision `C` and rounded
+/// back: the one body of every portable loop.
+#[inline(always)]
+fn rotated_pair<T: Element, C: CacheFloat>(turn: impl Turn<C>, x: T, y: T, c: C, s: C) -> (T, T) {
+    let (x, y) = turn.pair(widen(x), widen(y), c, s);
+    (narrow(x), narrow(y))
 }
 
 /// Whether activations of type `T` rotate through the short `bf16` ↔ `f32` conversions.
