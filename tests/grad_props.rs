@@ -37,6 +37,7 @@ fn case() -> impl Strategy<Value = (Embedding<f64>, Tensor<u32>, Tensor<f64>)> {
                             padding_idx: padded.then_some(pad),
                             max_norm: None,
                             scale_grad_by_freq: scale,
+                            ..EmbeddingOptions::default()
                         };
                         let table = Embedding::seeded(vocab_size, n_embd, Init::default(), seed)
                             .unwrap()

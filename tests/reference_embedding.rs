@@ -98,7 +98,9 @@ fn inputs_pytorch_rejects_are_typed_errors() {
 }
 
 use common::assert_close;
-use tokenloom::embedding::{EmbeddingAndHead, EmbeddingOptions, MaxNorm, NormType, TieOptions};
+use tokenloom::embedding::{
+    EmbeddingAndHead, EmbeddingOptions, GradSum, MaxNorm, NormType, TieOptions,
+};
 use tokenloom::tensor::TensorView;
 
 /// Loads an embedding case as (table with the case's options, ids, grad_output).
@@ -120,6 +122,7 @@ fn load_case(case: &Case) -> (Embedding<f64>, Tensor<u32>, Tensor<f64>) {
             },
         }),
         scale_grad_by_freq: config["scale_grad_by_freq"].as_bool().unwrap(),
+        grad_sum: GradSum::F64,
     };
     let table = Embedding::from_weight(Tensor::from_vec(weight, &w_shape).unwrap())
         .unwrap()

@@ -25,6 +25,7 @@ fn options(
         padding_idx,
         max_norm: None,
         scale_grad_by_freq,
+        ..EmbeddingOptions::default()
     })
 }
 

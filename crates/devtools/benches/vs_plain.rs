@@ -15,7 +15,7 @@ use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
 use rayon::ThreadPool;
-use tokenloom::embedding::Embedding;
+use tokenloom::embedding::{Embedding, EmbeddingOptions, GradSum};
 use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
 use tokenloom::tensor::{
     Accumulate, Operand, Tensor, TensorViewMut, for_each_chunk_mut, matmul_into,
@@ -158,6 +158,13 @@ fn backward(c: &mut Criterion) {
         Tensor::from_vec(vec![0.0f32; VOCAB_SIZE * N_EMBD], &[VOCAB_SIZE, N_EMBD]).unwrap(),
     )
     .unwrap();
+    let f32_sum = shape_table
+        .clone()
+        .with_options(EmbeddingOptions {
+            grad_sum: GradSum::F32,
+            ..EmbeddingOptions::default()
+        })
+        .unwrap();
     let grad_output = Tensor::from_vec(values(n * N_EMBD, 3), &[1, n, N_EMBD]).unwrap();
     let mut grad = vec![0.0f32; VOCAB_SIZE * N_EMBD];
     for (ids_name, distinct) in [("random", None), ("100_distinct", Some(100))] {
@@ -185,6 +192,17 @@ fn backward(c: &mut Criterion) {
                             let view =
                                 TensorViewMut::new(&mut grad, &[VOCAB_SIZE, N_EMBD]).unwrap();
                             shape_table
+                                .backward_dense_into(&ids, grad_output.view(), view, accumulate)
+                                .unwrap()
+                        })
+                    })
+                });
+                g.bench_function(format!("tokenloom_f32_sum_t{threads}"), |b| {
+                    b.iter(|| {
+                        pool.install(|| {
+                            let view =
+                                TensorViewMut::new(&mut grad, &[VOCAB_SIZE, N_EMBD]).unwrap();
+                            f32_sum
                                 .backward_dense_into(&ids, grad_output.view(), view, accumulate)
                                 .unwrap()
                         })

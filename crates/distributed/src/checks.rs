@@ -227,6 +227,7 @@ fn backward<C: Communicator + ?Sized>(
             padding_idx,
             max_norm: None,
             scale_grad_by_freq,
+            ..EmbeddingOptions::default()
         };
         let mut emb =
             VocabParallelEmbedding::from_full(comm, (&table[..], [VOCAB_SIZE, N_EMBD]), options)?;

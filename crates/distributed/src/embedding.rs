@@ -327,6 +327,7 @@ impl<T: Element> VocabParallelEmbedding<T> {
             padding_idx: self.local_padding_idx(),
             max_norm: None,
             scale_grad_by_freq: self.options.scale_grad_by_freq,
+            grad_sum: self.options.grad_sum,
         };
         let count = local_ids.len();
         functional::backward_dense(

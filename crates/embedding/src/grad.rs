@@ -3,13 +3,13 @@
 //! [`Embedding`], which call them.
 
 use tokenloom_tensor::{
-    Accumulate, Element, Tensor, TensorLike, TensorLikeMut, TensorView, TokenId,
-    for_each_chunk_mut, try_filled,
+    Accumulate, Element, Tensor, TensorLike, TensorLikeMut, TensorView, TokenId, try_filled,
 };
 
 use crate::error::EmbeddingError;
 use crate::lookup::{check_ids, table_dims};
 use crate::options::EmbeddingOptions;
+use crate::scatter::{Accumulators, Dest, RowGroups, RowSum, scatter};
 use crate::table::{Embedding, check_table_sizes};
 
 /// The gradient of a `(vocab_size, n_embd)` weight restricted to the rows a batch
@@ -79,89 +79,6 @@ impl<T: Element> SparseGrad<T> {
             data[start..start + self.n_embd].copy_from_slice(row);
         }
         Ok(dense)
-    }
-}
-
-/// The token positions of a batch grouped by id: ids increasing, positions in order,
-/// the padding id left out.
-struct RowGroups {
-    /// Token positions sorted by (id, position).
-    order: Vec<usize>,
-    /// `(id, range of order)` per distinct id.
-    groups: Vec<(u32, std::ops::Range<usize>)>,
-}
-
-impl RowGroups {
-    /// Groups checked ids (every id is a row index below a vocabulary that fits `u32`).
-    fn new<I: TokenId>(ids: &[I], padding_idx: Option<usize>) -> Self {
-        let row = |i: usize| ids[i].checked_index();
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        // (id, position) is unique, so the unstable sort is deterministic.
-        order.sort_unstable_by_key(|&i| (row(i), i));
-        let mut groups = Vec::new();
-        let mut start = 0;
-        for run in order.chunk_by(|&a, &b| row(a) == row(b)) {
-            let id = row(run[0]);
-            if padding_idx != Some(id) {
-                let id = u32::try_from(id).expect("sparse ids are checked to fit u32");
-                groups.push((id, start..start + run.len()));
-            }
-            start += run.len();
-        }
-        Self { order, groups }
-    }
-
-    /// Writes (or adds, with [`Accumulate::Add`]) the gradient row of group `g` into
-    /// `dst`: the rows of its positions summed in `f64` in position order (as PyTorch's
-    /// sequential `index_add`), divided by the count with `scale_grad_by_freq`, rounded
-    /// once.
-    ///
-    /// A group of one token skips the `f64` pass: its sum is the value itself (`0 + x`,
-    /// which turns −0 into +0 as the sum does), and adding one rounded value to `dst` in
-    /// `T` rounds exactly as the `f64` sum rounded to `T` would (`f64` has more than twice
-    /// the precision of every `T`, so rounding through it is innocuous). Same bits, one
-    /// pass instead of four, and this is the common case of a sparse gradient.
-    fn write_row<T: Element>(
-        &self,
-        g: usize,
-        grad_output: &[T],
-        n_embd: usize,
-        scale_grad_by_freq: bool,
-        dst: &mut [T],
-        accumulate: Accumulate,
-    ) {
-        let positions = &self.order[self.groups[g].1.clone()];
-        if let [i] = *positions {
-            let row = &grad_output[i * n_embd..(i + 1) * n_embd];
-            for (o, &x) in dst.iter_mut().zip(row) {
-                let sum = T::zero() + x;
-                *o = match accumulate {
-                    Accumulate::Replace => sum,
-                    Accumulate::Add => *o + sum,
-                };
-            }
-            return;
-        }
-        let mut sum = vec![0.0f64; n_embd];
-        for &i in positions {
-            for (s, x) in sum
-                .iter_mut()
-                .zip(&grad_output[i * n_embd..(i + 1) * n_embd])
-            {
-                *s += x.as_f64();
-            }
-        }
-        if scale_grad_by_freq {
-            // counts are far below 2^53
-            let count = positions.len() as f64;
-            sum.iter_mut().for_each(|s| *s /= count);
-        }
-        for (o, s) in dst.iter_mut().zip(&sum) {
-            *o = match accumulate {
-                Accumulate::Replace => T::from_f64_lossy(*s),
-                Accumulate::Add => T::from_f64_lossy(o.as_f64() + s),
-            };
-        }
     }
 }
 
@@ -245,18 +162,19 @@ pub fn backward_dense<'i, 'g, 'w, T: Element, I: TokenId>(
     options.validate(vocab_size)?;
     check_backward(ids, grad_output, vocab_size, n_embd)?;
     let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
-    let scale = options.scale_grad_by_freq;
-    let grad_output = grad_output.as_slice();
-    // One pass over the output, partitioned by destination row (no atomics): each row
-    // is zeroed or summed by exactly one task, so any thread count gives the same bits.
-    for_each_chunk_mut(grad_weight.as_mut_slice(), n_embd, |row, dst| match groups
-        .groups
-        .binary_search_by_key(&row, |(id, _)| *id as usize)
-    {
-        Ok(g) => groups.write_row(g, grad_output, n_embd, scale, dst, accumulate),
-        Err(_) if accumulate == Accumulate::Replace => dst.fill(T::zero()),
-        Err(_) => {}
-    });
+    let mut acc = Accumulators::new::<T>(&groups, n_embd, options.grad_sum)?;
+    let how = RowSum {
+        scale_grad_by_freq: options.scale_grad_by_freq,
+        accumulate,
+    };
+    scatter(
+        &groups,
+        grad_output.as_slice(),
+        n_embd,
+        Dest::Dense(grad_weight.as_mut_slice()),
+        &mut acc,
+        how,
+    );
     Ok(())
 }
 
@@ -293,7 +211,8 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     options.validate(vocab_size)?;
     check_backward(ids, grad_output, vocab_size, n_embd)?;
     let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
-    let len = groups.groups.len() * n_embd;
+    let mut acc = Accumulators::new::<T>(&groups, n_embd, options.grad_sum)?;
+    let len = groups.len() * n_embd;
     if len > grad.values.len() {
         grad.values
             .try_reserve_exact(len - grad.values.len())
@@ -304,13 +223,20 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     }
     grad.values.resize(len, T::zero());
     grad.rows.clear();
-    grad.rows.extend(groups.groups.iter().map(|(id, _)| *id));
+    grad.rows.extend(groups.ids());
     (grad.vocab_size, grad.n_embd) = (vocab_size, n_embd);
-    let scale = options.scale_grad_by_freq;
-    let grad_output = grad_output.as_slice();
-    for_each_chunk_mut(&mut grad.values, n_embd, |g, dst| {
-        groups.write_row(g, grad_output, n_embd, scale, dst, Accumulate::Replace);
-    });
+    let how = RowSum {
+        scale_grad_by_freq: options.scale_grad_by_freq,
+        accumulate: Accumulate::Replace,
+    };
+    scatter(
+        &groups,
+        grad_output.as_slice(),
+        n_embd,
+        Dest::Compact(&mut grad.values),
+        &mut acc,
+        how,
+    );
     Ok(())
 }
 
@@ -428,78 +354,5 @@ impl<T: Element> Embedding<T> {
         let grad_output = grad_output.try_view()?;
         check_backward(ids, grad_output, self.vocab_size(), self.n_embd())?;
         backward_sparse(ids, grad_output, self.vocab_size(), self.options(), grad)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tokenloom_tensor::{bf16, f16};
-
-    use super::*;
-
-    /// Bit patterns of `T` from a fixed LCG, plus the signed zeros and extremes.
-    fn patterns<T: Element>(len: usize) -> Vec<T> {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut values: Vec<T> = (0..len)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                T::from_bits64(state >> 11)
-            })
-            .collect();
-        values.extend([
-            T::zero(),
-            -T::zero(),
-            T::max_value(),
-            T::min_positive_value(),
-        ]);
-        values
-    }
-
-    fn same<T: Element>(a: T, b: T) -> bool {
-        a.to_bits64() == b.to_bits64() || (a.is_nan() && b.is_nan())
-    }
-
-    /// A one-token group's shortcut gives the bits of the `f64` sum rounded once, for
-    /// every dtype, replacing or adding, signed zeros included.
-    fn one_token_shortcut_matches_the_f64_sum<T: Element>() {
-        let n_embd = 4096 + 4;
-        let row = patterns::<T>(4096);
-        let old = {
-            let mut old = patterns::<T>(4096 + 1);
-            old.remove(0); // shifted against `row`
-            old.reverse();
-            old
-        };
-        let groups = RowGroups::new(&[7], None);
-        for accumulate in [Accumulate::Replace, Accumulate::Add] {
-            let mut dst = old.clone();
-            groups.write_row(0, &row, n_embd, false, &mut dst, accumulate);
-            for j in 0..n_embd {
-                let sum = 0.0 + row[j].as_f64();
-                let expected = match accumulate {
-                    Accumulate::Replace => T::from_f64_lossy(sum),
-                    Accumulate::Add => T::from_f64_lossy(old[j].as_f64() + sum),
-                };
-                assert!(
-                    same(dst[j], expected),
-                    "{} {accumulate:?}: {:?} + {:?} gave {:?}, the f64 sum {:?}",
-                    T::DTYPE,
-                    old[j],
-                    row[j],
-                    dst[j],
-                    expected
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn one_token_shortcut_matches_the_f64_sum_in_every_dtype() {
-        one_token_shortcut_matches_the_f64_sum::<f32>();
-        one_token_shortcut_matches_the_f64_sum::<f64>();
-        one_token_shortcut_matches_the_f64_sum::<f16>();
-        one_token_shortcut_matches_the_f64_sum::<bf16>();
     }
 }

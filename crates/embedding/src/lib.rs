@@ -67,6 +67,7 @@ mod options;
 mod lookup;
 mod renorm;
 mod grad;
+mod scatter;
 mod head;
 #[cfg(feature = "io")]
 mod quantized;
@@ -86,7 +87,7 @@ pub use head::{EmbeddingAndHead, EmbeddingAndHeadGrads, LogitStdReport, TieOptio
 pub use init::Init;
 pub use lookup::check_ids;
 pub use optim::{AdamW, Optimizer, Sgd};
-pub use options::{EmbeddingOptions, MaxNorm, NormType};
+pub use options::{EmbeddingOptions, GradSum, MaxNorm, NormType};
 #[cfg(feature = "io")]
 pub use quantized::QuantizedEmbedding;
 pub use table::Embedding;

@@ -55,6 +55,8 @@ impl MaxNorm {
 /// - `max_norm`: see [`MaxNorm`] and [`crate::Embedding::renorm_in_place`].
 /// - `scale_grad_by_freq`: each row's gradient is divided by the number of times its id
 ///   occurs in the batch.
+/// - `grad_sum`: the precision repeated ids' gradient rows are summed in (tokenloom's
+///   addition; see [`GradSum`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EmbeddingOptions {
@@ -64,6 +66,35 @@ pub struct EmbeddingOptions {
     pub max_norm: Option<MaxNorm>,
     /// Divide each row's gradient by its id's frequency in the batch.
     pub scale_grad_by_freq: bool,
+    /// How the gradient rows of a repeated id are summed (default [`GradSum::F64`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub grad_sum: GradSum,
+}
+
+/// How the backward passes sum the gradient rows of an id that occurs several times in a
+/// batch. A row touched by one token is the same in both: its gradient row, rounded once.
+///
+/// Measured on 4096 ids of a (32000, 4096) `f32` table (docs/benchmarks.md, "Never
+/// slower than the plain loop"): with 100 distinct ids (each ~41 times) `F32` is about
+/// as fast as the plain loop and `F64` slower; with random ids (few repeats) the two
+/// cost the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum GradSum {
+    /// Summed in `f64` in position order and rounded once to the gradient's dtype
+    /// (divided by the count in `f64` with `scale_grad_by_freq`; added to the buffer in
+    /// `f64` with [`Accumulate::Add`](tokenloom_tensor::Accumulate::Add)). Nearest to the
+    /// exact sum in every dtype; the default.
+    #[default]
+    F64,
+    /// Added in `f32`, in position order, onto the buffer's value (`+0.0` when replacing)
+    /// — each term multiplied by `1 / count` with `scale_grad_by_freq` — as the plain
+    /// `grad[id] += g` loop and PyTorch's CPU kernel do: for `f32` gradients the same bits
+    /// as that loop. Each addition rounds, so the error grows with the number of repeats
+    /// (for `f16`/`bf16` gradients it is still far below summing in their own precision).
+    /// `f64` gradients are summed as with [`GradSum::F64`].
+    F32,
 }
 
 impl EmbeddingOptions {

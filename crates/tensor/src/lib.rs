@@ -38,8 +38,8 @@
 //! [`TensorError`], whose variants carry the numbers. Panics are reserved for broken
 //! internal invariants.
 
-// The one `unsafe` block is the `gemm` call in matmul.rs (allowed there, with its
-// `// SAFETY:` comment); the candle adapter reaches candle's storage through candle's
+// `unsafe` is allowed at each use, with its `// SAFETY:` comment: the `gemm` call in
+// matmul.rs and the non-temporal stores in stream.rs; the candle adapter reaches candle's storage through candle's
 // safe API.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
@@ -57,6 +57,7 @@ mod parallel;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod shape;
+pub mod stream;
 mod tensor;
 mod token_id;
 mod view;
@@ -67,7 +68,8 @@ pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};
 pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};
 pub use parallel::{
-    PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, for_each_chunk_mut_by_work, with_par,
+    PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, for_each_chunk_mut_by_work,
+    threads_for, with_par,
 };
 #[cfg(feature = "serde")]
 pub use serde_impl::TENSOR_SERDE_VERSION;

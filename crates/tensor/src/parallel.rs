@@ -69,6 +69,29 @@ pub(crate) fn use_threads(work_bytes: usize) -> bool {
     }
 }
 
+/// The number of threads a call doing `work_bytes` of memory traffic splits across: 1
+/// below [`PARALLEL_MIN_BYTES`], under [`Par::Seq`] or without the `parallel` feature,
+/// otherwise the size of rayon's current pool. For kernels that partition their work
+/// into exactly one part per thread (and run them with [`for_each_chunk_mut_by_work`]).
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{Par, threads_for, with_par};
+///
+/// assert_eq!(threads_for(64), 1);
+/// assert_eq!(with_par(Par::Seq, || threads_for(1 << 30)), 1);
+/// ```
+#[must_use]
+pub fn threads_for(work_bytes: usize) -> usize {
+    #[cfg(feature = "parallel")]
+    if use_threads(work_bytes) {
+        return rayon::current_num_threads();
+    }
+    let _ = work_bytes;
+    1
+}
+
 /// Work on buffers smaller than this stays on the calling thread: a decode step's one
 /// row is faster copied than scheduled.
 pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
