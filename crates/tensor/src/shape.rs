@@ -34,6 +34,8 @@ pub const MAX_RANK: usize = 8;
 pub struct Shape {
     dims: [usize; MAX_RANK],
     rank: usize,
+    /// The product of `dims`, computed once (views check it on every call).
+    elem_count: usize,
 }
 
 impl Shape {
@@ -43,6 +45,7 @@ impl Shape {
     ///
     /// [`TensorError::RankTooLarge`] for more than [`MAX_RANK`] dimensions and
     /// [`TensorError::ShapeOverflow`] when the element count overflows `usize`.
+    #[inline]
     pub fn new(dims: &[usize]) -> Result<Self, TensorError> {
         if dims.len() > MAX_RANK {
             return Err(TensorError::RankTooLarge {
@@ -50,21 +53,23 @@ impl Shape {
                 max_rank: MAX_RANK,
             });
         }
-        if checked_product(dims).is_none() {
+        let Some(elem_count) = checked_product(dims) else {
             return Err(TensorError::ShapeOverflow {
                 dims: dims.to_vec(),
             });
-        }
+        };
         let mut stored = [0; MAX_RANK];
         stored[..dims.len()].copy_from_slice(dims);
         Ok(Self {
             dims: stored,
             rank: dims.len(),
+            elem_count,
         })
     }
 
     /// The dimensions, outermost first.
     #[must_use]
+    #[inline]
     pub fn dims(&self) -> &[usize] {
         &self.dims[..self.rank]
     }
@@ -77,9 +82,9 @@ impl Shape {
 
     /// The number of elements: the product of the dimensions (1 for rank 0).
     #[must_use]
+    #[inline]
     pub fn elem_count(&self) -> usize {
-        // Cannot overflow: checked in `Shape::new`.
-        self.dims().iter().product()
+        self.elem_count
     }
 
     /// The innermost dimension (the length of a row), or 1 for a rank-0 shape.
@@ -157,6 +162,7 @@ impl Shape {
 
 /// The product of `dims`, or `None` when it overflows `usize`.
 #[must_use]
+#[inline]
 pub(crate) fn checked_product(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }

@@ -8,6 +8,7 @@ use crate::error::TensorError;
 use crate::shape::Shape;
 
 /// Checks that `len` elements fill `shape` exactly.
+#[inline]
 fn check_len(op: &'static str, shape: Shape, len: usize) -> Result<(), TensorError> {
     if shape.elem_count() == len {
         Ok(())
@@ -57,6 +58,7 @@ impl<'a, T> TensorView<'a, T> {
     ///
     /// As [`Shape::new`], and [`TensorError::ElementCountMismatch`] when `data.len()` is not
     /// the product of `dims`.
+    #[inline]
     pub fn new(data: &'a [T], dims: &[usize]) -> Result<Self, TensorError> {
         Self::from_shape(data, Shape::new(dims)?)
     }
@@ -66,6 +68,7 @@ impl<'a, T> TensorView<'a, T> {
     /// # Errors
     ///
     /// [`TensorError::ElementCountMismatch`] when `data.len() != shape.elem_count()`.
+    #[inline]
     pub fn from_shape(data: &'a [T], shape: Shape) -> Result<Self, TensorError> {
         check_len("TensorView::new", shape, data.len())?;
         Ok(Self { shape, data })
@@ -133,6 +136,7 @@ impl<'a, T> TensorViewMut<'a, T> {
     /// # Errors
     ///
     /// As [`TensorView::new`].
+    #[inline]
     pub fn new(data: &'a mut [T], dims: &[usize]) -> Result<Self, TensorError> {
         Self::from_shape(data, Shape::new(dims)?)
     }
@@ -142,6 +146,7 @@ impl<'a, T> TensorViewMut<'a, T> {
     /// # Errors
     ///
     /// [`TensorError::ElementCountMismatch`] when `data.len() != shape.elem_count()`.
+    #[inline]
     pub fn from_shape(data: &'a mut [T], shape: Shape) -> Result<Self, TensorError> {
         check_len("TensorViewMut::new", shape, data.len())?;
         Ok(Self { shape, data })
