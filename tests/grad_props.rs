@@ -5,8 +5,8 @@ mod common;
 
 use proptest::prelude::*;
 use tokenloom::embedding::{
-    AdamW, Embedding, EmbeddingAndHead, EmbeddingConfig, EmbeddingError, EmbeddingOptions, Init,
-    Sgd, TieOptions,
+    AdamW, Embedding, EmbeddingAndHead, EmbeddingConfig, EmbeddingError, EmbeddingOptions, GradSum,
+    Init, Sgd, TieOptions,
 };
 use tokenloom::tensor::{Accumulate, Tensor, TensorView};
 
@@ -315,4 +315,123 @@ fn gradient_buffers_must_match_the_model() {
             n_params: 15
         })
     ));
+}
+
+/// `(vocab_size, n_embd, ids, grad_output, starting gradient, padding_idx,
+/// scale_grad_by_freq)`.
+type F32Case = (
+    usize,
+    usize,
+    Vec<u32>,
+    Vec<f32>,
+    Vec<f32>,
+    Option<usize>,
+    bool,
+);
+
+/// f32 ids-with-repeats cases for the two summation modes.
+fn f32_case() -> impl Strategy<Value = F32Case> {
+    (
+        1usize..12,
+        1usize..9,
+        1usize..40,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_flat_map(|(vocab_size, n_embd, n, padded, scale)| {
+            let max_id = u32::try_from(vocab_size - 1).unwrap();
+            (
+                Just(vocab_size),
+                Just(n_embd),
+                prop::collection::vec(0..=max_id, n),
+                // Values that round differently in f32 and f64 sums, and signed zeros.
+                prop::collection::vec(
+                    prop_oneof![Just(-0.0f32), Just(0.0f32), -1e4f32..1e4, -1e-3f32..1e-3],
+                    n * n_embd,
+                ),
+                prop::collection::vec(-4.0f32..4.0, vocab_size * n_embd),
+                (0..vocab_size).prop_map(move |p| padded.then_some(p)),
+                Just(scale),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(tokenloom_testkit::cases_or(256)))]
+
+    /// `GradSum::F32` gives the plain loop's bits (memset, then `grad[id] += g`, times
+    /// `1 / count` in f32 with scale_grad_by_freq — PyTorch's CPU arithmetic), replacing
+    /// and adding; `GradSum::F64` gives each row's f64 sum in position order, rounded
+    /// once (then added in f64 when accumulating). Dense and sparse alike.
+    #[test]
+    fn f32_sum_is_the_plain_loop_and_f64_sum_rounds_once(
+        (vocab_size, n_embd, ids, grad, start, padding_idx, scale) in f32_case()
+    ) {
+        let n = ids.len();
+        let count = |id: u32| ids.iter().filter(|&&i| i == id).count();
+        for accumulate in [Accumulate::Replace, Accumulate::Add] {
+            // The plain loop.
+            let mut plain = match accumulate {
+                Accumulate::Replace => vec![0.0f32; vocab_size * n_embd],
+                Accumulate::Add => start.clone(),
+            };
+            for (i, &id) in ids.iter().enumerate() {
+                if Some(id as usize) == padding_idx {
+                    continue;
+                }
+                let term = if scale { 1.0f32 / count(id) as f32 } else { 1.0 };
+                for j in 0..n_embd {
+                    let g = grad[i * n_embd + j];
+                    let o = &mut plain[id as usize * n_embd + j];
+                    *o += if scale { g * term } else { g };
+                }
+            }
+            // The f64 sums.
+            let mut exact = match accumulate {
+                Accumulate::Replace => vec![0.0f32; vocab_size * n_embd],
+                Accumulate::Add => start.clone(),
+            };
+            for id in 0..vocab_size as u32 {
+                if Some(id as usize) == padding_idx || count(id) == 0 {
+                    continue;
+                }
+                for j in 0..n_embd {
+                    let mut s = 0.0f64;
+                    for (i, _) in ids.iter().enumerate().filter(|&(_, &x)| x == id) {
+                        s += f64::from(grad[i * n_embd + j]);
+                    }
+                    if scale {
+                        s /= count(id) as f64;
+                    }
+                    let o = &mut exact[id as usize * n_embd + j];
+                    *o = match accumulate {
+                        Accumulate::Replace => s as f32,
+                        Accumulate::Add => (f64::from(*o) + s) as f32,
+                    };
+                }
+            }
+            for (grad_sum, want) in [(GradSum::F32, &plain), (GradSum::F64, &exact)] {
+                let options = EmbeddingOptions { padding_idx, scale_grad_by_freq: scale, grad_sum, ..EmbeddingOptions::default() };
+                let mut got = match accumulate {
+                    Accumulate::Replace => vec![7.0f32; vocab_size * n_embd],
+                    Accumulate::Add => start.clone(),
+                };
+                tokenloom::embedding::functional::backward_dense(
+                    &ids[..],
+                    (&grad[..], [n, n_embd]),
+                    (&mut got[..], [vocab_size, n_embd]),
+                    &options,
+                    accumulate,
+                )
+                .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&got), bits(want), "{:?} {:?}", grad_sum, accumulate);
+                if accumulate == Accumulate::Replace {
+                    let mut sparse = tokenloom::embedding::SparseGrad::new();
+                    tokenloom::embedding::functional::backward_sparse(&ids[..], (&grad[..], [n, n_embd]), vocab_size, &options, &mut sparse).unwrap();
+                    prop_assert_eq!(bits(sparse.to_dense().unwrap().as_slice()), bits(want), "sparse {:?}", grad_sum);
+                }
+            }
+        }
+    }
 }

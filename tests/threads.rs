@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use tokenloom::embedding::{Embedding, EmbeddingConfig, Init};
+use tokenloom::embedding::{Embedding, EmbeddingConfig, EmbeddingOptions, GradSum, Init};
 use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
 
 use tokenloom::tensor::{
@@ -51,6 +51,15 @@ fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
         table.forward_into(&ids, &mut into).unwrap();
         assert_eq!(into, forward);
         let dense = table.backward_dense(&ids, grad.view()).unwrap();
+        let f32_sum = table
+            .clone()
+            .with_options(EmbeddingOptions {
+                grad_sum: GradSum::F32,
+                ..*table.options()
+            })
+            .unwrap()
+            .backward_dense(&ids, grad.view())
+            .unwrap();
         let mut accumulated = dense.clone();
         table
             .backward_dense_into(&ids, grad.view(), accumulated.view_mut(), Accumulate::Add)
@@ -89,6 +98,7 @@ fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
         (
             bits(&forward),
             bits(&dense),
+            bits(&f32_sum),
             bits(&accumulated),
             bits(&sparse),
             logits,

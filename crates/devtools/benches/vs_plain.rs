@@ -1,39 +1,38 @@
 //! tokenloom's kernels beside the plain loops a skeptic would write
 //! ([`tokenloom_devtools::plain_loops`]), on the same buffers, on 1 and on 2 threads: a
-//! private rayon pool of that size for both contenders (`_t1`, `_t2`); the decode step,
-//! which never splits, on the calling thread. Each group also holds the copy roofline of
-//! the bytes it must move.
+//! private rayon pool of that size for every contender (`_t1`, `_t2`); the decode step,
+//! which never splits, on the calling thread. Memory-bound cases also hold the copy
+//! roofline of the bytes they must move.
 //!
-//! Run: `cargo bench -p tokenloom-devtools --bench vs_plain`, then
-//! `cargo run --release -p tokenloom-devtools --example bench_report -- vs_plain` for the
-//! table of ratios (docs/benchmarks.md, "Never slower than the plain loop").
+//! Two modes:
+//!
+//! - `cargo bench -p tokenloom-devtools --bench vs_plain` — criterion, one function
+//!   after the other (throughput; `bench_report vs_plain` turns it into a table);
+//! - `cargo bench -p tokenloom-devtools --bench vs_plain -- --interleaved` — every round
+//!   runs each contender of a case once, in rotating order
+//!   ([`tokenloom_devtools::interleave`]), and prints the markdown table of
+//!   docs/benchmarks.md ("Never slower than the plain loop"): on a shared VM only
+//!   interleaved ratios are tighter than the machine's drift.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{
-    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
-};
+use criterion::{Criterion, Throughput};
 use rayon::ThreadPool;
 use tokenloom::embedding::{Embedding, EmbeddingOptions, GradSum};
 use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
 use tokenloom::tensor::{
     Accumulate, Operand, Tensor, TensorViewMut, for_each_chunk_mut, matmul_into,
 };
+use tokenloom_devtools::interleave::{Contender, time_interleaved};
 use tokenloom_devtools::{gemm_peer, plain_loops};
 
 const VOCAB_SIZE: usize = 32000;
 const N_EMBD: usize = 4096;
-
-fn pools() -> [(usize, ThreadPool); 2] {
-    [1, 2].map(|n| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .expect("a rayon pool");
-        (n, pool)
-    })
-}
+const N_IDS: usize = 4096;
+const ROPE: (usize, usize, usize, usize) = (1, 2048, 32, 128);
+const GEMM: (usize, usize, usize) = (128, 1024, 8000);
+const LOOKUPS: [(usize, usize); 2] = [(1, 512), (8, 512)];
 
 fn values(len: usize, salt: usize) -> Vec<f32> {
     (0..len)
@@ -55,289 +54,395 @@ fn ids(n: usize, distinct: Option<usize>) -> Vec<u32> {
         .collect()
 }
 
-fn group<'a>(c: &'a mut Criterion, name: &str, bytes: usize) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    g.throughput(Throughput::Bytes(bytes as u64));
-    g
+/// Everything the cases borrow.
+struct Data {
+    pools: [(usize, ThreadPool); 2],
+    table: Embedding<f32>,
+    /// A zero table: the backward reads only its shape and options.
+    shape_table: Embedding<f32>,
+    f32_sum: Embedding<f32>,
+    grad_output: Tensor<f32>,
+    random_ids: Tensor<u32>,
+    distinct_ids: Tensor<u32>,
+    /// The ids of the (1, 512) and (8, 512) lookups, and of the decode step.
+    lookup_ids: [Tensor<u32>; 2],
+    decode_id: Tensor<u32>,
+    rope_x: Vec<f32>,
+    rope_caches: [RopeCache<f32>; 2],
+    gemm_h: Tensor<f32>,
+    gemm_e: Tensor<f32>,
+    /// The source of the roofline copies (as large as the largest output).
+    copy_src: Vec<f32>,
 }
 
-/// The copy roofline of `bytes`, split across `pool` like the kernels are.
-fn roofline(g: &mut BenchmarkGroup<'_, WallTime>, bytes: usize, pools: &[(usize, ThreadPool)]) {
-    let src = vec![1u8; bytes];
-    let mut dst = vec![0u8; bytes];
-    let chunk = 1 << 20;
-    for (n, pool) in pools {
-        g.bench_function(format!("roofline_copy_t{n}"), |b| {
-            b.iter(|| {
-                pool.install(|| {
-                    for_each_chunk_mut(&mut dst, chunk, |i, d| {
-                        d.copy_from_slice(&black_box(&src)[i * chunk..i * chunk + d.len()]);
-                    });
-                })
-            })
+impl Data {
+    fn new() -> Self {
+        let pools = [1, 2].map(|n| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .expect("a rayon pool");
+            (n, pool)
         });
+        let weight = Tensor::from_vec(values(VOCAB_SIZE * N_EMBD, 0), &[VOCAB_SIZE, N_EMBD]);
+        let shape_table = Embedding::from_weight(
+            Tensor::from_vec(vec![0.0f32; VOCAB_SIZE * N_EMBD], &[VOCAB_SIZE, N_EMBD]).unwrap(),
+        )
+        .unwrap();
+        let f32_sum = shape_table
+            .clone()
+            .with_options(EmbeddingOptions {
+                grad_sum: GradSum::F32,
+                ..EmbeddingOptions::default()
+            })
+            .unwrap();
+        let (_, seq_len, n_heads, head_dim) = ROPE;
+        let rope_caches = [RopeLayout::HalfSplit, RopeLayout::Interleaved].map(|layout| {
+            RopeCache::new(&RopeConfig::new(head_dim, 10000.0, layout), seq_len).unwrap()
+        });
+        let (m, k, n) = GEMM;
+        Self {
+            pools,
+            table: Embedding::from_weight(weight.unwrap()).unwrap(),
+            shape_table,
+            f32_sum,
+            grad_output: Tensor::from_vec(values(N_IDS * N_EMBD, 3), &[1, N_IDS, N_EMBD]).unwrap(),
+            random_ids: Tensor::from_vec(ids(N_IDS, None), &[1, N_IDS]).unwrap(),
+            distinct_ids: Tensor::from_vec(ids(N_IDS, Some(100)), &[1, N_IDS]).unwrap(),
+            lookup_ids: LOOKUPS.map(|(batch, seq_len)| {
+                Tensor::from_vec(ids(batch * seq_len, None), &[batch, seq_len]).unwrap()
+            }),
+            decode_id: Tensor::from_vec(ids(1, None), &[1, 1]).unwrap(),
+            rope_x: values(seq_len * n_heads * head_dim, 5),
+            rope_caches,
+            gemm_h: Tensor::from_vec(values(m * k, 1), &[m, k]).unwrap(),
+            gemm_e: Tensor::from_vec(values(n * k, 2), &[n, k]).unwrap(),
+            copy_src: values(VOCAB_SIZE * N_EMBD, 9),
+        }
     }
 }
 
-fn lookup(c: &mut Criterion) {
-    let pools = pools();
-    let table = Embedding::from_weight(
-        Tensor::from_vec(values(VOCAB_SIZE * N_EMBD, 0), &[VOCAB_SIZE, N_EMBD]).unwrap(),
-    )
-    .unwrap();
-    for (batch, seq_len) in [(1, 512), (8, 512)] {
-        let n = batch * seq_len;
-        let ids = Tensor::from_vec(ids(n, None), &[batch, seq_len]).unwrap();
-        let mut out = vec![0.0f32; n * N_EMBD];
-        let mut g = group(
-            c,
-            &format!("vs_plain_lookup_{batch}x{seq_len}_of_32000x4096_f32"),
-            n * N_EMBD * 4,
-        );
-        roofline(&mut g, n * N_EMBD * 4, &pools);
-        for (threads, pool) in &pools {
-            g.bench_function(format!("tokenloom_t{threads}"), |b| {
-                b.iter(|| {
-                    pool.install(|| {
-                        table
-                            .forward_into(
-                                &ids,
-                                TensorViewMut::new(&mut out, &[batch, seq_len, N_EMBD]).unwrap(),
-                            )
-                            .unwrap()
-                    })
-                })
-            });
-            g.bench_function(format!("plain_t{threads}"), |b| {
-                b.iter(|| {
-                    pool.install(|| {
-                        plain_loops::gather(
-                            table.weight().as_slice(),
-                            N_EMBD,
-                            ids.as_slice(),
-                            &mut out,
-                            *threads,
-                        )
-                    })
-                })
+/// One benchmark case: its contenders write into an output of `out_len` elements.
+struct Case<'a> {
+    name: String,
+    out_len: usize,
+    throughput: Throughput,
+    contenders: Vec<Contender<'a>>,
+}
+
+impl<'a> Case<'a> {
+    fn new(name: String, out_len: usize, throughput: Throughput) -> Self {
+        Self {
+            name,
+            out_len,
+            throughput,
+            contenders: Vec::new(),
+        }
+    }
+
+    /// A contender run inside the `threads`-thread pool.
+    fn on(
+        &mut self,
+        data: &'a Data,
+        name: &str,
+        threads: usize,
+        mut run: impl FnMut(&mut [f32]) + Send + 'a,
+    ) {
+        let pool = &data.pools[threads - 1].1;
+        self.contenders.push(Contender::new(
+            format!("{name}_t{threads}"),
+            move |out: &mut [f32]| pool.install(|| run(out)),
+        ));
+    }
+
+    /// The roofline: copying `len` elements into the output, split like the kernels.
+    fn roofline(&mut self, data: &'a Data, len: usize) {
+        let src = &data.copy_src[..len];
+        for threads in [1, 2] {
+            self.on(data, "roofline_copy", threads, move |out| {
+                let chunk = 1 << 18;
+                for_each_chunk_mut(&mut out[..len], chunk, |i, d| {
+                    d.copy_from_slice(&black_box(src)[i * chunk..i * chunk + d.len()]);
+                });
             });
         }
-        g.finish();
     }
-
-    // Decode: one token, on the calling thread; the plain loop is one row copy.
-    let one = Tensor::from_vec(ids(1, None), &[1, 1]).unwrap();
-    let mut out = vec![0.0f32; N_EMBD];
-    let mut g = group(c, "vs_plain_decode_1x1_of_32000x4096_f32", N_EMBD * 4);
-    g.bench_function("tokenloom_t1", |b| {
-        b.iter(|| {
-            table
-                .forward_into(
-                    black_box(&one),
-                    TensorViewMut::new(&mut out, &[1, 1, N_EMBD]).unwrap(),
-                )
-                .unwrap()
-        })
-    });
-    g.bench_function("plain_t1", |b| {
-        b.iter(|| {
-            let start = black_box(one.as_slice())[0] as usize * N_EMBD;
-            out.copy_from_slice(&table.weight().as_slice()[start..start + N_EMBD]);
-        })
-    });
-    g.finish();
 }
 
-fn backward(c: &mut Criterion) {
-    let pools = pools();
-    let n = 4096;
-    let shape_table = Embedding::from_weight(
-        Tensor::from_vec(vec![0.0f32; VOCAB_SIZE * N_EMBD], &[VOCAB_SIZE, N_EMBD]).unwrap(),
-    )
-    .unwrap();
-    let f32_sum = shape_table
-        .clone()
-        .with_options(EmbeddingOptions {
-            grad_sum: GradSum::F32,
-            ..EmbeddingOptions::default()
-        })
-        .unwrap();
-    let grad_output = Tensor::from_vec(values(n * N_EMBD, 3), &[1, n, N_EMBD]).unwrap();
-    let mut grad = vec![0.0f32; VOCAB_SIZE * N_EMBD];
-    for (ids_name, distinct) in [("random", None), ("100_distinct", Some(100))] {
-        let ids = Tensor::from_vec(ids(n, distinct), &[1, n]).unwrap();
+fn lookup_cases(data: &Data) -> Vec<Case<'_>> {
+    let mut cases = Vec::new();
+    for ((batch, seq_len), ids) in LOOKUPS.into_iter().zip(&data.lookup_ids) {
+        let n = batch * seq_len;
+        let mut case = Case::new(
+            format!("lookup_{batch}x{seq_len}_of_32000x4096_f32"),
+            n * N_EMBD,
+            Throughput::Bytes((n * N_EMBD * 4) as u64),
+        );
+        case.roofline(data, n * N_EMBD);
+        for threads in [1, 2] {
+            case.on(data, "tokenloom", threads, move |out| {
+                let out = TensorViewMut::new(out, &[batch, seq_len, N_EMBD]).unwrap();
+                data.table.forward_into(ids, out).unwrap();
+            });
+            case.on(data, "plain", threads, move |out| {
+                plain_loops::gather(
+                    data.table.weight().as_slice(),
+                    N_EMBD,
+                    ids.as_slice(),
+                    out,
+                    threads,
+                );
+            });
+        }
+        cases.push(case);
+    }
+    // Decode: one token, on the calling thread; the plain loop is one row copy.
+    let one = &data.decode_id;
+    let mut case = Case::new(
+        "decode_1x1_of_32000x4096_f32".into(),
+        N_EMBD,
+        Throughput::Bytes((N_EMBD * 4) as u64),
+    );
+    case.contenders
+        .push(Contender::new("tokenloom_t1", move |out: &mut [f32]| {
+            let out = TensorViewMut::new(out, &[1, 1, N_EMBD]).unwrap();
+            data.table.forward_into(black_box(one), out).unwrap();
+        }));
+    case.contenders
+        .push(Contender::new("plain_t1", move |out: &mut [f32]| {
+            let start = black_box(one.as_slice())[0] as usize * N_EMBD;
+            out.copy_from_slice(&data.table.weight().as_slice()[start..start + N_EMBD]);
+        }));
+    cases.push(case);
+    cases
+}
+
+fn backward_cases(data: &Data) -> Vec<Case<'_>> {
+    let mut cases = Vec::new();
+    for (ids_name, ids) in [
+        ("random", &data.random_ids),
+        ("100_distinct", &data.distinct_ids),
+    ] {
         for (mode, accumulate) in [
             ("dense", Accumulate::Replace),
             ("accumulate", Accumulate::Add),
         ] {
-            // The bytes the plain loop must move: the whole gradient written (dense) plus
-            // the incoming rows read and their destination rows read and written.
-            let rows = n * N_EMBD * 4;
+            // The bytes the plain loop must move: the gradient written (dense), the
+            // incoming rows read.
+            let rows = N_IDS * N_EMBD * 4;
             let bytes = match accumulate {
                 Accumulate::Replace => VOCAB_SIZE * N_EMBD * 4 + rows,
                 Accumulate::Add => rows,
             };
-            let mut g = group(
-                c,
-                &format!("vs_plain_{mode}_backward_4096_{ids_name}_ids_of_32000x4096_f32"),
-                bytes,
+            let mut case = Case::new(
+                format!("{mode}_backward_4096_{ids_name}_ids_of_32000x4096_f32"),
+                VOCAB_SIZE * N_EMBD,
+                Throughput::Bytes(bytes as u64),
             );
-            for (threads, pool) in &pools {
-                g.bench_function(format!("tokenloom_t{threads}"), |b| {
-                    b.iter(|| {
-                        pool.install(|| {
-                            let view =
-                                TensorViewMut::new(&mut grad, &[VOCAB_SIZE, N_EMBD]).unwrap();
-                            shape_table
-                                .backward_dense_into(&ids, grad_output.view(), view, accumulate)
-                                .unwrap()
-                        })
-                    })
-                });
-                g.bench_function(format!("tokenloom_f32_sum_t{threads}"), |b| {
-                    b.iter(|| {
-                        pool.install(|| {
-                            let view =
-                                TensorViewMut::new(&mut grad, &[VOCAB_SIZE, N_EMBD]).unwrap();
-                            f32_sum
-                                .backward_dense_into(&ids, grad_output.view(), view, accumulate)
-                                .unwrap()
-                        })
-                    })
-                });
-                g.bench_function(format!("plain_t{threads}"), |b| {
-                    b.iter(|| {
-                        pool.install(|| match accumulate {
-                            Accumulate::Replace => plain_loops::dense_backward(
-                                &mut grad,
-                                N_EMBD,
-                                grad_output.as_slice(),
-                                ids.as_slice(),
-                                *threads,
-                            ),
-                            Accumulate::Add => plain_loops::scatter_add(
-                                &mut grad,
-                                N_EMBD,
-                                grad_output.as_slice(),
-                                ids.as_slice(),
-                                *threads,
-                            ),
-                        })
-                    })
+            if accumulate == Accumulate::Replace {
+                case.roofline(data, VOCAB_SIZE * N_EMBD);
+            }
+            for threads in [1, 2] {
+                for (name, table) in [
+                    ("tokenloom", &data.shape_table),
+                    ("tokenloom_f32_sum", &data.f32_sum),
+                ] {
+                    case.on(data, name, threads, move |out| {
+                        let view = TensorViewMut::new(out, &[VOCAB_SIZE, N_EMBD]).unwrap();
+                        table
+                            .backward_dense_into(ids, data.grad_output.view(), view, accumulate)
+                            .unwrap();
+                    });
+                }
+                case.on(data, "plain", threads, move |out| {
+                    let (grad_output, ids) = (data.grad_output.as_slice(), ids.as_slice());
+                    match accumulate {
+                        Accumulate::Replace => {
+                            plain_loops::dense_backward(out, N_EMBD, grad_output, ids, threads);
+                        }
+                        Accumulate::Add => {
+                            plain_loops::scatter_add(out, N_EMBD, grad_output, ids, threads)
+                        }
+                    }
                 });
             }
-            g.finish();
-            // Accumulating forever grows the values; start every mode from zero.
-            grad.fill(0.0);
+            cases.push(case);
         }
     }
+    cases
 }
 
-fn rope(c: &mut Criterion) {
-    let pools = pools();
-    let (batch, seq_len, n_heads, head_dim) = (1, 2048, 32, 128);
+fn rope_cases(data: &Data) -> Vec<Case<'_>> {
+    let (batch, seq_len, n_heads, head_dim) = ROPE;
     let len = batch * seq_len * n_heads * head_dim;
-    let x = values(len, 5);
-    let mut out = vec![0.0f32; len];
-    for (name, layout) in [
-        ("half_split", RopeLayout::HalfSplit),
-        ("interleaved", RopeLayout::Interleaved),
-    ] {
-        let cache =
-            RopeCache::<f32>::new(&RopeConfig::new(head_dim, 10000.0, layout), seq_len).unwrap();
-        let tables = cache.tables();
+    let dims = [batch, seq_len, n_heads, head_dim];
+    let mut cases = Vec::new();
+    for (name, cache) in ["half_split", "interleaved"]
+        .into_iter()
+        .zip(&data.rope_caches)
+    {
+        let mut case = Case::new(
+            format!("rope_out_of_place_1x2048x32x128_{name}_f32"),
+            len,
+            Throughput::Bytes((2 * len * 4) as u64),
+        );
+        case.roofline(data, len);
         let shape = plain_loops::RopeShape {
             batch,
             seq_len,
             n_heads,
             head_dim,
-            interleaved: layout == RopeLayout::Interleaved,
+            interleaved: cache.config().layout == RopeLayout::Interleaved,
         };
-        let dims = [batch, seq_len, n_heads, head_dim];
-        let mut g = group(
-            c,
-            &format!("vs_plain_rope_out_of_place_1x2048x32x128_{name}_f32"),
-            2 * len * 4,
-        );
-        roofline(&mut g, len * 4, &pools);
-        for (threads, pool) in &pools {
-            g.bench_function(format!("tokenloom_t{threads}"), |b| {
-                b.iter(|| {
-                    pool.install(|| {
-                        tables
-                            .apply_into(
-                                (&x[..], dims),
-                                TensorViewMut::new(&mut out, &dims).unwrap(),
-                                QkLayout::BatchSeqHeads,
-                                TokenPositions::Offset(0),
-                            )
-                            .unwrap()
-                    })
-                })
+        for threads in [1, 2] {
+            case.on(data, "tokenloom", threads, move |out| {
+                let out = TensorViewMut::new(out, &dims).unwrap();
+                cache
+                    .tables()
+                    .apply_into(
+                        (&data.rope_x[..], dims),
+                        out,
+                        QkLayout::BatchSeqHeads,
+                        TokenPositions::Offset(0),
+                    )
+                    .unwrap();
             });
-            g.bench_function(format!("plain_t{threads}"), |b| {
-                b.iter(|| {
-                    pool.install(|| {
-                        plain_loops::rope(
-                            &mut out,
-                            &x,
-                            cache.cos().as_slice(),
-                            cache.sin().as_slice(),
-                            shape,
-                            *threads,
-                        )
-                    })
-                })
+            case.on(data, "plain", threads, move |out| {
+                let (cos, sin) = (cache.cos().as_slice(), cache.sin().as_slice());
+                plain_loops::rope(out, &data.rope_x, cos, sin, shape, threads);
             });
+        }
+        cases.push(case);
+    }
+    cases
+}
+
+fn gemm_case(data: &Data) -> Case<'_> {
+    let (m, k, n) = GEMM;
+    let mut case = Case::new(
+        format!("gemm_{m}x{k}x{n}_f32"),
+        m * n,
+        Throughput::Elements((2 * m * k * n) as u64), // FLOPs, as elements
+    );
+    let (h, e) = (&data.gemm_h, &data.gemm_e);
+    for threads in [1, 2] {
+        case.on(data, "tokenloom", threads, move |out| {
+            let out = TensorViewMut::new(out, &[m, n]).unwrap();
+            matmul_into(
+                h.view(),
+                Operand::AsIs,
+                e.view(),
+                Operand::Transposed,
+                out,
+                Accumulate::Replace,
+            )
+            .unwrap();
+        });
+        case.on(data, "gemm_crate", threads, move |out| {
+            gemm_peer::gemm_abt(h.as_slice(), e.as_slice(), out, (m, k, n));
+        });
+    }
+    // matrixmultiply runs its own threads (MATMUL_NUM_THREADS, read once per process); it
+    // is compared with the 2-thread contenders.
+    case.contenders.push(Contender::new(
+        "matrixmultiply_t2",
+        move |out: &mut [f32]| {
+            gemm_peer::matrixmultiply_abt(h.as_slice(), e.as_slice(), out, (m, k, n));
+        },
+    ));
+    case
+}
+
+fn criterion_mode(cases: &mut [Case<'_>]) {
+    let mut c = Criterion::default().configure_from_args();
+    for case in cases {
+        let mut out = vec![0.0f32; case.out_len];
+        let mut g = c.benchmark_group(format!("vs_plain_{}", case.name));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .throughput(case.throughput.clone());
+        for contender in &mut case.contenders {
+            g.bench_function(&contender.name, |b| b.iter(|| (contender.run)(&mut out)));
         }
         g.finish();
     }
+    c.final_summary();
 }
 
-fn gemm(c: &mut Criterion) {
-    let pools = pools();
-    let (m, k, n) = (128, 1024, 8000);
-    let h = Tensor::from_vec(values(m * k, 1), &[m, k]).unwrap();
-    let e = Tensor::from_vec(values(n * k, 2), &[n, k]).unwrap();
-    let mut out = vec![0.0f32; m * n];
-    let mut g = c.benchmark_group(format!("vs_plain_gemm_{m}x{k}x{n}_f32"));
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    g.throughput(Throughput::Elements((2 * m * k * n) as u64)); // FLOPs, as elements
-    for (threads, pool) in &pools {
-        g.bench_function(format!("tokenloom_t{threads}"), |b| {
-            b.iter(|| {
-                pool.install(|| {
-                    matmul_into(
-                        h.view(),
-                        Operand::AsIs,
-                        e.view(),
-                        Operand::Transposed,
-                        TensorViewMut::new(&mut out, &[m, n]).unwrap(),
-                        Accumulate::Replace,
-                    )
-                    .unwrap()
-                })
-            })
-        });
-        g.bench_function(format!("gemm_crate_t{threads}"), |b| {
-            b.iter(|| {
-                pool.install(|| {
-                    gemm_peer::gemm_abt(h.as_slice(), e.as_slice(), &mut out, (m, k, n))
-                })
-            })
-        });
-    }
-    // matrixmultiply runs its own threads (MATMUL_NUM_THREADS, read once per process).
-    g.bench_function("matrixmultiply", |b| {
-        b.iter(|| gemm_peer::matrixmultiply_abt(h.as_slice(), e.as_slice(), &mut out, (m, k, n)))
+/// The baseline of contender `name`: the plain loop on the same threads; for the GEMM,
+/// the fastest other GEMM on the same threads.
+fn baseline<'t>(
+    name: &str,
+    timings: &'t [tokenloom_devtools::interleave::Timing],
+) -> Option<&'t tokenloom_devtools::interleave::Timing> {
+    let threads = name.rsplit_once("_t")?.1;
+    let others = timings.iter().filter(|t| {
+        !t.name.starts_with("tokenloom")
+            && !t.name.starts_with("roofline")
+            && t.name
+                .rsplit_once("_t")
+                .is_some_and(|(_, th)| th == threads)
     });
-    g.finish();
+    others.min_by_key(|t| t.median)
 }
 
-criterion_group!(benches, lookup, backward, rope, gemm);
-criterion_main!(benches);
+fn interleaved_mode(cases: &mut [Case<'_>]) {
+    let rounds = 15;
+    println!(
+        "| case | kernel | threads | median | min | baseline | its median | its min | ratio (median) | ratio (min) | × copy roofline |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for case in cases {
+        let mut out = vec![0.0f32; case.out_len];
+        let timings = time_interleaved(
+            &mut case.contenders,
+            &mut out,
+            rounds,
+            Duration::from_millis(150),
+        );
+        let roofline = timings
+            .iter()
+            .filter(|t| t.name.starts_with("roofline"))
+            .map(|t| t.median)
+            .min();
+        for t in timings.iter().filter(|t| t.name.starts_with("tokenloom")) {
+            let Some(b) = baseline(&t.name, &timings) else {
+                continue;
+            };
+            let (kernel, threads) = t.name.rsplit_once("_t").unwrap_or((&t.name, "?"));
+            let roof = roofline.map_or("–".into(), |r| {
+                format!("{:.2}×", t.median.as_secs_f64() / r.as_secs_f64())
+            });
+            println!(
+                "| {} | {kernel} | {threads} | {:.3?} | {:.3?} | {} | {:.3?} | {:.3?} | {:.2}× | {:.2}× | {roof} |",
+                case.name,
+                t.median,
+                t.min,
+                b.name.rsplit_once("_t").map_or(b.name.as_str(), |(n, _)| n),
+                b.median,
+                b.min,
+                t.median.as_secs_f64() / b.median.as_secs_f64(),
+                t.min.as_secs_f64() / b.min.as_secs_f64(),
+            );
+        }
+    }
+}
+
+fn main() {
+    let data = Data::new();
+    let mut cases = lookup_cases(&data);
+    cases.extend(backward_cases(&data));
+    cases.extend(rope_cases(&data));
+    cases.push(gemm_case(&data));
+    if std::env::args().any(|a| a == "--interleaved") {
+        let filter: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with("--"))
+            .collect();
+        cases.retain(|c| filter.iter().all(|f| c.name.contains(f.as_str())));
+        interleaved_mode(&mut cases);
+    } else {
+        criterion_mode(&mut cases);
+    }
+}

@@ -5,6 +5,10 @@
 //! compared by bandwidth).
 //!
 //! Run: `cargo bench -p tokenloom-devtools --bench kernels && cargo run --release -p tokenloom-devtools --example bench_report`.
+//!
+//! With the argument `vs_plain` it prints instead the table of `benches/vs_plain.rs`: each
+//! tokenloom kernel's median and minimum beside the plain loop's on the same thread
+//! count, and their ratios (for the GEMM, against the fastest GEMM of the group).
 
 use std::error::Error;
 use std::fs;
@@ -85,13 +89,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "report"))
         .collect();
     groups.sort();
+    if std::env::args().nth(1).as_deref() == Some("vs_plain") {
+        return vs_plain_table(&groups);
+    }
     for group in groups {
-        let mut rows: Vec<Row> = fs::read_dir(&group)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("new/estimates.json").is_file())
-            .map(|p| read_row(&p))
-            .collect::<Result<_, _>>()?;
+        let mut rows = rows_of(&group)?;
         let is_roofline = |r: &Row| r.function.starts_with("roofline_copy");
         rows.sort_by(|a, b| {
             is_roofline(b)
@@ -134,6 +136,73 @@ fn main() -> Result<(), Box<dyn Error>> {
                 format_time(r.min_ns),
                 throughput,
                 ratio
+            );
+        }
+    }
+    Ok(())
+}
+
+fn rows_of(group: &Path) -> Result<Vec<Row>, Box<dyn Error>> {
+    fs::read_dir(group)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("new/estimates.json").is_file())
+        .map(|p| read_row(&p))
+        .collect()
+}
+
+/// The `vs_plain_*` groups: `tokenloom*_tN` beside `plain_tN` (or, for the GEMM, beside the
+/// fastest other GEMM of the same thread count; matrixmultiply's own threads count as 2).
+fn vs_plain_table(groups: &[std::path::PathBuf]) -> Result<(), Box<dyn Error>> {
+    println!(
+        "| case | kernel | threads | median | min | baseline | baseline median | baseline min | ratio (median) | ratio (min) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for group in groups {
+        let name = group.file_name().unwrap_or_default().to_string_lossy();
+        let Some(case) = name.strip_prefix("vs_plain_") else {
+            continue;
+        };
+        let rows = rows_of(group)?;
+        let threads_of = |f: &str| -> usize {
+            f.rsplit_once("_t")
+                .and_then(|(_, t)| t.parse().ok())
+                .unwrap_or(2)
+        };
+        let mut kernels: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.function.starts_with("tokenloom"))
+            .collect();
+        kernels.sort_by_key(|r| (threads_of(&r.function), r.function.clone()));
+        for k in kernels {
+            let threads = threads_of(&k.function);
+            let baseline = if case.starts_with("gemm") {
+                rows.iter()
+                    .filter(|r| {
+                        !r.function.starts_with("tokenloom") && threads_of(&r.function) == threads
+                    })
+                    .min_by(|a, b| a.median_ns.total_cmp(&b.median_ns))
+            } else {
+                rows.iter()
+                    .find(|r| r.function == format!("plain_t{threads}"))
+            };
+            let Some(b) = baseline else { continue };
+            let kernel = k
+                .function
+                .rsplit_once("_t")
+                .map_or(k.function.as_str(), |(n, _)| n);
+            let base = b
+                .function
+                .rsplit_once("_t")
+                .map_or(b.function.as_str(), |(n, _)| n);
+            println!(
+                "| {case} | {kernel} | {threads} | {} | {} | {base} | {} | {} | {:.2}× | {:.2}× |",
+                format_time(k.median_ns),
+                format_time(k.min_ns),
+                format_time(b.median_ns),
+                format_time(b.min_ns),
+                k.median_ns / b.median_ns,
+                k.min_ns / b.min_ns,
             );
         }
     }

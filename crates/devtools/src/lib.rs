@@ -14,6 +14,7 @@
 
 pub mod drift;
 pub mod gemm_peer;
+pub mod interleave;
 pub mod plain_loops;
 pub mod tutorial_gen;
 

@@ -9,7 +9,7 @@ use tokenloom_tensor::{
 use crate::error::EmbeddingError;
 use crate::lookup::{check_ids, table_dims};
 use crate::options::EmbeddingOptions;
-use crate::scatter::{Accumulators, Dest, RowGroups, RowSum, scatter};
+use crate::scatter::{Layout, RowGroups, RowSum, Scatter};
 use crate::table::{Embedding, check_table_sizes};
 
 /// The gradient of a `(vocab_size, n_embd)` weight restricted to the rows a batch
@@ -162,19 +162,21 @@ pub fn backward_dense<'i, 'g, 'w, T: Element, I: TokenId>(
     options.validate(vocab_size)?;
     check_backward(ids, grad_output, vocab_size, n_embd)?;
     let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
-    let mut acc = Accumulators::new::<T>(&groups, n_embd, options.grad_sum)?;
     let how = RowSum {
+        grad_sum: options.grad_sum,
         scale_grad_by_freq: options.scale_grad_by_freq,
         accumulate,
     };
-    scatter(
+    let grad_output = grad_output.as_slice();
+    let mut scatter = Scatter::plan::<T>(
         &groups,
-        grad_output.as_slice(),
+        grad_output.len(),
         n_embd,
-        Dest::Dense(grad_weight.as_mut_slice()),
-        &mut acc,
+        vocab_size,
+        Layout::Dense,
         how,
-    );
+    )?;
+    scatter.run(&groups, grad_output, grad_weight.as_mut_slice());
     Ok(())
 }
 
@@ -211,7 +213,20 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     options.validate(vocab_size)?;
     check_backward(ids, grad_output, vocab_size, n_embd)?;
     let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
-    let mut acc = Accumulators::new::<T>(&groups, n_embd, options.grad_sum)?;
+    let how = RowSum {
+        grad_sum: options.grad_sum,
+        scale_grad_by_freq: options.scale_grad_by_freq,
+        accumulate: Accumulate::Replace,
+    };
+    let grad_output = grad_output.as_slice();
+    let mut scatter = Scatter::plan::<T>(
+        &groups,
+        grad_output.len(),
+        n_embd,
+        groups.len(),
+        Layout::Compact,
+        how,
+    )?;
     let len = groups.len() * n_embd;
     if len > grad.values.len() {
         grad.values
@@ -225,18 +240,7 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     grad.rows.clear();
     grad.rows.extend(groups.ids());
     (grad.vocab_size, grad.n_embd) = (vocab_size, n_embd);
-    let how = RowSum {
-        scale_grad_by_freq: options.scale_grad_by_freq,
-        accumulate: Accumulate::Replace,
-    };
-    scatter(
-        &groups,
-        grad_output.as_slice(),
-        n_embd,
-        Dest::Compact(&mut grad.values),
-        &mut acc,
-        how,
-    );
+    scatter.run(&groups, grad_output, &mut grad.values);
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! [`lookup_into`], [`renorm`]) and as methods of [`Embedding`], which call them.
 
 use tokenloom_tensor::{
-    Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TokenId, for_each_chunk_mut,
+    Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TokenId,
+    for_each_chunk_mut_by_work, threads_for,
 };
 
 use crate::error::EmbeddingError;
@@ -370,9 +371,16 @@ fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
     ids: &[I],
     out: &mut [T],
 ) {
-    for_each_chunk_mut(out, n_embd, |i, dst| {
-        let start = ids[i].checked_index() * n_embd;
-        dst.copy_from_slice(&table[start..start + n_embd]);
+    // One contiguous run of rows per thread (as the plain loop splits): finer tasks cost
+    // more in scheduling than they gain in balance on a copy this uniform.
+    let bytes = std::mem::size_of_val(out);
+    let rows_per_task = ids.len().div_ceil(threads_for(bytes)).max(1);
+    for_each_chunk_mut_by_work(out, rows_per_task * n_embd, bytes, |task, dst| {
+        let ids = &ids[task * rows_per_task..];
+        for (dst, id) in dst.chunks_exact_mut(n_embd).zip(ids) {
+            let start = id.checked_index() * n_embd;
+            dst.copy_from_slice(&table[start..start + n_embd]);
+        }
     });
 }
 

@@ -64,39 +64,93 @@ impl RowGroups {
 /// How the touched rows are summed and written.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowSum {
+    pub(crate) grad_sum: GradSum,
     pub(crate) scale_grad_by_freq: bool,
     pub(crate) accumulate: Accumulate,
 }
 
-/// Where group `g`'s gradient row goes.
-pub(crate) enum Dest<'w, T> {
-    /// A `(vocab_size, n_embd)` gradient: row `id`. Replacing zeroes the untouched rows.
-    Dense(&'w mut [T]),
+/// How a destination's rows are numbered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// A `(vocab_size, n_embd)` gradient: group `g` goes to row `id`; replacing zeroes
+    /// the untouched rows.
+    Dense,
     /// One row per group, in group order (a sparse gradient's values).
-    Compact(&'w mut [T]),
+    Compact,
 }
 
-/// The accumulators of the repeated ids (`n_embd` each, in group order), in the precision
-/// [`GradSum`] asks for: allocated before anything is written, so that a failed
-/// allocation leaves the destination untouched.
-pub(crate) enum Accumulators {
-    F64(Vec<f64>),
-    F32(Vec<f32>),
+/// The sums of one task's repeated ids, one `n_embd` row per id in order of first
+/// occurrence. [`Sums::Direct`]: none — [`GradSum::F32`] on an `f32` gradient adds
+/// straight into the destination, exactly as the plain loop.
+enum Sums {
+    Direct,
+    F32(Vec<Vec<f32>>),
+    F64(Vec<Vec<f64>>),
 }
 
-impl Accumulators {
-    /// Space for every repeated id of `groups`.
+/// A scatter planned before anything is written: the split of the destination into one
+/// part per thread, and the memory for the sums of repeated ids (reserved, untouched),
+/// so that a failed allocation leaves the destination as it was.
+pub(crate) struct Scatter {
+    layout: Layout,
+    how: RowSum,
+    n_embd: usize,
+    /// Per task: its first destination row and its groups.
+    tasks: Vec<(usize, std::ops::Range<usize>)>,
+    n_rows: usize,
+    sums: Sums,
+}
+
+impl Scatter {
+    /// Plans the scatter of `groups` into `n_rows` rows of `n_embd` elements of `T`.
     ///
     /// # Errors
     ///
-    /// [`tokenloom_tensor::TensorError::AllocationFailed`] when it cannot be allocated.
-    pub(crate) fn new<T: Element>(
+    /// [`tokenloom_tensor::TensorError::AllocationFailed`] when the sums of the repeated
+    /// ids cannot be allocated.
+    pub(crate) fn plan<T: Element>(
         groups: &RowGroups,
+        grad_output_len: usize,
         n_embd: usize,
-        grad_sum: GradSum,
+        n_rows: usize,
+        layout: Layout,
+        how: RowSum,
     ) -> Result<Self, EmbeddingError> {
-        let len = groups.groups.iter().filter(|g| g.1 > 1).count() * n_embd;
-        fn zeroed<S: SumFloat>(len: usize) -> Result<Vec<S>, EmbeddingError> {
+        let zero_untouched = layout == Layout::Dense && how.accumulate == Accumulate::Replace;
+        let elem = std::mem::size_of::<T>();
+        let work_bytes = grad_output_len * elem
+            + if zero_untouched {
+                n_rows * n_embd * elem
+            } else {
+                0
+            };
+        // One task per thread, as the plain loop: each reads the incoming rows of its ids
+        // in position order; more tasks than threads would make a thread's reads jump.
+        let n_tasks = threads_for(work_bytes);
+        let per_task = n_rows.div_ceil(n_tasks).max(1);
+        let mut tasks = Vec::with_capacity(n_tasks);
+        let (mut first_row, mut first_group) = (0, 0);
+        while first_row < n_rows {
+            let end_row = (first_row + per_task).min(n_rows);
+            let end_group = match layout {
+                Layout::Dense => {
+                    first_group
+                        + groups.groups[first_group..]
+                            .partition_point(|&(id, _)| (id as usize) < end_row)
+                }
+                Layout::Compact => end_row,
+            };
+            tasks.push((first_row, first_group..end_group));
+            (first_row, first_group) = (end_row, end_group);
+        }
+        let repeated = |range: &std::ops::Range<usize>| {
+            groups.groups[range.clone()]
+                .iter()
+                .filter(|g| g.1 > 1)
+                .count()
+                * n_embd
+        };
+        fn reserved<S>(len: usize) -> Result<Vec<S>, EmbeddingError> {
             let mut v = Vec::new();
             v.try_reserve_exact(len).map_err(|_| {
                 tokenloom_tensor::TensorError::AllocationFailed {
@@ -104,133 +158,175 @@ impl Accumulators {
                     bytes: len.saturating_mul(std::mem::size_of::<S>()),
                 }
             })?;
-            v.resize(len, S::ZERO);
             Ok(v)
         }
-        Ok(if grad_sum == GradSum::F32 && T::DTYPE != DType::F64 {
-            Accumulators::F32(zeroed(len)?)
-        } else {
-            Accumulators::F64(zeroed(len)?)
+        let sums = match (how.grad_sum, T::DTYPE) {
+            (GradSum::F32, DType::F32) => Sums::Direct,
+            (GradSum::F32, dtype) if dtype != DType::F64 => Sums::F32(
+                tasks
+                    .iter()
+                    .map(|(_, g)| reserved(repeated(g)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => Sums::F64(
+                tasks
+                    .iter()
+                    .map(|(_, g)| reserved(repeated(g)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(Self {
+            layout,
+            how,
+            n_embd,
+            tasks,
+            n_rows,
+            sums,
         })
     }
-}
 
-/// Writes (or adds) every group's gradient row into `dest`: the rows of `grad_output`
-/// (one per token position, `n_embd` wide) summed as `how` says, the repeated ids in
-/// `acc` (from [`Accumulators::new`] for these groups).
-pub(crate) fn scatter<T: Element>(
-    groups: &RowGroups,
-    grad_output: &[T],
-    n_embd: usize,
-    dest: Dest<'_, T>,
-    acc: &mut Accumulators,
-    how: RowSum,
-) {
-    match acc {
-        Accumulators::F64(acc) => scatter_in(groups, grad_output, n_embd, dest, acc, how),
-        Accumulators::F32(acc) => scatter_in(groups, grad_output, n_embd, dest, acc, how),
+    /// Writes (or adds) every group's gradient row into `dest` (`n_rows × n_embd`): the
+    /// rows of `grad_output` (one per token position) summed as planned.
+    ///
+    /// # Panics
+    ///
+    /// If `dest` is not the planned size (a bug in this crate).
+    pub(crate) fn run<T: Element>(
+        &mut self,
+        groups: &RowGroups,
+        grad_output: &[T],
+        dest: &mut [T],
+    ) {
+        assert_eq!(
+            dest.len(),
+            self.n_rows * self.n_embd,
+            "scatter: planned for another size"
+        );
+        let zero_untouched =
+            self.layout == Layout::Dense && self.how.accumulate == Accumulate::Replace;
+        let work_bytes = std::mem::size_of_val(grad_output)
+            + if zero_untouched {
+                std::mem::size_of_val(dest)
+            } else {
+                0
+            };
+        match &mut self.sums {
+            Sums::Direct => {
+                let mut sums: Vec<Vec<f32>> = self.tasks.iter().map(|_| Vec::new()).collect();
+                let tasks = self.split(dest, &mut sums);
+                run_tasks(
+                    tasks,
+                    groups,
+                    grad_output,
+                    work_bytes,
+                    zero_untouched,
+                    Mode::Direct,
+                );
+            }
+            Sums::F32(sums) => {
+                let mut sums = std::mem::take(sums);
+                let tasks = self.split(dest, &mut sums);
+                run_tasks(
+                    tasks,
+                    groups,
+                    grad_output,
+                    work_bytes,
+                    zero_untouched,
+                    Mode::Plain,
+                );
+            }
+            Sums::F64(sums) => {
+                let mut sums = std::mem::take(sums);
+                let tasks = self.split(dest, &mut sums);
+                run_tasks(
+                    tasks,
+                    groups,
+                    grad_output,
+                    work_bytes,
+                    zero_untouched,
+                    Mode::Exact,
+                );
+            }
+        }
+    }
+
+    /// The planned tasks over `dest`.
+    fn split<'w, T, S>(&self, dest: &'w mut [T], sums: &'w mut [Vec<S>]) -> Vec<Task<'w, T, S>> {
+        let mut rest = dest;
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        for (i, ((first_row, groups), sums)) in self.tasks.iter().zip(sums).enumerate() {
+            let end_row = self.tasks.get(i + 1).map_or(self.n_rows, |t| t.0);
+            let (rows, tail) = rest.split_at_mut((end_row - first_row) * self.n_embd);
+            rest = tail;
+            tasks.push(Task {
+                rows,
+                first_row: *first_row,
+                groups: groups.clone(),
+                layout: self.layout,
+                n_embd: self.n_embd,
+                how: self.how,
+                sums,
+            });
+        }
+        tasks
     }
 }
 
-/// [`scatter`] with `S` accumulators.
-fn scatter_in<T: Element, S: SumFloat>(
+/// How the repeated ids of a task are summed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Into the destination, in `T` (`f32`): the plain loop.
+    Direct,
+    /// In `f32` sums, the plain loop's arithmetic, rounded to `T` at the end.
+    Plain,
+    /// In `f64` sums from zero, scaled and added once at the end.
+    Exact,
+}
+
+fn run_tasks<T: Element, S: SumFloat>(
+    mut tasks: Vec<Task<'_, T, S>>,
     groups: &RowGroups,
     grad_output: &[T],
-    n_embd: usize,
-    dest: Dest<'_, T>,
-    acc: &mut [S],
-    how: RowSum,
+    work_bytes: usize,
+    zero_untouched: bool,
+    mode: Mode,
 ) {
-    let (dense, rows) = match dest {
-        Dest::Dense(rows) => (true, rows),
-        Dest::Compact(rows) => (false, rows),
-    };
-    let zero_untouched = dense && how.accumulate == Accumulate::Replace;
-    let work_bytes = std::mem::size_of_val(grad_output)
-        + if zero_untouched {
-            std::mem::size_of_val(rows)
-        } else {
-            0
-        };
-    // One task per thread, as the plain loop: each reads the incoming rows of its ids in
-    // position order; more tasks than threads would make a thread's reads jump.
-    let n_tasks = threads_for(work_bytes);
-    let mut tasks = split(groups, rows, acc, n_embd, dense, n_tasks);
     for_each_chunk_mut_by_work(&mut tasks, 1, work_bytes, |_, tasks| {
         for task in tasks {
             if zero_untouched {
-                task.zero_gaps(groups, n_embd);
+                task.zero_gaps(groups);
             }
-            task.add_rows(groups, grad_output, n_embd, how);
+            task.add_rows(groups, grad_output, mode);
         }
     });
 }
 
 /// A contiguous part of the destination: rows `first_row ..` of a dense gradient (or the
 /// rows of groups `first_row ..` of a compact one), the groups that land in it, and the
-/// accumulators of its repeated ids.
+/// sums of its repeated ids.
 struct Task<'w, T, S> {
     rows: &'w mut [T],
     first_row: usize,
     groups: std::ops::Range<usize>,
-    dense: bool,
-    acc: &'w mut [S],
-}
-
-/// Splits the destination into up to `n_tasks` parts of about equal rows.
-fn split<'w, T, S>(
-    groups: &RowGroups,
-    rows: &'w mut [T],
-    acc: &'w mut [S],
+    layout: Layout,
     n_embd: usize,
-    dense: bool,
-    n_tasks: usize,
-) -> Vec<Task<'w, T, S>> {
-    let n_rows = rows.len() / n_embd.max(1);
-    let per_task = n_rows.div_ceil(n_tasks).max(1);
-    let mut tasks = Vec::with_capacity(n_tasks);
-    let (mut rest, mut acc_rest) = (rows, acc);
-    let (mut first_row, mut first_group) = (0, 0);
-    while first_row < n_rows {
-        let end_row = (first_row + per_task).min(n_rows);
-        let (mine, tail) = rest.split_at_mut((end_row - first_row) * n_embd);
-        let end_group = if dense {
-            first_group
-                + groups.groups[first_group..].partition_point(|&(id, _)| (id as usize) < end_row)
-        } else {
-            end_row
-        };
-        let repeated = groups.groups[first_group..end_group]
-            .iter()
-            .filter(|g| g.1 > 1)
-            .count();
-        let (acc, acc_tail) = acc_rest.split_at_mut(repeated * n_embd);
-        tasks.push(Task {
-            rows: mine,
-            first_row,
-            groups: first_group..end_group,
-            dense,
-            acc,
-        });
-        (rest, acc_rest) = (tail, acc_tail);
-        (first_row, first_group) = (end_row, end_group);
-    }
-    tasks
+    how: RowSum,
+    sums: &'w mut Vec<S>,
 }
 
 impl<T: Element, S: SumFloat> Task<'_, T, S> {
-    /// The offset of group `g`'s row in `self.rows`.
-    fn offset(&self, groups: &RowGroups, g: usize, n_embd: usize) -> usize {
-        let row = if self.dense {
-            groups.groups[g].0 as usize
-        } else {
-            g
+    /// Where group `g`'s row starts in `self.rows`.
+    fn at(&self, groups: &RowGroups, g: usize) -> usize {
+        let row = match self.layout {
+            Layout::Dense => groups.groups[g].0 as usize,
+            Layout::Compact => g,
         };
-        (row - self.first_row) * n_embd
+        (row - self.first_row) * self.n_embd
     }
 
     /// Zeroes the rows of this task no group writes.
-    fn zero_gaps(&mut self, groups: &RowGroups, n_embd: usize) {
+    fn zero_gaps(&mut self, groups: &RowGroups) {
+        let n_embd = self.n_embd;
         let mut next = self.first_row;
         let mut rest = &mut self.rows[..];
         for g in self.groups.clone() {
@@ -243,104 +339,111 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
         stream::zero(rest);
     }
 
-    /// The position-order pass: single tokens written straight, repeated ids summed in
-    /// the `S` accumulators and written at the end.
-    fn add_rows(&mut self, groups: &RowGroups, grad_output: &[T], n_embd: usize, how: RowSum) {
-        let add = how.accumulate == Accumulate::Add;
-        // `S = f32` is the plain loop's arithmetic: start from the buffer when adding,
-        // scale each term. `S = f64` sums from zero and scales and adds once at the end.
-        let plain = S::DTYPE == DType::F32;
-        // The accumulator slot of each group of this task (`NO_GROUP`: a single token).
-        let mut n_slots = 0;
-        let slots: Vec<u32> = groups.groups[self.groups.clone()]
-            .iter()
-            .map(|&(_, count)| {
-                if count > 1 {
-                    n_slots += 1;
-                    n_slots - 1
-                } else {
-                    NO_GROUP
-                }
-            })
-            .collect();
-        let repeated = || {
-            self.groups
-                .clone()
-                .zip(&slots)
-                .filter(|&(_, &slot)| slot != NO_GROUP)
-                .map(|(g, &slot)| (g, slot as usize * n_embd))
-        };
-        if plain && add {
-            for (g, at) in repeated() {
-                let offset = self.offset(groups, g, n_embd);
-                let row = &self.rows[offset..offset + n_embd];
-                let sum = &mut self.acc[at..at + n_embd];
-                sum.iter_mut().zip(row).for_each(|(s, &o)| *s = S::of(o));
-            }
-        } else {
-            self.acc.fill(S::ZERO);
-        }
+    /// The position-order pass: single tokens (and, in [`Mode::Direct`], every token)
+    /// written straight into their rows, repeated ids summed in `S` and written at the end.
+    fn add_rows(&mut self, groups: &RowGroups, grad_output: &[T], mode: Mode) {
+        let n_embd = self.n_embd;
+        let add = self.how.accumulate == Accumulate::Add;
+        let scale = self.how.scale_grad_by_freq;
+        // Per group of the task: `NO_GROUP` until its first token, then its sum's slot.
+        let mut slot_of = vec![NO_GROUP; self.groups.len()];
+        self.sums.clear();
         for (p, &g) in groups.group_of.iter().enumerate() {
             let g = g as usize;
             if !self.groups.contains(&g) {
                 continue;
             }
             let x = &grad_output[p * n_embd..(p + 1) * n_embd];
-            let slot = slots[g - self.groups.start];
-            if slot == NO_GROUP {
-                // One token: `0 + x` (−0 becomes +0, as in a sum), added in `T` — or, as
-                // the plain loop, `o + x`.
-                let offset = self.offset(groups, g, n_embd);
-                let row = &mut self.rows[offset..offset + n_embd];
-                if add && plain {
-                    row.iter_mut().zip(x).for_each(|(o, &x)| *o = *o + x);
-                } else if add {
-                    row.iter_mut()
-                        .zip(x)
-                        .for_each(|(o, &x)| *o = *o + (T::zero() + x));
-                } else {
-                    row.iter_mut().zip(x).for_each(|(o, &x)| *o = T::zero() + x);
-                }
+            let count = groups.groups[g].1;
+            let slot = &mut slot_of[g - self.groups.start];
+            let first = *slot == NO_GROUP;
+            let at = self.at(groups, g);
+            let row = &mut self.rows[at..at + n_embd];
+            if count == 1 || mode == Mode::Direct {
+                *slot = 0;
+                write_straight(row, x, first && !add, mode, scale.then_some(count));
                 continue;
             }
-            let at = slot as usize * n_embd;
-            let sum = &mut self.acc[at..at + n_embd];
-            if plain && how.scale_grad_by_freq {
-                let term_scale = S::ONE.div_count(groups.groups[g].1);
+            let term = if mode == Mode::Plain && scale {
+                S::ONE.div_count(count)
+            } else {
+                S::ONE
+            };
+            if first {
+                // A new sum, in order of first occurrence: from zero, or (the plain loop's
+                // arithmetic, adding) from the row's value.
+                *slot = u32::try_from(self.sums.len() / n_embd).expect("fewer slots than groups");
+                let from_row = mode == Mode::Plain && add;
+                let start = |o: T| if from_row { S::of(o) } else { S::ZERO };
+                self.sums
+                    .extend(row.iter().zip(x).map(|(&o, &x)| start(o) + S::of(x) * term));
+                continue;
+            }
+            let at = *slot as usize * n_embd;
+            let sum = &mut self.sums[at..at + n_embd];
+            if term == S::ONE {
+                sum.iter_mut().zip(x).for_each(|(s, &x)| *s = *s + S::of(x));
+            } else {
                 sum.iter_mut()
                     .zip(x)
-                    .for_each(|(s, &x)| *s = *s + S::of(x) * term_scale);
-            } else {
-                sum.iter_mut().zip(x).for_each(|(s, &x)| *s = *s + S::of(x));
+                    .for_each(|(s, &x)| *s = *s + S::of(x) * term);
             }
         }
-        for (g, at) in repeated() {
+        if mode == Mode::Direct {
+            return;
+        }
+        for g in self.groups.clone() {
             let count = groups.groups[g].1;
-            let offset = self.offset(groups, g, n_embd);
-            let row = &mut self.rows[offset..offset + n_embd];
-            let sum = &self.acc[at..at + n_embd];
-            for (o, &s) in row.iter_mut().zip(sum) {
-                *o = if plain {
-                    s.to()
-                } else {
-                    let s = if how.scale_grad_by_freq {
-                        s.div_count(count)
-                    } else {
-                        s
-                    };
-                    if add { (S::of(*o) + s).to() } else { s.to() }
+            if count == 1 {
+                continue;
+            }
+            let from = slot_of[g - self.groups.start] as usize * n_embd;
+            let at = self.at(groups, g);
+            let row = &mut self.rows[at..at + n_embd];
+            for (o, &s) in row.iter_mut().zip(&self.sums[from..from + n_embd]) {
+                *o = match mode {
+                    Mode::Exact => {
+                        let s = if scale { s.div_count(count) } else { s };
+                        if add { (S::of(*o) + s).to() } else { s.to() }
+                    }
+                    _ => s.to(),
                 };
             }
         }
     }
 }
 
+/// Writes one token's gradient row `x` straight into `row`: `0 + x` when it is the row's
+/// first token and the gradient is replaced (−0 becomes +0, as in a sum), `o + x`
+/// otherwise. With `count` (scale_grad_by_freq) the plain loop's arithmetic multiplies
+/// each term by `1 / count` ([`Mode::Direct`] and [`Mode::Plain`]); a single token of the
+/// exact sum ([`Mode::Exact`]) adds `0 + x`, the value its `f64` sum rounds to.
+#[inline(always)]
+fn write_straight<T: Element>(
+    row: &mut [T],
+    x: &[T],
+    first_replace: bool,
+    mode: Mode,
+    count: Option<usize>,
+) {
+    let term = count
+        .filter(|&c| c > 1 && mode != Mode::Exact)
+        .map(|c| T::from_f64_lossy(1.0 / c as f64));
+    let pairs = row.iter_mut().zip(x);
+    match (first_replace, term, mode) {
+        (true, None, _) => pairs.for_each(|(o, &x)| *o = T::zero() + x),
+        (true, Some(t), _) => pairs.for_each(|(o, &x)| *o = T::zero() + x * t),
+        (false, None, Mode::Exact) => pairs.for_each(|(o, &x)| *o = *o + (T::zero() + x)),
+        (false, None, _) => pairs.for_each(|(o, &x)| *o = *o + x),
+        (false, Some(t), _) => pairs.for_each(|(o, &x)| *o = *o + x * t),
+    }
+}
+
 /// The float a repeated id's rows are summed in: `f64` ([`GradSum::F64`]) or `f32`
 /// ([`GradSum::F32`]).
 trait SumFloat:
-    Copy + Send + Sync + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+    Copy + Send + Sync + PartialEq + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
 {
-    const DTYPE: DType;
     const ZERO: Self;
     const ONE: Self;
     fn of<T: Element>(x: T) -> Self;
@@ -350,7 +453,6 @@ trait SumFloat:
 }
 
 impl SumFloat for f64 {
-    const DTYPE: DType = DType::F64;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
     #[inline(always)]
@@ -368,7 +470,6 @@ impl SumFloat for f64 {
 }
 
 impl SumFloat for f32 {
-    const DTYPE: DType = DType::F32;
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
     #[inline(always)]
@@ -430,18 +531,13 @@ mod tests {
         for accumulate in [Accumulate::Replace, Accumulate::Add] {
             let mut dst = old.clone();
             let how = RowSum {
+                grad_sum: GradSum::F64,
                 scale_grad_by_freq: false,
                 accumulate,
             };
-            let mut acc = Accumulators::new::<T>(&groups, n_embd, GradSum::F64).unwrap();
-            scatter(
-                &groups,
-                &row,
-                n_embd,
-                Dest::Compact(&mut dst),
-                &mut acc,
-                how,
-            );
+            let mut scatter =
+                Scatter::plan::<T>(&groups, row.len(), n_embd, 1, Layout::Compact, how).unwrap();
+            scatter.run(&groups, &row, &mut dst);
             for j in 0..n_embd {
                 let sum = 0.0 + row[j].as_f64();
                 let expected = match accumulate {

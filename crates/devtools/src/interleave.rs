@@ -1,0 +1,122 @@
+//! Timing contenders *interleaved*: every round runs each contender of a case once, in an
+//! order that rotates between rounds, so that a slow phase of a shared machine (this
+//! project's 2-vCPU VM drifts by ±10–20% over tens of seconds) hits all of them alike.
+//! Sequential benchmarks (criterion runs one function after the other) cannot give
+//! ratios tighter than that drift; the ratios of `benches/vs_plain.rs` come from here.
+
+use std::time::{Duration, Instant};
+
+/// One call of a contender's operation, writing into the case's output buffer.
+pub type Operation<'a> = Box<dyn FnMut(&mut [f32]) + 'a>;
+
+/// One contender: a name and the operation, which writes into the case's output buffer.
+pub struct Contender<'a> {
+    /// Shown in the report (`tokenloom_t2`, `plain_t1`, …).
+    pub name: String,
+    /// One call of the operation.
+    pub run: Operation<'a>,
+}
+
+impl<'a> Contender<'a> {
+    /// A contender named `name` running `run`.
+    pub fn new(name: impl Into<String>, run: impl FnMut(&mut [f32]) + 'a) -> Self {
+        Self {
+            name: name.into(),
+            run: Box::new(run),
+        }
+    }
+}
+
+/// The per-call time of one contender over the rounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    /// The contender's name.
+    pub name: String,
+    /// Median over the rounds of the mean time per call in a sample.
+    pub median: Duration,
+    /// The fastest sample's time per call.
+    pub min: Duration,
+}
+
+/// Runs every contender `rounds` times, interleaved, each sample lasting at least
+/// `sample` (calls per sample are calibrated once, on the slowest contender's first
+/// call), all writing into `out`. Returns one [`Timing`] per contender, in their order.
+///
+/// # Panics
+///
+/// If `contenders` is empty or `rounds` is zero.
+pub fn time_interleaved(
+    contenders: &mut [Contender<'_>],
+    out: &mut [f32],
+    rounds: usize,
+    sample: Duration,
+) -> Vec<Timing> {
+    assert!(
+        !contenders.is_empty() && rounds > 0,
+        "nothing to time: {} contenders, {rounds} rounds",
+        contenders.len()
+    );
+    // Warm up (page faults, pools, caches) and calibrate on the slowest.
+    let mut slowest = Duration::ZERO;
+    for c in contenders.iter_mut() {
+        (c.run)(out);
+        let start = Instant::now();
+        (c.run)(out);
+        slowest = slowest.max(start.elapsed());
+    }
+    let calls = (sample.as_nanos() / slowest.as_nanos().max(1)).clamp(1, 1 << 24) as u32;
+    let n = contenders.len();
+    let mut samples = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (k + round) % n;
+            let start = Instant::now();
+            for _ in 0..calls {
+                (contenders[i].run)(out);
+            }
+            samples[i].push(start.elapsed() / calls);
+        }
+    }
+    contenders
+        .iter()
+        .zip(samples)
+        .map(|(c, mut s)| {
+            s.sort();
+            Timing {
+                name: c.name.clone(),
+                median: s[s.len() / 2],
+                min: s[0],
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slower_contender_measures_slower_and_every_contender_runs() {
+        let (mut fast_calls, mut slow_calls) = (0u64, 0u64);
+        let mut contenders = vec![
+            Contender::new("fast", |out: &mut [f32]| {
+                out[0] += 1.0;
+                fast_calls += 1;
+            }),
+            Contender::new("slow", |out: &mut [f32]| {
+                std::thread::sleep(Duration::from_micros(200));
+                out[1] += 1.0;
+                slow_calls += 1;
+            }),
+        ];
+        let mut out = [0.0f32; 2];
+        let t = time_interleaved(&mut contenders, &mut out, 5, Duration::from_millis(2));
+        drop(contenders);
+        assert_eq!(t[0].name, "fast");
+        assert!(t[1].median >= Duration::from_micros(200), "{t:?}");
+        assert!(t[0].median < t[1].median, "{t:?}");
+        assert!(t[0].min <= t[0].median && t[1].min <= t[1].median);
+        assert!(fast_calls > 5 && slow_calls > 5);
+        assert_eq!(f64::from(out[0]), fast_calls as f64);
+    }
+}
