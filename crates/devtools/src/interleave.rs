@@ -1,6 +1,9 @@
 //! Timing contenders *interleaved*: every round runs each contender of a case once, in an
-//! order that rotates between rounds, so that a slow phase of a shared machine (this
-//! project's 2-vCPU VM drifts by ±10–20% over tens of seconds) hits all of them alike.
+//! order shuffled between rounds, so that a slow phase of a shared machine (this
+//! project's 2-vCPU VM drifts by ±10–20% over tens of seconds) hits all of them alike,
+//! and no contender always follows the same one (a fixed rotation made a 2-thread kernel
+//! that always ran after a 1-thread one pay for waking its pool: 1.3–1.6× on a 150 µs
+//! copy).
 //! Sequential benchmarks (criterion runs one function after the other) cannot give
 //! ratios tighter than that drift; the ratios of `benches/vs_plain.rs` come from here.
 
@@ -38,7 +41,7 @@ pub struct Timing {
     pub min: Duration,
 }
 
-/// Runs every contender `rounds` times, interleaved, each sample lasting at least
+/// Runs every contender `rounds` times, interleaved in shuffled order, each sample lasting at least
 /// `sample` (calls per sample are calibrated once, on the slowest contender's first
 /// call), all writing into `out`. Returns one [`Timing`] per contender, in their order.
 ///
@@ -67,9 +70,17 @@ pub fn time_interleaved(
     let calls = (sample.as_nanos() / slowest.as_nanos().max(1)).clamp(1, 1 << 24) as u32;
     let n = contenders.len();
     let mut samples = vec![Vec::with_capacity(rounds); n];
-    for round in 0..rounds {
-        for k in 0..n {
-            let i = (k + round) % n;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut state = 0x853C_49E6_748F_EA9Bu64;
+    for _ in 0..rounds {
+        // A Fisher–Yates shuffle from a fixed-seed LCG: reproducible, no dependency.
+        for k in (1..n).rev() {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            order.swap(k, (state >> 33) as usize % (k + 1));
+        }
+        for &i in &order {
             let start = Instant::now();
             for _ in 0..calls {
                 (contenders[i].run)(out);

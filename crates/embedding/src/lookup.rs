@@ -186,6 +186,7 @@ pub fn lookup_into<'t, 'i, 'o, T: Element, I: TokenId>(
 }
 
 /// [`lookup_into`] on a table whose dimensions are already known to be valid.
+#[inline]
 fn lookup_rows_into<T: Element, I: TokenId>(
     rows: &[T],
     vocab_size: usize,
@@ -321,6 +322,7 @@ impl<T: Element> Embedding<T> {
     ///
     /// As [`check_ids`], and [`EmbeddingError::OutputShape`] when `out` has the wrong
     /// shape. On error `out` is unchanged.
+    #[inline]
     pub fn forward_into<'a, 'o, I: TokenId>(
         &self,
         ids: impl TensorLike<'a, I>,
@@ -373,14 +375,22 @@ fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
 ) {
     // One contiguous run of rows per thread (as the plain loop splits): finer tasks cost
     // more in scheduling than they gain in balance on a copy this uniform.
-    let bytes = std::mem::size_of_val(out);
-    let rows_per_task = ids.len().div_ceil(threads_for(bytes)).max(1);
-    for_each_chunk_mut_by_work(out, rows_per_task * n_embd, bytes, |task, dst| {
-        let ids = &ids[task * rows_per_task..];
+    let copy = |dst: &mut [T], ids: &[I]| {
         for (dst, id) in dst.chunks_exact_mut(n_embd).zip(ids) {
             let start = id.checked_index() * n_embd;
             dst.copy_from_slice(&table[start..start + n_embd]);
         }
+    };
+    let bytes = std::mem::size_of_val(out);
+    let threads = threads_for(bytes);
+    if threads == 1 {
+        // A decode step: no task set-up around a 100 ns copy.
+        copy(out, ids);
+        return;
+    }
+    let rows_per_task = ids.len().div_ceil(threads).max(1);
+    for_each_chunk_mut_by_work(out, rows_per_task * n_embd, bytes, |task, dst| {
+        copy(dst, &ids[task * rows_per_task..]);
     });
 }
 

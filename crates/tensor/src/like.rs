@@ -57,36 +57,42 @@ pub trait TensorLikeMut<'a, T> {
 }
 
 impl<'a, T> TensorLike<'a, T> for TensorView<'a, T> {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         Ok(self)
     }
 }
 
 impl<'a, T> TensorLike<'a, T> for &'a TensorView<'_, T> {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         Ok(*self)
     }
 }
 
 impl<'a, T> TensorLike<'a, T> for TensorViewMut<'a, T> {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         Ok(self.into_view())
     }
 }
 
 impl<'a, T> TensorLike<'a, T> for &'a TensorViewMut<'_, T> {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         Ok(self.as_view())
     }
 }
 
 impl<'a, T> TensorLike<'a, T> for &'a Tensor<T> {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         Ok(self.view())
     }
 }
 
 impl<'a, T> TensorLike<'a, T> for &'a mut Tensor<T> {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         Ok(self.view())
     }
@@ -94,6 +100,7 @@ impl<'a, T> TensorLike<'a, T> for &'a mut Tensor<T> {
 
 /// A rank-1 view `(len,)`.
 impl<'a, T> TensorLike<'a, T> for &'a [T] {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         TensorView::new(self, &[self.len()])
     }
@@ -101,6 +108,7 @@ impl<'a, T> TensorLike<'a, T> for &'a [T] {
 
 /// A rank-1 view `(N,)`.
 impl<'a, T, const N: usize> TensorLike<'a, T> for &'a [T; N] {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         TensorView::new(self, &[N])
     }
@@ -108,6 +116,7 @@ impl<'a, T, const N: usize> TensorLike<'a, T> for &'a [T; N] {
 
 /// A rank-1 view `(len,)`.
 impl<'a, T> TensorLike<'a, T> for &'a Vec<T> {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         TensorView::new(self, &[self.len()])
     }
@@ -115,6 +124,7 @@ impl<'a, T> TensorLike<'a, T> for &'a Vec<T> {
 
 /// A slice with its dimensions.
 impl<'a, T> TensorLike<'a, T> for (&'a [T], &[usize]) {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         TensorView::new(self.0, self.1)
     }
@@ -122,6 +132,7 @@ impl<'a, T> TensorLike<'a, T> for (&'a [T], &[usize]) {
 
 /// A slice with its dimensions.
 impl<'a, T, const R: usize> TensorLike<'a, T> for (&'a [T], [usize; R]) {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         TensorView::new(self.0, &self.1)
     }
@@ -129,24 +140,28 @@ impl<'a, T, const R: usize> TensorLike<'a, T> for (&'a [T], [usize; R]) {
 
 /// A slice with its shape.
 impl<'a, T> TensorLike<'a, T> for (&'a [T], Shape) {
+    #[inline]
     fn try_view(self) -> Result<TensorView<'a, T>, TensorError> {
         TensorView::from_shape(self.0, self.1)
     }
 }
 
 impl<'a, T> TensorLikeMut<'a, T> for TensorViewMut<'a, T> {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         Ok(self)
     }
 }
 
 impl<'a, T> TensorLikeMut<'a, T> for &'a mut TensorViewMut<'_, T> {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         Ok(self.reborrow())
     }
 }
 
 impl<'a, T> TensorLikeMut<'a, T> for &'a mut Tensor<T> {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         Ok(self.view_mut())
     }
@@ -154,6 +169,7 @@ impl<'a, T> TensorLikeMut<'a, T> for &'a mut Tensor<T> {
 
 /// A rank-1 mutable view `(len,)`.
 impl<'a, T> TensorLikeMut<'a, T> for &'a mut [T] {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         let len = self.len();
         TensorViewMut::new(self, &[len])
@@ -162,6 +178,7 @@ impl<'a, T> TensorLikeMut<'a, T> for &'a mut [T] {
 
 /// A rank-1 mutable view `(len,)`.
 impl<'a, T> TensorLikeMut<'a, T> for &'a mut Vec<T> {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         let len = self.len();
         TensorViewMut::new(self, &[len])
@@ -170,6 +187,7 @@ impl<'a, T> TensorLikeMut<'a, T> for &'a mut Vec<T> {
 
 /// A mutable slice with its dimensions.
 impl<'a, T> TensorLikeMut<'a, T> for (&'a mut [T], &[usize]) {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         TensorViewMut::new(self.0, self.1)
     }
@@ -177,6 +195,7 @@ impl<'a, T> TensorLikeMut<'a, T> for (&'a mut [T], &[usize]) {
 
 /// A mutable slice with its dimensions.
 impl<'a, T, const R: usize> TensorLikeMut<'a, T> for (&'a mut [T], [usize; R]) {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         TensorViewMut::new(self.0, &self.1)
     }
@@ -184,6 +203,7 @@ impl<'a, T, const R: usize> TensorLikeMut<'a, T> for (&'a mut [T], [usize; R]) {
 
 /// A mutable slice with its shape.
 impl<'a, T> TensorLikeMut<'a, T> for (&'a mut [T], Shape) {
+    #[inline]
     fn try_view_mut(self) -> Result<TensorViewMut<'a, T>, TensorError> {
         TensorViewMut::from_shape(self.0, self.1)
     }

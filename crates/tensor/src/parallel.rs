@@ -50,11 +50,13 @@ pub fn with_par<R>(par: Par, f: impl FnOnce() -> R) -> R {
 
 /// The threading allowed to kernels started on this thread (see [`with_par`]).
 #[must_use]
+#[inline]
 pub fn current_par() -> Par {
     PAR.with(Cell::get)
 }
 
 /// Whether a call doing `work_bytes` of memory traffic should split across threads.
+#[inline]
 pub(crate) fn use_threads(work_bytes: usize) -> bool {
     #[cfg(feature = "parallel")]
     {
@@ -83,6 +85,7 @@ pub(crate) fn use_threads(work_bytes: usize) -> bool {
 /// assert_eq!(with_par(Par::Seq, || threads_for(1 << 30)), 1);
 /// ```
 #[must_use]
+#[inline]
 pub fn threads_for(work_bytes: usize) -> usize {
     #[cfg(feature = "parallel")]
     if use_threads(work_bytes) {
