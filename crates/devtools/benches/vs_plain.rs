@@ -388,7 +388,7 @@ fn baseline<'t>(
 }
 
 fn interleaved_mode(cases: &mut [Case<'_>]) {
-    let rounds = 15;
+    let rounds = 31;
     println!(
         "| case | kernel | threads | median | min | baseline | its median | its min | ratio (median) | ratio (min) | × copy roofline |"
     );

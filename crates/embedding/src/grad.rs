@@ -111,9 +111,13 @@ fn check_backward<I: TokenId, T>(
 /// Repeated ids accumulate; `options.padding_idx`'s row gets nothing; with
 /// `options.scale_grad_by_freq` each row's sum is divided by its id's count in the batch
 /// (`options.max_norm` plays no part: PyTorch's backward treats the renormalised weight
-/// as a constant). Sums run in `f64` in position order and are rounded once, so
-/// `f16`/`bf16` gradients are closer to the exact value than PyTorch's, and the result
-/// is bit-identical from run to run and for any thread count.
+/// as a constant). By default ([`GradSum::F64`](crate::GradSum::F64)) sums run in `f64`
+/// in position order and are rounded once, so `f16`/`bf16` gradients are closer to the
+/// exact value than PyTorch's; [`GradSum::F32`](crate::GradSum::F32) is the plain
+/// `grad[id] += g` loop's arithmetic (PyTorch's CPU kernel), faster when ids repeat many
+/// times. Either way the result is bit-identical from run to run and for any thread
+/// count. Untouched rows are zeroed with streaming stores (see
+/// [`tokenloom_tensor::stream`]).
 ///
 /// # Shapes
 ///

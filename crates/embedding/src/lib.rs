@@ -27,7 +27,8 @@
 //!   `max_norm` renormalises the returned rows without touching the table, and
 //!   [`Embedding::renorm_in_place`] is PyTorch's in-place side effect as an explicit step.
 //! - The backward: dense ([`Embedding::backward_dense_into`], accumulating or replacing)
-//!   and row-sparse ([`SparseGrad`]), summed in `f64` in position order — deterministic.
+//!   and row-sparse ([`SparseGrad`]), summed in `f64` in position order by default, or
+//!   in the plain loop's `f32` arithmetic ([`GradSum`]) — deterministic either way.
 //! - The output head ([`EmbeddingAndHead`]): untied, or tied to the table with one
 //!   parameter, one gradient and one optimizer state; tying refuses setups whose initial
 //!   logits would be far above unit scale ([`TieOptions`]).
