@@ -61,3 +61,12 @@ pub use rope::{
     convert_qk_layout_into, cos_sin, reduce_angle,
 };
 pub use sinusoidal::{Sinusoidal, SinusoidalVariant, sinusoidal_into, sinusoidal_table};
+
+/// The former name of [`TokenPositions`], kept so that code written against it (such as
+/// the shared benchmark harness's adapter) still builds, with a deprecation warning.
+#[deprecated(since = "0.1.0", note = "renamed to `TokenPositions`")]
+pub type Positions<'a> = TokenPositions<'a>;
+
+/// The former name of [`AttentionConfig`], kept for code written against it.
+#[deprecated(since = "0.1.0", note = "renamed to `AttentionConfig`")]
+pub type ModelRopeSettings = AttentionConfig;
