@@ -40,15 +40,20 @@ fn values(len: usize, salt: usize) -> Vec<f32> {
         .collect()
 }
 
-/// `n` ids spread over the vocabulary, or over `distinct` ids when given (each repeated
-/// about `n / distinct` times, in a scrambled order).
+/// `n` ids drawn uniformly from the vocabulary (4096 of 32000: about 250 ids occur
+/// twice or more, as in a real batch), or from `distinct` ids spread over it (each
+/// repeated about `n / distinct` times), in a scrambled order.
 fn ids(n: usize, distinct: Option<usize>) -> Vec<u32> {
-    (0..n as u64)
-        .map(|i| {
-            let h = (i * 2_654_435_761) % VOCAB_SIZE as u64;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let r = state >> 33;
             match distinct {
-                None => h as u32,
-                Some(d) => ((h % d as u64) * (VOCAB_SIZE / d) as u64) as u32,
+                None => (r % VOCAB_SIZE as u64) as u32,
+                Some(d) => ((r % d as u64) * (VOCAB_SIZE / d) as u64) as u32,
             }
         })
         .collect()

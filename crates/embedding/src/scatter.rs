@@ -25,6 +25,10 @@ pub(crate) struct RowGroups {
     groups: Vec<(u32, usize)>,
     /// The group of each token position (`NO_GROUP` for the padding id).
     group_of: Vec<u32>,
+    /// Token positions sorted by (id, position); group `g`'s are
+    /// `order[starts[g]..starts[g] + count]`.
+    order: Vec<usize>,
+    starts: Vec<usize>,
 }
 
 /// [`RowGroups::group_of`] of a padding token.
@@ -35,9 +39,11 @@ impl RowGroups {
     pub(crate) fn new<I: TokenId>(ids: &[I], padding_idx: Option<usize>) -> Self {
         let row = |i: usize| ids[i].checked_index();
         let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_unstable_by_key(|&i| row(i));
-        let mut groups = Vec::new();
+        // (id, position) is unique, so the unstable sort is deterministic.
+        order.sort_unstable_by_key(|&i| (row(i), i));
+        let (mut groups, mut starts) = (Vec::new(), Vec::new());
         let mut group_of = vec![NO_GROUP; ids.len()];
+        let mut start = 0;
         for run in order.chunk_by(|&a, &b| row(a) == row(b)) {
             let id = row(run[0]);
             if padding_idx != Some(id) {
@@ -45,14 +51,26 @@ impl RowGroups {
                 run.iter().for_each(|&i| group_of[i] = g);
                 let id = u32::try_from(id).expect("ids are checked to fit u32");
                 groups.push((id, run.len()));
+                starts.push(start);
             }
+            start += run.len();
         }
-        Self { groups, group_of }
+        Self {
+            groups,
+            group_of,
+            order,
+            starts,
+        }
     }
 
     /// The distinct ids, increasing.
     pub(crate) fn ids(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
         self.groups.iter().map(|&(id, _)| id)
+    }
+
+    /// The token positions of group `g`, in order.
+    fn positions(&self, g: usize) -> &[usize] {
+        &self.order[self.starts[g]..self.starts[g] + self.groups[g].1]
     }
 
     /// The number of distinct (non-padding) ids.
@@ -369,6 +387,16 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
             } else {
                 S::ONE
             };
+            if count <= DEFER_MAX {
+                // A few tokens: nothing until the last one, which sums them all (reading
+                // the earlier rows again) straight into the row — no accumulator traffic.
+                *slot = if first { 1 } else { *slot + 1 };
+                if (*slot as usize) == count {
+                    let positions = groups.positions(g);
+                    sum_into_row::<T, S>(row, grad_output, positions, mode, add, scale, term);
+                }
+                continue;
+            }
             if first {
                 // A new sum, in order of first occurrence: from zero, or (the plain loop's
                 // arithmetic, adding) from the row's value.
@@ -394,7 +422,7 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
         }
         for g in self.groups.clone() {
             let count = groups.groups[g].1;
-            if count == 1 {
+            if count <= DEFER_MAX {
                 continue;
             }
             let from = slot_of[g - self.groups.start] as usize * n_embd;
@@ -409,6 +437,56 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
                     _ => s.to(),
                 };
             }
+        }
+    }
+}
+
+/// Ids with at most this many tokens are summed at their last token from the rows
+/// themselves; more frequent ids keep a running sum (reading many earlier rows back out of
+/// position order is what made the first, grouped version slow).
+const DEFER_MAX: usize = 4;
+
+/// The row of an id with `positions` (≤ [`DEFER_MAX`]), summed in `S` column block by
+/// column block in position order — the same operations as a running sum — and written
+/// (or, exact and adding, added once) into `row`.
+#[inline(always)]
+fn sum_into_row<T: Element, S: SumFloat>(
+    row: &mut [T],
+    grad_output: &[T],
+    positions: &[usize],
+    mode: Mode,
+    add: bool,
+    scale: bool,
+    term: S,
+) {
+    const BLOCK: usize = 64;
+    let n_embd = row.len();
+    let count = positions.len();
+    for (b, out) in row.chunks_mut(BLOCK).enumerate() {
+        let start = b * BLOCK;
+        let mut acc = [S::ZERO; BLOCK];
+        let acc = &mut acc[..out.len()];
+        if mode == Mode::Plain && add {
+            acc.iter_mut().zip(&*out).for_each(|(a, &o)| *a = S::of(o));
+        }
+        for &p in positions {
+            let x = &grad_output[p * n_embd + start..p * n_embd + start + out.len()];
+            if term == S::ONE {
+                acc.iter_mut().zip(x).for_each(|(a, &x)| *a = *a + S::of(x));
+            } else {
+                acc.iter_mut()
+                    .zip(x)
+                    .for_each(|(a, &x)| *a = *a + S::of(x) * term);
+            }
+        }
+        for (o, &a) in out.iter_mut().zip(&*acc) {
+            *o = match mode {
+                Mode::Exact => {
+                    let a = if scale { a.div_count(count) } else { a };
+                    if add { (S::of(*o) + a).to() } else { a.to() }
+                }
+                _ => a.to(),
+            };
         }
     }
 }
