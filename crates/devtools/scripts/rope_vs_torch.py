@@ -12,6 +12,7 @@ tokenloom's pool (read once per process). docs/benchmarks.md quotes the output.
 """
 
 import ctypes
+import pathlib
 import random
 import sys
 import time
@@ -19,16 +20,9 @@ import time
 import numpy as np
 import torch
 
-MAX_RANK = 8
-
-
-class Tensor(ctypes.Structure):
-    _fields_ = [
-        ("data", ctypes.c_void_p),
-        ("dtype", ctypes.c_int32),
-        ("rank", ctypes.c_size_t),
-        ("dims", ctypes.c_size_t * MAX_RANK),
-    ]
+# The C API's tensor descriptor, defined once, by the C API's own Python test.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "capi" / "tests" / "python"))
+from test_capi import Tensor  # noqa: E402
 
 
 def describe(t):

@@ -4,9 +4,9 @@
 //! It walks the tokens in position order, as the plain `grad[id] += g` loop does: the
 //! incoming rows are read front to back in one stream (reading them grouped by id, in id
 //! order, jumps through memory and measured twice as slow). A row touched by one token is
-//! written straight from its gradient row; the rows of repeated ids are summed in
-//! accumulators of [`GradSum`]'s precision, one per repeated id, in position order, and
-//! rounded once at the end. Work is split by destination row: each task owns a
+//! written straight from its gradient row; an id with a few tokens is summed at its last
+//! token from their rows; more frequent ids are summed in accumulators of [`GradSum`]'s
+//! precision, one per id, in position order, and rounded once at the end. Work is split by destination row: each task owns a
 //! contiguous range of rows (zeroing the untouched ones with streaming stores when the
 //! gradient is replaced) and adds only the tokens whose ids fall in it. Every row is
 //! written by one task with the same operations in the same order, so the bits depend on
@@ -97,11 +97,9 @@ pub(crate) enum Layout {
     Compact,
 }
 
-/// The sums of one task's repeated ids, one `n_embd` row per id in order of first
-/// occurrence. [`Sums::Direct`]: none — [`GradSum::F32`] on an `f32` gradient adds
-/// straight into the destination, exactly as the plain loop.
+/// Per task, the sums of its ids with more than [`DEFER_MAX`] tokens, one `n_embd` row
+/// per id in order of first occurrence (none in [`Mode::Direct`]).
 enum Sums {
-    Direct,
     F32(Vec<Vec<f32>>),
     F64(Vec<Vec<f64>>),
 }
@@ -116,6 +114,9 @@ pub(crate) struct Scatter {
     /// Per task: its first destination row and its groups.
     tasks: Vec<(usize, std::ops::Range<usize>)>,
     n_rows: usize,
+    /// The bytes the scatter moves, which decide the number of tasks.
+    work_bytes: usize,
+    mode: Mode,
     sums: Sums,
 }
 
@@ -134,10 +135,9 @@ impl Scatter {
         layout: Layout,
         how: RowSum,
     ) -> Result<Self, EmbeddingError> {
-        let zero_untouched = layout == Layout::Dense && how.accumulate == Accumulate::Replace;
         let elem = std::mem::size_of::<T>();
         let work_bytes = grad_output_len * elem
-            + if zero_untouched {
+            + if zeroes_untouched(layout, how) {
                 n_rows * n_embd * elem
             } else {
                 0
@@ -161,37 +161,43 @@ impl Scatter {
             tasks.push((first_row, first_group..end_group));
             (first_row, first_group) = (end_row, end_group);
         }
-        let repeated = |range: &std::ops::Range<usize>| {
-            groups.groups[range.clone()]
-                .iter()
-                .filter(|g| g.1 > 1)
-                .count()
-                * n_embd
+        let mode = match (how.grad_sum, T::DTYPE) {
+            (GradSum::F32, DType::F32) => Mode::Direct,
+            (GradSum::F32, dtype) if dtype != DType::F64 => Mode::Plain,
+            _ => Mode::Exact,
         };
-        fn reserved<S>(len: usize) -> Result<Vec<S>, EmbeddingError> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(len).map_err(|_| {
-                tokenloom_tensor::TensorError::AllocationFailed {
-                    op: "embedding backward (sums of repeated ids)",
-                    bytes: len.saturating_mul(std::mem::size_of::<S>()),
-                }
-            })?;
-            Ok(v)
+        // Reserved, not touched: the memory of the running sums of each task.
+        let sums_len = |range: &std::ops::Range<usize>| match mode {
+            Mode::Direct => 0,
+            _ => {
+                groups.groups[range.clone()]
+                    .iter()
+                    .filter(|g| g.1 > DEFER_MAX)
+                    .count()
+                    * n_embd
+            }
+        };
+        fn reserved<S>(
+            tasks: &[(usize, std::ops::Range<usize>)],
+            len: impl Fn(&std::ops::Range<usize>) -> usize,
+        ) -> Result<Vec<Vec<S>>, EmbeddingError> {
+            tasks
+                .iter()
+                .map(|(_, range)| {
+                    let (mut v, len) = (Vec::new(), len(range));
+                    v.try_reserve_exact(len).map_err(|_| {
+                        tokenloom_tensor::TensorError::AllocationFailed {
+                            op: "embedding backward (sums of repeated ids)",
+                            bytes: len.saturating_mul(std::mem::size_of::<S>()),
+                        }
+                    })?;
+                    Ok(v)
+                })
+                .collect()
         }
-        let sums = match (how.grad_sum, T::DTYPE) {
-            (GradSum::F32, DType::F32) => Sums::Direct,
-            (GradSum::F32, dtype) if dtype != DType::F64 => Sums::F32(
-                tasks
-                    .iter()
-                    .map(|(_, g)| reserved(repeated(g)))
-                    .collect::<Result<_, _>>()?,
-            ),
-            _ => Sums::F64(
-                tasks
-                    .iter()
-                    .map(|(_, g)| reserved(repeated(g)))
-                    .collect::<Result<_, _>>()?,
-            ),
+        let sums = match mode {
+            Mode::Exact => Sums::F64(reserved(&tasks, sums_len)?),
+            Mode::Direct | Mode::Plain => Sums::F32(reserved(&tasks, sums_len)?),
         };
         Ok(Self {
             layout,
@@ -199,6 +205,8 @@ impl Scatter {
             n_embd,
             tasks,
             n_rows,
+            work_bytes,
+            mode,
             sums,
         })
     }
@@ -220,52 +228,30 @@ impl Scatter {
             self.n_rows * self.n_embd,
             "scatter: planned for another size"
         );
-        let zero_untouched =
-            self.layout == Layout::Dense && self.how.accumulate == Accumulate::Replace;
-        let work_bytes = std::mem::size_of_val(grad_output)
-            + if zero_untouched {
-                std::mem::size_of_val(dest)
-            } else {
-                0
-            };
-        match &mut self.sums {
-            Sums::Direct => {
-                let mut sums: Vec<Vec<f32>> = self.tasks.iter().map(|_| Vec::new()).collect();
-                let tasks = self.split(dest, &mut sums);
-                run_tasks(
-                    tasks,
-                    groups,
-                    grad_output,
-                    work_bytes,
-                    zero_untouched,
-                    Mode::Direct,
-                );
-            }
-            Sums::F32(sums) => {
-                let mut sums = std::mem::take(sums);
-                let tasks = self.split(dest, &mut sums);
-                run_tasks(
-                    tasks,
-                    groups,
-                    grad_output,
-                    work_bytes,
-                    zero_untouched,
-                    Mode::Plain,
-                );
-            }
-            Sums::F64(sums) => {
-                let mut sums = std::mem::take(sums);
-                let tasks = self.split(dest, &mut sums);
-                run_tasks(
-                    tasks,
-                    groups,
-                    grad_output,
-                    work_bytes,
-                    zero_untouched,
-                    Mode::Exact,
-                );
-            }
+        match std::mem::replace(&mut self.sums, Sums::F32(Vec::new())) {
+            Sums::F32(mut sums) => self.run_with(groups, grad_output, dest, &mut sums),
+            Sums::F64(mut sums) => self.run_with(groups, grad_output, dest, &mut sums),
         }
+    }
+
+    /// [`Scatter::run`] with `S` sums: the tasks, split across threads.
+    fn run_with<T: Element, S: SumFloat>(
+        &self,
+        groups: &RowGroups,
+        grad_output: &[T],
+        dest: &mut [T],
+        sums: &mut [Vec<S>],
+    ) {
+        let zero_untouched = zeroes_untouched(self.layout, self.how);
+        let mut tasks = self.split(dest, sums);
+        for_each_chunk_mut_by_work(&mut tasks, 1, self.work_bytes, |_, tasks| {
+            for task in tasks {
+                if zero_untouched {
+                    task.zero_gaps(groups);
+                }
+                task.add_rows(groups, grad_output, self.mode);
+            }
+        });
     }
 
     /// The planned tasks over `dest`.
@@ -301,22 +287,9 @@ enum Mode {
     Exact,
 }
 
-fn run_tasks<T: Element, S: SumFloat>(
-    mut tasks: Vec<Task<'_, T, S>>,
-    groups: &RowGroups,
-    grad_output: &[T],
-    work_bytes: usize,
-    zero_untouched: bool,
-    mode: Mode,
-) {
-    for_each_chunk_mut_by_work(&mut tasks, 1, work_bytes, |_, tasks| {
-        for task in tasks {
-            if zero_untouched {
-                task.zero_gaps(groups);
-            }
-            task.add_rows(groups, grad_output, mode);
-        }
-    });
+/// Whether the untouched rows of the destination are zeroed: a dense gradient, replaced.
+fn zeroes_untouched(layout: Layout, how: RowSum) -> bool {
+    layout == Layout::Dense && how.accumulate == Accumulate::Replace
 }
 
 /// A contiguous part of the destination: rows `first_row ..` of a dense gradient (or the
@@ -408,14 +381,7 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
                 continue;
             }
             let at = *slot as usize * n_embd;
-            let sum = &mut self.sums[at..at + n_embd];
-            if term == S::ONE {
-                sum.iter_mut().zip(x).for_each(|(s, &x)| *s = *s + S::of(x));
-            } else {
-                sum.iter_mut()
-                    .zip(x)
-                    .for_each(|(s, &x)| *s = *s + S::of(x) * term);
-            }
+            add_term(&mut self.sums[at..at + n_embd], x, term);
         }
         if mode == Mode::Direct {
             return;
@@ -429,13 +395,7 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
             let at = self.at(groups, g);
             let row = &mut self.rows[at..at + n_embd];
             for (o, &s) in row.iter_mut().zip(&self.sums[from..from + n_embd]) {
-                *o = match mode {
-                    Mode::Exact => {
-                        let s = if scale { s.div_count(count) } else { s };
-                        if add { (S::of(*o) + s).to() } else { s.to() }
-                    }
-                    _ => s.to(),
-                };
+                *o = finish(*o, s, mode, add, scale.then_some(count));
             }
         }
     }
@@ -470,24 +430,42 @@ fn sum_into_row<T: Element, S: SumFloat>(
             acc.iter_mut().zip(&*out).for_each(|(a, &o)| *a = S::of(o));
         }
         for &p in positions {
-            let x = &grad_output[p * n_embd + start..p * n_embd + start + out.len()];
-            if term == S::ONE {
-                acc.iter_mut().zip(x).for_each(|(a, &x)| *a = *a + S::of(x));
-            } else {
-                acc.iter_mut()
-                    .zip(x)
-                    .for_each(|(a, &x)| *a = *a + S::of(x) * term);
-            }
+            add_term(
+                acc,
+                &grad_output[p * n_embd + start..p * n_embd + start + out.len()],
+                term,
+            );
         }
         for (o, &a) in out.iter_mut().zip(&*acc) {
-            *o = match mode {
-                Mode::Exact => {
-                    let a = if scale { a.div_count(count) } else { a };
-                    if add { (S::of(*o) + a).to() } else { a.to() }
-                }
-                _ => a.to(),
-            };
+            *o = finish(*o, a, mode, add, scale.then_some(count));
         }
+    }
+}
+
+/// `sum += x · term` element by element in `S` (without the product when `term` is 1).
+#[inline(always)]
+fn add_term<T: Element, S: SumFloat>(sum: &mut [S], x: &[T], term: S) {
+    if term == S::ONE {
+        sum.iter_mut().zip(x).for_each(|(s, &x)| *s = *s + S::of(x));
+    } else {
+        sum.iter_mut()
+            .zip(x)
+            .for_each(|(s, &x)| *s = *s + S::of(x) * term);
+    }
+}
+
+/// The value a finished sum `s` leaves in a row holding `o`: in [`Mode::Exact`], `s`
+/// divided by the count with scale_grad_by_freq (`count`), then added to `o` when
+/// accumulating, rounded once; otherwise `s` already holds everything (the plain loop's
+/// arithmetic), rounded.
+#[inline(always)]
+fn finish<T: Element, S: SumFloat>(o: T, s: S, mode: Mode, add: bool, count: Option<usize>) -> T {
+    match mode {
+        Mode::Exact => {
+            let s = count.map_or(s, |c| s.div_count(c));
+            if add { (S::of(o) + s).to() } else { s.to() }
+        }
+        _ => s.to(),
     }
 }
 
