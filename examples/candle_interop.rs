@@ -16,7 +16,7 @@ use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2}
 use tokenloom::adapters::candle_core::{DType, Device, Module, Tensor, Var};
 use tokenloom::embedding::{EmbeddingOptions, functional};
 use tokenloom::positions::{
-    QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, TokenPositions, parse_hf_config,
+    QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, TokenPositions,
 };
 use tokenloom::tensor::{Accumulate, TensorView, TensorViewMut};
 
@@ -56,11 +56,13 @@ fn main() -> Result<(), Error> {
     };
 
     // --- 1. RoPE with llama3 scaling, which candle-nn cannot compute itself ---
-    let settings = parse_hf_config(include_str!(
-        "../tests/data/configs/llama-3.1-8b.config.json"
-    ))?;
-    assert!(matches!(settings.rope.scaling, RopeScaling::Llama3(_)));
-    let (batch, seq_len, head_dim) = (2, 64, settings.rope.head_dim);
+    let spec = tokenloom::decoder_input::ModelSpec::from_hf_json(
+        include_str!("../tests/data/configs/llama-3.1-8b.config.json"),
+        "llama-3.1-8b.config.json".as_ref(),
+    )?;
+    let rope = spec.main_rope().expect("LLaMA 3.1 rotates").clone();
+    assert!(matches!(rope.scaling, RopeScaling::Llama3(_)));
+    let (batch, seq_len, head_dim) = (2, 64, rope.head_dim);
     let (n_heads, n_kv_heads) = (4, 2); // a few heads of the real model's shape
     let half = head_dim / 2;
     let first_position = 8000; // past the 8192-token original context after a while
@@ -70,12 +72,10 @@ fn main() -> Result<(), Error> {
     let sin = Tensor::zeros((seq_len, half), DType::F32, &device)?;
     with_view_mut(&cos, |cos: TensorViewMut<'_, f32>| {
         with_view_mut(&sin, |sin: TensorViewMut<'_, f32>| {
-            settings
-                .rope
-                .cos_sin_into(131_072, first_position, cos, sin)
+            rope.cos_sin_into(131_072, first_position, cos, sin)
         })
     })???;
-    let cache = RopeCache::<f32>::new(&settings.rope, first_position + seq_len)?;
+    let cache = RopeCache::<f32>::new(&rope, first_position + seq_len)?;
     let from_cache = Tensor::from_slice(
         &cache.cos().as_slice()[first_position * half..],
         (seq_len, half),

@@ -76,12 +76,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let loaded = if is_gguf {
         // The table stays quantized: only the looked-up rows are decoded.
-        load_gguf_with::<f32, f32>(
-            &model,
-            GgufLoadOptions {
-                keep_quantized: true,
-            },
-        )?
+        load_gguf_with::<f32, f32>(&model, GgufLoadOptions::default().with_keep_quantized(true))?
     } else {
         load_hf_dir::<f32, f32>(&model)?
     };

@@ -8,12 +8,20 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use tokenloom::decoder_input::ModelSpec;
 use tokenloom::embedding::{Embedding, Init};
 use tokenloom::io::{
     GgufFile, GgufWriteTensor, GgufWriteValue, RawTensor, SafetensorsFile, encode_le, gguf_bytes,
     quantize_q8_0, raw_safetensors_bytes,
 };
-use tokenloom::positions::{parse_hf_config, parse_meta_params};
+
+fn parse_hf_config(text: &str) -> Result<ModelSpec, tokenloom::decoder_input::DecoderInputError> {
+    ModelSpec::from_hf_json(text, "config.json".as_ref())
+}
+
+fn parse_meta_params(text: &str) -> Result<ModelSpec, tokenloom::decoder_input::DecoderInputError> {
+    ModelSpec::from_meta_json(text, "params.json".as_ref())
+}
 use tokenloom::tensor::envelope::{TENSOR_FILE, encode_envelope};
 use tokenloom::tensor::{Tensor, bf16};
 

@@ -1,12 +1,40 @@
-//! Parsing the position settings of real model config files, and rejecting malformed ones
-//! with errors that name the field.
+//! Reading real model config files into the model spec, and rejecting malformed ones with
+//! errors that name the field.
 
 use std::path::Path;
 
+use tokenloom::decoder_input::{DecoderInputError, LayerAttention, ModelSpec};
 use tokenloom::positions::{
-    Llama3Scaling, PositionError, RopeCache, RopeLayout, RopeScaling, parse_hf_config,
-    parse_meta_params,
+    Llama3Scaling, PositionError, RopeCache, RopeConfig, RopeLayout, RopeScaling,
 };
+
+/// The main RoPE and head counts of a spec, in the shape these tests read them.
+#[derive(Debug, PartialEq)]
+struct Settings {
+    rope: RopeConfig,
+    n_heads: usize,
+    n_kv_heads: usize,
+    max_position_embeddings: usize,
+    spec: ModelSpec,
+}
+
+fn settings(spec: ModelSpec) -> Settings {
+    Settings {
+        rope: spec.main_rope().expect("a RoPE model").clone(),
+        n_heads: spec.n_heads,
+        n_kv_heads: spec.n_kv_heads,
+        max_position_embeddings: spec.max_positions,
+        spec,
+    }
+}
+
+fn parse_hf_config(json: &str) -> Result<Settings, DecoderInputError> {
+    ModelSpec::from_hf_json(json, "config.json".as_ref()).map(settings)
+}
+
+fn parse_meta_params(json: &str) -> Result<Settings, DecoderInputError> {
+    ModelSpec::from_meta_json(json, "params.json".as_ref()).map(settings)
+}
 
 fn read(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,7 +53,7 @@ fn llama_2() {
     assert_eq!(s.rope.theta, 10000.0); // absent: the LLaMA default
     assert_eq!(s.rope.scaling, RopeScaling::None);
     assert_eq!(s.rope.layout, RopeLayout::HalfSplit);
-    assert_eq!(s.max_position_embeddings, Some(4096));
+    assert_eq!(s.max_position_embeddings, 4096);
 
     let meta = parse_meta_params(&read("llama-2-7b.params.json")).unwrap();
     assert_eq!(meta.rope.layout, RopeLayout::Interleaved);
@@ -102,11 +130,18 @@ fn transformers_v5_rope_parameters() {
     assert_eq!(s.rope.scaling, RopeScaling::None);
 }
 
-fn hf_err(json: &str) -> PositionError {
+fn hf_err(json: &str) -> DecoderInputError {
     parse_hf_config(json).expect_err(json)
 }
 
-const BASE: &str = r#""hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 128"#;
+fn position_err(json: &str) -> PositionError {
+    match hf_err(json) {
+        DecoderInputError::Position(e) => e,
+        other => panic!("{json}: expected a RoPE parser error, got {other:?}"),
+    }
+}
+
+const BASE: &str = r#""model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 128"#;
 
 #[test]
 fn malformed_hf_configs_name_the_problem() {
@@ -148,25 +183,28 @@ fn malformed_hf_configs_name_the_problem() {
                 field: "rope_scaling.rope_type".into(),
             },
         ),
-        (
-            r#"{"hidden_size": 64, "max_position_embeddings": 128}"#.to_string(),
-            PositionError::ConfigMissingField {
-                field: "num_attention_heads".into(),
-            },
-        ),
-        (
-            r#"{"hidden_size": 64, "num_attention_heads": 4}"#.to_string(),
-            PositionError::ConfigMissingField {
-                field: "max_position_embeddings".into(),
-            },
-        ),
     ];
     for (json, want) in cases {
-        assert_eq!(hf_err(&json), want, "{json}");
+        assert_eq!(position_err(&json), want, "{json}");
+    }
+    for (json, key) in [
+        (
+            r#"{"model_type": "llama", "hidden_size": 64, "max_position_embeddings": 128}"#,
+            "num_attention_heads or n_head",
+        ),
+        (
+            r#"{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4}"#,
+            "max_position_embeddings or n_positions",
+        ),
+    ] {
+        match hf_err(json) {
+            DecoderInputError::MissingKey { key: k, .. } => assert_eq!(k, key, "{json}"),
+            other => panic!("{json}: expected MissingKey {key}, got {other:?}"),
+        }
     }
 
     // Errors whose exact text matters less than their kind and field.
-    let bad_value = |json: String, field: &str| match hf_err(&json) {
+    let bad_value = |json: String, field: &str| match position_err(&json) {
         PositionError::ConfigBadValue { field: f, .. } => assert_eq!(f, field, "{json}"),
         other => panic!("{json}: expected ConfigBadValue for {field}, got {other:?}"),
     };
@@ -185,39 +223,62 @@ fn malformed_hf_configs_name_the_problem() {
         ),
         "rope_parameters.partial_rotary_factor",
     );
-    bad_value(
-        with(
+    assert!(matches!(
+        hf_err(&with(
             r#""rope_parameters": {"rope_type": "default", "rope_theta": 1e4}, "rope_scaling": {"type": "linear", "factor": 2}"#,
+        )),
+        DecoderInputError::ConflictingSettings { .. }
+    ));
+    // transformers' rule: the rope section's own value wins over the top-level one.
+    let both = parse_hf_config(&with(
+        r#""rope_theta": 5e5, "rope_parameters": {"rope_type": "default", "rope_theta": 1e4}"#,
+    ))
+    .unwrap();
+    assert_eq!(both.rope.theta, 1e4);
+    assert!(matches!(
+        hf_err(
+            r#"{"model_type": "llama", "hidden_size": 63, "num_attention_heads": 4, "max_position_embeddings": 8}"#
         ),
-        "rope_scaling",
-    );
-    bad_value(
-        with(
-            r#""rope_theta": 5e5, "rope_parameters": {"rope_type": "default", "rope_theta": 1e4}"#,
-        ),
-        "rope_parameters.rope_theta",
-    );
-    bad_value(
-        r#"{"hidden_size": 63, "num_attention_heads": 4, "max_position_embeddings": 8}"#.into(),
-        "hidden_size",
-    );
-    bad_value(with(r#""num_key_value_heads": 3"#), "num_key_value_heads");
+        DecoderInputError::HeadsDoNotDivide {
+            n_heads: 4,
+            n_embd: 63,
+            ..
+        }
+    ));
+    match hf_err(&with(r#""num_key_value_heads": 3"#)) {
+        DecoderInputError::BadValue { key, .. } => assert_eq!(key, "n_kv_heads"),
+        other => panic!("expected BadValue, got {other:?}"),
+    }
+    // A key the spec does not know is named, never ignored.
+    match hf_err(&with(r#""logits_softcap": 30.0"#)) {
+        DecoderInputError::UnknownConfigKey {
+            key, architecture, ..
+        } => {
+            assert_eq!((key.as_str(), architecture), ("logits_softcap", "llama"));
+        }
+        other => panic!("expected UnknownConfigKey, got {other:?}"),
+    }
+    // A transform of another architecture is not silently dropped on this one.
+    assert!(matches!(
+        hf_err(&with(r#""final_logit_softcapping": 30.0"#)),
+        DecoderInputError::UnknownConfigKey { .. }
+    ));
 
     assert!(matches!(
         hf_err("{not json"),
-        PositionError::ConfigSyntax { .. }
+        DecoderInputError::ConfigJson { line: 1, .. }
     ));
     assert!(matches!(
         hf_err("[1, 2]"),
-        PositionError::ConfigSyntax { .. }
+        DecoderInputError::ConfigJson { .. }
     ));
     // Parses, but the values cannot make a RoPE: validation errors.
     assert!(matches!(
-        hf_err(&with(r#""rope_scaling": {"type": "linear", "factor": -2}"#)),
+        position_err(&with(r#""rope_scaling": {"type": "linear", "factor": -2}"#)),
         PositionError::InvalidParameter { name: "factor", .. }
     ));
     assert!(matches!(
-        hf_err(&with(r#""rope_theta": 0.5"#)),
+        position_err(&with(r#""rope_theta": 0.5"#)),
         PositionError::InvalidParameter { name: "theta", .. }
     ));
 }
@@ -226,24 +287,23 @@ fn malformed_hf_configs_name_the_problem() {
 fn malformed_meta_params_name_the_problem() {
     let err =
         parse_meta_params(r#"{"dim": 4096, "n_heads": 32, "rope_scaling_factor": 8}"#).unwrap_err();
-    assert_eq!(
-        err,
-        PositionError::ConfigUnknownField {
-            field: "rope_scaling_factor".into()
-        }
+    assert!(
+        matches!(&err, DecoderInputError::UnknownConfigKey { key, .. } if key == "rope_scaling_factor"),
+        "{err}"
     );
     let err = parse_meta_params(r#"{"n_heads": 32}"#).unwrap_err();
-    assert_eq!(
-        err,
-        PositionError::ConfigMissingField {
-            field: "dim".into()
-        }
+    assert!(
+        matches!(&err, DecoderInputError::MissingKey { key, .. } if key == "dim"),
+        "{err}"
     );
     let err =
         parse_meta_params(r#"{"dim": 4096, "n_heads": 32, "use_scaled_rope": "yes"}"#).unwrap_err();
-    assert!(matches!(err, PositionError::ConfigBadValue { .. }), "{err}");
+    assert!(matches!(err, DecoderInputError::BadValue { .. }), "{err}");
     let err = parse_meta_params(r#"{"dim": 100, "n_heads": 32}"#).unwrap_err();
-    assert!(matches!(err, PositionError::ConfigBadValue { .. }), "{err}");
+    assert!(
+        matches!(err, DecoderInputError::HeadsDoNotDivide { .. }),
+        "{err}"
+    );
 }
 
 /// Gemma 3 (transformers' `Gemma3TextConfig`): the sliding-window layers rotate with
@@ -255,24 +315,45 @@ fn gemma_3_local_and_global_rope() {
         (s.rope.head_dim, s.rope.theta, s.n_heads, s.n_kv_heads),
         (256, 1e6, 4, 1)
     );
-    let local = s.local.as_ref().expect("rope_local_base_freq");
-    assert_eq!((local.rope.theta, local.sliding_window), (10000.0, 512));
-    assert_eq!(local.global_layers(), vec![5, 11, 17]);
-    assert_eq!(s.rope_for_layer(0).theta, 10000.0);
-    assert_eq!(s.rope_for_layer(17).theta, 1e6);
+    let layer = |il: usize| s.spec.layer(il).unwrap();
+    assert_eq!(layer(0).attention, LayerAttention::SlidingAttention);
+    assert_eq!(layer(0).rope.as_ref().unwrap().theta, 10000.0);
+    assert_eq!(layer(17).rope.as_ref().unwrap().theta, 1e6);
+    let global: Vec<usize> = (0..18)
+        .filter(|&il| layer(il).attention == LayerAttention::FullAttention)
+        .collect();
+    assert_eq!(global, vec![5, 11, 17]);
     // The older spelling: a pattern instead of layer_types gives the same layers.
     let mut json: serde_json::Value =
         serde_json::from_str(&read("gemma-3-270m.config.json")).unwrap();
     json.as_object_mut().unwrap().remove("layer_types");
     json["sliding_window_pattern"] = 6.into();
     let old = parse_hf_config(&json.to_string()).unwrap();
-    assert_eq!(old, s);
-    // Without either, the local layers cannot be known: an error naming the fields.
+    assert_eq!(old.spec.layers, s.spec.layers);
+    // Without either, Gemma3TextConfig's default pattern (6) applies, as in transformers.
     json.as_object_mut()
         .unwrap()
         .remove("sliding_window_pattern");
-    assert!(matches!(
-        parse_hf_config(&json.to_string()),
-        Err(PositionError::ConfigMissingField { field }) if field.contains("layer_types")
-    ));
+    assert_eq!(
+        parse_hf_config(&json.to_string()).unwrap().spec.layers,
+        s.spec.layers
+    );
+    // transformers 5's spelling: nested rope_parameters per layer type.
+    let mut v5: serde_json::Value =
+        serde_json::from_str(&read("gemma-3-270m.config.json")).unwrap();
+    let v5o = v5.as_object_mut().unwrap();
+    for key in ["rope_local_base_freq", "rope_scaling", "rope_theta"] {
+        v5o.remove(key);
+    }
+    v5o.insert(
+        "rope_parameters".into(),
+        serde_json::json!({
+            "full_attention": {"rope_type": "default", "rope_theta": 1e6},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}
+        }),
+    );
+    assert_eq!(
+        parse_hf_config(&v5.to_string()).unwrap().spec.layers,
+        s.spec.layers
+    );
 }

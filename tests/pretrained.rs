@@ -5,7 +5,7 @@
 mod common;
 
 use tokenloom::decoder_input::{
-    DecoderInputError, GgufLoadOptions, TokenBatch, TokenTables, gguf_rope_settings, load_gguf,
+    DecoderInputError, GgufLoadOptions, ModelSpec, TokenBatch, TokenTables, load_gguf,
     load_gguf_with, load_hf_dir,
 };
 use tokenloom::io::{
@@ -16,6 +16,16 @@ use tokenloom::positions::{RopeLayout, RopeScaling};
 use tokenloom::tensor::{Tensor, bf16};
 
 const VOCAB: usize = 12;
+
+/// The full-attention layers of a spec.
+fn global_layers(spec: &ModelSpec) -> Vec<usize> {
+    (0..spec.layers.len())
+        .filter(|&il| {
+            spec.layer(il).unwrap().attention
+                == tokenloom::decoder_input::LayerAttention::FullAttention
+        })
+        .collect()
+}
 const N_EMBD: usize = 8;
 
 fn table(offset: f32) -> Vec<f32> {
@@ -83,18 +93,18 @@ fn untied_sharded_directory() {
     assert_eq!(input.embedding().unwrap().options().padding_idx, Some(3));
     assert_eq!(input.max_positions(), 32);
     assert_eq!(
-        loaded.rope.as_ref().unwrap().rope.layout,
+        loaded.spec.main_rope().unwrap().layout,
         RopeLayout::HalfSplit
     );
     assert!(matches!(
-        loaded.rope.as_ref().unwrap().rope.scaling,
+        loaded.spec.main_rope().unwrap().scaling,
         RopeScaling::Llama3(_)
     ));
     assert_eq!(
         (
-            loaded.rope.as_ref().unwrap().n_heads,
-            loaded.rope.as_ref().unwrap().n_kv_heads,
-            loaded.rope.as_ref().unwrap().rope.head_dim
+            loaded.spec.n_heads,
+            loaded.spec.n_kv_heads,
+            loaded.spec.main_rope().unwrap().head_dim
         ),
         (2, 1, 4)
     );
@@ -203,14 +213,14 @@ fn gguf_files_tied_and_untied() {
     assert_eq!(loaded.input.vocab_size(), 10);
     assert_eq!(loaded.input.pad_id(), Some(2));
     assert_eq!(
-        loaded.rope.as_ref().unwrap().rope.layout,
+        loaded.spec.main_rope().unwrap().layout,
         RopeLayout::Interleaved
     );
     assert_eq!(
         (
-            loaded.rope.as_ref().unwrap().rope.head_dim,
-            loaded.rope.as_ref().unwrap().rope.rotary_dim,
-            loaded.rope.as_ref().unwrap().n_kv_heads
+            loaded.spec.main_rope().unwrap().head_dim,
+            loaded.spec.main_rope().unwrap().rotary_dim,
+            loaded.spec.n_kv_heads
         ),
         (16, 16, 2)
     );
@@ -295,12 +305,13 @@ fn gguf_rope_freqs_apply_the_llama3_factors() {
     let path = dir.join("llama31.gguf");
     std::fs::write(&path, gguf_bytes(&gguf_metadata(), &[rope_freqs(&factors)])).unwrap();
     let file = tokenloom::io::GgufFile::open(&path).unwrap();
-    let settings = gguf_rope_settings(&file).unwrap();
-    let RopeScaling::FreqFactors { factors: loaded } = &settings.rope.scaling else {
-        panic!("rope_freqs.weight not applied: {:?}", settings.rope.scaling);
+    let settings = ModelSpec::from_gguf(&file).unwrap();
+    let rope = settings.main_rope().unwrap();
+    let RopeScaling::FreqFactors { factors: loaded } = &rope.scaling else {
+        panic!("rope_freqs.weight not applied: {:?}", rope.scaling);
     };
     assert_eq!(loaded.len(), rotary_dim / 2);
-    let got = settings.rope.scaling.inv_freq(theta, rotary_dim, 1);
+    let got = rope.scaling.inv_freq(theta, rotary_dim, 1);
     let want = RopeScaling::Llama3(llama3).inv_freq(theta, rotary_dim, 1);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         // The factors are stored in f32 (from f32 frequencies): a few f32 ulps.
@@ -315,7 +326,7 @@ fn gguf_rope_freqs_apply_the_llama3_factors() {
     ));
     both.push(("llama.rope.scaling.factor", GgufWriteValue::F32(2.0)));
     std::fs::write(&path, gguf_bytes(&both, &[rope_freqs(&factors)])).unwrap();
-    let err = gguf_rope_settings(&tokenloom::io::GgufFile::open(&path).unwrap()).unwrap_err();
+    let err = ModelSpec::from_gguf(&tokenloom::io::GgufFile::open(&path).unwrap()).unwrap_err();
     assert!(
         matches!(&err, DecoderInputError::ConflictingSettings { first, second, .. }
             if first == "rope_freqs.weight" && second.starts_with("llama.rope.scaling.type")),
@@ -326,7 +337,7 @@ fn gguf_rope_freqs_apply_the_llama3_factors() {
         gguf_bytes(&gguf_metadata(), &[rope_freqs(&factors[..5])]),
     )
     .unwrap();
-    let err = gguf_rope_settings(&tokenloom::io::GgufFile::open(&path).unwrap()).unwrap_err();
+    let err = ModelSpec::from_gguf(&tokenloom::io::GgufFile::open(&path).unwrap()).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -363,9 +374,7 @@ fn gguf_tables_can_stay_quantized() {
         .flat_map(|&x| tokenloom::tensor::f16::from_f32(x).to_le_bytes())
         .collect();
     let reversed: Vec<f32> = values.iter().rev().copied().collect();
-    let keep = GgufLoadOptions {
-        keep_quantized: true,
-    };
+    let keep = GgufLoadOptions::default().with_keep_quantized(true);
     let ids = TokenBatch::new(Tensor::from_vec(vec![9u32, 0, 4, 4], &[2, 2]).unwrap()).unwrap();
     for (case, head) in [
         ("tied", None),
@@ -454,16 +463,16 @@ fn smollm2_decoder_input_matches_the_reference() {
     assert_eq!(input.pad_id(), Some(2));
     assert_eq!(
         (
-            loaded.rope.as_ref().unwrap().n_heads,
-            loaded.rope.as_ref().unwrap().n_kv_heads,
-            loaded.rope.as_ref().unwrap().rope.head_dim
+            loaded.spec.n_heads,
+            loaded.spec.n_kv_heads,
+            loaded.spec.main_rope().unwrap().head_dim
         ),
         (9, 3, 64)
     );
-    assert_eq!(loaded.rope.as_ref().unwrap().rope.theta, 100000.0);
+    assert_eq!(loaded.spec.main_rope().unwrap().theta, 100000.0);
 
     let (_, want_inv_freq) = case.tensor("expected/rotary_inv_freq_float64");
-    let inv_freq = loaded.rope.as_ref().unwrap().rope.inv_freq(8192).unwrap();
+    let inv_freq = loaded.spec.main_rope().unwrap().inv_freq(8192).unwrap();
     common::assert_close(
         "inv_freq",
         &inv_freq,
@@ -472,7 +481,7 @@ fn smollm2_decoder_input_matches_the_reference() {
     );
     assert_eq!(
         case.f64("expected/rotary_attention_scaling"),
-        loaded.rope.as_ref().unwrap().rope.attention_factor()
+        loaded.spec.main_rope().unwrap().attention_factor()
     );
 
     let ids: Vec<u32> = case.id_list("inputs/ids");
@@ -590,12 +599,12 @@ fn gguf_rope_layout_follows_the_architecture() {
         ("falcon", RopeLayout::HalfSplit),
     ] {
         let loaded = load_gguf::<f32, f32>(gguf_of_architecture(&dir, arch, &[])).unwrap();
-        assert_eq!(loaded.rope.as_ref().unwrap().rope.layout, layout, "{arch}");
-        assert!(loaded.rope.as_ref().unwrap().local.is_none(), "{arch}");
+        assert_eq!(loaded.spec.main_rope().unwrap().layout, layout, "{arch}");
+        assert_eq!(loaded.spec.layer_groups().len(), 1, "{arch}");
         let file = tokenloom::io::GgufFile::open(dir.join(format!("{arch}.gguf"))).unwrap();
         assert_eq!(
-            Some(gguf_rope_settings(&file).unwrap()),
-            loaded.rope,
+            ModelSpec::from_gguf(&file).unwrap().layers,
+            loaded.spec.layers,
             "{arch}"
         );
     }
@@ -642,20 +651,17 @@ fn gguf_gemma3_has_two_rope_bases_the_embedding_scale_and_its_head_dim() {
         ],
     );
     let loaded = load_gguf::<f32, f32>(&path).unwrap();
-    let rope = loaded.rope.as_ref().unwrap();
-    assert_eq!(rope.rope.layout, RopeLayout::HalfSplit);
-    assert_eq!((rope.rope.head_dim, rope.rope.theta), (32, 1e6));
-    let local = rope
-        .local
-        .as_ref()
-        .expect("gemma3 has sliding-window layers");
+    let rope = loaded.spec.main_rope().unwrap();
+    assert_eq!(rope.layout, RopeLayout::HalfSplit);
+    assert_eq!((rope.head_dim, rope.theta), (32, 1e6));
+    let layer_theta = |il: usize| loaded.spec.layer(il).unwrap().rope.as_ref().unwrap().theta;
+    assert_eq!(global_layers(&loaded.spec), vec![5, 11]);
+    assert_eq!(layer_theta(5), 1e6);
+    assert_eq!(layer_theta(4), 10000.0);
     assert_eq!(
-        (local.rope.theta, local.rope.layout, local.sliding_window),
-        (10000.0, RopeLayout::HalfSplit, 512)
+        loaded.spec.layer(4).unwrap().rope.as_ref().unwrap().layout,
+        RopeLayout::HalfSplit
     );
-    assert_eq!(local.global_layers(), vec![5, 11]);
-    assert_eq!(rope.rope_for_layer(5).theta, 1e6);
-    assert_eq!(rope.rope_for_layer(4).theta, 10000.0);
     assert_eq!(
         loaded.input.embedding_scale(),
         Some(f64::from(64f32.sqrt()))
@@ -675,17 +681,19 @@ fn gguf_gemma3_has_two_rope_bases_the_embedding_scale_and_its_head_dim() {
 fn gemma3_gguf_settings_match_llama_cpp() {
     let path = common::gemma3_gguf();
     let loaded = load_gguf::<f32, f32>(&path).unwrap();
-    let rope = loaded.rope.as_ref().unwrap();
-    assert_eq!(rope.rope.layout, RopeLayout::HalfSplit);
+    let rope = loaded.spec.main_rope().unwrap();
+    assert_eq!(rope.layout, RopeLayout::HalfSplit);
     assert_eq!(
-        (rope.rope.head_dim, rope.rope.rotary_dim, rope.rope.theta),
+        (rope.head_dim, rope.rotary_dim, rope.theta),
         (256, 256, 1e6)
     );
-    assert_eq!((rope.n_heads, rope.n_kv_heads), (4, 1));
-    let local = rope.local.as_ref().unwrap();
-    assert_eq!((local.rope.theta, local.sliding_window), (10000.0, 512));
-    assert_eq!(local.layer_types.len(), 18);
-    assert_eq!(local.global_layers(), vec![5, 11, 17]);
+    assert_eq!((loaded.spec.n_heads, loaded.spec.n_kv_heads), (4, 1));
+    assert_eq!(
+        loaded.spec.layer(0).unwrap().rope.as_ref().unwrap().theta,
+        10000.0
+    );
+    assert_eq!(loaded.spec.layers.len(), 18);
+    assert_eq!(global_layers(&loaded.spec), vec![5, 11, 17]);
     assert_eq!(
         loaded.input.embedding_scale(),
         Some(f64::from(640f32.sqrt()))
@@ -709,13 +717,9 @@ fn gemma3_gguf_settings_match_llama_cpp() {
         )),
     );
     let want: Vec<Vec<f64>> = serde_json::from_str(&want).unwrap();
-    let quantized = load_gguf_with::<f32, f32>(
-        &path,
-        GgufLoadOptions {
-            keep_quantized: true,
-        },
-    )
-    .unwrap();
+    let quantized =
+        load_gguf_with::<f32, f32>(&path, GgufLoadOptions::default().with_keep_quantized(true))
+            .unwrap();
     let TokenTables::Quantized(tables) = quantized.input.tables() else {
         panic!("the Q8_0 table was decoded although keep_quantized is set");
     };
@@ -744,9 +748,12 @@ fn gemma3_gguf_settings_match_llama_cpp() {
 fn smollm2_gguf_stays_interleaved() {
     let path = common::smollm2_gguf();
     let file = tokenloom::io::GgufFile::open(path).unwrap();
-    let settings = gguf_rope_settings(&file).unwrap();
-    assert_eq!(settings.rope.layout, RopeLayout::Interleaved);
-    assert!(settings.local.is_none());
+    let settings = ModelSpec::from_gguf(&file).unwrap();
+    assert_eq!(
+        settings.main_rope().unwrap().layout,
+        RopeLayout::Interleaved
+    );
+    assert_eq!(settings.layer_groups().len(), 1);
 }
 
 /// The accuracy of logits computed from SmolLM2's Q8_0 table as stored, against the
@@ -816,7 +823,7 @@ fn minilm_bert_embeddings_match_transformers() {
     let dir = file.parent().unwrap();
     let case = common::case("real_minilm_l6_v2");
     let loaded = load_hf_dir::<f32, f32>(dir).unwrap();
-    assert!(loaded.rope.is_none());
+    assert!(!loaded.spec.has_rope());
     assert!(!loaded.input.has_head() && !loaded.input.is_tied());
     assert_eq!(loaded.input.positions().name(), "learned");
     assert_eq!(loaded.input.max_positions(), 512);
@@ -887,7 +894,7 @@ fn hf_directories_are_loaded_as_their_architecture() {
     )
     .unwrap();
     let loaded = load_hf_dir::<f32, f32>(&dir).unwrap();
-    assert!(loaded.rope.is_none());
+    assert!(!loaded.spec.has_rope());
     assert!(loaded.input.is_tied());
     assert_eq!(loaded.input.positions().name(), "learned");
     let batch = TokenBatch::new(Tensor::from_vec(vec![3u32, 5], &[1, 2]).unwrap()).unwrap();
@@ -956,7 +963,7 @@ fn gguf_absolute_position_architectures() {
         let path = dir.join(format!("{arch}.gguf"));
         std::fs::write(&path, gguf_bytes(&metadata, &tensors)).unwrap();
         let loaded = load_gguf::<f32, f32>(&path).unwrap();
-        assert!(loaded.rope.is_none(), "{arch}");
+        assert!(!loaded.spec.has_rope(), "{arch}");
         assert_eq!(loaded.input.positions().name(), "learned", "{arch}");
         assert_eq!(loaded.input.max_positions(), 16);
         let batch = TokenBatch::new(Tensor::from_vec(vec![2u32, 3], &[1, 2]).unwrap()).unwrap();

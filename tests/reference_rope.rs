@@ -7,7 +7,7 @@ mod common;
 use common::{Case, assert_close, max_abs, max_abs_diff, swap_dims_1_2};
 use tokenloom::positions::{
     Llama3Scaling, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling, TokenPositions,
-    convert_qk_layout, parse_hf_config,
+    convert_qk_layout,
 };
 use tokenloom::tensor::{Element, Tensor, TensorView, bf16, matmul_transposed};
 
@@ -19,15 +19,19 @@ fn dims4(shape: &[usize]) -> [usize; 4] {
 fn hf_rope_config(case: &Case) -> RopeConfig {
     let c = case.get("config");
     let json = serde_json::json!({
+        "model_type": "llama",
+        "hidden_size": c["head_dim"].as_u64().unwrap() * c["num_heads"].as_u64().unwrap(),
         "head_dim": c["head_dim"],
         "num_attention_heads": c["num_heads"],
         "num_key_value_heads": c["num_kv_heads"],
         "max_position_embeddings": c["max_position_embeddings"],
         "rope_parameters": c["rope_parameters"],
     });
-    parse_hf_config(&json.to_string())
+    tokenloom::decoder_input::ModelSpec::from_hf_json(&json.to_string(), "config.json".as_ref())
         .expect("reference config parses")
-        .rope
+        .main_rope()
+        .expect("a RoPE")
+        .clone()
 }
 
 fn to_dtype<T: Element>(xs: &[f64]) -> Vec<T> {

@@ -5,7 +5,7 @@ use std::ffi::{CStr, c_char};
 
 use tokenloom_positions::{
     CacheFloat, QkLayout, RopeConfig, RopeLayout, RopeTables, TokenPositions,
-    convert_qk_layout_into, parse_hf_config, sinusoidal_into,
+    convert_qk_layout_into, sinusoidal_into,
 };
 use tokenloom_tensor::Element;
 
@@ -108,8 +108,21 @@ pub unsafe extern "C" fn tokenloom_rope_cos_sin_hf(
         let text = unsafe { CStr::from_ptr(config_json) }
             .to_str()
             .map_err(|e| invalid(format!("config_json is not UTF-8: {e}")))?;
-        let settings = parse_hf_config(text)?;
-        write_cos_sin(&settings.rope, seq_len, first_position, cos, sin)
+        let spec = tokenloom_decoder_input::ModelSpec::from_hf_json(
+            text,
+            std::path::Path::new("config_json"),
+        )
+        .map_err(|e| Failure::new(TokenloomStatus::InvalidArgument, e.to_string()))?;
+        let rope = spec.main_rope().ok_or_else(|| {
+            Failure::new(
+                TokenloomStatus::InvalidArgument,
+                format!(
+                    "config_json: {} has no rotary positions",
+                    spec.architecture.name()
+                ),
+            )
+        })?;
+        write_cos_sin(rope, seq_len, first_position, cos, sin)
     })
 }
 

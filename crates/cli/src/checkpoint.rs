@@ -3,21 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-use tokenloom_decoder_input::architecture::{
-    ModelFamily, gguf_absolute_family, hf_model_family, tensor_names,
+use tokenloom_decoder_input::{
+    AbsolutePositions, DecoderInputError, ModelFamily, ModelSpec, OutputHead,
 };
-use tokenloom_decoder_input::{HfModelConfig, gguf_rope_settings, gguf_rope_type};
 use tokenloom_embedding::QuantizedEmbedding;
 use tokenloom_io::{GgufFile, GgufValue, ModelDir, SafetensorsFile, WeightFiles};
-use tokenloom_positions::{AttentionConfig, parse_hf_config, parse_meta_params};
 use tokenloom_tensor::Tensor;
 
 use crate::error::{CliError, fail};
 use crate::table::Table;
 use crate::tokens::TokenNames;
 
-/// Names under which common checkpoints store the token-embedding table, tried in order.
+/// Names under which common checkpoints store the token-embedding table, tried in order
+/// for a file whose architecture nothing states (a bare safetensors file); a checkpoint
+/// with a config or GGUF metadata is read through its model spec's names.
 pub const EMBEDDING_NAMES: &[&str] = &[
     "model.embed_tokens.weight",
     "token_embd.weight",
@@ -29,7 +28,7 @@ pub const EMBEDDING_NAMES: &[&str] = &[
     "wte.weight",
 ];
 
-/// Names of an untied output head.
+/// Names of an untied output head, for a file whose architecture nothing states.
 pub const HEAD_NAMES: &[&str] = &["lm_head.weight", "output.weight"];
 
 /// One row of a tensor listing.
@@ -59,8 +58,10 @@ pub enum Checkpoint {
     Gguf(GgufFile),
 }
 
+/// A config file's text, read with the model spec's bounds (regular files only, size
+/// limited).
 fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|e| CliError(format!("{}: {e}", path.display())))
+    Ok(tokenloom_decoder_input::spec::read_config_text(path)?)
 }
 
 impl Checkpoint {
@@ -152,7 +153,8 @@ impl Checkpoint {
         self.tensors().iter().any(|t| t.name == name)
     }
 
-    /// The embedding table's name: `requested`, or the first known name present.
+    /// The embedding table's name: `requested`, or the model spec's name (else the first
+    /// known name) present.
     pub fn embedding_name(&self, requested: Option<&str>) -> Result<String, CliError> {
         if let Some(name) = requested {
             return if self.has(name) {
@@ -163,16 +165,15 @@ impl Checkpoint {
                 ))
             };
         }
-        EMBEDDING_NAMES
-            .iter()
-            .find(|n| self.has(n))
-            .map(|n| (*n).to_owned())
-            .ok_or_else(|| {
-                CliError(format!(
-                    "no embedding table under a known name ({}); pass --tensor NAME",
-                    EMBEDDING_NAMES.join(", ")
-                ))
-            })
+        let spec_names = self.spec().ok().flatten().map(|s| s.tensors.embedding);
+        let names: Vec<String> =
+            spec_names.unwrap_or_else(|| EMBEDDING_NAMES.iter().map(|&n| n.to_owned()).collect());
+        names.iter().find(|n| self.has(n)).cloned().ok_or_else(|| {
+            CliError(format!(
+                "no embedding table under a known name ({}); pass --tensor NAME",
+                names.join(", ")
+            ))
+        })
     }
 
     /// Loads a tensor as f32.
@@ -227,44 +228,85 @@ impl Checkpoint {
         }
     }
 
-    /// The untied head's name, if the checkpoint has one.
+    /// The untied head's name, if the checkpoint has one (the model spec's names, else
+    /// the common ones).
     pub fn head_name(&self) -> Option<String> {
-        HEAD_NAMES
-            .iter()
-            .find(|n| self.has(n))
-            .map(|n| (*n).to_owned())
+        let names: Vec<String> = match self.spec().ok().flatten() {
+            Some(spec) => spec.tensors.head,
+            None => HEAD_NAMES.iter().map(|&n| n.to_owned()).collect(),
+        };
+        names.into_iter().find(|n| self.has(n))
     }
 
-    /// The architecture and what it puts before the first block, from the checkpoint's
-    /// own metadata; `None` for a bare safetensors file (nothing says).
-    pub fn architecture(&self) -> Result<Option<ArchitectureReport>, CliError> {
+    /// The model spec of the checkpoint's own metadata: `Ok(None)` for a bare safetensors
+    /// file (nothing says), `Err` for metadata the spec refuses.
+    pub fn spec(&self) -> Result<Option<ModelSpec>, DecoderInputError> {
         match self {
-            Checkpoint::Gguf(f) => gguf_architecture(f).map(Some),
+            Checkpoint::Gguf(f) => ModelSpec::from_gguf(f).map(Some),
             Checkpoint::Safetensors {
                 hf_config: Some((path, text)),
                 ..
-            } => hf_architecture(self, path, text).map(Some),
+            } => ModelSpec::from_hf_json(text, path).map(Some),
             Checkpoint::Safetensors {
                 meta_params: Some((path, text)),
                 ..
-            } => Ok(Some(ArchitectureReport {
-                architecture: "llama (Meta params.json)".to_owned(),
-                positions: PositionsReport::Rope(Box::new(
-                    parse_meta_params(text)
-                        .map_err(|e| CliError(format!("{}: {e}", path.display())))?,
-                )),
-                head: if self.head_name().is_some() {
-                    HeadReport::Untied
-                } else {
-                    HeadReport::Tied
-                },
-            })),
+            } => ModelSpec::from_meta_json(text, path).map(Some),
             Checkpoint::Safetensors { .. } => Ok(None),
         }
     }
 
+    /// The architecture and what it puts before the first block, from the checkpoint's
+    /// own metadata; `None` for a bare safetensors file (nothing says). An architecture
+    /// the spec does not know is reported as unknown (the tensors are still listed).
+    pub fn architecture(&self) -> Result<Option<ArchitectureReport>, CliError> {
+        let spec = match self.spec() {
+            Ok(Some(spec)) => spec,
+            Ok(None) => return Ok(None),
+            Err(
+                DecoderInputError::UnknownModelType { architecture, .. }
+                | DecoderInputError::UnknownArchitecture { architecture, .. },
+            ) => {
+                return Ok(Some(ArchitectureReport {
+                    architecture,
+                    positions: PositionsReport::Unknown,
+                    head: HeadReport::Unknown,
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let head = match spec.head {
+            OutputHead::Tied => HeadReport::Tied,
+            OutputHead::Untied => HeadReport::Untied,
+            _ => HeadReport::None,
+        };
+        let architecture = match self {
+            Checkpoint::Safetensors {
+                meta_params: Some(_),
+                hf_config: None,
+                ..
+            } => "llama (Meta params.json)".to_owned(),
+            Checkpoint::Gguf(f) => f
+                .get("general.architecture")
+                .and_then(GgufValue::as_str)
+                .unwrap_or(spec.architecture.name())
+                .to_owned(),
+            _ => spec.architecture.name().to_owned(),
+        };
+        let positions = match (&spec.absolute_positions, spec.family()) {
+            (Some(AbsolutePositions::Learned { .. }), _) | (None, ModelFamily::BertEncoder) => {
+                self.learned(&spec.tensors.positions)
+            }
+            _ => PositionsReport::Rope(Box::new(spec)),
+        };
+        Ok(Some(ArchitectureReport {
+            architecture,
+            positions,
+            head,
+        }))
+    }
+
     /// The shape of the first tensor of `names` the checkpoint holds.
-    fn first_shape(&self, names: &[&str]) -> Option<(String, Vec<usize>)> {
+    fn first_shape(&self, names: &[String]) -> Option<(String, Vec<usize>)> {
         let tensors = self.tensors();
         names.iter().find_map(|n| {
             tensors
@@ -275,7 +317,7 @@ impl Checkpoint {
     }
 
     /// Learned absolute positions from the first of `names` present.
-    fn learned(&self, names: &[&str]) -> PositionsReport {
+    fn learned(&self, names: &[String]) -> PositionsReport {
         match self.first_shape(names) {
             Some((tensor, shape)) => PositionsReport::Learned {
                 max_positions: shape.first().copied().unwrap_or(0),
@@ -300,8 +342,8 @@ pub struct ArchitectureReport {
 
 /// How positions enter the model.
 pub enum PositionsReport {
-    /// Rotary, inside attention.
-    Rope(Box<AttentionConfig>),
+    /// Rotary, inside attention: the model spec, with every layer's treatment.
+    Rope(Box<ModelSpec>),
     /// A learned table added to the embeddings.
     Learned {
         /// Its tensor.
@@ -343,104 +385,7 @@ impl HeadReport {
     }
 }
 
-fn gguf_architecture(file: &GgufFile) -> Result<ArchitectureReport, CliError> {
-    let architecture = file
-        .get("general.architecture")
-        .and_then(GgufValue::as_str)
-        .unwrap_or("(no general.architecture)")
-        .to_owned();
-    let tied = file.info("output.weight").is_err();
-    let head = if tied {
-        HeadReport::Tied
-    } else {
-        HeadReport::Untied
-    };
-    let checkpoint_positions = |names: &[&str]| -> PositionsReport {
-        names.iter().find_map(|n| file.info(n).ok()).map_or(
-            PositionsReport::Missing {
-                expected: names.join(" or "),
-            },
-            |t| PositionsReport::Learned {
-                tensor: t.name.clone(),
-                max_positions: t.shape.first().copied().unwrap_or(0),
-            },
-        )
-    };
-    Ok(match gguf_absolute_family(&architecture) {
-        Some(ModelFamily::BertEncoder) => ArchitectureReport {
-            architecture,
-            positions: checkpoint_positions(tensor_names::BERT_POSITION),
-            head: HeadReport::None,
-        },
-        Some(_) => ArchitectureReport {
-            architecture,
-            positions: checkpoint_positions(tensor_names::GPT2_POSITION),
-            head,
-        },
-        None if gguf_rope_type(&architecture).is_some() => ArchitectureReport {
-            architecture,
-            positions: PositionsReport::Rope(Box::new(gguf_rope_settings(file)?)),
-            head,
-        },
-        None => ArchitectureReport {
-            architecture,
-            positions: PositionsReport::Unknown,
-            head: HeadReport::Unknown,
-        },
-    })
-}
-
-fn hf_architecture(
-    checkpoint: &Checkpoint,
-    path: &Path,
-    text: &str,
-) -> Result<ArchitectureReport, CliError> {
-    let config = HfModelConfig::parse(text, path)?;
-    let architecture = config
-        .model_type()
-        .unwrap_or_else(|| "(no model_type)".to_owned());
-    let tie = config
-        .tie_word_embeddings
-        .unwrap_or_else(|| checkpoint.head_name().is_none());
-    let head = if tie {
-        HeadReport::Tied
-    } else {
-        HeadReport::Untied
-    };
-    Ok(match hf_model_family(&architecture) {
-        Some(ModelFamily::RopeDecoder) => ArchitectureReport {
-            positions: PositionsReport::Rope(Box::new(config.attention()?)),
-            architecture,
-            head,
-        },
-        Some(ModelFamily::BertEncoder) => ArchitectureReport {
-            positions: checkpoint.learned(tensor_names::BERT_POSITION),
-            architecture,
-            head: HeadReport::None,
-        },
-        Some(ModelFamily::Gpt2Decoder) => ArchitectureReport {
-            positions: checkpoint.learned(tensor_names::GPT2_POSITION),
-            architecture,
-            head: HeadReport::Tied,
-        },
-        None => ArchitectureReport {
-            architecture,
-            positions: PositionsReport::Unknown,
-            head: HeadReport::Unknown,
-        },
-    })
-}
-
-/// Reads a model config file: HF `config.json` or Meta `params.json` (by content: Meta's
-/// has `dim` and `n_heads`).
-pub fn read_model_config(path: &Path) -> Result<AttentionConfig, CliError> {
-    let text = read(path)?;
-    let json: Value =
-        serde_json::from_str(&text).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
-    let settings = if json.get("n_heads").is_some() && json.get("dim").is_some() {
-        parse_meta_params(&text)
-    } else {
-        parse_hf_config(&text)
-    };
-    settings.map_err(|e| CliError(format!("{}: {e}", path.display())))
+/// Reads a model config file, HF `config.json` or Meta `params.json`, into its spec.
+pub fn read_model_config(path: &Path) -> Result<ModelSpec, CliError> {
+    Ok(ModelSpec::read(path)?)
 }

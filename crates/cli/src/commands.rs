@@ -9,6 +9,8 @@ use tokenloom_io::{RawTensor, SafetensorsFile, safetensors_dtype_size, write_raw
 use tokenloom_positions::{RopeLayout, convert_qk_layout, cos_sin};
 use tokenloom_tensor::TensorView;
 
+use tokenloom_decoder_input::{EmbeddingScale, ModelSpec};
+
 use crate::checkpoint::{Checkpoint, HeadReport, PositionsReport, TensorRow, read_model_config};
 use crate::error::{CliError, fail};
 use crate::table::Table;
@@ -124,22 +126,34 @@ fn report_json(report: &PositionsReport) -> Option<Value> {
     }
 }
 
-fn positions_json(p: &tokenloom_positions::AttentionConfig) -> Value {
-    let mut value = json!({
+/// The model spec as JSON: the main RoPE, head counts, context, every group of layers,
+/// the embedding and logit transforms.
+fn positions_json(spec: &ModelSpec) -> Value {
+    let layers: Vec<Value> = spec
+        .layer_groups()
+        .into_iter()
+        .map(|(layers, l)| {
+            json!({
+                "layers": layers,
+                "attention": l.attention,
+                "rope": l.rope.as_ref().map(rope_json),
+                "deinterleave_output": l.deinterleave_output,
+                "q_scale": l.q_scale,
+                "mrope_section": l.mrope_section,
+            })
+        })
+        .collect();
+    json!({
         "kind": "rope",
-        "rope": rope_json(&p.rope),
-        "n_heads": p.n_heads,
-        "n_kv_heads": p.n_kv_heads,
-        "max_position_embeddings": p.max_position_embeddings,
-    });
-    if let Some(local) = &p.local {
-        value["local"] = json!({
-            "rope": rope_json(&local.rope),
-            "sliding_window": local.sliding_window,
-            "layer_types": local.layer_types,
-        });
-    }
-    value
+        "rope": spec.main_rope().map(rope_json),
+        "n_heads": spec.n_heads,
+        "n_kv_heads": spec.n_kv_heads,
+        "n_layers": spec.n_layers,
+        "max_position_embeddings": spec.max_positions,
+        "layers": layers,
+        "embedding_scale": spec.embedding_scale,
+        "logits": spec.logits,
+    })
 }
 
 /// `tokenloom inspect`.
@@ -300,35 +314,34 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
             }
             _ => {}
         }
-        if let Some(PositionsReport::Rope(p)) = positions {
-            out += &format!(
-                "positions: RoPE {} head_dim {} rotary_dim {} theta {} scaling {}; heads {} / kv heads {}; max positions {}\n",
-                p.rope.layout.name(),
-                p.rope.head_dim,
-                p.rope.rotary_dim,
-                p.rope.theta,
-                p.rope.scaling,
-                p.n_heads,
-                p.n_kv_heads,
-                p.max_position_embeddings
-                    .map_or("unknown".to_owned(), |m| m.to_string())
-            );
-            if let Some(local) = &p.local {
-                let global: Vec<String> = local
-                    .global_layers()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+        if let Some(PositionsReport::Rope(spec)) = positions {
+            if let Some(rope) = spec.main_rope() {
                 out += &format!(
-                    "  sliding-window layers (window {}): RoPE {} theta {}; global layers (theta {}): {} of {}\n",
-                    local.sliding_window,
-                    local.rope.layout.name(),
-                    local.rope.theta,
-                    p.rope.theta,
-                    global.join(", "),
-                    local.layer_types.len()
+                    "positions: RoPE {} head_dim {} rotary_dim {} theta {} scaling {}; heads {} / kv heads {}; max positions {}\n",
+                    rope.layout.name(),
+                    rope.head_dim,
+                    rope.rotary_dim,
+                    rope.theta,
+                    rope.scaling,
+                    spec.n_heads,
+                    spec.n_kv_heads,
+                    spec.max_positions
                 );
             }
+            if spec.layer_groups().len() > 1 {
+                for line in spec.describe_layers() {
+                    out += &format!("  {line}\n");
+                }
+            }
+            out += &format!(
+                "embedding scale: {}; logits: {}\n",
+                match spec.embedding_scale {
+                    Some(EmbeddingScale::SqrtNEmbd) => format!("sqrt(n_embd {})", spec.n_embd),
+                    Some(EmbeddingScale::Multiplier(m)) => format!("x {m}"),
+                    _ => "none".to_owned(),
+                },
+                spec.logits.describe()
+            );
         }
         out
     });
@@ -483,9 +496,16 @@ pub fn rope(
     seq_len: Option<usize>,
     json: bool,
 ) -> Result<(), CliError> {
-    let mut settings = read_model_config(config)?;
+    let spec = read_model_config(config)?;
+    let mut rope = spec.main_rope().cloned().ok_or_else(|| {
+        CliError(format!(
+            "{}: {} has no rotary positions",
+            config.display(),
+            spec.architecture.name()
+        ))
+    })?;
     if let Some(layout) = layout {
-        settings.rope.layout = layout;
+        rope.layout = layout;
     }
     // Context-dependent scalings (dynamic NTK, LongRoPE) use the longest sequence served;
     // by default the largest position asked for + 1, as HuggingFace does for a batch.
@@ -497,8 +517,8 @@ pub fn rope(
             needed - 1
         ));
     }
-    let inv_freq = settings.rope.inv_freq(seq_len)?;
-    let attention_factor = settings.rope.attention_factor();
+    let inv_freq = rope.inv_freq(seq_len)?;
+    let attention_factor = rope.attention_factor();
     let tables: Vec<Value> = positions
         .iter()
         .map(|&p| {
@@ -511,11 +531,11 @@ pub fn rope(
         .collect();
     let value = json!({
         "config": config.display().to_string(),
-        "layout": settings.rope.layout.name(),
-        "head_dim": settings.rope.head_dim,
-        "rotary_dim": settings.rope.rotary_dim,
-        "theta": settings.rope.theta,
-        "scaling": settings.rope.scaling.to_hf_parameters(),
+        "layout": rope.layout.name(),
+        "head_dim": rope.head_dim,
+        "rotary_dim": rope.rotary_dim,
+        "theta": rope.theta,
+        "scaling": rope.scaling.to_hf_parameters(),
         "seq_len": seq_len,
         "attention_factor": attention_factor,
         "inv_freq": inv_freq,
@@ -524,11 +544,11 @@ pub fn rope(
     emit(json, &value, || {
         let mut text = format!(
             "RoPE {} head_dim {} rotary_dim {} theta {} scaling {} (seq_len {seq_len}), attention factor {attention_factor}\n",
-            settings.rope.layout.name(),
-            settings.rope.head_dim,
-            settings.rope.rotary_dim,
-            settings.rope.theta,
-            settings.rope.scaling
+            rope.layout.name(),
+            rope.head_dim,
+            rope.rotary_dim,
+            rope.theta,
+            rope.scaling
         );
         // Fixed-width columns: every header is as wide as the values below it.
         text += &format!("  {:>4}  {:<13}", "pair", "inv_freq");

@@ -10,9 +10,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 use tokenloom_embedding::{Embedding, Init};
 use tokenloom_io::{RawTensor, SafetensorsFile, encode_le, write_raw_safetensors};
-use tokenloom_positions::{
-    QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions, cos_sin, parse_hf_config,
-};
+use tokenloom_positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions, cos_sin};
 use tokenloom_tensor::{Tensor, TensorView, matmul_transposed};
 
 fn tokenloom() -> Command {
@@ -200,8 +198,8 @@ fn embed_rope_and_neighbors() {
         "--positions",
         "0,1,100000",
     ]);
-    let settings = parse_hf_config(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    let inv_freq = settings.rope.inv_freq(100_001).unwrap();
+    let spec = tokenloom_decoder_input::ModelSpec::read(&config).unwrap();
+    let inv_freq = spec.main_rope().unwrap().inv_freq(100_001).unwrap();
     let got: Vec<f64> = out["inv_freq"]
         .as_array()
         .unwrap()

@@ -90,6 +90,47 @@ pub enum DecoderInputError {
         /// The scheme in use.
         scheme: &'static str,
     },
+    /// A head bias that is not `(vocab_size,)`.
+    #[error("the head bias has shape {got:?}, expected (vocab_size,) = ({vocab_size},)")]
+    HeadBiasShape {
+        /// Its shape.
+        got: Vec<usize>,
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
+    /// A layer index past the model's last layer.
+    #[error("layer {layer} is outside the model's {n_layers} layers")]
+    LayerOutOfRange {
+        /// The layer asked for.
+        layer: usize,
+        /// The number of layers.
+        n_layers: usize,
+    },
+    /// One rotation asked of a model whose layers rotate differently.
+    #[error(
+        "the layers of this model treat q and k differently ({}): rotate each layer with apply_rope_layer(layer, …)",
+        .layers.join("; ")
+    )]
+    LayerDependentRope {
+        /// The per-layer picture, one entry per group of layers.
+        layers: Vec<String>,
+    },
+    /// q or k of another rank than 4.
+    #[error(
+        "q/k must be (batch, n_heads, seq_len, head_dim) or (batch, seq_len, n_heads, head_dim), got {got} dimensions"
+    )]
+    QkRank {
+        /// The rank given.
+        got: usize,
+    },
+    /// Position ids that are not `(batch, seq_len)` of q.
+    #[error("position ids of shape {got:?} do not match (batch, seq_len) = {expected:?} of q")]
+    PositionIdsShape {
+        /// `(batch, seq_len)` of q.
+        expected: [usize; 2],
+        /// The shape given.
+        got: Vec<usize>,
+    },
     /// Logits of a model without a language-model head (a BERT encoder).
     #[error("this model has no output head ({reason}): there are no logits to compute")]
     NoHead {
@@ -98,7 +139,8 @@ pub enum DecoderInputError {
     },
     /// An architecture tokenloom does not know: nothing is assumed about it.
     #[error(
-        "{path}: architecture `{architecture}` is not one tokenloom knows (it builds RoPE decoders such as llama, mistral, qwen2, phi3, gemma; bert; gpt2); nothing is assumed about its positions or head"
+        "{path}: architecture `{architecture}` is not one tokenloom knows (its model spec covers llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, qwen2_vl, gemma, gemma2, gemma3, phi3, phi, gpt_neox, gptj, stablelm, olmo, olmo2, granite, cohere, deepseek_v2, deepseek_v3, llama4, smollm3, starcoder2, falcon, exaone4, bert, gpt2); nothing is assumed about its positions or head",
+        path = .path.display()
     )]
     UnknownModelType {
         /// The checkpoint.
@@ -179,6 +221,36 @@ pub enum DecoderInputError {
         /// The operating system's error.
         #[source]
         source: IoSource,
+    },
+    /// A model config path that is not a regular file (a directory, a device, a pipe).
+    #[error("checkpoint {path}: not a regular file", path = .path.display())]
+    ConfigNotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A model config larger than any real one.
+    #[error("checkpoint {path}: {bytes} bytes is larger than the {limit}-byte limit of a config file", path = .path.display())]
+    ConfigTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (at least).
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A config key the model spec neither handles nor knows to be harmless: it may change
+    /// the numbers, so it is not ignored.
+    #[error(
+        "checkpoint {path}: key `{key}` is not one tokenloom's model spec of {architecture} handles; it may change the numbers, so it is not ignored",
+        path = .path.display()
+    )]
+    UnknownConfigKey {
+        /// The config file.
+        path: PathBuf,
+        /// The key, with its object's path (`text_config.logits_softcap`).
+        key: String,
+        /// The architecture read.
+        architecture: &'static str,
     },
     /// A model config that is not JSON.
     #[error("checkpoint {path}: {reason} (line {line}, column {column})", path = .path.display())]
@@ -270,6 +342,17 @@ pub enum DecoderInputError {
         got: Vec<usize>,
         /// The shape needed, e.g. `(vocab_size, 576)` or `(rotary_dim / 2,) = (32,)`.
         expected: String,
+    },
+    /// The same tensor name in two files of one checkpoint: which one is meant is not
+    /// guessed.
+    #[error("tensor `{tensor}` is in both {first} and {second}", first = .first.display(), second = .second.display())]
+    DuplicateTensor {
+        /// The tensor.
+        tensor: String,
+        /// One file.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
     },
     /// A directory whose weights are a GGUF file, given to the safetensors loader.
     #[error("checkpoint {dir}: holds a GGUF file ({gguf}), not safetensors: load it with load_gguf", dir = .dir.display(), gguf = .gguf.display())]

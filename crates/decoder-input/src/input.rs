@@ -4,14 +4,18 @@
 use tokenloom_embedding::{
     Embedding, EmbeddingAndHead, EmbeddingAndHeadGrads, EmbeddingConfig, TieOptions,
 };
-use tokenloom_positions::{CacheFloat, QkLayout, RopeCache, TokenPositions, sinusoidal_table};
-use tokenloom_tensor::{Accumulate, Element, Tensor, TensorView, TensorViewMut};
+use tokenloom_positions::{CacheFloat, RopeCache, sinusoidal_table};
+use tokenloom_tensor::{Accumulate, Element, Tensor, TensorView};
 
 use crate::batch::{PaddingSide, TokenBatch};
 use crate::config::DecoderInputConfig;
 use crate::error::DecoderInputError;
 use crate::functional::{AbsolutePositions, finish_in_place};
+use crate::layer_rope::{LayerRopes, LongRopeChoice};
+use crate::logit_head;
+use crate::output::DecoderInputOutput;
 use crate::scheme::{PositionEncoding, PositionSchemeConfig};
+use crate::spec::{LayerPositions, LogitTransform};
 use crate::tables::TokenTables;
 
 /// The input side of a decoder: the token embedding (with its output head, tied or
@@ -55,6 +59,9 @@ pub struct DecoderInput<T, C = f32> {
     embedding_scale: Option<f64>,
     token_types: Option<Embedding<T>>,
     head: Head,
+    layer_ropes: Option<LayerRopes<C>>,
+    logit_transform: LogitTransform,
+    head_bias: Option<Tensor<T>>,
 }
 
 /// Whether a decoder input has a language-model head.
@@ -63,74 +70,6 @@ enum Head {
     Present,
     /// No head, and why (e.g. `a BERT encoder`).
     Absent(&'static str),
-}
-
-/// The output of [`DecoderInput::forward`]: the hidden states and what the attention
-/// layers need.
-#[derive(Debug)]
-pub struct DecoderInputOutput<'a, T, C> {
-    hidden: Tensor<T>,
-    batch: &'a TokenBatch,
-    rope: Option<&'a RopeCache<C>>,
-    scheme: &'static str,
-}
-
-impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
-    /// The hidden states `(batch, seq_len, n_embd)`.
-    #[must_use]
-    pub fn hidden(&self) -> &Tensor<T> {
-        &self.hidden
-    }
-
-    /// Gives up the output, returning the hidden states.
-    #[must_use]
-    pub fn into_hidden(self) -> Tensor<T> {
-        self.hidden
-    }
-
-    /// The position ids `(batch, seq_len)`.
-    #[must_use]
-    pub fn position_ids(&self) -> &Tensor<u32> {
-        self.batch.position_ids()
-    }
-
-    /// The attention mask `(batch, seq_len)`.
-    #[must_use]
-    pub fn attention_mask(&self) -> &Tensor<u8> {
-        self.batch.attention_mask()
-    }
-
-    /// The RoPE cos/sin cache, when the scheme is RoPE.
-    #[must_use]
-    pub fn rope(&self) -> Option<&RopeCache<C>> {
-        self.rope
-    }
-
-    /// Rotates a block's q and k in place with the batch's position ids.
-    ///
-    /// # Shapes
-    ///
-    /// `q`: `(batch, n_heads, seq_len, head_dim)` or `(batch, seq_len, n_heads,
-    /// head_dim)` per `layout`; `k` the same with `n_kv_heads`.
-    ///
-    /// # Errors
-    ///
-    /// [`DecoderInputError::NotRope`] when the scheme is not RoPE, and the RoPE shape
-    /// errors.
-    pub fn apply_rope(
-        &self,
-        q: TensorViewMut<'_, T>,
-        k: TensorViewMut<'_, T>,
-        layout: QkLayout,
-    ) -> Result<(), DecoderInputError> {
-        let rope = self.rope.ok_or(DecoderInputError::NotRope {
-            scheme: self.scheme,
-        })?;
-        let positions = TokenPositions::Ids(self.batch.position_ids().view());
-        rope.apply_in_place(q, layout, positions)?;
-        rope.apply_in_place(k, layout, positions)?;
-        Ok(())
-    }
 }
 
 /// The gradients of a [`DecoderInput`]: the embedding (and untied head) as
@@ -144,6 +83,8 @@ pub struct DecoderInputGrads<T> {
     pub learned_positions: Option<Tensor<T>>,
     /// The token-type table's gradient (BERT).
     pub token_types: Option<Tensor<T>>,
+    /// The output head's bias gradient (Phi, GPT-J).
+    pub head_bias: Option<Tensor<T>>,
 }
 
 impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
@@ -290,7 +231,109 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             embedding_scale,
             token_types: None,
             head: Head::Present,
+            layer_ropes: None,
+            logit_transform: LogitTransform::default(),
+            head_bias: None,
         })
+    }
+
+    /// Gives each decoder layer its own treatment of q and k (a [`ModelSpec`]'s
+    /// [`layers`](crate::ModelSpec::layers); `n_layers` `None` when one entry stands for
+    /// every layer), with caches over `max_positions` shared between layers that rotate
+    /// alike and LongRoPE's factors chosen by `long_rope`.
+    /// [`DecoderInputOutput::apply_rope_layer`] then runs layer `l`'s.
+    ///
+    /// # Errors
+    ///
+    /// The RoPE cache errors, and [`DecoderInputError::LayerOutOfRange`] for an empty
+    /// list.
+    ///
+    /// [`ModelSpec`]: crate::ModelSpec
+    pub fn with_layer_positions(
+        mut self,
+        layers: &[LayerPositions],
+        n_layers: Option<usize>,
+        long_rope: LongRopeChoice,
+    ) -> Result<Self, DecoderInputError> {
+        if layers.is_empty() {
+            return Err(DecoderInputError::LayerOutOfRange {
+                layer: 0,
+                n_layers: 0,
+            });
+        }
+        self.layer_ropes = Some(LayerRopes::new(
+            layers,
+            n_layers.is_none(),
+            self.max_positions,
+            long_rope,
+        )?);
+        Ok(self)
+    }
+
+    /// What layer `layer` does to q and k (`None` for a decoder input built without
+    /// per-layer positions).
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::LayerOutOfRange`].
+    pub fn layer_positions(
+        &self,
+        layer: usize,
+    ) -> Result<Option<&LayerPositions>, DecoderInputError> {
+        match &self.layer_ropes {
+            Some(l) => Ok(Some(&l.layer(layer)?.positions)),
+            None => Ok(None),
+        }
+    }
+
+    /// The number of layers with per-layer positions (`None` without, or when one entry
+    /// stands for all).
+    #[must_use]
+    pub fn n_layers(&self) -> Option<usize> {
+        self.layer_ropes.as_ref().and_then(LayerRopes::n_layers)
+    }
+
+    /// Sets what [`logits`](Self::logits) applies after the projection (Cohere's
+    /// multiplier, Granite's divisor, Gemma 2's softcapping).
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::BadValue`] for a value that is not positive and finite.
+    pub fn with_logit_transform(
+        mut self,
+        transform: LogitTransform,
+    ) -> Result<Self, DecoderInputError> {
+        transform.validate(std::path::Path::new("logit transform"))?;
+        self.logit_transform = transform;
+        Ok(self)
+    }
+
+    /// What [`logits`](Self::logits) applies after the projection.
+    #[must_use]
+    pub fn logit_transform(&self) -> &LogitTransform {
+        &self.logit_transform
+    }
+
+    /// Adds a bias `(vocab_size,)` to the head's output (Phi's and GPT-J's `lm_head`).
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::HeadBiasShape`] for a bias of another shape.
+    pub fn with_head_bias(mut self, bias: Tensor<T>) -> Result<Self, DecoderInputError> {
+        if bias.dims() != [self.vocab_size()] {
+            return Err(DecoderInputError::HeadBiasShape {
+                got: bias.dims().to_vec(),
+                vocab_size: self.vocab_size(),
+            });
+        }
+        self.head_bias = Some(bias);
+        Ok(self)
+    }
+
+    /// The head's bias, if it has one.
+    #[must_use]
+    pub fn head_bias(&self) -> Option<&Tensor<T>> {
+        self.head_bias.as_ref()
     }
 
     /// Adds a token-type (segment) table `(type_vocab_size, n_embd)`, as BERT has: every
@@ -517,6 +560,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             hidden,
             batch,
             rope,
+            layers: self.layer_ropes.as_ref(),
             scheme: self.positions.name(),
         })
     }
@@ -537,6 +581,10 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             },
             token_types: match &self.token_types {
                 Some(table) => Some(Tensor::zeros(table.weight().dims())?),
+                None => None,
+            },
+            head_bias: match &self.head_bias {
+                Some(bias) => Some(Tensor::zeros(bias.dims())?),
                 None => None,
             },
         })
@@ -603,8 +651,19 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     ///
     /// As [`EmbeddingAndHead::logits`].
     pub fn logits(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, DecoderInputError> {
+        let mut logits = self.projection(hidden)?;
+        logit_head::apply(logits.as_mut_slice(), &self.logit_transform);
+        Ok(logits)
+    }
+
+    /// The head's output before the logit transform: `hidden · Wᵀ (+ bias)`.
+    fn projection(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, DecoderInputError> {
         self.head_or_error()?;
-        Ok(self.tables.logits(hidden)?)
+        let mut logits = self.tables.logits(hidden)?;
+        if let Some(bias) = &self.head_bias {
+            logit_head::add_bias(logits.as_mut_slice(), bias.as_slice());
+        }
+        Ok(logits)
     }
 
     /// Backward of [`logits`](DecoderInput::logits): adds the head's weight gradient into
@@ -621,10 +680,25 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         grad_logits: TensorView<'_, T>,
         grads: &mut DecoderInputGrads<T>,
     ) -> Result<Tensor<T>, DecoderInputError> {
-        Ok(self.tables.dense("backward_logits")?.backward_logits(
-            hidden,
-            grad_logits,
-            &mut grads.model,
-        )?)
+        let model = self.tables.dense("backward_logits")?;
+        if self.logit_transform.is_identity() && self.head_bias.is_none() {
+            return Ok(model.backward_logits(hidden, grad_logits, &mut grads.model)?);
+        }
+        // The gradient of the projection's output, through the transform.
+        let raw = match self.logit_transform.softcap {
+            Some(_) => Some(self.projection(hidden)?),
+            None => None,
+        };
+        let mut grad =
+            Tensor::from_shape_vec(grad_logits.as_slice().to_vec(), grad_logits.shape())?;
+        logit_head::backward(
+            grad.as_mut_slice(),
+            raw.as_ref().map(Tensor::as_slice),
+            &self.logit_transform,
+        );
+        if let (Some(_), Some(g)) = (&self.head_bias, &mut grads.head_bias) {
+            logit_head::bias_grad(grad.as_slice(), g.as_mut_slice());
+        }
+        Ok(model.backward_logits(hidden, grad.view(), &mut grads.model)?)
     }
 }

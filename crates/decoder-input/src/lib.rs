@@ -31,29 +31,37 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
-pub mod architecture;
 mod batch;
 mod config;
 mod error;
 pub mod functional;
-mod gguf_arch;
 mod input;
+mod layer_rope;
+mod logit_head;
 mod model_config;
+mod output;
 mod pretrained;
 mod scheme;
+pub mod spec;
 mod tables;
 
 pub use batch::{PaddingSide, StreamBatch, TokenBatch, stream_batches};
 pub use config::DecoderInputConfig;
 pub use error::DecoderInputError;
-pub use gguf_arch::{GgufRopeType, gguf_rope_type};
-pub use input::{DecoderInput, DecoderInputGrads, DecoderInputOutput};
-pub use model_config::{GgufModelConfig, HfModelConfig};
+
+pub use input::{DecoderInput, DecoderInputGrads};
+pub use layer_rope::LongRopeChoice;
+pub use model_config::GgufModelConfig;
+pub use output::DecoderInputOutput;
 pub use pretrained::{
-    GgufLoadOptions, HF_EMBED_NAME, HF_HEAD_NAME, PretrainedModel, gguf_rope_settings, load_gguf,
-    load_gguf_with, load_hf_dir,
+    GgufLoadOptions, PretrainedModel, load_gguf, load_gguf_with, load_hf_dir, load_hf_dir_with,
 };
 pub use scheme::{PositionEncoding, PositionSchemeConfig};
+pub use spec::{
+    AbsolutePositions, Architecture, AttentionTemperature, EmbeddingScale, GgufRopeType,
+    LayerAttention, LayerPositions, LogitTransform, ModelFamily, ModelSpec, OutputHead, SpecSource,
+    TensorNames, gguf_rope_type,
+};
 pub use tables::{QuantizedHead, QuantizedTables, TokenTables};
 
 /// The former name of [`PretrainedModel`], kept for code written against it.

@@ -2,16 +2,14 @@
 //! tables.
 //!
 //! ```
-//! use tokenloom_positions::{TokenPositions, QkLayout, RopeCache, RopeConfig, RopeLayout, parse_hf_config};
+//! use tokenloom_positions::{TokenPositions, QkLayout, RopeCache, RopeConfig, RopeLayout};
 //! use tokenloom_tensor::Tensor;
 //!
-//! // From a model's config.json (HF checkpoints pair dims half-split).
-//! let settings = parse_hf_config(r#"{"hidden_size": 64, "num_attention_heads": 4,
-//!     "max_position_embeddings": 128, "rope_theta": 10000.0}"#)?;
-//! assert_eq!(settings.rope, RopeConfig::new(16, 10000.0, RopeLayout::HalfSplit));
+//! // head_dim 16, base 10000, pairs half-split (as HuggingFace checkpoints).
+//! let rope = RopeConfig::new(16, 10000.0, RopeLayout::HalfSplit);
 //!
 //! // cos/sin for positions 0..128, computed in f64 and stored as f32.
-//! let cache = RopeCache::<f32>::new(&settings.rope, 128)?;
+//! let cache = RopeCache::<f32>::new(&rope, 128)?;
 //!
 //! // Rotate q of shape (batch, n_heads, seq_len, head_dim) in place, positions 5..8.
 //! let mut q = Tensor::<f32>::zeros(&[1, 4, 3, 16])?;
@@ -34,8 +32,10 @@
 //!   `tokenloom-decoder-input`) are *added* to the token embeddings before the first
 //!   decoder block.
 //!
-//! Model config files are parsed strictly by [`parse_hf_config`] (transformers v4 and v5
-//! spellings) and [`parse_meta_params`].
+//! One RoPE section of a HuggingFace `config.json` (`rope_parameters`, or v4's
+//! `rope_scaling`) is parsed strictly by [`parse_rope_section`]; the rest of a model's
+//! config (sizes, head counts, which layers rotate) is the model spec's business
+//! (`tokenloom_decoder_input::ModelSpec`).
 //!
 //! This crate depends only on `tokenloom-tensor`; it never depends on the embedding crate.
 
@@ -47,26 +47,20 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
-mod model_config;
 mod rope;
+mod rope_section;
 mod sinusoidal;
 
 pub use error::PositionError;
-pub use model_config::{
-    AttentionConfig, LayerAttention, LocalAttention, parse_hf_config, parse_meta_params,
-};
 pub use rope::{
     CacheFloat, Llama3Scaling, LongRopeScaling, QkLayout, RopeCache, RopeConfig, RopeLayout,
     RopeScaling, RopeTables, TokenPositions, YarnScaling, convert_qk_layout,
     convert_qk_layout_into, cos_sin, reduce_angle,
 };
+pub use rope_section::{RopeSection, parse_rope_section};
 pub use sinusoidal::{Sinusoidal, SinusoidalVariant, sinusoidal_into, sinusoidal_table};
 
 /// The former name of [`TokenPositions`], kept so that code written against it (such as
 /// the shared benchmark harness's adapter) still builds, with a deprecation warning.
 #[deprecated(since = "0.1.0", note = "renamed to `TokenPositions`")]
 pub type Positions<'a> = TokenPositions<'a>;
-
-/// The former name of [`AttentionConfig`], kept for code written against it.
-#[deprecated(since = "0.1.0", note = "renamed to `AttentionConfig`")]
-pub type ModelRopeSettings = AttentionConfig;

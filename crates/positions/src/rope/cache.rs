@@ -210,12 +210,28 @@ impl<C: CacheFloat> RopeCache<C> {
     /// As [`RopeConfig::validate`], [`PositionError::ZeroSize`] for `max_positions = 0`,
     /// and tensor errors when the tables do not fit in memory.
     pub fn new(config: &RopeConfig, max_positions: usize) -> Result<Self, PositionError> {
+        Self::new_for_seq_len(config, max_positions, max_positions)
+    }
+
+    /// [`RopeCache::new`] with the frequencies of a sequence of `seq_len` tokens, which
+    /// only dynamic NTK and LongRoPE read (see [`RopeScaling::inv_freq`](crate::RopeScaling::inv_freq)):
+    /// LongRoPE's short-factor cache is `new_for_seq_len(config, original, original)`,
+    /// its long-factor cache `new_for_seq_len(config, max_positions, original + 1)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RopeCache::new`].
+    pub fn new_for_seq_len(
+        config: &RopeConfig,
+        max_positions: usize,
+        seq_len: usize,
+    ) -> Result<Self, PositionError> {
         if max_positions == 0 {
             return Err(PositionError::ZeroSize {
                 name: "max_positions",
             });
         }
-        let inv_freq = config.inv_freq(max_positions)?;
+        let inv_freq = config.inv_freq(seq_len)?;
         let attention_factor = config.attention_factor();
         let half = inv_freq.len();
         let len = max_positions.checked_mul(half).ok_or(

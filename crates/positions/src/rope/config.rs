@@ -36,7 +36,7 @@ impl RopeLayout {
 /// The configuration of a rotary position embedding.
 ///
 /// A plain data struct: build it with [`RopeConfig::new`] and the `with_*` setters (or
-/// parse it from a model's config file, see [`crate::parse_hf_config`]); it is validated
+/// parse it from a model's config file, see [`crate::parse_rope_section`]); it is validated
 /// once, when a [`crate::RopeCache`] is built from it.
 ///
 /// - `head_dim`: the size of one attention head.

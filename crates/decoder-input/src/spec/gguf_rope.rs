@@ -13,7 +13,7 @@
 //! - `NONE` architectures have no rotary embedding (GPT-2, BLOOM, MPT, Mamba, T5, …).
 //!
 //! An architecture missing from the table is an error for the caller to resolve, never a
-//! default.
+//! default. The model spec (`spec/gguf.rs`) reads it for every GGUF file.
 
 use tokenloom_positions::RopeLayout;
 
@@ -184,6 +184,11 @@ const MULTIMODAL: &[&str] = &["qwen2vl", "qwen3vl", "qwen3vlmoe"];
 /// ```
 #[must_use]
 pub fn gguf_rope_type(architecture: &str) -> Option<GgufRopeType> {
+    gguf_rope_entry(architecture).map(|(_, rope_type)| rope_type)
+}
+
+/// The table's own (static) spelling of `architecture`, with its RoPE type.
+pub(crate) fn gguf_rope_entry(architecture: &str) -> Option<(&'static str, GgufRopeType)> {
     [
         (NONE, GgufRopeType::None),
         (NORM, GgufRopeType::Norm),
@@ -191,8 +196,12 @@ pub fn gguf_rope_type(architecture: &str) -> Option<GgufRopeType> {
         (MULTIMODAL, GgufRopeType::MultimodalRope),
     ]
     .into_iter()
-    .find(|(names, _)| names.contains(&architecture))
-    .map(|(_, rope_type)| rope_type)
+    .find_map(|(names, rope_type)| {
+        names
+            .iter()
+            .find(|&&n| n == architecture)
+            .map(|&n| (n, rope_type))
+    })
 }
 
 #[cfg(test)]
