@@ -141,7 +141,7 @@ fn inspect_reports_tensors_statistics_tying_and_positions() {
     )
     .unwrap();
     let unknown = json(&["inspect", dir.to_str().unwrap()]);
-    assert_eq!(unknown["architecture"], "(no model_type)");
+    assert_eq!(unknown["architecture"], "(no model_type or architectures)");
     assert_eq!(unknown["positions"], serde_json::Value::Null);
     assert_eq!(unknown["output_head"], "unknown");
     std::fs::write(&config_path, llama_config).unwrap();
@@ -402,7 +402,7 @@ fn bad_inputs_exit_non_zero_with_one_line() {
     assert!(error(&["embed", "--ids", "1"]).contains("--vocab-size"));
     assert!(error(&["neighbors", model, "--id", "2"]).contains("all zeros"));
     let bad_config = dir.join("bad.json");
-    std::fs::write(&bad_config, r#"{"hidden_size": 8, "num_attention_heads": 2, "max_position_embeddings": 8, "rope_scaling": {"type": "mrope"}}"#).unwrap();
+    std::fs::write(&bad_config, r#"{"model_type": "llama", "hidden_size": 8, "num_attention_heads": 2, "max_position_embeddings": 8, "rope_scaling": {"type": "mrope"}}"#).unwrap();
     assert!(
         error(&[
             "rope",

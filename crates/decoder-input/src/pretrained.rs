@@ -56,6 +56,13 @@ trait Source {
     fn has(&self, name: &str) -> bool;
     /// The tensor `name` as `T`.
     fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, DecoderInputError>;
+    /// The tensor `name` as `T`, refused before any data is read when it is not
+    /// `expected` (`(rows, n_embd)`).
+    fn load_checked<T: Element>(
+        &self,
+        name: &str,
+        expected: [usize; 2],
+    ) -> Result<Tensor<T>, DecoderInputError>;
 
     /// The first of `names` the checkpoint holds.
     fn find(&self, names: &[String]) -> Result<String, DecoderInputError> {
@@ -74,6 +81,9 @@ trait Source {
         n_embd: usize,
     ) -> Result<Tensor<T>, DecoderInputError> {
         let name = self.find(names)?;
+        if let Some(rows) = rows {
+            return self.load_checked::<T>(&name, [rows, n_embd]);
+        }
         let table = self.load::<T>(&name)?;
         let dims = table.dims();
         if dims.len() != 2 || dims[1] != n_embd || rows.is_some_and(|r| dims[0] != r) {
@@ -114,6 +124,17 @@ impl Source for HfFiles<'_> {
             .ok_or_else(|| missing_tensor(self.dir, &[name.to_owned()], self.files.keys()))?;
         Ok(SafetensorsFile::open(file)?.load::<T>(name)?)
     }
+    fn load_checked<T: Element>(
+        &self,
+        name: &str,
+        expected: [usize; 2],
+    ) -> Result<Tensor<T>, DecoderInputError> {
+        let file = self
+            .files
+            .get(name)
+            .ok_or_else(|| missing_tensor(self.dir, &[name.to_owned()], self.files.keys()))?;
+        Ok(SafetensorsFile::open(file)?.load_matrix::<T>(name, Some(expected))?)
+    }
 }
 
 impl Source for GgufFile {
@@ -127,6 +148,22 @@ impl Source for GgufFile {
         self.info(name).is_ok()
     }
     fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, DecoderInputError> {
+        Ok(GgufFile::load::<T>(self, name)?)
+    }
+    fn load_checked<T: Element>(
+        &self,
+        name: &str,
+        expected: [usize; 2],
+    ) -> Result<Tensor<T>, DecoderInputError> {
+        let shape = &self.info(name)?.shape;
+        if shape.as_slice() != expected {
+            return Err(DecoderInputError::TensorShape {
+                path: Source::path(self).to_path_buf(),
+                tensor: name.to_owned(),
+                got: shape.clone(),
+                expected: format!("({}, {})", expected[0], expected[1]),
+            });
+        }
         Ok(GgufFile::load::<T>(self, name)?)
     }
 }
@@ -234,7 +271,7 @@ pub fn load_hf_dir_with<T: Element, C: CacheFloat>(
                 && let Ok(name) = files.find(&spec.tensors.head)
             {
                 notes.push(format!(
-                    "{name} is present but the config ties the head: ignored, the head shares the token table (as HuggingFace's tie_weights)"
+                    "{name} is present but tie_word_embeddings is true: ignored, the head shares the token table (as HuggingFace's tie_weights)"
                 ));
             }
             TokenTables::Dense(EmbeddingAndHead::tied_pretrained(

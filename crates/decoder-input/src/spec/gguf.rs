@@ -257,7 +257,7 @@ fn rope_decoder(
             });
         }
         let factors = file.load::<f64>(ROPE_FREQS)?;
-        if factors.dims() != [rotary_dim / 2] {
+        if factors.dims().len() != 1 {
             return Err(DecoderInputError::TensorShape {
                 path: path.to_path_buf(),
                 tensor: ROPE_FREQS.to_owned(),

@@ -190,13 +190,21 @@ fn read_spec(
     let vocab_size = r.usize("vocab_size")?;
     let n_embd = r.required_first_usize(&["hidden_size", "n_embd"])?;
     let n_layers = r.first_usize(&["num_hidden_layers", "n_layer"])?;
-    let n_heads = r.required_first_usize(&["num_attention_heads", "n_head"])?;
+    // Heads matter for the rotation of q and k; an absolute-position model needs none.
+    let n_heads = match arch.family() {
+        ModelFamily::RopeDecoder => r.required_first_usize(&["num_attention_heads", "n_head"])?,
+        _ => r
+            .first_usize(&["num_attention_heads", "n_head"])?
+            .unwrap_or(1),
+    };
     let n_kv_heads = kv_heads(r, arch, n_heads)?;
     let explicit_head_dim = r.usize("head_dim")?;
     let head_dim = match explicit_head_dim {
         Some(h) if !matches!(arch, Architecture::DeepseekV2 | Architecture::DeepseekV3) => h,
         _ => {
-            if n_heads == 0 || !n_embd.is_multiple_of(n_heads) {
+            if n_heads == 0
+                || (arch.family() == ModelFamily::RopeDecoder && !n_embd.is_multiple_of(n_heads))
+            {
                 return Err(DecoderInputError::HeadsDoNotDivide {
                     path: path.to_path_buf(),
                     n_heads,
