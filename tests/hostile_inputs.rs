@@ -14,6 +14,8 @@ use tokenloom::io::{
     GgufFile, GgufWriteTensor, GgufWriteValue, RawTensor, SafetensorsFile, encode_le, gguf_bytes,
     quantize_q8_0, raw_safetensors_bytes,
 };
+use tokenloom::tensor::envelope::{TENSOR_FILE, encode_envelope};
+use tokenloom::tensor::{Tensor, bf16};
 
 fn parse_hf_config(text: &str) -> Result<ModelSpec, tokenloom::decoder_input::DecoderInputError> {
     ModelSpec::from_hf_json(text, "config.json".as_ref())
@@ -22,8 +24,6 @@ fn parse_hf_config(text: &str) -> Result<ModelSpec, tokenloom::decoder_input::De
 fn parse_meta_params(text: &str) -> Result<ModelSpec, tokenloom::decoder_input::DecoderInputError> {
     ModelSpec::from_meta_json(text, "params.json".as_ref())
 }
-use tokenloom::tensor::envelope::{TENSOR_FILE, encode_envelope};
-use tokenloom::tensor::{Tensor, bf16};
 
 fn config() -> Config {
     let cases = std::env::var("TOKENLOOM_HOSTILE_CASES")

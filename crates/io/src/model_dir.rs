@@ -81,14 +81,16 @@ impl ModelDir {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, IoError> {
         let dir = dir.as_ref().to_path_buf();
         let guard = Containment::new(&dir)?;
+        // Every entry present under a known name is checked for containment first (a
+        // symlink to /dev/zero or to a file elsewhere is refused, not skipped); only
+        // regular files are then used.
         let optional = |name: &str| -> Result<Option<PathBuf>, IoError> {
             let path = dir.join(name);
-            if path.is_file() {
-                guard.check(&path)?;
-                Ok(Some(path))
-            } else {
-                Ok(None)
+            if path.symlink_metadata().is_err() {
+                return Ok(None);
             }
+            guard.check(&path)?;
+            Ok(path.is_file().then_some(path))
         };
         let weights = if let Some(index) = optional(SAFETENSORS_INDEX)? {
             let weight_map = read_index(&index, &dir, &guard)?;

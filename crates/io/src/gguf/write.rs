@@ -8,6 +8,8 @@ use super::read::MAGIC;
 pub enum GgufWriteValue {
     /// A `u32`.
     U32(u32),
+    /// A `u64`.
+    U64(u64),
     /// An `f32`.
     F32(f32),
     /// A string.
@@ -59,6 +61,10 @@ pub fn gguf_bytes(metadata: &[(&str, GgufWriteValue)], tensors: &[GgufWriteTenso
         match value {
             GgufWriteValue::U32(v) => {
                 out.extend_from_slice(&4u32.to_le_bytes());
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            GgufWriteValue::U64(v) => {
+                out.extend_from_slice(&10u32.to_le_bytes());
                 out.extend_from_slice(&v.to_le_bytes());
             }
             GgufWriteValue::F32(v) => {

@@ -129,9 +129,11 @@ impl RopeConfig {
         sin: impl TensorLikeMut<'s, T>,
     ) -> Result<(), PositionError> {
         let (mut cos, mut sin) = (cos.try_view_mut()?, sin.try_view_mut()?);
-        let inv_freq = self.inv_freq(seq_len)?;
+        // The output shapes first: a rotary_dim that does not fit the caller's tables is
+        // refused before anything is computed or allocated for it.
+        self.validate()?;
         let rows = cos.dims().first().copied().unwrap_or(0);
-        let expected = Shape::new(&[rows, inv_freq.len()])?;
+        let expected = Shape::new(&[rows, self.rotary_dim / 2])?;
         for (what, got) in [("cos", cos.shape()), ("sin", sin.shape())] {
             if got != expected {
                 return Err(PositionError::OutputShape {
@@ -149,6 +151,7 @@ impl RopeConfig {
                 max_positions: usize::MAX,
             });
         }
+        let inv_freq = self.inv_freq(seq_len)?;
         write_cos_sin(
             &inv_freq,
             self.attention_factor(),
@@ -231,9 +234,10 @@ impl<C: CacheFloat> RopeCache<C> {
                 name: "max_positions",
             });
         }
-        let inv_freq = config.inv_freq(seq_len)?;
-        let attention_factor = config.attention_factor();
-        let half = inv_freq.len();
+        config.validate()?;
+        // The tables (sized by the caller's numbers) are reserved, fallibly, before any
+        // frequency is computed.
+        let half = config.rotary_dim / 2;
         let len = max_positions.checked_mul(half).ok_or(
             tokenloom_tensor::TensorError::ShapeOverflow {
                 dims: vec![max_positions, half],
@@ -241,6 +245,8 @@ impl<C: CacheFloat> RopeCache<C> {
         )?;
         let mut cos = try_filled(len, C::zero(), "RopeCache::new")?;
         let mut sin = try_filled(len, C::zero(), "RopeCache::new")?;
+        let inv_freq = config.inv_freq(seq_len)?;
+        let attention_factor = config.attention_factor();
         write_cos_sin(&inv_freq, attention_factor, 0, &mut cos, &mut sin);
         Ok(Self {
             config: config.clone(),

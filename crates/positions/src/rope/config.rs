@@ -140,14 +140,27 @@ impl RopeConfig {
     }
 
     /// The inverse frequencies in `f64` for sequences of up to `seq_len` tokens (see
-    /// [`RopeScaling::inv_freq`]).
+    /// [`RopeScaling::inv_freq`]), in a vector reserved fallibly: a `rotary_dim` read
+    /// from a file cannot abort the process.
     ///
     /// # Errors
     ///
-    /// As [`RopeConfig::validate`].
+    /// As [`RopeConfig::validate`], and
+    /// [`TensorError::AllocationFailed`](tokenloom_tensor::TensorError::AllocationFailed)
+    /// (in [`PositionError::Tensor`]) when `rotary_dim / 2` values do not fit in memory.
     pub fn inv_freq(&self, seq_len: usize) -> Result<Vec<f64>, PositionError> {
         self.validate()?;
-        Ok(self.scaling.inv_freq(self.theta, self.rotary_dim, seq_len))
+        let half = self.rotary_dim / 2;
+        let mut out = Vec::new();
+        out.try_reserve_exact(half).map_err(|_| {
+            tokenloom_tensor::TensorError::AllocationFailed {
+                op: "RopeConfig::inv_freq",
+                bytes: half.saturating_mul(std::mem::size_of::<f64>()),
+            }
+        })?;
+        self.scaling
+            .inv_freq_into(self.theta, self.rotary_dim, seq_len, &mut out);
+        Ok(out)
     }
 
     /// The factor applied to cos and sin (1 except for YaRN and LongRoPE).

@@ -378,21 +378,35 @@ impl RopeScaling {
     /// `max(position_ids) + 1`). Only dynamic NTK and LongRoPE read it; passing it
     /// explicitly makes the result a pure function of its arguments.
     ///
-    /// The parameters must have passed [`RopeScaling::validate`].
+    /// The parameters must have passed [`RopeScaling::validate`]. The vector is
+    /// allocated with an allocation that cannot fail gracefully: for sizes read from a
+    /// file or a caller, use [`RopeConfig::inv_freq`](crate::RopeConfig::inv_freq), which
+    /// reserves it fallibly.
     #[must_use]
     pub fn inv_freq(&self, theta: f64, rotary_dim: usize, seq_len: usize) -> Vec<f64> {
+        let mut out = Vec::with_capacity(rotary_dim / 2);
+        self.inv_freq_into(theta, rotary_dim, seq_len, &mut out);
+        out
+    }
+
+    /// [`RopeScaling::inv_freq`] appended to `out` (which the caller has reserved, so no
+    /// allocation happens here).
+    pub(crate) fn inv_freq_into(
+        &self,
+        theta: f64,
+        rotary_dim: usize,
+        seq_len: usize,
+        out: &mut Vec<f64>,
+    ) {
         let d = f(rotary_dim);
-        let default_with_base = |base: f64| -> Vec<f64> {
-            (0..rotary_dim / 2)
-                .map(|i| 1.0 / base.powf(f(2 * i) / d))
-                .collect()
-        };
+        let half = rotary_dim / 2;
+        let default_with_base =
+            move |base: f64| (0..half).map(move |i| 1.0 / base.powf(f(2 * i) / d));
         match self {
-            RopeScaling::None => default_with_base(theta),
-            RopeScaling::Linear { factor } => default_with_base(theta)
-                .into_iter()
-                .map(|x| x / factor)
-                .collect(),
+            RopeScaling::None => out.extend(default_with_base(theta)),
+            RopeScaling::Linear { factor } => {
+                out.extend(default_with_base(theta).map(|x| x / factor));
+            }
             RopeScaling::DynamicNtk {
                 factor,
                 max_position_embeddings,
@@ -401,30 +415,28 @@ impl RopeScaling {
                 let seq_len = f(seq_len).max(max_pos);
                 let base =
                     theta * (factor * seq_len / max_pos - (factor - 1.0)).powf(d / (d - 2.0));
-                default_with_base(base)
+                out.extend(default_with_base(base));
             }
-            RopeScaling::Yarn(y) => yarn_inv_freq(y, theta, rotary_dim),
-            RopeScaling::Llama3(l) => llama3_inv_freq(l, default_with_base(theta)),
+            RopeScaling::Yarn(y) => out.extend(yarn_inv_freq(y, theta, rotary_dim)),
+            RopeScaling::Llama3(l) => out.extend(llama3_inv_freq(l, default_with_base(theta))),
             RopeScaling::LongRope(l) => {
                 let ext = if seq_len > l.original_max_position_embeddings {
                     &l.long_factor
                 } else {
                     &l.short_factor
                 };
-                (0..rotary_dim / 2)
-                    .map(|i| 1.0 / (ext[i] * theta.powf(f(2 * i) / d)))
-                    .collect()
+                out.extend((0..half).map(|i| 1.0 / (ext[i] * theta.powf(f(2 * i) / d))));
             }
-            RopeScaling::FreqFactors { factors } => default_with_base(theta)
-                .into_iter()
-                .zip(factors)
-                .map(|(x, factor)| x / factor)
-                .collect(),
+            RopeScaling::FreqFactors { factors } => out.extend(
+                default_with_base(theta)
+                    .zip(factors)
+                    .map(|(x, factor)| x / factor),
+            ),
         }
     }
 }
 
-fn yarn_inv_freq(y: &YarnScaling, theta: f64, rotary_dim: usize) -> Vec<f64> {
+fn yarn_inv_freq(y: &YarnScaling, theta: f64, rotary_dim: usize) -> impl Iterator<Item = f64> + '_ {
     let d = f(rotary_dim);
     let original = f(y.original_max_position_embeddings);
     // The pair index at which a wavelength completes `rotations` turns over the original
@@ -443,37 +455,35 @@ fn yarn_inv_freq(y: &YarnScaling, theta: f64, rotary_dim: usize) -> Vec<f64> {
     if low == high {
         high += 0.001;
     }
-    (0..rotary_dim / 2)
-        .map(|i| {
-            let pos_freq = theta.powf(f(2 * i) / d);
-            let extrapolation = 1.0 / pos_freq;
-            let interpolation = 1.0 / (y.factor * pos_freq);
-            let ramp = ((f(i) - low) / (high - low)).clamp(0.0, 1.0);
-            let extrapolation_weight = 1.0 - ramp;
-            interpolation * (1.0 - extrapolation_weight) + extrapolation * extrapolation_weight
-        })
-        .collect()
+    (0..rotary_dim / 2).map(move |i| {
+        let pos_freq = theta.powf(f(2 * i) / d);
+        let extrapolation = 1.0 / pos_freq;
+        let interpolation = 1.0 / (y.factor * pos_freq);
+        let ramp = ((f(i) - low) / (high - low)).clamp(0.0, 1.0);
+        let extrapolation_weight = 1.0 - ramp;
+        interpolation * (1.0 - extrapolation_weight) + extrapolation * extrapolation_weight
+    })
 }
 
-fn llama3_inv_freq(l: &Llama3Scaling, inv_freq: Vec<f64>) -> Vec<f64> {
+fn llama3_inv_freq<'a>(
+    l: &'a Llama3Scaling,
+    inv_freq: impl Iterator<Item = f64> + 'a,
+) -> impl Iterator<Item = f64> + 'a {
     let old_context = f(l.original_max_position_embeddings);
     let low_freq_wavelen = old_context / l.low_freq_factor;
     let high_freq_wavelen = old_context / l.high_freq_factor;
-    inv_freq
-        .into_iter()
-        .map(|freq| {
-            let wavelen = 2.0 * std::f64::consts::PI / freq;
-            if wavelen < high_freq_wavelen {
-                freq
-            } else if wavelen > low_freq_wavelen {
-                freq / l.factor
-            } else {
-                let smooth = (old_context / wavelen - l.low_freq_factor)
-                    / (l.high_freq_factor - l.low_freq_factor);
-                (1.0 - smooth) * freq / l.factor + smooth * freq
-            }
-        })
-        .collect()
+    inv_freq.map(move |freq| {
+        let wavelen = 2.0 * std::f64::consts::PI / freq;
+        if wavelen < high_freq_wavelen {
+            freq
+        } else if wavelen > low_freq_wavelen {
+            freq / l.factor
+        } else {
+            let smooth = (old_context / wavelen - l.low_freq_factor)
+                / (l.high_freq_factor - l.low_freq_factor);
+            (1.0 - smooth) * freq / l.factor + smooth * freq
+        }
+    })
 }
 
 #[cfg(test)]
