@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tokenloom::decoder_input::{TokenBatch, load_hf_dir};
+use tokenloom::decoder_input::{DecoderInputError, OutputHead, TokenBatch, load_hf_dir};
 use tokenloom::io::SafetensorsFile;
 use tokenloom::positions::QkLayout;
 use tokenloom::tensor::Tensor;
@@ -126,10 +126,11 @@ fn check(name: &str) -> usize {
     let n_layers = case.case["num_hidden_layers"].as_u64().unwrap() as usize;
     let mut rotating = 0;
     for layer in 0..n_layers {
-        let positions = input
-            .layer_positions(layer)
-            .unwrap()
-            .unwrap_or_else(|| panic!("{name}: no per-layer positions"));
+        let Some(positions) = input.layer_positions(layer).unwrap() else {
+            // No rotation anywhere (absolute positions): transformers rotates nothing.
+            assert!(!case.has(&format!("layer.{layer}.q_in")), "{name}");
+            continue;
+        };
         let key = |what: &str| format!("layer.{layer}.{what}");
         if !case.has(&key("q_in")) {
             // transformers calls no rotary in this layer.
@@ -168,6 +169,15 @@ fn check(name: &str) -> usize {
     }
 
     let hidden = case.tensor("final_hidden");
+    if model.spec.head == OutputHead::None {
+        // An encoder: tokenloom builds no language-model head (BERT's MLM head has a
+        // transform before its decoder), and says so.
+        assert!(matches!(
+            input.logits(hidden.view()),
+            Err(DecoderInputError::NoHead { .. })
+        ));
+        return rotating;
+    }
     let logits = input
         .logits(hidden.view())
         .unwrap_or_else(|e| panic!("{name}: logits: {e}"));
@@ -221,4 +231,10 @@ architectures! {
     starcoder2 => 2,
     falcon => 2,
     exaone4 => 3,
+    olmo => 2,
+    qwen2_vl => 2,
+    bert => 0,
+    roberta => 0,
+    modernbert => 3,
+    gpt2 => 0,
 }

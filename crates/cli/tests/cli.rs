@@ -721,9 +721,15 @@ fn real_gemma3() {
         assert_eq!(positions["rope"]["layout"], "half-split");
         assert_eq!(positions["rope"]["theta"], 1e6);
         assert_eq!(positions["rope"]["head_dim"], 256);
-        assert_eq!(positions["local"]["rope"]["theta"], 1e4);
-        assert_eq!(positions["local"]["rope"]["layout"], "half-split");
-        assert_eq!(positions["local"]["sliding_window"], 512);
+        // Two groups of layers: sliding ones (base 1e4), and the global 5, 11, 17.
+        let groups = positions["layers"].as_array().unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0]["attention"], "sliding_attention");
+        assert_eq!(groups[0]["rope"]["theta"], 1e4);
+        assert_eq!(groups[0]["rope"]["layout"], "half-split");
+        assert_eq!(groups[1]["layers"], serde_json::json!([5, 11, 17]));
+        assert_eq!(groups[1]["rope"]["theta"], 1e6);
+        assert_eq!(positions["embedding_scale"], "sqrt_n_embd");
         assert_eq!(
             (
                 positions["n_heads"].as_u64(),
@@ -739,7 +745,13 @@ fn real_gemma3() {
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(text.contains("RoPE half-split head_dim 256"), "{text}");
         assert!(
-            text.contains("sliding-window layers (window 512): RoPE half-split theta 10000; global layers (theta 1000000): 5, 11, 17 of 18"),
+            text.contains("layers 0-4, 6-10, 12-16 (sliding): RoPE half-split head_dim 256 rotary_dim 256 theta 10000"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "layers 5, 11, 17 (full): RoPE half-split head_dim 256 rotary_dim 256 theta 1000000"
+            ),
             "{text}"
         );
         // The 262144 × 640 Q8_0 table stays quantized: 34 bytes per 32 values.

@@ -90,6 +90,21 @@ pub enum DecoderInputError {
         /// The scheme in use.
         scheme: &'static str,
     },
+    /// An embedding LayerNorm weight or bias that is not `(n_embd,)`.
+    #[error(
+        "the embedding norm's weight or bias has shape {got:?}, expected (n_embd,) = ({n_embd},)"
+    )]
+    EmbeddingNormShape {
+        /// Its shape.
+        got: Vec<usize>,
+        /// The embedding width.
+        n_embd: usize,
+    },
+    /// The backward of a decoder input that ends with a LayerNorm.
+    #[error(
+        "the backward of a decoder input with an embedding LayerNorm (BERT, RoBERTa, ModernBERT) is not implemented: differentiate the norm in your first layer and call backward on a decoder input built without it"
+    )]
+    EmbeddingNormBackward,
     /// A head bias that is not `(vocab_size,)`.
     #[error("the head bias has shape {got:?}, expected (vocab_size,) = ({vocab_size},)")]
     HeadBiasShape {

@@ -169,3 +169,40 @@ pub(crate) fn finish_in_place<T: Element>(
         }
     }
 }
+
+/// LayerNorm over each `n_embd`-wide row, in place: `(x − mean) / √(var + eps) · weight
+/// (+ bias)`, the biased variance as PyTorch's `nn.LayerNorm`, computed in f64 and rounded
+/// once to `T`.
+pub(crate) fn layer_norm_rows_in_place<T: Element>(
+    hidden: &mut [T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    eps: f64,
+) {
+    let n = weight.len();
+    if n == 0 {
+        return;
+    }
+    // n_embd is far below 2^53
+    #[allow(clippy::cast_precision_loss)]
+    let count = n as f64;
+    for row in hidden.chunks_exact_mut(n) {
+        let mean = row.iter().map(|x| x.as_f64()).sum::<f64>() / count;
+        let var = row
+            .iter()
+            .map(|x| {
+                let d = x.as_f64() - mean;
+                d * d
+            })
+            .sum::<f64>()
+            / count;
+        let rstd = 1.0 / (var + eps).sqrt();
+        for (i, x) in row.iter_mut().enumerate() {
+            let mut y = (x.as_f64() - mean) * rstd * weight[i].as_f64();
+            if let Some(b) = bias {
+                y += b[i].as_f64();
+            }
+            *x = T::from_f64_lossy(y);
+        }
+    }
+}

@@ -10,7 +10,7 @@ use tokenloom_tensor::{Accumulate, Element, Tensor, TensorView};
 use crate::batch::{PaddingSide, TokenBatch};
 use crate::config::DecoderInputConfig;
 use crate::error::DecoderInputError;
-use crate::functional::{AbsolutePositions, finish_in_place};
+use crate::functional::{AbsolutePositions, finish_in_place, layer_norm_rows_in_place};
 use crate::layer_rope::{LayerRopes, LongRopeChoice};
 use crate::logit_head;
 use crate::output::DecoderInputOutput;
@@ -62,6 +62,15 @@ pub struct DecoderInput<T, C = f32> {
     layer_ropes: Option<LayerRopes<C>>,
     logit_transform: LogitTransform,
     head_bias: Option<Tensor<T>>,
+    embedding_norm: Option<EmbeddingLayerNorm<T>>,
+}
+
+/// The LayerNorm over the embedding sum (BERT, RoBERTa, ModernBERT).
+#[derive(Clone, Debug, PartialEq)]
+struct EmbeddingLayerNorm<T> {
+    weight: Tensor<T>,
+    bias: Option<Tensor<T>>,
+    eps: f64,
 }
 
 /// Whether a decoder input has a language-model head.
@@ -234,7 +243,50 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             layer_ropes: None,
             logit_transform: LogitTransform::default(),
             head_bias: None,
+            embedding_norm: None,
         })
+    }
+
+    /// Ends [`forward`](Self::forward) with a LayerNorm over each token's embedding sum
+    /// (BERT's, RoBERTa's and ModernBERT's embeddings), `weight` and `bias` `(n_embd,)`.
+    /// The backward of such a decoder input is
+    /// [`DecoderInputError::EmbeddingNormBackward`]: the norm's gradient is the first
+    /// layer's business in tokenloom's split.
+    ///
+    /// # Errors
+    ///
+    /// [`DecoderInputError::EmbeddingNormShape`] for a weight or bias that is not
+    /// `(n_embd,)`, [`DecoderInputError::BadScale`] for an `eps` that is not positive and
+    /// finite.
+    pub fn with_embedding_norm(
+        mut self,
+        weight: Tensor<T>,
+        bias: Option<Tensor<T>>,
+        eps: f64,
+    ) -> Result<Self, DecoderInputError> {
+        let n_embd = self.n_embd();
+        for t in std::iter::once(&weight).chain(bias.as_ref()) {
+            if t.dims() != [n_embd] {
+                return Err(DecoderInputError::EmbeddingNormShape {
+                    got: t.dims().to_vec(),
+                    n_embd,
+                });
+            }
+        }
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(DecoderInputError::BadScale {
+                name: "embedding norm eps",
+                value: eps,
+            });
+        }
+        self.embedding_norm = Some(EmbeddingLayerNorm { weight, bias, eps });
+        Ok(self)
+    }
+
+    /// Whether [`forward`](Self::forward) ends with a LayerNorm.
+    #[must_use]
+    pub fn has_embedding_norm(&self) -> bool {
+        self.embedding_norm.is_some()
     }
 
     /// Gives each decoder layer its own treatment of q and k (a [`ModelSpec`]'s
@@ -552,6 +604,14 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             token_type_row,
             positions,
         );
+        if let Some(norm) = &self.embedding_norm {
+            layer_norm_rows_in_place(
+                hidden.as_mut_slice(),
+                norm.weight.as_slice(),
+                norm.bias.as_ref().map(Tensor::as_slice),
+                norm.eps,
+            );
+        }
         let rope = match &self.positions {
             PositionEncoding::Rope(cache) => Some(cache),
             _ => None,
@@ -606,6 +666,9 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         grad_hidden: TensorView<'_, T>,
         grads: &mut DecoderInputGrads<T>,
     ) -> Result<(), DecoderInputError> {
+        if self.embedding_norm.is_some() {
+            return Err(DecoderInputError::EmbeddingNormBackward);
+        }
         let scaled: Tensor<T>;
         let grad_embedding = match self.embedding_scale {
             Some(scale) => {

@@ -315,8 +315,17 @@ fn assemble<T: Element, C: CacheFloat>(
         u32::try_from(p).expect("pad ids are below vocab_size, which indexes u32 token ids")
     });
     let positions = match (&spec.absolute_positions, spec.main_rope()) {
-        (Some(AbsolutePositions::Learned { rows, .. }), _) => {
+        (Some(AbsolutePositions::Learned { rows, offset }), _) => {
             let table = source.matrix::<T>(&spec.tensors.positions, Some(*rows), spec.n_embd)?;
+            // RoBERTa: position p reads row p + offset, so the table starts at `offset`.
+            let table = if *offset == 0 {
+                table
+            } else {
+                Tensor::from_vec(
+                    table.as_slice()[offset * spec.n_embd..].to_vec(),
+                    &[rows - offset, spec.n_embd],
+                )?
+            };
             PositionEncoding::Learned(Embedding::from_weight(table)?)
         }
         (None, Some(rope)) => PositionEncoding::Rope(RopeCache::new(rope, max_positions)?),
@@ -333,6 +342,15 @@ fn assemble<T: Element, C: CacheFloat>(
     if spec.has_rope() {
         input = input.with_layer_positions(&spec.layers, spec.n_layers, long_rope)?;
     }
+    if let Some(norm) = spec.embedding_norm {
+        let weight = source.load::<T>(&source.find(&spec.tensors.embedding_norm_weight)?)?;
+        let bias = if norm.bias {
+            Some(source.load::<T>(&source.find(&spec.tensors.embedding_norm_bias)?)?)
+        } else {
+            None
+        };
+        input = input.with_embedding_norm(weight, bias, norm.eps)?;
+    }
     if let Some(n) = spec.token_types {
         let table = source.matrix::<T>(&spec.tensors.token_types, Some(n), spec.n_embd)?;
         input = input.with_token_types(Embedding::from_weight(table)?)?;
@@ -345,7 +363,7 @@ fn assemble<T: Element, C: CacheFloat>(
         ModelFamily::BertEncoder => {
             input = input.without_head("a BERT encoder");
             notes.push("BERT encoder: word + token type 0 + learned position embeddings; no language-model head".to_owned());
-            notes.push("the embeddings' LayerNorm (embeddings.LayerNorm) is the model's first op: apply it to the hidden states".to_owned());
+            notes.push("the embeddings' LayerNorm is applied: the hidden states are those entering the first layer".to_owned());
         }
         ModelFamily::Gpt2Decoder => {
             notes.push("GPT-2: token + learned position embeddings; head tied to wte".to_owned());

@@ -97,6 +97,21 @@ ARCHITECTURES = {
     "starcoder2": ("starcoder2", small(head_dim=None, num_key_value_heads=2), None),
     "falcon": ("falcon", dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2, new_decoder_architecture=True, max_position_embeddings=64, initializer_range=0.5, tie_word_embeddings=False, rope_theta=10000.0, bos_token_id=1, eos_token_id=2, pad_token_id=0), None),
     "exaone4": ("exaone4", small(num_hidden_layers=4, sliding_window=4, sliding_window_pattern=4), None),
+    "olmo": ("olmo", small(), None),
+    # Encoders and GPT-2: the model class of their language-model head.
+    "bert": ("bert", small(num_key_value_heads=None, head_dim=None, max_position_embeddings=16, type_vocab_size=2, tie_word_embeddings=True), "AutoModelForMaskedLM"),
+    # RoBERTa reads row padding_idx + 1 + position: no position ids are passed, transformers
+    # makes them from the ids (no pad among them).
+    "roberta": ("roberta", small(num_key_value_heads=None, head_dim=None, max_position_embeddings=16, type_vocab_size=1, tie_word_embeddings=True), "AutoModelForMaskedLM"),
+    "modernbert": ("modernbert", small(num_key_value_heads=None, head_dim=None, num_hidden_layers=3, tie_word_embeddings=True, local_attention=4), "AutoModelForMaskedLM"),
+    "gpt2": ("gpt2", dict(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=16, n_inner=32, initializer_range=0.5, bos_token_id=1, eos_token_id=2, pad_token_id=0), None),
+    # Qwen2-VL's language model with text-only position ids (M-RoPE sections over equal
+    # t/h/w positions are the 1-D RoPE).
+    "qwen2_vl": ("qwen2_vl", dict(
+        text_config=small(head_dim=None, rope_parameters={"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}),
+        vision_config=dict(depth=1, embed_dim=16, hidden_size=32, num_heads=2, mlp_ratio=1, patch_size=2, spatial_merge_size=1, temporal_patch_size=1, in_channels=3),
+        tie_word_embeddings=False,
+    ), None),
 }
 
 
@@ -153,11 +168,22 @@ def to_bhsd(t, heads_axis):
 
 
 def build(name):
-    model_type, kwargs, _ = ARCHITECTURES[name]
+    model_type, kwargs, auto_class = ARCHITECTURES[name]
     torch.manual_seed(sum(map(ord, name)))
     config = transformers.AutoConfig.for_model(model_type, **kwargs)
     config._attn_implementation = "eager"
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if auto_class is not None:
+        model = getattr(transformers, auto_class).from_config(config, dtype=torch.float32)
+        model.eval()
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if p.dtype.is_floating_point:
+                    p.copy_(torch.randn_like(p) * 0.5 + (1.0 if "norm" in pname.lower() else 0.0))
+        return model
+    try:
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    except ValueError:  # a multimodal wrapper: its language model is what is recorded
+        model = transformers.AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     model.eval()
     # Untouched norms would hide nothing, but make every weight (norms included) random.
     with torch.no_grad():
@@ -193,14 +219,19 @@ def run(name):
 
     head.register_forward_pre_hook(head_hook)
 
-    vocab = model.config.vocab_size
+    vocab = getattr(model.config, "vocab_size", None) or model.config.text_config.vocab_size
     gen = torch.Generator().manual_seed(7)
     input_ids = torch.randint(1, vocab, (BATCH, SEQ), generator=gen)
     position_ids = torch.stack([torch.arange(SEQ), torch.arange(SEQ) + OFFSET])
     if name == "phi3_long":
         pass  # largest position 7 + 1 > original 6: long factors
+    kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
+    if name == "roberta":
+        position_ids = torch.stack([torch.arange(SEQ), torch.arange(SEQ)])
+    else:
+        kwargs["position_ids"] = position_ids
     with torch.no_grad():
-        out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=torch.ones_like(input_ids))
+        out = model(**kwargs)
     tensors = {
         "input_ids": input_ids.to(torch.int64),
         "position_ids": position_ids.to(torch.int64),

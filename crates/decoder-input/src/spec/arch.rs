@@ -96,8 +96,13 @@ pub enum Architecture {
     Falcon,
     /// EXAONE 4 (`exaone4`): RoPE on sliding-window layers only (when there are ones).
     Exaone4,
-    /// BERT (`bert`).
+    /// BERT (`bert`): word + learned position + token-type embeddings, LayerNorm.
     Bert,
+    /// RoBERTa (`roberta`): as BERT, positions read `padding_idx + 1` rows further.
+    Roberta,
+    /// ModernBERT (`modernbert`): token embeddings and LayerNorm, RoPE with global and
+    /// local bases by layer type, a tied decoder head with a bias.
+    ModernBert,
     /// GPT-2 (`gpt2`).
     Gpt2,
     /// A GGUF architecture tokenloom knows only through llama.cpp's RoPE table and the
@@ -140,6 +145,8 @@ impl Architecture {
             "falcon" => A::Falcon,
             "exaone4" => A::Exaone4,
             "bert" => A::Bert,
+            "roberta" => A::Roberta,
+            "modernbert" => A::ModernBert,
             "gpt2" => A::Gpt2,
             _ => return None,
         })
@@ -179,6 +186,8 @@ impl Architecture {
             ("Starcoder2For", "starcoder2"),
             ("FalconFor", "falcon"),
             ("Exaone4For", "exaone4"),
+            ("ModernBert", "modernbert"),
+            ("Roberta", "roberta"),
             ("Bert", "bert"),
             ("GPT2", "gpt2"),
         ];
@@ -255,6 +264,8 @@ impl Architecture {
             A::Falcon => "falcon",
             A::Exaone4 => "exaone4",
             A::Bert => "bert",
+            A::Roberta => "roberta",
+            A::ModernBert => "modernbert",
             A::Gpt2 => "gpt2",
             A::GgufGeneric(name) => name,
         }
@@ -264,7 +275,7 @@ impl Architecture {
     #[must_use]
     pub fn family(self) -> ModelFamily {
         match self {
-            Architecture::Bert => ModelFamily::BertEncoder,
+            Architecture::Bert | Architecture::Roberta => ModelFamily::BertEncoder,
             Architecture::Gpt2 => ModelFamily::Gpt2Decoder,
             _ => ModelFamily::RopeDecoder,
         }
@@ -285,6 +296,8 @@ impl Architecture {
                 | A::Starcoder2
                 | A::Falcon
                 | A::Bert
+                | A::Roberta
+                | A::ModernBert
                 | A::Gpt2
         )
     }
@@ -295,6 +308,7 @@ impl Architecture {
         use Architecture as A;
         match self {
             A::Mixtral | A::Qwen2Vl | A::Gemma3 => 1_000_000.0,
+            A::ModernBert => 160_000.0,
             A::Cohere | A::Llama4 => 500_000.0,
             A::SmolLm3 => 2_000_000.0,
             _ => 10_000.0,
@@ -337,6 +351,27 @@ impl Architecture {
             head_bias: names(head_bias),
             positions: Vec::new(),
             token_types: Vec::new(),
+            embedding_norm_weight: Vec::new(),
+            embedding_norm_bias: Vec::new(),
+        };
+        // BERT and RoBERTa, under a model prefix or none, and GGUF's names.
+        let bert = |prefix: &str| {
+            let both = |name: &str, gguf: &str| {
+                names(&[
+                    &format!("embeddings.{name}"),
+                    &format!("{prefix}.embeddings.{name}"),
+                    gguf,
+                ])
+            };
+            TensorNames {
+                embedding: both("word_embeddings.weight", GGUF_EMBD),
+                head: Vec::new(),
+                head_bias: Vec::new(),
+                positions: both("position_embeddings.weight", "position_embd.weight"),
+                token_types: both("token_type_embeddings.weight", "token_types.weight"),
+                embedding_norm_weight: both("LayerNorm.weight", "token_embd_norm.weight"),
+                embedding_norm_bias: both("LayerNorm.bias", "token_embd_norm.bias"),
+            }
         };
         match self {
             A::GptNeoX => decoder(
@@ -369,24 +404,22 @@ impl Architecture {
                 &["lm_head.weight", "language_model.lm_head.weight", GGUF_HEAD],
                 &[],
             ),
-            A::Bert => TensorNames {
+            A::Bert => bert("bert"),
+            A::Roberta => bert("roberta"),
+            A::ModernBert => TensorNames {
                 embedding: names(&[
-                    "embeddings.word_embeddings.weight",
-                    "bert.embeddings.word_embeddings.weight",
-                    GGUF_EMBD,
+                    "model.embeddings.tok_embeddings.weight",
+                    "embeddings.tok_embeddings.weight",
                 ]),
                 head: Vec::new(),
-                head_bias: Vec::new(),
-                positions: names(&[
-                    "embeddings.position_embeddings.weight",
-                    "bert.embeddings.position_embeddings.weight",
-                    "position_embd.weight",
+                head_bias: names(&["decoder.bias"]),
+                positions: Vec::new(),
+                token_types: Vec::new(),
+                embedding_norm_weight: names(&[
+                    "model.embeddings.norm.weight",
+                    "embeddings.norm.weight",
                 ]),
-                token_types: names(&[
-                    "embeddings.token_type_embeddings.weight",
-                    "bert.embeddings.token_type_embeddings.weight",
-                    "token_types.weight",
-                ]),
+                embedding_norm_bias: names(&["model.embeddings.norm.bias", "embeddings.norm.bias"]),
             },
             A::Gpt2 => TensorNames {
                 embedding: names(&["wte.weight", "transformer.wte.weight", GGUF_EMBD]),
@@ -398,6 +431,8 @@ impl Architecture {
                     "position_embd.weight",
                 ]),
                 token_types: Vec::new(),
+                embedding_norm_weight: Vec::new(),
+                embedding_norm_bias: Vec::new(),
             },
             _ => decoder(
                 &["model.embed_tokens.weight", GGUF_EMBD],

@@ -136,6 +136,7 @@ pub(super) fn from_gguf(file: &GgufFile) -> Result<ModelSpec, DecoderInputError>
         layers: Vec::new(),
         embedding_scale: None,
         absolute_positions: None,
+        embedding_norm: None,
         token_types: None,
         head,
         logits: LogitTransform::default(),
@@ -155,6 +156,11 @@ pub(super) fn from_gguf(file: &GgufFile) -> Result<ModelSpec, DecoderInputError>
             if arch == Architecture::Bert {
                 spec.head = OutputHead::None;
                 spec.token_types = Some(keys.uint("attention.token_type_count")?.unwrap_or(2));
+                // llama.cpp's bert graph: `build_norm(inpL, tok_norm, tok_norm_b, LLM_NORM)`.
+                spec.embedding_norm = Some(super::EmbeddingNorm {
+                    eps: keys.float("attention.layer_norm_epsilon")?.unwrap_or(1e-12),
+                    bias: true,
+                });
             }
             spec.layers = vec![LayerPositions::nope(LayerAttention::FullAttention); layer_count];
         }

@@ -15,8 +15,8 @@ use super::arch::{Architecture, ModelFamily};
 use super::hf_keys::may_stay_unread;
 use super::json::Config;
 use super::{
-    AbsolutePositions, AttentionTemperature, EmbeddingScale, LayerAttention, LayerPositions,
-    LogitTransform, ModelSpec, OutputHead, SpecSource,
+    AbsolutePositions, AttentionTemperature, EmbeddingNorm, EmbeddingScale, LayerAttention,
+    LayerPositions, LogitTransform, ModelSpec, OutputHead, SpecSource,
 };
 use crate::error::DecoderInputError;
 
@@ -238,6 +238,7 @@ fn read_spec(
         layers: Vec::new(),
         embedding_scale: None,
         absolute_positions: None,
+        embedding_norm: None,
         token_types: None,
         head: if tie {
             OutputHead::Tied
@@ -262,9 +263,27 @@ fn read_spec(
                     reason: "only `absolute` is",
                 });
             }
+            // RoBERTa reads row `padding_idx + 1 + position` (fairseq's make_positions).
+            let offset = match arch {
+                Architecture::Roberta => pad_id.map_or(0, |p| p + 1),
+                _ => 0,
+            };
+            if offset >= max_positions {
+                return Err(DecoderInputError::BadValue {
+                    path: path.to_path_buf(),
+                    key: r.cfg.key_path("pad_token_id"),
+                    value: pad_id.map_or_else(String::new, |p| p.to_string()),
+                    expected: "below max_position_embeddings - 1 (RoBERTa's positions start at pad_token_id + 1)",
+                });
+            }
             spec.absolute_positions = Some(AbsolutePositions::Learned {
                 rows: max_positions,
-                offset: 0,
+                offset,
+            });
+            spec.max_positions = max_positions - offset;
+            spec.embedding_norm = Some(EmbeddingNorm {
+                eps: r.f64("layer_norm_eps")?.unwrap_or(1e-12),
+                bias: true,
             });
             spec.layers =
                 vec![LayerPositions::nope(LayerAttention::FullAttention); n_layers.unwrap_or(1)];
@@ -395,6 +414,45 @@ fn rope_decoder(
         }
     };
     spec.layers = match arch {
+        Architecture::ModernBert => {
+            // v5: nested rope_parameters and layer_types; v4: global_rope_theta,
+            // local_rope_theta and global_attn_every_n_layers (default 3).
+            let local = match &sections.sliding {
+                Some(local) => local.clone(),
+                None => RopeConfig::new(
+                    rope_width,
+                    r.f64("local_rope_theta")?.unwrap_or(10_000.0),
+                    main.layout,
+                ),
+            };
+            let types = match &types {
+                Some(t) => t.clone(),
+                None => {
+                    let every = r.usize("global_attn_every_n_layers")?.unwrap_or(3).max(1);
+                    let n = n_layers.ok_or_else(|| r.cfg.missing("num_hidden_layers"))?;
+                    (0..n)
+                        .map(|il| {
+                            if il % every == 0 {
+                                LayerAttention::FullAttention
+                            } else {
+                                LayerAttention::SlidingAttention
+                            }
+                        })
+                        .collect()
+                }
+            };
+            types
+                .iter()
+                .map(|&t| {
+                    let rope = if t == LayerAttention::SlidingAttention {
+                        &local
+                    } else {
+                        &main
+                    };
+                    LayerPositions::rotary(t, rope.clone())
+                })
+                .collect()
+        }
         Architecture::Gemma3 => {
             r.mark(&["sliding_window_pattern", "_sliding_window_pattern"]);
             let sliding = sections.sliding.clone().unwrap_or_else(|| {
@@ -519,6 +577,15 @@ fn rope_decoder(
         Architecture::Gemma3 => {
             spec.logits.softcap = r.f64("final_logit_softcapping")?;
         }
+        Architecture::ModernBert => {
+            spec.embedding_norm = Some(EmbeddingNorm {
+                eps: r.f64("norm_eps")?.unwrap_or(1e-5),
+                bias: r.bool("norm_bias")?.unwrap_or(false),
+            });
+            if !r.bool("decoder_bias")?.unwrap_or(true) {
+                spec.tensors.head_bias.clear();
+            }
+        }
         Architecture::Falcon if r.bool("alibi")?.unwrap_or(false) => {
             return Err(DecoderInputError::UnsupportedSetting {
                 path: path.to_path_buf(),
@@ -586,6 +653,7 @@ fn rope_sections(
     let original = r.usize("original_max_position_embeddings")?;
     let top_theta = r.get("rope_theta").or(match arch {
         Architecture::GptNeoX => r.get("rotary_emb_base"),
+        Architecture::ModernBert => r.get("global_rope_theta"),
         _ => None,
     });
     let top_partial = partial_rotary(r, arch, rope_width)?;

@@ -93,6 +93,7 @@ pub(super) fn from_meta(
         ],
         embedding_scale: None,
         absolute_positions: None,
+        embedding_norm: None,
         token_types: None,
         head: OutputHead::Untied,
         logits: LogitTransform::default(),

@@ -157,6 +157,7 @@ impl LayerPositions {
 
 /// How the looked-up rows are scaled before the first block.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EmbeddingScale {
     /// Gemma: `√n_embd`, rounded to the weights' dtype first (transformers'
@@ -229,6 +230,17 @@ impl LogitTransform {
     }
 }
 
+/// A LayerNorm over the embedding sum, the last step before the first layer (BERT,
+/// RoBERTa, ModernBERT): `(x − mean) / √(var + eps) · weight (+ bias)`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct EmbeddingNorm {
+    /// The epsilon added to the variance.
+    pub eps: f64,
+    /// Whether the norm has a bias (ModernBERT's `norm_bias` can be false).
+    pub bias: bool,
+}
+
 /// Absolute positions added to the embeddings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -281,6 +293,10 @@ pub struct TensorNames {
     pub positions: Vec<String>,
     /// A token-type table (BERT).
     pub token_types: Vec<String>,
+    /// The embedding LayerNorm's weight.
+    pub embedding_norm_weight: Vec<String>,
+    /// The embedding LayerNorm's bias.
+    pub embedding_norm_bias: Vec<String>,
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -319,6 +335,8 @@ pub struct ModelSpec {
     pub embedding_scale: Option<EmbeddingScale>,
     /// Absolute positions added to the embeddings.
     pub absolute_positions: Option<AbsolutePositions>,
+    /// A LayerNorm applied to the embedding sum before the first layer.
+    pub embedding_norm: Option<EmbeddingNorm>,
     /// The number of token types (BERT's segments), when the model adds them.
     pub token_types: Option<usize>,
     /// The output head.
