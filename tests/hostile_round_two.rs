@@ -155,3 +155,141 @@ fn config_reads_are_bounded_and_regular_files_only() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A GGUF file whose metadata is llama's, with `extra` keys set or replaced.
+fn gguf_with(extra: &[(&'static str, GgufWriteValue)]) -> tokenloom::io::GgufFile {
+    let mut metadata: Vec<(&'static str, GgufWriteValue)> = vec![
+        (
+            "general.architecture",
+            GgufWriteValue::String("llama".into()),
+        ),
+        ("llama.embedding_length", GgufWriteValue::U32(8)),
+        ("llama.context_length", GgufWriteValue::U32(16)),
+        ("llama.attention.head_count", GgufWriteValue::U32(4)),
+        ("llama.block_count", GgufWriteValue::U32(1)),
+    ];
+    for (key, value) in extra {
+        metadata.retain(|(k, _)| k != key);
+        metadata.push((key, value.clone()));
+    }
+    tokenloom::io::GgufFile::from_bytes(gguf_bytes(&metadata, &[])).unwrap()
+}
+
+/// GGUF settings of the wrong type or impossible value were defaulted or accepted
+/// (`head_count_kv` 0, 3 or 8 with 4 heads, `context_length` 0, `rope.freq_base` as a
+/// string, `rope.scaling.type` as an integer, a string `rope.scaling.factor` reported as
+/// missing): each is now an error naming the key.
+#[test]
+fn gguf_settings_of_the_wrong_type_or_value_are_errors() {
+    let key_of = |err: DecoderInputError| match err {
+        DecoderInputError::BadValue { key, .. } | DecoderInputError::MissingKey { key, .. } => key,
+        other => panic!("expected a key error, got {other:?}"),
+    };
+    for kv in [0, 3, 8] {
+        let file = gguf_with(&[("llama.attention.head_count_kv", GgufWriteValue::U32(kv))]);
+        assert_eq!(
+            key_of(ModelSpec::from_gguf(&file).unwrap_err()),
+            "n_kv_heads",
+            "{kv}"
+        );
+    }
+    let file = gguf_with(&[("llama.context_length", GgufWriteValue::U32(0))]);
+    assert_eq!(
+        key_of(ModelSpec::from_gguf(&file).unwrap_err()),
+        "max_positions"
+    );
+    for (key, value) in [
+        (
+            "llama.rope.freq_base",
+            GgufWriteValue::String("10000".into()),
+        ),
+        ("llama.rope.freq_base", GgufWriteValue::Bool(true)),
+        ("llama.rope.scaling.type", GgufWriteValue::U32(1)),
+        (
+            "llama.rope.scale_linear",
+            GgufWriteValue::String("2".into()),
+        ),
+    ] {
+        let file = gguf_with(&[(key, value)]);
+        let err = ModelSpec::from_gguf(&file).unwrap_err();
+        assert!(
+            matches!(&err, DecoderInputError::BadValue { key: k, .. } if k == key),
+            "{key}: {err:?}"
+        );
+    }
+    let file = gguf_with(&[
+        (
+            "llama.rope.scaling.type",
+            GgufWriteValue::String("linear".into()),
+        ),
+        (
+            "llama.rope.scaling.factor",
+            GgufWriteValue::String("2".into()),
+        ),
+    ]);
+    let err = ModelSpec::from_gguf(&file).unwrap_err();
+    assert!(
+        matches!(&err, DecoderInputError::BadValue { key, .. } if key == "llama.rope.scaling.factor"),
+        "{err:?}"
+    );
+}
+
+/// LongRoPE with `original_max_position_embeddings: 1` gave an infinite attention factor
+/// (NaN in the CLI, inf tables with status OK in the C API).
+#[test]
+fn a_non_finite_attention_factor_is_an_error() {
+    let err = ModelSpec::from_hf_json(
+        r#"{"model_type": "phi3", "vocab_size": 8, "hidden_size": 8, "num_attention_heads": 2,
+            "num_hidden_layers": 1, "max_position_embeddings": 16,
+            "original_max_position_embeddings": 1,
+            "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.0], "long_factor": [2.0, 2.0]}}"#,
+        "config.json".as_ref(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecoderInputError::Position(PositionError::InvalidParameter {
+                name: "attention_factor",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+/// A scaling factor below 1 was refused for linear and llama3 but accepted for YaRN and
+/// dynamic NTK.
+#[test]
+fn factors_below_one_are_refused_for_every_scaling() {
+    for scaling in [
+        r#"{"rope_type": "yarn", "factor": 0.5, "original_max_position_embeddings": 8}"#,
+        r#"{"rope_type": "dynamic", "factor": 0.5}"#,
+        r#"{"rope_type": "linear", "factor": 0.5}"#,
+    ] {
+        let json = format!(
+            r#"{{"model_type": "llama", "hidden_size": 8, "num_attention_heads": 2, "max_position_embeddings": 16, "rope_scaling": {scaling}}}"#
+        );
+        let err = ModelSpec::from_hf_json(&json, "config.json".as_ref()).unwrap_err();
+        assert!(
+            err.to_string().contains("must be at least 1"),
+            "{scaling}: {err}"
+        );
+    }
+}
+
+/// `tokenloom_sinusoidal` with `first_position = SIZE_MAX` and 4 rows returned OK with
+/// positions SIZE_MAX, 0, 1, 2.
+#[test]
+fn sinusoidal_positions_do_not_wrap() {
+    let mut out = vec![0f32; 4 * 8];
+    let err = tokenloom::positions::sinusoidal_into((&mut out[..], [4, 8]), 10000.0, usize::MAX)
+        .unwrap_err();
+    assert!(
+        matches!(err, PositionError::PositionOutOfRange { .. }),
+        "{err:?}"
+    );
+    // The last representable position itself is fine.
+    let mut one = vec![0f32; 8];
+    tokenloom::positions::sinusoidal_into((&mut one[..], [1, 8]), 10000.0, usize::MAX).unwrap();
+}

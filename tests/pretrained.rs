@@ -944,6 +944,18 @@ fn gguf_absolute_position_architectures() {
         ];
         if arch == "bert" {
             tensors.push(f32_tensor("token_types.weight", 2, 1000.0));
+            // llama.cpp's BERT files carry the embedding LayerNorm (weight 1, bias 0).
+            for (name, value) in [
+                ("token_embd_norm.weight", 1f32),
+                ("token_embd_norm.bias", 0.0),
+            ] {
+                tensors.push(GgufWriteTensor {
+                    name: name.into(),
+                    ggml_type: 0,
+                    ne: vec![64],
+                    data: (0..64).flat_map(|_| value.to_le_bytes()).collect(),
+                });
+            }
         }
         let path = dir.join(format!("{arch}.gguf"));
         std::fs::write(&path, gguf_bytes(&metadata, &tensors)).unwrap();
@@ -954,12 +966,18 @@ fn gguf_absolute_position_architectures() {
         let batch = TokenBatch::new(Tensor::from_vec(vec![2u32, 3], &[1, 2]).unwrap()).unwrap();
         let hidden = loaded.input.forward(&batch).unwrap().into_hidden();
         // Token 3 at position 1, value 0: token + position (+ token type 0 for BERT).
-        let token_type = if arch == "bert" { 1000.0 } else { 0.0 };
-        assert_eq!(
-            hidden.as_slice()[64],
-            3.0 + token_type + (1.0 + 100.0),
-            "{arch}"
-        );
+        if arch == "bert" {
+            // BERT then normalizes the row 1104 + 3j/64 (j < 64): its first value is
+            // -31.5 / √((64² − 1) / 12).
+            let want = -31.5 / ((64.0f64 * 64.0 - 1.0) / 12.0).sqrt();
+            assert!(
+                (f64::from(hidden.as_slice()[64]) - want).abs() < 1e-5,
+                "{}",
+                hidden.as_slice()[64]
+            );
+        } else {
+            assert_eq!(hidden.as_slice()[64], 3.0 + (1.0 + 100.0), "{arch}");
+        }
         assert_eq!(loaded.input.has_head(), arch == "gpt2", "{arch}");
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -217,12 +217,14 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
             checkpoint.format(path),
             tensors.len()
         );
+        // Capped: a name of 65,536 bytes or more would overflow the formatter's width
+        // (a panic); longer names simply push their row's columns to the right.
         let width = tensors
             .iter()
             .map(|t| t.name.len())
             .max()
             .unwrap_or(4)
-            .max(4);
+            .clamp(4, 80);
         out += &format!("  {:<width$}  {:<8}  shape\n", "name", "dtype");
         for TensorRow { name, shape, dtype } in &tensors {
             out += &format!("  {name:<width$}  {dtype:<8}  {}\n", shape_str(shape));

@@ -1024,3 +1024,34 @@ fn merge_shards_joins_vocab_parallel_shards_bit_for_bit() {
         "{msg}"
     );
 }
+
+/// `inspect` on a tensor name of 65,536 bytes or more panicked ("Formatting argument out
+/// of range": the column width).
+#[test]
+fn inspect_survives_a_huge_tensor_name() {
+    let dir = std::env::temp_dir().join(format!("tokenloom-cli-long-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("long.safetensors");
+    let name = "x".repeat(70_000);
+    write_raw_safetensors(
+        &path,
+        &[RawTensor {
+            name: name.clone().into(),
+            dtype: "F32".into(),
+            shape: vec![2, 2],
+            data: encode_le(&[1f32; 4]).into(),
+        }],
+    )
+    .unwrap();
+    let out = tokenloom()
+        .args(["inspect", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

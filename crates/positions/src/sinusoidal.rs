@@ -152,7 +152,7 @@ impl Sinusoidal {
     ) -> Result<(), PositionError> {
         let mut out = out.try_view_mut()?;
         let shape = out.shape();
-        let Ok((_, n_embd)) = shape.dims2("sinusoidal") else {
+        let Ok((rows, n_embd)) = shape.dims2("sinusoidal") else {
             return Err(PositionError::OutputShape {
                 what: "sinusoidal table",
                 expected: Shape::new(&[shape.dims().first().copied().unwrap_or(0), 0])?,
@@ -169,6 +169,19 @@ impl Sinusoidal {
                 value: base,
                 requirement: "must be finite and greater than 1",
             });
+        }
+        // The last row's position must exist: no wrap-around past usize::MAX.
+        if rows > 0 && first_row.checked_add(rows - 1).is_none() {
+            return Err(PositionError::PositionOutOfRange {
+                position: first_row,
+                batch: 0,
+                index: rows - 1,
+                max_positions: usize::MAX,
+            });
+        }
+        if rows == 0 {
+            // Nothing to write (and an n_embd that no buffer backs is never allocated for).
+            return Ok(());
         }
         // positions and widths are far below 2^53
         let (frequencies, sines): (Vec<f64>, usize) = match self.variant {

@@ -261,7 +261,7 @@ impl RopeScaling {
                 factor,
                 max_position_embeddings,
             } => {
-                positive("factor", *factor)?;
+                at_least_one("factor", *factor)?;
                 nonzero("max_position_embeddings", *max_position_embeddings)?;
                 if rotary_dim <= 2 {
                     // The base exponent d/(d−2) is undefined for d = 2.
@@ -273,7 +273,7 @@ impl RopeScaling {
                 }
             }
             RopeScaling::Yarn(y) => {
-                positive("factor", y.factor)?;
+                at_least_one("factor", y.factor)?;
                 nonzero(
                     "original_max_position_embeddings",
                     y.original_max_position_embeddings,
@@ -343,6 +343,16 @@ impl RopeScaling {
                     positive("factors", v)?;
                 }
             }
+        }
+        // A factor computed from the parameters (LongRoPE's √(1 + ln f / ln original) with
+        // an original context of 1, say) must be a number too.
+        let attention_factor = self.attention_factor();
+        if !(attention_factor.is_finite() && attention_factor > 0.0) {
+            return Err(PositionError::InvalidParameter {
+                name: "attention_factor",
+                value: attention_factor,
+                requirement: "the attention factor computed from the scaling's parameters must be positive and finite",
+            });
         }
         Ok(())
     }
