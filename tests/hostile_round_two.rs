@@ -282,7 +282,7 @@ fn factors_below_one_are_refused_for_every_scaling() {
 /// positions SIZE_MAX, 0, 1, 2.
 #[test]
 fn sinusoidal_positions_do_not_wrap() {
-    let mut out = vec![0f32; 4 * 8];
+    let mut out = [0f32; 4 * 8];
     let err = tokenloom::positions::sinusoidal_into((&mut out[..], [4, 8]), 10000.0, usize::MAX)
         .unwrap_err();
     assert!(
@@ -290,6 +290,6 @@ fn sinusoidal_positions_do_not_wrap() {
         "{err:?}"
     );
     // The last representable position itself is fine.
-    let mut one = vec![0f32; 8];
+    let mut one = [0f32; 8];
     tokenloom::positions::sinusoidal_into((&mut one[..], [1, 8]), 10000.0, usize::MAX).unwrap();
 }
