@@ -1036,7 +1036,7 @@ fn inspect_survives_a_huge_tensor_name() {
     write_raw_safetensors(
         &path,
         &[RawTensor {
-            name: name.clone().into(),
+            name: name.clone(),
             dtype: "F32".into(),
             shape: vec![2, 2],
             data: encode_le(&[1f32; 4]).into(),
