@@ -204,6 +204,7 @@ architectures! {
     llama => 2,
     llama_tied => 2,
     llama_linear => 2,
+    llama_dynamic => 2,
     llama_yarn => 2,
     llama_llama3 => 2,
     mistral => 2,
@@ -237,4 +238,34 @@ architectures! {
     roberta => 0,
     modernbert => 3,
     gpt2 => 0,
+}
+
+/// LongRoPE as llama.cpp chooses its factors, by the context the model runs with: a
+/// context within the original length gives transformers' short-factor rotation of this
+/// short batch, a longer context the long factors for every batch.
+#[test]
+fn phi3_long_rope_by_context() {
+    use tokenloom::decoder_input::{LongRopeChoice, load_hf_dir_with};
+    let case = Case::open("phi3_short");
+    let rotate = |choice: LongRopeChoice| {
+        let model = load_hf_dir_with::<f32, f64>(&case.dir, choice).unwrap();
+        let ids = case.ids("input_ids");
+        let mask = Tensor::<u8>::from_vec(vec![1; ids.as_slice().len()], ids.dims()).unwrap();
+        let batch = TokenBatch::from_parts(ids, mask, case.ids("position_ids")).unwrap();
+        let out = model.input.forward(&batch).unwrap();
+        let (mut q, mut k) = (case.tensor("layer.0.q_in"), case.tensor("layer.0.k_in"));
+        out.apply_rope_layer(0, q.view_mut(), k.view_mut(), QkLayout::BatchHeadsSeq)
+            .unwrap();
+        q
+    };
+    let want = case.tensor("layer.0.q_out");
+    let within = rotate(LongRopeChoice::ByContext { n_ctx: 16 });
+    assert_close("phi3 by context 16", within.as_slice(), want.as_slice());
+    let longer = rotate(LongRopeChoice::ByContext { n_ctx: 64 });
+    let differs = longer
+        .as_slice()
+        .iter()
+        .zip(want.as_slice())
+        .any(|(a, b)| (a - b).abs() > 1e-3);
+    assert!(differs, "a 64-token context must use the long factors");
 }

@@ -3,6 +3,7 @@
 //! LongRoPE short/long choice, DeepSeek-V3's de-interleaved output and Llama 4's NoPE
 //! temperature.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokenloom_positions::{
@@ -35,6 +36,14 @@ pub enum LongRopeChoice {
 enum Caches<C> {
     /// One cache for every batch.
     Fixed(Arc<RopeCache<C>>),
+    /// Dynamic NTK: the default-frequency cache over `[0, max_position_embeddings)`, and
+    /// the settings to compute the frequencies of a longer batch from (transformers'
+    /// `dynamic_rope_update`: `seq_len = max(position_ids) + 1`).
+    Dynamic {
+        within: Arc<RopeCache<C>>,
+        rope: RopeConfig,
+        max_position_embeddings: usize,
+    },
     /// LongRoPE: the short-factor cache over `[0, original)`, the long-factor one over
     /// the whole context, and how to choose.
     LongRope {
@@ -114,6 +123,17 @@ impl<C: CacheFloat> LayerRopes<C> {
                     choice,
                 }
             }
+            RopeScaling::DynamicNtk {
+                max_position_embeddings,
+                ..
+            } => Caches::Dynamic {
+                within: Arc::new(RopeCache::new(
+                    rope,
+                    (*max_position_embeddings).min(max_positions),
+                )?),
+                rope: rope.clone(),
+                max_position_embeddings: *max_position_embeddings,
+            },
             _ => Caches::Fixed(Arc::new(RopeCache::new(rope, max_positions)?)),
         })
     }
@@ -150,10 +170,29 @@ impl<C: CacheFloat> LayerRopes<C> {
 }
 
 impl<C: CacheFloat> LayerRotary<C> {
-    /// The cache a batch whose largest position id is `max_position` is rotated with.
-    pub(crate) fn cache_for(&self, max_position: usize) -> Option<&RopeCache<C>> {
-        match self.caches.as_ref()? {
-            Caches::Fixed(cache) => Some(cache),
+    /// The cache a batch whose largest position id is `max_position` is rotated with
+    /// (built for the batch when dynamic NTK scales it).
+    pub(crate) fn cache_for(
+        &self,
+        max_position: usize,
+    ) -> Result<Option<Cow<'_, RopeCache<C>>>, DecoderInputError> {
+        let Some(caches) = self.caches.as_ref() else {
+            return Ok(None);
+        };
+        Ok(Some(match caches {
+            Caches::Fixed(cache) => Cow::Borrowed(&**cache),
+            Caches::Dynamic {
+                within,
+                rope,
+                max_position_embeddings,
+            } => {
+                let seq_len = max_position.saturating_add(1);
+                if seq_len <= *max_position_embeddings {
+                    Cow::Borrowed(&**within)
+                } else {
+                    Cow::Owned(RopeCache::new_for_seq_len(rope, seq_len, seq_len)?)
+                }
+            }
             Caches::LongRope {
                 short,
                 long,
@@ -164,9 +203,9 @@ impl<C: CacheFloat> LayerRotary<C> {
                     LongRopeChoice::PerBatch => max_position.saturating_add(1) > *original,
                     LongRopeChoice::ByContext { n_ctx } => n_ctx > original,
                 };
-                Some(if use_long { long } else { short })
+                Cow::Borrowed(if use_long { &**long } else { &**short })
             }
-        }
+        }))
     }
 
     /// Rotates (or, for a NoPE layer, scales) q and k in place at `position_ids`
@@ -180,7 +219,7 @@ impl<C: CacheFloat> LayerRotary<C> {
     ) -> Result<(), DecoderInputError> {
         let max_position = position_ids.as_slice().iter().copied().max().unwrap_or(0) as usize;
         let positions = TokenPositions::Ids(position_ids.view());
-        match self.cache_for(max_position) {
+        match self.cache_for(max_position)? {
             Some(cache) => {
                 cache.apply_in_place(q.reborrow(), layout, positions)?;
                 cache.apply_in_place(k.reborrow(), layout, positions)?;

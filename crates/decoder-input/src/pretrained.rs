@@ -310,7 +310,7 @@ fn assemble<T: Element, C: CacheFloat>(
     mut notes: Vec<String>,
 ) -> Result<PretrainedModel<T, C>, DecoderInputError> {
     let vocab_size = tables.vocab_size();
-    let max_positions = spec.max_positions;
+    let max_positions = context_of(&spec);
     let pad_id = spec.pad_id.filter(|&p| p < vocab_size).map(|p| {
         u32::try_from(p).expect("pad ids are below vocab_size, which indexes u32 token ids")
     });
@@ -371,6 +371,26 @@ fn assemble<T: Element, C: CacheFloat>(
         ModelFamily::RopeDecoder => {}
     }
     Ok(PretrainedModel { input, spec, notes })
+}
+
+/// The positions a decoder input built from `spec` accepts: `max_position_embeddings`,
+/// or for dynamic NTK — whose point is to serve longer sequences, which transformers
+/// rotates with frequencies recomputed for the batch — `⌈max_position_embeddings ·
+/// factor⌉`, the extended context the factor is set for.
+fn context_of(spec: &ModelSpec) -> usize {
+    match spec.main_rope().map(|r| &r.scaling) {
+        Some(tokenloom_positions::RopeScaling::DynamicNtk { factor, .. }) if *factor > 1.0 => {
+            // context lengths are far below 2^53; the product is finite (factor validated)
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let extended = (spec.max_positions as f64 * factor).ceil() as usize;
+            extended.max(spec.max_positions)
+        }
+        _ => spec.max_positions,
+    }
 }
 
 /// How [`load_gguf_with`] loads the token table and head of a GGUF file.
