@@ -84,7 +84,10 @@ pub unsafe extern "C" fn tokenloom_rope_cos_sin(
 /// The cos/sin of a HuggingFace `config.json` (any rope scaling: linear, dynamic, YaRN,
 /// llama3, LongRoPE; attention factor applied) for positions `first_position ..` into
 /// `cos` and `sin`, both `(rows, rotary_dim / 2)` of f32 or f64. `seq_len` is the
-/// sequence length dynamic NTK and LongRoPE compute their frequencies for.
+/// sequence length dynamic NTK and LongRoPE compute their frequencies for. The config is
+/// read by tokenloom's model spec: its `model_type` (or `architectures`) must name an
+/// architecture the spec knows, and the RoPE written is that of most layers (the first
+/// full-attention layer's).
 ///
 /// # Safety
 ///

@@ -97,7 +97,7 @@ int main(void) {
     /* RoPE: tokenloom's cos/sin of a LLaMA 3.1 config (llama3 scaling) into our buffers,
        then x -> out and in place give the same numbers. */
     const char *config =
-        "{\"hidden_size\": 64, \"num_attention_heads\": 4, \"max_position_embeddings\": 131072,"
+        "{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"max_position_embeddings\": 131072,"
         " \"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0,"
         " \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}}";
     enum { SEQ = 6, HALF = 8, HEAD = 16, HEADS = 2 };

@@ -130,6 +130,7 @@ def main(path):
         case = reference_case(name)
         c = case["config"]
         config = json.dumps({
+            "model_type": "llama", "hidden_size": c["head_dim"] * c["num_heads"],
             "head_dim": c["head_dim"], "num_attention_heads": c["num_heads"],
             "num_key_value_heads": c["num_kv_heads"],
             "max_position_embeddings": c["max_position_embeddings"],
