@@ -293,3 +293,40 @@ fn sinusoidal_positions_do_not_wrap() {
     let mut one = [0f32; 8];
     tokenloom::positions::sinusoidal_into((&mut one[..], [1, 8]), 10000.0, usize::MAX).unwrap();
 }
+
+/// Duplicate GGUF metadata keys were read "last wins" (`general.architecture` llama then
+/// qwen2vl was read as qwen2vl), and a tensor in two loose safetensors files of a
+/// directory "first wins": both are errors now.
+#[test]
+fn duplicates_are_errors_not_last_or_first_wins() {
+    let bytes = gguf_bytes(
+        &[
+            (
+                "general.architecture",
+                GgufWriteValue::String("llama".into()),
+            ),
+            (
+                "general.architecture",
+                GgufWriteValue::String("qwen2vl".into()),
+            ),
+        ],
+        &[],
+    );
+    let err = tokenloom::io::GgufFile::from_bytes(bytes).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`general.architecture` appears twice"),
+        "{err}"
+    );
+
+    let dir = common::scratch_dir("duplicate-tensor");
+    write_llama_dir(&dir, 4);
+    std::fs::rename(dir.join("model.safetensors"), dir.join("a.safetensors")).unwrap();
+    std::fs::copy(dir.join("a.safetensors"), dir.join("b.safetensors")).unwrap();
+    let err = load_hf_dir::<f32, f32>(&dir).unwrap_err();
+    assert!(
+        matches!(&err, DecoderInputError::DuplicateTensor { tensor, .. } if tensor == "model.embed_tokens.weight"),
+        "{err:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -103,14 +103,33 @@ impl Checkpoint {
         };
         match resolved.weights() {
             WeightFiles::Gguf(path) => Ok(Checkpoint::Gguf(GgufFile::open(path)?)),
-            WeightFiles::Safetensors { files, .. } => Ok(Checkpoint::Safetensors {
-                files: files
+            WeightFiles::Safetensors { files, .. } => {
+                let files = files
                     .iter()
                     .map(SafetensorsFile::open)
-                    .collect::<Result<Vec<_>, _>>()?,
-                hf_config: config(resolved.config_json())?,
-                meta_params: config(resolved.params_json())?,
-            }),
+                    .collect::<Result<Vec<_>, _>>()?;
+                // One name in two files: which one is meant is not guessed.
+                let mut seen = std::collections::BTreeMap::new();
+                for (i, file) in files.iter().enumerate() {
+                    for t in file.tensors() {
+                        if let Some(first) = seen.insert(t.name.clone(), i) {
+                            return fail(format!(
+                                "tensor `{}` is in both {} and {}",
+                                t.name,
+                                files[first]
+                                    .path()
+                                    .map_or("?".into(), |p| p.display().to_string()),
+                                file.path().map_or("?".into(), |p| p.display().to_string()),
+                            ));
+                        }
+                    }
+                }
+                Ok(Checkpoint::Safetensors {
+                    files,
+                    hf_config: config(resolved.config_json())?,
+                    meta_params: config(resolved.params_json())?,
+                })
+            }
         }
     }
 

@@ -714,17 +714,7 @@ pub fn convert_layout(
     let canonical_in = input
         .canonicalize()
         .map_err(|e| CliError(format!("{}: {e}", input.display())))?;
-    let canonical_out = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .map_err(|e| CliError(format!("{}: {e}", output.display())))?
-        .join(
-            output
-                .file_name()
-                .ok_or_else(|| CliError(format!("{}: not a file name", output.display())))?,
-        );
+    let canonical_out = canonical_output(output)?;
     if canonical_in == canonical_out {
         return fail(
             "OUT is the same file as IN: refusing to overwrite the input; write to another path",
@@ -859,6 +849,25 @@ pub fn convert_layout(
     Ok(())
 }
 
+/// Where `output` will be written, with symlinks resolved: the file itself when it exists
+/// (a link to an input is the input), else its canonical folder and its name.
+fn canonical_output(output: &Path) -> Result<std::path::PathBuf, CliError> {
+    if let Ok(existing) = output.canonicalize() {
+        return Ok(existing);
+    }
+    Ok(output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .map_err(|e| CliError(format!("{}: {e}", output.display())))?
+        .join(
+            output
+                .file_name()
+                .ok_or_else(|| CliError(format!("{}: not a file name", output.display())))?,
+        ))
+}
+
 /// `tokenloom merge-shards`.
 pub fn merge_shards(
     output: &Path,
@@ -866,11 +875,17 @@ pub fn merge_shards(
     tensor: &str,
     json: bool,
 ) -> Result<(), CliError> {
-    if shards.iter().any(|s| s == output) {
-        return fail(format!(
-            "the output {} is also one of the shards: write the merged table elsewhere",
-            output.display()
-        ));
+    // Paths compared as files, not strings: `./s0.safetensors` and `s0.safetensors`, or a
+    // symlink to a shard, are the same file.
+    let out = canonical_output(output)?;
+    for shard in shards {
+        if shard.canonicalize().is_ok_and(|s| s == out) {
+            return fail(format!(
+                "the output {} is also one of the shards ({}): write the merged table elsewhere",
+                output.display(),
+                shard.display()
+            ));
+        }
     }
     let merged = tokenloom_distributed::merge_shards(shards, tensor, output)?;
     let value = json!({

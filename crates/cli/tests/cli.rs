@@ -998,6 +998,23 @@ fn merge_shards_joins_vocab_parallel_shards_bit_for_bit() {
         "model.embed_tokens.weight",
     ]);
     assert!(msg.contains("is also one of the shards"), "{msg}");
+    // The same file under another spelling (compared as files, not strings).
+    let s0_path = std::path::Path::new(s0);
+    let dotted = format!(
+        "{}/./{}",
+        s0_path.parent().unwrap().display(),
+        s0_path.file_name().unwrap().to_str().unwrap()
+    );
+    let msg = error(&[
+        "merge-shards",
+        &dotted,
+        s0,
+        s1,
+        s2,
+        "--tensor",
+        "model.embed_tokens.weight",
+    ]);
+    assert!(msg.contains("is also one of the shards"), "{msg}");
     let msg = error(&[
         "merge-shards",
         o,

@@ -173,11 +173,9 @@ impl Source for GgufFile {
 /// in two loose files is an error, never "first wins".
 fn weight_files(resolved: &ModelDir) -> Result<BTreeMap<String, PathBuf>, DecoderInputError> {
     match resolved.weights() {
-        WeightFiles::Safetensors {
-            weight_map: Some(map),
-            ..
-        } => Ok(map.clone()),
-        WeightFiles::Safetensors { files, .. } => {
+        WeightFiles::Safetensors { files, weight_map } => {
+            // Every file's names, each in one file only (shards included: a tensor stored
+            // twice is refused even when the index names one of them).
             let mut map: BTreeMap<String, PathBuf> = BTreeMap::new();
             for path in files {
                 let file = SafetensorsFile::open(path)?;
@@ -191,7 +189,7 @@ fn weight_files(resolved: &ModelDir) -> Result<BTreeMap<String, PathBuf>, Decode
                     }
                 }
             }
-            Ok(map)
+            Ok(weight_map.clone().unwrap_or(map))
         }
         WeightFiles::Gguf(gguf) => Err(DecoderInputError::GgufInDirectory {
             dir: resolved.dir().to_path_buf(),

@@ -154,6 +154,12 @@ pub enum GgufFormatError {
         /// The dimension.
         dim: u64,
     },
+    /// Two metadata entries with one key (which one is meant is not guessed).
+    #[error("metadata key `{key}` appears twice")]
+    DuplicateKey {
+        /// The key.
+        key: String,
+    },
     /// Two tensors with one name.
     #[error("tensor `{tensor}` appears twice")]
     DuplicateTensor {

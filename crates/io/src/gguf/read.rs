@@ -346,6 +346,9 @@ impl GgufFile {
             let key = cur.string("metadata key")?;
             let value_type = cur.u32(&key)?;
             let value = cur.value(value_type, &key, 0)?;
+            if metadata.contains_key(&key) {
+                return Err(G::DuplicateKey { key }.into());
+            }
             metadata.insert(key, value);
         }
         let tensor_count = cur.check_count(tensor_count, 32, "tensor directory")?;
