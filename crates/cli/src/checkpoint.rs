@@ -291,7 +291,22 @@ impl Checkpoint {
                     head: HeadReport::Unknown,
                 }));
             }
-            Err(e) => return Err(e.into()),
+            // The metadata is there but the spec refuses part of it (a NaN base, a key of
+            // the wrong type): the tensors are still listed, and the reason is reported.
+            Err(e) => {
+                return Ok(Some(ArchitectureReport {
+                    architecture: match self {
+                        Checkpoint::Gguf(f) => f
+                            .get("general.architecture")
+                            .and_then(GgufValue::as_str)
+                            .unwrap_or("(no general.architecture)")
+                            .to_owned(),
+                        _ => "(config not understood)".to_owned(),
+                    },
+                    positions: PositionsReport::Invalid(e.to_string()),
+                    head: HeadReport::Unknown,
+                }));
+            }
         };
         let head = match spec.head {
             OutputHead::Tied => HeadReport::Tied,
@@ -377,6 +392,8 @@ pub enum PositionsReport {
     },
     /// An architecture tokenloom does not know: nothing is reported.
     Unknown,
+    /// Metadata the model spec refuses, and why.
+    Invalid(String),
 }
 
 /// The output head.

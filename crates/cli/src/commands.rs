@@ -123,6 +123,7 @@ fn report_json(report: &PositionsReport) -> Option<Value> {
             Some(json!({"kind": "learned", "max_positions": null, "missing_tensor": expected}))
         }
         PositionsReport::Unknown => None,
+        PositionsReport::Invalid(error) => Some(json!({"kind": "invalid", "error": error})),
     }
 }
 
@@ -313,6 +314,9 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
             }
             Some(PositionsReport::Unknown) => {
                 out += "positions: unknown (an architecture tokenloom does not know; nothing assumed)\n";
+            }
+            Some(PositionsReport::Invalid(error)) => {
+                out += &format!("positions: not understood, nothing assumed: {error}\n");
             }
             _ => {}
         }

@@ -1072,3 +1072,44 @@ fn inspect_survives_a_huge_tensor_name() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `inspect` on a GGUF file whose metadata the model spec refuses (a NaN `freq_base`)
+/// failed outright: it now lists the tensors and says which part it does not understand.
+#[test]
+fn inspect_lists_the_tensors_of_metadata_it_refuses() {
+    use tokenloom_io::{GgufWriteTensor, GgufWriteValue, gguf_bytes};
+    let dir = std::env::temp_dir().join(format!("tokenloom-cli-nan-base-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nan.gguf");
+    let bytes = gguf_bytes(
+        &[
+            (
+                "general.architecture",
+                GgufWriteValue::String("llama".into()),
+            ),
+            ("llama.embedding_length", GgufWriteValue::U32(8)),
+            ("llama.context_length", GgufWriteValue::U32(16)),
+            ("llama.attention.head_count", GgufWriteValue::U32(2)),
+            ("llama.rope.freq_base", GgufWriteValue::F32(f32::NAN)),
+        ],
+        &[GgufWriteTensor {
+            name: "token_embd.weight".into(),
+            ggml_type: 0,
+            ne: vec![8, 4],
+            data: encode_le(&[0.5f32; 32]).to_vec(),
+        }],
+    );
+    std::fs::write(&path, bytes).unwrap();
+    let out = json(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(out["tensor_count"], 1);
+    assert_eq!(out["positions"]["kind"], "invalid");
+    assert!(
+        out["positions"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("theta"),
+        "{}",
+        out["positions"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

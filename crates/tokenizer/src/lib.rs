@@ -44,5 +44,5 @@ mod text;
 mod vocab;
 
 pub use error::TokenizerError;
-pub use text::{Encoded, TextTokenizer};
+pub use text::{Encoded, MAX_TOKENIZER_BYTES, TextTokenizer};
 pub use vocab::Vocabulary;

@@ -43,10 +43,13 @@ impl TextTokenizer {
     /// (including a model type the library does not know).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::File {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let text = read_bounded(path)?;
+        let inner = text
+            .parse::<tokenizers::Tokenizer>()
+            .map_err(|e| TokenizerError::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             inner,
             source_name: path.display().to_string(),
@@ -140,5 +143,51 @@ impl TextTokenizer {
     #[must_use]
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
+    }
+}
+
+/// The largest `tokenizer.json` read (real ones reach a few tens of MB for vocabularies of
+/// a few hundred thousand tokens).
+pub const MAX_TOKENIZER_BYTES: u64 = 512 << 20;
+
+/// A regular file's text, at most [`MAX_TOKENIZER_BYTES`] (`/dev/zero` or a pipe is
+/// refused before anything is read).
+fn read_bounded(path: &Path) -> Result<String, TokenizerError> {
+    use std::io::Read;
+    let file_error = |reason: String| TokenizerError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| file_error(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| file_error(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(file_error("not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_TOKENIZER_BYTES {
+        return Err(file_error(format!(
+            "{} bytes is larger than the {MAX_TOKENIZER_BYTES}-byte limit of a tokenizer file",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_TOKENIZER_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| file_error(e.to_string()))?;
+    if text.len() as u64 > MAX_TOKENIZER_BYTES {
+        return Err(file_error(format!(
+            "larger than the {MAX_TOKENIZER_BYTES}-byte limit of a tokenizer file"
+        )));
+    }
+    Ok(text)
+}
+
+#[cfg(all(test, unix))]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn dev_zero_is_refused_before_it_is_read() {
+        let err = TextTokenizer::from_file("/dev/zero").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }
