@@ -330,3 +330,31 @@ fn duplicates_are_errors_not_last_or_first_wins() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `backward_sparse` with a 6e9-row vocabulary said "more elements than fit in usize";
+/// the limit is the u32 row ids of a sparse gradient, and the message says so.
+#[test]
+fn sparse_backward_names_the_u32_row_limit() {
+    use tokenloom::embedding::{EmbeddingError, EmbeddingOptions, SparseGrad, functional};
+    let ids = [1u32];
+    let grad_output = [0f32; 4];
+    let mut grad = SparseGrad::<f32>::new();
+    let err = functional::backward_sparse(
+        (&ids[..], [1]),
+        (&grad_output[..], [1, 4]),
+        6_000_000_000,
+        &EmbeddingOptions::default(),
+        &mut grad,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EmbeddingError::RowIdsTooLarge {
+                vocab_size: 6_000_000_000
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("u32"), "{err}");
+}

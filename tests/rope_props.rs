@@ -336,7 +336,7 @@ fn bad_inputs_are_errors() {
     let w = Tensor::from_vec(vec![0.0f32; 12], &[6, 2]).unwrap();
     let err = convert_qk_layout(
         w.view(),
-        "k_proj",
+        "k_proj weight",
         2,
         4,
         4,

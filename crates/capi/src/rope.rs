@@ -337,7 +337,14 @@ pub unsafe extern "C" fn tokenloom_convert_qk_layout(
             // SAFETY: the caller's contract and `check_disjoint`.
             let (s, d) = unsafe { (src.view::<T>()?, dst.view_mut::<T>()?) };
             Ok(convert_qk_layout_into(
-                s, d, "weight", n_heads, head_dim, rotary_dim, from, to,
+                s,
+                d,
+                "the weight",
+                n_heads,
+                head_dim,
+                rotary_dim,
+                from,
+                to,
             )?)
         })
     })

@@ -806,9 +806,7 @@ pub fn convert_layout(
                 // Permute whole rows as byte strings: exact for every dtype.
                 let view = TensorView::new(bytes, &[rows, row_bytes])?;
                 let permuted = convert_qk_layout(view, what, heads, head_dim, rotary_dim, from, to)
-                    .map_err(|e| {
-                        CliError(format!("{what} `{}` of shape {shape}: {e}", info.name))
-                    })?;
+                    .map_err(|e| CliError(format!("`{}`: {e}", info.name)))?;
                 converted.push(info.name.clone());
                 permuted.into_parts().1
             }

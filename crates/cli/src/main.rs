@@ -322,6 +322,51 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// A clap usage error in one line that names what is wrong: the missing arguments, the
+/// commands to choose from, or clap's own message up to its usage block.
+fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let strings = |kind: ContextKind| match e.get(kind) {
+        Some(ContextValue::Strings(v)) => v.join(", "),
+        Some(ContextValue::String(v)) => v.clone(),
+        _ => String::new(),
+    };
+    match e.kind() {
+        ErrorKind::MissingRequiredArgument => format!(
+            "missing required argument{}: {}",
+            if strings(ContextKind::InvalidArg).contains(", ") {
+                "s"
+            } else {
+                ""
+            },
+            strings(ContextKind::InvalidArg)
+        ),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let commands: Vec<String> = <Cli as clap::CommandFactory>::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_owned())
+                .collect();
+            format!("give a command: {}", commands.join(", "))
+        }
+        _ => {
+            let message = e.to_string();
+            let lines: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:"))
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            let text = lines.join(" ");
+            let text = text.trim_start_matches("error: ");
+            if text.is_empty() {
+                "invalid arguments".to_owned()
+            } else {
+                text.to_owned()
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Usage errors are one line and exit code 1, like every other error; help and the
     // version print as clap formats them.
@@ -332,13 +377,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let message = e.to_string();
-            let first = message
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("error: {first} (see `tokenloom --help`)");
+            eprintln!("error: {} (see `tokenloom --help`)", usage_error(&e));
             return ExitCode::FAILURE;
         }
     };

@@ -443,7 +443,14 @@ fn bad_inputs_exit_non_zero_with_one_line() {
     );
     // Usage errors are one line with exit code 1 too, as the README says.
     assert!(error(&["embed", "--ids", "x"]).contains("invalid value 'x' for '--ids"));
-    assert!(error(&["inspect"]).contains("required arguments were not provided"));
+    // Usage errors name what is missing.
+    assert!(
+        error(&["inspect"]).contains("missing required argument: <PATH>"),
+        "{}",
+        error(&["inspect"])
+    );
+    assert!(error(&["rope"]).contains("--config <CONFIG>, --positions <POSITIONS>"));
+    assert!(error(&[]).contains("give a command: inspect, embed, rope"));
     assert!(error(&["frobnicate"]).contains("unrecognized subcommand 'frobnicate'"));
     // convert-layout: head counts are checked by name, shapes are in elements.
     let out = dir.join("converted.safetensors");

@@ -276,7 +276,23 @@ fn open_shard(path: &Path, name: &str) -> Result<ShardFile, DistributedError> {
         number(SHARD_END_KEY)?,
         number(SHARD_VOCAB_SIZE_KEY)?,
     );
-    let info = file.info(name)?;
+    // A missing tensor names the file it is missing from.
+    let info = file.info(name).map_err(|_| {
+        let names: Vec<&str> = file
+            .tensors()
+            .iter()
+            .take(5)
+            .map(|t| t.name.as_str())
+            .collect();
+        not_a_shard(format!(
+            "no tensor `{name}` (it holds {})",
+            if names.is_empty() {
+                "no tensor".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ))
+    })?;
     let (shape, dtype) = (info.shape.clone(), info.dtype.clone());
     let [rows, n_embd] = shape[..] else {
         return Err(not_a_shard(format!(

@@ -52,6 +52,15 @@ pub enum EmbeddingError {
         /// The requested embedding width.
         n_embd: usize,
     },
+    /// A vocabulary whose row ids do not fit the `u32` rows of a sparse gradient.
+    #[error(
+        "vocab_size {vocab_size} has row ids past {}, the largest row id a sparse gradient stores (u32)",
+        u32::MAX
+    )]
+    RowIdsTooLarge {
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
     /// A weight tensor that is not `(vocab_size, n_embd)`.
     #[error("an embedding weight must have shape (vocab_size, n_embd), got {shape}")]
     WeightShape {

@@ -198,7 +198,7 @@ pub fn backward_dense<'i, 'g, 'w, T: Element, I: TokenId>(
 /// # Errors
 ///
 /// As [`backward_dense`], [`EmbeddingError::ZeroSize`] for a zero `vocab_size`, and
-/// [`EmbeddingError::TableTooLarge`] for a `vocab_size` whose row ids do not fit the
+/// [`EmbeddingError::RowIdsTooLarge`] for a `vocab_size` whose row ids do not fit the
 /// `u32` rows of a [`SparseGrad`]. On error `grad` is unchanged.
 pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     ids: impl TensorLike<'i, I>,
@@ -212,7 +212,7 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     let n_embd = grad_output.dims().last().copied().unwrap_or(0);
     check_table_sizes(vocab_size, n_embd)?;
     if u32::try_from(vocab_size - 1).is_err() {
-        return Err(EmbeddingError::TableTooLarge { vocab_size, n_embd });
+        return Err(EmbeddingError::RowIdsTooLarge { vocab_size });
     }
     options.validate(vocab_size)?;
     check_backward(ids, grad_output, vocab_size, n_embd)?;

@@ -111,11 +111,9 @@ pub enum PositionError {
         got: Shape,
     },
     /// A projection weight whose rows do not split into heads.
-    #[error(
-        "{name} weight of shape {shape} does not have n_heads {n_heads} × head_dim {head_dim} rows"
-    )]
+    #[error("{name} of shape {shape} does not have n_heads {n_heads} × head_dim {head_dim} rows")]
     WeightRows {
-        /// Which weight, e.g. `q_proj`.
+        /// Which weight, e.g. `q_proj weight` (the message adds nothing to it).
         name: &'static str,
         /// Its shape.
         shape: Shape,
