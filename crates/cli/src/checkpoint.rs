@@ -228,17 +228,19 @@ impl Checkpoint {
     }
 
     /// The checkpoint's tokenizer and token strings: `tokenizer` when given, else a GGUF
-    /// file's vocabulary or a model directory's `tokenizer.json`.
+    /// file's vocabulary (and its tokenizer, built only when `encodes_text`) or a model
+    /// directory's `tokenizer.json`.
     pub fn token_names(
         &self,
         path: &Path,
         tokenizer: Option<&Path>,
+        encodes_text: bool,
     ) -> Result<TokenNames, CliError> {
         if let Some(file) = tokenizer {
             return TokenNames::from_file(file);
         }
         match self {
-            Checkpoint::Gguf(file) => Ok(TokenNames::from_gguf(file)),
+            Checkpoint::Gguf(file) => Ok(TokenNames::from_gguf(file, encodes_text)),
             Checkpoint::Safetensors { .. } if path.is_dir() => TokenNames::from_dir(path),
             Checkpoint::Safetensors { .. } => Ok(TokenNames::none(format!(
                 "{} is a single safetensors file without a tokenizer (pass --tokenizer FILE)",

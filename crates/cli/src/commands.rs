@@ -420,7 +420,7 @@ pub fn embed(
             (
                 checkpoint.table(&name)?,
                 format!("{}:{name}", path.display()),
-                checkpoint.token_names(path, query.tokenizer.as_deref())?,
+                checkpoint.token_names(path, query.tokenizer.as_deref(), query.text.is_some())?,
             )
         }
         (None, (Some(vocab_size), Some(n_embd), seed)) => (
@@ -588,7 +588,11 @@ pub fn neighbors(
 ) -> Result<(), CliError> {
     let checkpoint = Checkpoint::open(path)?;
     let name = checkpoint.embedding_name(tensor)?;
-    let names = checkpoint.token_names(path, query.tokenizer.as_deref())?;
+    let names = checkpoint.token_names(
+        path,
+        query.tokenizer.as_deref(),
+        query.text.is_some() || query.token.is_some(),
+    )?;
     let (ids, mask) = resolve(query, &names)?;
     let id = match (ids.as_slice(), &query.text) {
         ([id], _) => *id,

@@ -34,10 +34,16 @@ impl TokenNames {
         })
     }
 
-    /// A GGUF file's vocabulary and, when tokenloom builds its model, its tokenizer.
-    pub fn from_gguf(file: &GgufFile) -> Self {
+    /// A GGUF file's vocabulary and, when `with_tokenizer` and tokenloom builds its model,
+    /// its tokenizer (building one for a 1M-token vocabulary takes seconds: only done when
+    /// text is to be encoded).
+    pub fn from_gguf(file: &GgufFile, with_tokenizer: bool) -> Self {
         Self {
-            tokenizer: TextTokenizer::from_gguf(file).map_err(|e| e.to_string()),
+            tokenizer: if with_tokenizer {
+                TextTokenizer::from_gguf(file).map_err(|e| e.to_string())
+            } else {
+                Err("no tokenizer was built: no text to encode".to_owned())
+            },
             vocabulary: Vocabulary::from_gguf(file).ok(),
         }
     }
