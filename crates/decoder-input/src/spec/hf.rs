@@ -430,28 +430,10 @@ fn rope_decoder(
                 None => {
                     let every = r.usize("global_attn_every_n_layers")?.unwrap_or(3).max(1);
                     let n = n_layers.ok_or_else(|| r.cfg.missing("num_hidden_layers"))?;
-                    (0..n)
-                        .map(|il| {
-                            if il % every == 0 {
-                                LayerAttention::FullAttention
-                            } else {
-                                LayerAttention::SlidingAttention
-                            }
-                        })
-                        .collect()
+                    pattern_types(n, |il| il % every != 0)
                 }
             };
-            types
-                .iter()
-                .map(|&t| {
-                    let rope = if t == LayerAttention::SlidingAttention {
-                        &local
-                    } else {
-                        &main
-                    };
-                    LayerPositions::rotary(t, rope.clone())
-                })
-                .collect()
+            by_layer_type(&types, &local, &main)
         }
         Architecture::Gemma3 => {
             r.mark(&["sliding_window_pattern", "_sliding_window_pattern"]);
@@ -465,28 +447,10 @@ fn rope_decoder(
                         .first_usize(&["sliding_window_pattern", "_sliding_window_pattern"])?
                         .unwrap_or(6);
                     let n = n_layers.ok_or_else(|| r.cfg.missing("num_hidden_layers"))?;
-                    (0..n)
-                        .map(|il| {
-                            if pattern == 0 || (il + 1) % pattern != 0 {
-                                LayerAttention::SlidingAttention
-                            } else {
-                                LayerAttention::FullAttention
-                            }
-                        })
-                        .collect()
+                    pattern_types(n, |il| pattern == 0 || (il + 1) % pattern != 0)
                 }
             };
-            types
-                .iter()
-                .map(|&t| {
-                    let rope = if t == LayerAttention::SlidingAttention {
-                        &sliding
-                    } else {
-                        &main
-                    };
-                    LayerPositions::rotary(t, rope.clone())
-                })
-                .collect()
+            by_layer_type(&types, &sliding, &main)
         }
         Architecture::SmolLm3 | Architecture::Llama4 => {
             let n = n_layers.ok_or_else(|| r.cfg.missing("num_hidden_layers"))?;
@@ -597,6 +561,38 @@ fn rope_decoder(
         _ => {}
     }
     Ok(())
+}
+
+/// `n` layer types: sliding where `sliding(layer)`, full elsewhere.
+pub(super) fn pattern_types(n: usize, sliding: impl Fn(usize) -> bool) -> Vec<LayerAttention> {
+    (0..n)
+        .map(|il| {
+            if sliding(il) {
+                LayerAttention::SlidingAttention
+            } else {
+                LayerAttention::FullAttention
+            }
+        })
+        .collect()
+}
+
+/// Every layer rotating with `sliding` or `full` by its type (Gemma 3, ModernBERT).
+pub(super) fn by_layer_type(
+    types: &[LayerAttention],
+    sliding: &RopeConfig,
+    full: &RopeConfig,
+) -> Vec<LayerPositions> {
+    types
+        .iter()
+        .map(|&t| {
+            let rope = if t == LayerAttention::SlidingAttention {
+                sliding
+            } else {
+                full
+            };
+            LayerPositions::rotary(t, rope.clone())
+        })
+        .collect()
 }
 
 impl LayerPositions {
