@@ -138,6 +138,20 @@ fn check(name: &str) -> usize {
                 positions.rope.is_none(),
                 "{name}: layer {layer} rotates in tokenloom, not in transformers"
             );
+            if case.has(&key("q_nope_in")) {
+                // Llama 4: q scaled by its attention temperature, k untouched.
+                assert!(positions.q_scale.is_some(), "{name}: layer {layer}");
+                let mut q = case.tensor(&key("q_nope_in"));
+                let mut k = q.clone();
+                out.apply_rope_layer(layer, q.view_mut(), k.view_mut(), QkLayout::BatchHeadsSeq)
+                    .unwrap();
+                assert_close(
+                    &format!("{name}: layer {layer} q scaled"),
+                    q.as_slice(),
+                    case.tensor(&key("q_nope_out")).as_slice(),
+                );
+                assert_eq!(k.as_slice(), case.tensor(&key("q_nope_in")).as_slice());
+            }
             continue;
         }
         assert!(

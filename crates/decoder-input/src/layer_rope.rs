@@ -255,8 +255,12 @@ fn deinterleave<T: Copy>(data: &mut [T], head_dim: usize, rotary_dim: usize) {
     }
 }
 
-/// Multiplies each token's q by `scale(position)`, rounded to `T` as PyTorch does
-/// (`(q * scale).to(q.dtype)` with the scale in f32).
+/// Multiplies each token's q by `scale(cache position)`, rounded to `T` as PyTorch does
+/// (`(q * scale).to(q.dtype)` with the scale in f32). As transformers, the position is the
+/// token's cache position — its index in the sequence plus the tokens already in the KV
+/// cache, the same for every row — not its position id: tokenloom takes the tokens
+/// already cached to be the batch's smallest first position id (0 for a fresh or
+/// padded batch, the offset of `TokenBatch::with_offset`).
 fn scale_q<T: Element>(
     mut q: TensorViewMut<'_, T>,
     layout: QkLayout,
@@ -277,11 +281,15 @@ fn scale_q<T: Element>(
             got: position_ids.dims().to_vec(),
         });
     }
+    let past = (0..batch)
+        .map(|bi| position_ids.as_slice()[bi * seq_len] as usize)
+        .min()
+        .unwrap_or(0);
     let data = q.as_mut_slice();
     for bi in 0..batch {
         for h in 0..n_heads {
             for s in 0..seq_len {
-                let factor = scale(position_ids.as_slice()[bi * seq_len + s] as usize);
+                let factor = scale(past + s);
                 let start = match layout {
                     QkLayout::BatchHeadsSeq => ((bi * n_heads + h) * seq_len + s) * head_dim,
                     QkLayout::BatchSeqHeads => ((bi * seq_len + s) * n_heads + h) * head_dim,

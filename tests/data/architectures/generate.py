@@ -212,6 +212,25 @@ def run(name):
             recorder.layer = _i
         layer.register_forward_pre_hook(set_layer, with_kwargs=True)
 
+    # Llama 4's NoPE layers scale q by an attention temperature outside the rotary
+    # function: q as projected (q_proj's output) and as attention receives it.
+    nope_q = {}
+    if name == "llama4_text":
+        for i, layer in enumerate(layers):
+            if not layer.self_attn.use_rope:
+                def q_proj_hook(mod, args, out, _i=i):
+                    b, s_, _ = out.shape
+                    nope_q[("in", _i)] = out.detach().clone().view(b, s_, -1, model.config.head_dim)
+                layer.self_attn.q_proj.register_forward_hook(q_proj_hook)
+        original_eager = module.eager_attention_forward
+
+        def eager(mod, query, *args, **kwargs):
+            if not mod.use_rope:
+                nope_q[("out", mod.layer_idx)] = query.detach().clone()
+            return original_eager(mod, query, *args, **kwargs)
+
+        module.eager_attention_forward = eager
+
     head = model.get_output_embeddings()
 
     def head_hook(mod, args):
@@ -260,6 +279,10 @@ def run(name):
             if t.shape[1] == 1 and what.startswith("k"):
                 pass  # MLA's shared rope key: one head
             tensors[f"layer.{layer}.{what}"] = t
+    for (what, layer), t in nope_q.items():
+        # q_proj's output is (batch, seq, heads, d); attention's query (batch, heads, seq, d).
+        t = t.transpose(1, 2) if what == "in" else t
+        tensors[f"layer.{layer}.q_nope_{what}"] = t.float().contiguous()
     model.save_pretrained(os.path.join(HERE, name), safe_serialization=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(HERE, name, "expected.safetensors"))
     case = {
