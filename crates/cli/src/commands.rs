@@ -39,6 +39,18 @@ fn emit(json: bool, value: &Value, text: impl FnOnce() -> String) {
     }
 }
 
+/// Writes a JSON document through `write` (buffered); a closed pipe ends the command
+/// quietly, as [`emit`] does.
+fn emit_with(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), CliError> {
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(stdout);
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => fail(format!("writing the output: {e}")),
+    }
+}
+
 /// A byte count in MB (10^6 bytes, as model files are sized).
 fn mib(bytes: &Value) -> String {
     let mb = bytes.as_u64().unwrap_or_default() as f64 / 1e6;
@@ -354,6 +366,36 @@ pub fn inspect(path: &Path, tensor: Option<&str>, json: bool) -> Result<(), CliE
     Ok(())
 }
 
+/// The largest text `--text-file` reads.
+const MAX_TEXT_BYTES: u64 = 64 << 20;
+
+/// The text of `--text-file` (`-`: standard input), UTF-8, at most 64 MiB.
+pub fn read_text_file(path: &Path) -> Result<String, CliError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(MAX_TEXT_BYTES + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        let file =
+            std::fs::File::open(path).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return fail(format!("{}: not a regular file", path.display()));
+        }
+        file.take(MAX_TEXT_BYTES + 1).read_to_end(&mut bytes)
+    };
+    read.map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_TEXT_BYTES {
+        return fail(format!(
+            "{}: more than the {MAX_TEXT_BYTES}-byte limit of --text-file",
+            path.display()
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| CliError(format!("{}: not UTF-8: {e}", path.display())))
+}
+
 /// Which token(s) a command is about: ids, a token string, or text to encode.
 pub struct Query {
     /// Token ids given directly.
@@ -446,18 +488,45 @@ pub fn embed(
     let out = table.lookup(&ids)?;
     let rows: Vec<&[f32]> = out.rows().collect();
     let tokens: Vec<Option<String>> = ids.iter().map(|&id| names.token(id)).collect();
-    let mut value = json!({
-        "source": source,
-        "ids": ids,
-        "tokens": tokens,
-        "shape": out.dims(),
-        "rows": rows,
-    });
-    if let Some(text) = &query.text {
-        value["text"] = json!(text);
-        value["attention_mask"] = json!(attention_mask);
+    if output.json {
+        // Streamed field by field and row by row: the rows of a long text are never one
+        // JSON value in memory (130 kB of text took 1.5 GB that way).
+        let mut head = json!({
+            "source": source,
+            "ids": ids,
+            "tokens": tokens,
+            "shape": out.dims(),
+        });
+        if let Some(text) = &query.text {
+            head["text"] = json!(text);
+            head["attention_mask"] = json!(attention_mask);
+        }
+        let Value::Object(head) = head else {
+            unreachable!("a json! object")
+        };
+        return emit_with(|w| {
+            w.write_all(b"{")?;
+            for (key, value) in &head {
+                serde_json::to_writer(&mut *w, key)?;
+                w.write_all(b": ")?;
+                serde_json::to_writer(&mut *w, value)?;
+                w.write_all(b",\n")?;
+            }
+            w.write_all(b"\"rows\": [")?;
+            for (i, row) in rows.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                w.write_all(b"\n  ")?;
+                // Each f32 written as the f64 of the same value (as a JSON value of the
+                // row would be): a reader parsing f64 gets the stored value exactly.
+                let row: Vec<f64> = row.iter().map(|&x| f64::from(x)).collect();
+                serde_json::to_writer(&mut *w, &row)?;
+            }
+            w.write_all(b"\n]}\n")
+        });
     }
-    emit(output.json, &value, || {
+    emit(false, &Value::Null, || {
         let mut text = format!("{source}\n");
         let width = tokens
             .iter()

@@ -86,14 +86,17 @@ enum Command {
         #[arg(
             long,
             value_delimiter = ',',
-            required_unless_present = "text",
-            conflicts_with = "text"
+            required_unless_present_any = ["text", "text_file"],
+            conflicts_with_all = ["text", "text_file"]
         )]
         ids: Vec<u32>,
         /// Text to encode with the model's tokenizer (the file's special tokens and padding
         /// included, as Python's `tokenizers` encodes it).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "text_file")]
         text: Option<String>,
+        /// Text to encode, read from a file (`-`: standard input), UTF-8, at most 64 MiB.
+        #[arg(long)]
+        text_file: Option<PathBuf>,
         /// A tokenizer.json to use instead of the checkpoint's.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
@@ -241,6 +244,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             path,
             ids,
             text,
+            text_file,
             tokenizer,
             full,
             tensor,
@@ -253,7 +257,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             &commands::Query {
                 ids,
                 token: None,
-                text,
+                text: match text_file {
+                    Some(file) => Some(commands::read_text_file(&file)?),
+                    None => text,
+                },
                 tokenizer,
             },
             tensor.as_deref(),

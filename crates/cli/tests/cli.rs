@@ -1120,3 +1120,43 @@ fn inspect_lists_the_tensors_of_metadata_it_refuses() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `embed --text-file` reads the text from a file (or `-`, standard input); a missing file
+/// is a one-line error naming it, and `--ids` cannot be given beside it.
+#[test]
+fn embed_reads_text_from_a_file() {
+    let missing = error(&[
+        "embed",
+        "--vocab-size",
+        "10",
+        "--n-embd",
+        "2",
+        "--text-file",
+        "/nonexistent/text.txt",
+    ]);
+    assert!(missing.contains("/nonexistent/text.txt"), "{missing}");
+    let both = error(&[
+        "embed",
+        "--vocab-size",
+        "10",
+        "--n-embd",
+        "2",
+        "--ids",
+        "1",
+        "--text-file",
+        "-",
+    ]);
+    assert!(both.contains("cannot be used with"), "{both}");
+    // JSON rows are streamed, and still one JSON document.
+    let out = json(&[
+        "embed",
+        "--vocab-size",
+        "10",
+        "--n-embd",
+        "2",
+        "--ids",
+        "1,2,3",
+    ]);
+    assert_eq!(out["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(out["shape"], serde_json::json!([1, 3, 2]));
+}
