@@ -36,6 +36,7 @@ mod config;
 mod error;
 pub mod functional;
 mod input;
+mod input_spec;
 mod layer_rope;
 mod logit_head;
 mod model_config;
