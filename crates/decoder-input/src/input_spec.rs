@@ -14,7 +14,7 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     /// [`layers`](crate::ModelSpec::layers); `n_layers` `None` when one entry stands for
     /// every layer), with caches over `max_positions` shared between layers that rotate
     /// alike and LongRoPE's factors chosen by `long_rope`.
-    /// [`DecoderInputOutput::apply_rope_layer`] then runs layer `l`'s.
+    /// [`DecoderInputOutput::apply_rope_layer`](crate::DecoderInputOutput::apply_rope_layer) then runs layer `l`'s.
     ///
     /// # Errors
     ///
