@@ -138,6 +138,17 @@ fn write_cos_sin(
 ) -> Result<(), Failure> {
     let (cos, sin) = (describe(cos, "cos")?, describe(sin, "sin")?);
     check_disjoint(&cos, &[&sin])?;
+    // The documented dtypes, the ones tokenloom_rope rotates with: f16/bf16 tables were
+    // filled although nothing of tokenloom's could use them.
+    if !matches!(cos.dtype, TokenloomDtype::F32 | TokenloomDtype::F64) {
+        return Err(Failure::new(
+            TokenloomStatus::BadDtype,
+            format!(
+                "cos/sin of dtype {} (f32 or f64 are needed)",
+                cos.dtype.name()
+            ),
+        ));
+    }
     with_float!(cos, |T| {
         // SAFETY: the caller's contract and `check_disjoint`.
         let (c, s) = unsafe { (cos.view_mut::<T>()?, sin.view_mut::<T>()?) };
