@@ -208,6 +208,28 @@ fn run(comm: &MpiComm, args: &Args) -> Result<bool, Box<dyn std::error::Error>> 
     // Rank 0 chooses the scratch directory and broadcasts its id.
     let mut id = u64::from(std::process::id()).to_le_bytes();
     comm.broadcast(0, &mut id)?;
+    // Every rank must run the same checks: ranks started with different arguments
+    // (`mpirun -np 1 A : -np 1 B`) would wait in different collectives forever.
+    let hash = {
+        use std::hash::{Hash, Hasher};
+        // DefaultHasher::new() has fixed keys: the same arguments hash alike everywhere.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::env::args()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .hash(&mut hasher);
+        hasher.finish()
+    };
+    let mut extremes = [hash, !hash];
+    comm.all_reduce_max_u64(&mut extremes)?;
+    if extremes[0] != hash || !extremes[1] != hash {
+        return Err(format!(
+            "the ranks were started with different arguments (rank {} has {:?}): every rank must run the same checks",
+            comm.rank(),
+            std::env::args().skip(1).collect::<Vec<_>>()
+        )
+        .into());
+    }
     if args.panic_on_rank == Some(comm.rank()) {
         panic!("rank {} panics on purpose (--panic-on-rank)", comm.rank());
     }
