@@ -248,6 +248,8 @@ architectures! {
     exaone4 => 3,
     olmo => 2,
     qwen2_vl => 2,
+    qwen2_5_vl => 2,
+    gemma3 => 6,
     bert => 0,
     roberta => 0,
     modernbert => 3,

@@ -357,3 +357,33 @@ fn gemma_3_local_and_global_rope() {
         s.spec.layers
     );
 }
+
+/// Gemma 3's multimodal wrapper (`gemma3` with `text_config`): transformers'
+/// Gemma3ForConditionalGeneration does not apply `final_logit_softcapping`, its
+/// Gemma3ForCausalLM does — a value set there is refused, not guessed.
+#[test]
+fn gemma_3_wrapper_softcapping_is_refused() {
+    let json = serde_json::json!({
+        "model_type": "gemma3",
+        "text_config": {"model_type": "gemma3_text", "vocab_size": 8, "hidden_size": 8,
+            "num_attention_heads": 2, "num_hidden_layers": 1, "head_dim": 4,
+            "max_position_embeddings": 16, "final_logit_softcapping": 30.0},
+        "vision_config": {}
+    });
+    let err = parse_hf_config(&json.to_string()).unwrap_err();
+    assert!(
+        matches!(&err, DecoderInputError::UnsupportedSetting { key, .. } if key == "text_config.final_logit_softcapping"),
+        "{err:?}"
+    );
+    // Null (as the released checkpoints have it): loads.
+    let mut ok = json.clone();
+    ok["text_config"]["final_logit_softcapping"] = serde_json::Value::Null;
+    assert_eq!(
+        parse_hf_config(&ok.to_string())
+            .unwrap()
+            .spec
+            .logits
+            .softcap,
+        None
+    );
+}

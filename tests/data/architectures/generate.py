@@ -98,6 +98,20 @@ ARCHITECTURES = {
     "falcon": ("falcon", dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2, new_decoder_architecture=True, max_position_embeddings=64, initializer_range=0.5, tie_word_embeddings=False, rope_theta=10000.0, bos_token_id=1, eos_token_id=2, pad_token_id=0), None),
     "exaone4": ("exaone4", small(num_hidden_layers=4, sliding_window=4, sliding_window_pattern=4), None),
     "olmo": ("olmo", small(), None),
+    "qwen2_5_vl": ("qwen2_5_vl", dict(
+        text_config=small(head_dim=None, rope_parameters={"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}),
+        vision_config=dict(depth=1, hidden_size=16, intermediate_size=16, num_heads=2, out_hidden_size=32, patch_size=2, spatial_merge_size=1, temporal_patch_size=1, in_channels=3, fullatt_block_indexes=[0]),
+        tie_word_embeddings=False,
+    ), None),
+    # Gemma 3 as its multimodal wrapper builds it: the language model under text_config.
+    "gemma3": ("gemma3", dict(
+        # No final_logit_softcapping: Gemma3ForConditionalGeneration does not apply it
+        # (Gemma3ForCausalLM does), and tokenloom refuses the ambiguity.
+        text_config=small(num_hidden_layers=6, sliding_window=4, tie_word_embeddings=True),
+        vision_config=dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=8, patch_size=4),
+        mm_tokens_per_image=4,
+        tie_word_embeddings=True,
+    ), None),
     # Encoders and GPT-2: the model class of their language-model head.
     "bert": ("bert", small(num_key_value_heads=None, head_dim=None, max_position_embeddings=16, type_vocab_size=2, tie_word_embeddings=True), "AutoModelForMaskedLM"),
     # RoBERTa reads row padding_idx + 1 + position: no position ids are passed, transformers

@@ -533,6 +533,16 @@ fn rope_decoder(
         }
         Architecture::Gemma3 => {
             spec.logits.softcap = r.f64("final_logit_softcapping")?;
+            // transformers' Gemma3ForCausalLM applies it, Gemma3ForConditionalGeneration
+            // (the multimodal wrapper, whose text model sits in text_config) does not.
+            if let (Some(cap), true) = (spec.logits.softcap, r.cfg.prefix == "text_config.") {
+                return Err(DecoderInputError::UnsupportedSetting {
+                    path: path.to_path_buf(),
+                    key: r.cfg.key_path("final_logit_softcapping"),
+                    value: cap.to_string(),
+                    reason: "transformers' Gemma3ForCausalLM applies it and Gemma3ForConditionalGeneration does not; tokenloom does not guess which model is meant",
+                });
+            }
         }
         Architecture::ModernBert => {
             spec.embedding_norm = Some(EmbeddingNorm {
