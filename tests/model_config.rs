@@ -387,3 +387,32 @@ fn gemma_3_wrapper_softcapping_is_refused() {
         None
     );
 }
+
+/// Released configs in transformers 4's spelling: Qwen2-VL flat (vision keys beside the
+/// text model's, `rope_scaling` of type `mrope`), Llama 4 with an integer
+/// `attn_temperature_tuning` (truthy, as transformers reads it).
+#[test]
+fn released_multimodal_configs_in_the_v4_spelling() {
+    let qwen = serde_json::json!({
+        "architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl",
+        "vocab_size": 16, "hidden_size": 16, "num_attention_heads": 2,
+        "num_key_value_heads": 1, "num_hidden_layers": 2, "max_position_embeddings": 64,
+        "rope_theta": 1000000.0, "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]},
+        "vision_config": {"depth": 1}, "image_token_id": 5, "video_token_id": 6,
+        "vision_start_token_id": 7, "vision_end_token_id": 8, "vision_token_id": 9,
+        "sliding_window": 64, "use_sliding_window": false, "max_window_layers": 2
+    });
+    let spec = parse_hf_config(&qwen.to_string()).unwrap().spec;
+    assert_eq!(spec.layer(0).unwrap().mrope_section, Some(vec![1, 1, 2]));
+    assert_eq!(spec.main_rope().unwrap().theta, 1e6);
+
+    let llama4 = serde_json::json!({
+        "model_type": "llama4_text", "vocab_size": 16, "hidden_size": 16,
+        "num_attention_heads": 2, "num_hidden_layers": 4, "max_position_embeddings": 64,
+        "attn_temperature_tuning": 4, "floor_scale": 8192, "attn_scale": 0.1,
+        "no_rope_layers": [1, 1, 1, 0]
+    });
+    let spec = parse_hf_config(&llama4.to_string()).unwrap().spec;
+    assert!(spec.layer(3).unwrap().rope.is_none());
+    assert!(spec.layer(3).unwrap().q_scale.is_some());
+}

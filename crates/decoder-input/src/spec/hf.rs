@@ -166,6 +166,11 @@ pub(super) fn from_hf(root: &Object, path: &Path) -> Result<ModelSpec, DecoderIn
     };
     let reader = Reader::new(cfg);
     reader.mark(&["model_type", "architectures"]);
+    if nested.is_none() && WRAPPERS.contains(&model_type.as_str()) {
+        // A wrapper in the flat v4 spelling (Qwen2-VL's released configs): its vision
+        // keys sit beside the text model's.
+        reader.mark(WRAPPER_KEYS);
+    }
     let spec = read_spec(&reader, arch, nested.is_some().then_some(top))?;
     reader.check_unread(arch)?;
     if nested.is_some()
@@ -448,9 +453,19 @@ fn rope_decoder(
         Architecture::SmolLm3 | Architecture::Llama4 => {
             let n = n_layers.ok_or_else(|| r.cfg.missing("num_hidden_layers"))?;
             let uses_rope = no_rope_layers(r, n)?;
-            let temperature = if arch == Architecture::Llama4
-                && r.bool("attn_temperature_tuning")?.unwrap_or(true)
-            {
+            // Python truthiness, as transformers tests it: the released Llama 4 configs
+            // store an integer (4) here.
+            let tuning = match r.get("attn_temperature_tuning") {
+                None => true,
+                Some(Value::Bool(b)) => *b,
+                Some(Value::Number(n)) => n.as_f64().is_some_and(|x| x != 0.0),
+                Some(other) => {
+                    return Err(r
+                        .cfg
+                        .bad("attn_temperature_tuning", other, "a bool or a number"));
+                }
+            };
+            let temperature = if arch == Architecture::Llama4 && tuning {
                 Some(AttentionTemperature {
                     floor_scale: r.f64("floor_scale")?.unwrap_or(8192.0),
                     attn_scale: r.f64("attn_scale")?.unwrap_or(0.1),
