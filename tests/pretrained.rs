@@ -982,3 +982,59 @@ fn gguf_absolute_position_architectures() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The transforms and per-layer rules the spec takes from llama.cpp's graphs, on written
+/// GGUF files: Granite's `embedding_scale` and `logit_scale` (a divisor), Command-R's
+/// `logit_scale` (a multiplier), Gemma 2's softcapping, SmolLM3's NoPE every 4th layer,
+/// Llama 4's NoPE layers with the attention temperature; the same keys on an architecture
+/// whose graph does not read them are refused.
+#[test]
+fn gguf_transforms_and_layers_follow_llama_cpp() {
+    use tokenloom::decoder_input::EmbeddingScale;
+    let dir = common::scratch_dir("gguf-transforms");
+    let spec = |arch: &str, extra: &[(&str, GgufWriteValue)]| {
+        let path = gguf_of_architecture(&dir, arch, extra);
+        ModelSpec::from_gguf(&tokenloom::io::GgufFile::open(&path).unwrap())
+    };
+    let granite = spec(
+        "granite",
+        &[
+            ("embedding_scale", GgufWriteValue::F32(12.0)),
+            ("logit_scale", GgufWriteValue::F32(8.0)),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        granite.embedding_scale,
+        Some(EmbeddingScale::Multiplier(12.0))
+    );
+    assert_eq!(granite.logits.divisor, Some(8.0));
+    let cohere = spec("command-r", &[("logit_scale", GgufWriteValue::F32(0.0625))]).unwrap();
+    assert_eq!(cohere.logits.multiplier, Some(0.0625));
+    let gemma2 = spec(
+        "gemma2",
+        &[("final_logit_softcapping", GgufWriteValue::F32(30.0))],
+    )
+    .unwrap();
+    assert_eq!(gemma2.logits.softcap, Some(30.0));
+    assert_eq!(gemma2.embedding_scale, Some(EmbeddingScale::SqrtNEmbd));
+    let smollm3 = spec("smollm3", &[("block_count", GgufWriteValue::U32(8))]).unwrap();
+    let nope: Vec<usize> = (0..8)
+        .filter(|&il| smollm3.layer(il).unwrap().rope.is_none())
+        .collect();
+    assert_eq!(nope, [3, 7]);
+    let llama4 = spec("llama4", &[("block_count", GgufWriteValue::U32(4))]).unwrap();
+    assert!(llama4.layer(3).unwrap().rope.is_none());
+    assert!(llama4.layer(3).unwrap().q_scale.is_some());
+    for (arch, key) in [
+        ("llama", "logit_scale"),
+        ("qwen2", "final_logit_softcapping"),
+    ] {
+        let err = spec(arch, &[(key, GgufWriteValue::F32(2.0))]).unwrap_err();
+        assert!(
+            matches!(&err, DecoderInputError::UnsupportedSetting { key: k, .. } if k.ends_with(key)),
+            "{arch}: {err:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
