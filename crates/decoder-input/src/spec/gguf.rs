@@ -9,7 +9,7 @@ use super::arch::{Architecture, ModelFamily};
 use super::gguf_rope::{GgufRopeType, gguf_rope_entry};
 use super::{
     AbsolutePositions, AttentionTemperature, EmbeddingScale, LayerAttention, LayerPositions,
-    LogitTransform, ModelSpec, OutputHead, SpecSource,
+    ModelSpec, OutputHead, SpecSource,
 };
 use crate::error::DecoderInputError;
 use crate::model_config::{GgufModelConfig, missing_key};
@@ -122,26 +122,15 @@ pub(super) fn from_gguf(file: &GgufFile) -> Result<ModelSpec, DecoderInputError>
     } else {
         OutputHead::Tied
     };
-    let mut spec = ModelSpec {
-        architecture: arch,
-        source: SpecSource::Gguf(path.to_path_buf()),
-        vocab_size: None,
+    let mut spec = ModelSpec::base(
+        arch,
+        SpecSource::Gguf(path.to_path_buf()),
         n_embd,
-        n_layers,
-        n_heads: 1,
-        n_kv_heads: 1,
-        head_dim: n_embd,
         max_positions,
         pad_id,
-        layers: Vec::new(),
-        embedding_scale: None,
-        absolute_positions: None,
-        embedding_norm: None,
-        token_types: None,
         head,
-        logits: LogitTransform::default(),
-        tensors: arch.tensor_names(),
-    };
+    );
+    spec.n_layers = n_layers;
     let layer_count = n_layers.unwrap_or(1);
     match arch.family() {
         ModelFamily::BertEncoder | ModelFamily::Gpt2Decoder => {

@@ -17,7 +17,7 @@ use super::hf_rope::rope_sections;
 use super::json::Config;
 use super::{
     AbsolutePositions, AttentionTemperature, EmbeddingNorm, EmbeddingScale, LayerAttention,
-    LayerPositions, LogitTransform, ModelSpec, OutputHead, SpecSource,
+    LayerPositions, ModelSpec, OutputHead, SpecSource,
 };
 use crate::error::DecoderInputError;
 
@@ -230,30 +230,24 @@ fn read_spec(
     .or(r.bool("tie_word_embeddings")?)
     .unwrap_or(arch.hf_tie_default());
 
-    let mut spec = ModelSpec {
-        architecture: arch,
-        source: SpecSource::HfConfig(path.to_path_buf()),
-        vocab_size,
+    let head = if tie {
+        OutputHead::Tied
+    } else {
+        OutputHead::Untied
+    };
+    let mut spec = ModelSpec::base(
+        arch,
+        SpecSource::HfConfig(path.to_path_buf()),
         n_embd,
-        n_layers,
-        n_heads,
-        n_kv_heads,
-        head_dim,
         max_positions,
         pad_id,
-        layers: Vec::new(),
-        embedding_scale: None,
-        absolute_positions: None,
-        embedding_norm: None,
-        token_types: None,
-        head: if tie {
-            OutputHead::Tied
-        } else {
-            OutputHead::Untied
-        },
-        logits: LogitTransform::default(),
-        tensors: arch.tensor_names(),
-    };
+        head,
+    );
+    spec.vocab_size = vocab_size;
+    spec.n_layers = n_layers;
+    spec.n_heads = n_heads;
+    spec.n_kv_heads = n_kv_heads;
+    spec.head_dim = head_dim;
     match arch.family() {
         ModelFamily::RopeDecoder => rope_decoder(r, &mut spec, n_layers)?,
         ModelFamily::BertEncoder => {

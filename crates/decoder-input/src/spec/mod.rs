@@ -429,6 +429,38 @@ impl ModelSpec {
         gguf::from_gguf(file)
     }
 
+    /// A spec of `architecture` with what every reader states first; the rest — head
+    /// counts, layers, transforms — at their neutral values for the reader to set.
+    fn base(
+        architecture: Architecture,
+        source: SpecSource,
+        n_embd: usize,
+        max_positions: usize,
+        pad_id: Option<usize>,
+        head: OutputHead,
+    ) -> Self {
+        Self {
+            architecture,
+            source,
+            vocab_size: None,
+            n_embd,
+            n_layers: None,
+            n_heads: 1,
+            n_kv_heads: 1,
+            head_dim: n_embd,
+            max_positions,
+            pad_id,
+            layers: Vec::new(),
+            embedding_scale: None,
+            absolute_positions: None,
+            embedding_norm: None,
+            token_types: None,
+            head,
+            logits: LogitTransform::default(),
+            tensors: architecture.tensor_names(),
+        }
+    }
+
     /// The family of the architecture.
     #[must_use]
     pub fn family(&self) -> ModelFamily {
