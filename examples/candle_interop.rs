@@ -12,7 +12,7 @@
 //! Run with `cargo run --release --example candle_interop --features candle`. The last
 //! line is `candle interop: N checks passed`.
 
-use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2};
+use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2, with_views_mut};
 use tokenloom::adapters::candle_core::{DType, Device, Module, Tensor, Var};
 use tokenloom::embedding::{EmbeddingOptions, functional};
 use tokenloom::positions::{
@@ -70,11 +70,13 @@ fn main() -> Result<(), Error> {
     // tokenloom's cos/sin (f64 angles, llama3 frequencies) written into candle tensors.
     let cos = Tensor::zeros((seq_len, half), DType::F32, &device)?;
     let sin = Tensor::zeros((seq_len, half), DType::F32, &device)?;
-    with_view_mut(&cos, |cos: TensorViewMut<'_, f32>| {
-        with_view_mut(&sin, |sin: TensorViewMut<'_, f32>| {
-            rope.cos_sin_into(131_072, first_position, cos, sin)
-        })
-    })???;
+    // Both written in one lending (a lending inside a mutable one is refused: it could
+    // wait for its own lock).
+    with_views_mut(&[&cos, &sin], |views: Vec<TensorViewMut<'_, f32>>| {
+        let [cos, sin] = <[_; 2]>::try_from(views).map_err(|_| "two views")?;
+        rope.cos_sin_into(131_072, first_position, cos, sin)
+            .map_err(Error::from)
+    })??;
     let cache = RopeCache::<f32>::new(&rope, first_position + seq_len)?;
     let from_cache = Tensor::from_slice(
         &cache.cos().as_slice()[first_position * half..],

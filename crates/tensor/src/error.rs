@@ -95,6 +95,18 @@ pub enum TensorError {
         /// The device.
         device: String,
     },
+    /// A lending of foreign tensors refused because it would wait forever for a lock this
+    /// thread already holds (a lending nested inside a mutable one, or writing a storage
+    /// an enclosing lending reads), or would lend overlapping memory mutably twice.
+    #[error("{framework}: {op}: {reason}")]
+    LendingConflict {
+        /// `candle`, …
+        framework: &'static str,
+        /// The lending function.
+        op: &'static str,
+        /// What conflicts, with the tensor indices.
+        reason: String,
+    },
     /// An error reported by the foreign framework itself.
     #[error("{framework}: {message}")]
     Foreign {

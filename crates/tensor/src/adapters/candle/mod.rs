@@ -13,6 +13,15 @@
 //! `.contiguous()` yourself when you accept the copy). In-place writes change every
 //! candle tensor that shares the storage, as candle's own in-place ops do.
 //!
+//! Nesting: a lending holds candle's lock on the storage for the whole closure. Shared
+//! lendings nest freely, and a mutable lending may be nested inside shared ones of other
+//! storages. Any lending inside a *mutable* lending, or writing a storage an enclosing
+//! lending reads, would wait for its own lock forever: it is refused with
+//! [`TensorError::LendingConflict`]. Lend several mutable tensors together with
+//! [`with_views_mut`] (disjoint views of one storage included). As with candle's own
+//! `storage_and_layout`, a shared lending nested in another of the same storage can
+//! wait while another thread waits to write that storage.
+//!
 //! # Examples
 //!
 //! ```
@@ -36,6 +45,12 @@ use half::{bf16, f16};
 
 use crate::error::TensorError;
 use crate::view::{TensorView, TensorViewMut};
+
+mod flat;
+mod guard;
+
+pub use flat::with_views_mut;
+use guard::LendGuard;
 
 const FRAMEWORK: &str = "candle";
 
@@ -153,6 +168,7 @@ where
     T: CandleElement,
 {
     check_cpu(tensor)?;
+    let _guard = LendGuard::enter("with_view", &[tensor], &[])?;
     let (storage, layout) = tensor.storage_and_layout();
     match &*storage {
         Storage::Cpu(cpu) => Ok(f(cpu_view(cpu, layout)?)),
@@ -224,6 +240,7 @@ where
     T: CandleElement,
 {
     check_cpu(tensor)?;
+    let _guard = LendGuard::enter("with_view_mut", &[], &[tensor])?;
     let op = Mut0(Lend::new(f), std::marker::PhantomData);
     let status = tensor.inplace_op1(&op);
     op.0.finish(status)
@@ -273,6 +290,7 @@ where
 {
     check_cpu(dst)?;
     check_cpu(src)?;
+    let _guard = LendGuard::enter("with_view_mut_from", &[src], &[dst])?;
     let op = Mut1(Lend::new(f), std::marker::PhantomData);
     let status = dst.inplace_op2(src, &op);
     op.0.finish(status)
@@ -328,6 +346,7 @@ where
     check_cpu(dst)?;
     check_cpu(src1)?;
     check_cpu(src2)?;
+    let _guard = LendGuard::enter("with_view_mut_from2", &[src1, src2], &[dst])?;
     let op = Mut2(Lend::new(f), std::marker::PhantomData);
     let status = dst.inplace_op3(src1, src2, &op);
     op.0.finish(status)
