@@ -358,3 +358,52 @@ fn sparse_backward_names_the_u32_row_limit() {
     );
     assert!(err.to_string().contains("u32"), "{err}");
 }
+
+/// A layer count of 2^40 in `config.json`, Meta's `params.json` or a GGUF sized the
+/// spec's per-layer table (SIGABRT while allocating it): above `MAX_LAYERS` it is an
+/// error naming the key.
+#[test]
+fn a_huge_layer_count_is_an_error_not_an_abort() {
+    let huge = 1u64 << 40;
+    let path = std::path::Path::new("config.json");
+    for (model_type, extra) in [
+        ("llama", serde_json::json!({"num_attention_heads": 2})),
+        ("bert", serde_json::json!({"num_attention_heads": 2})),
+        ("gpt2", serde_json::json!({"n_head": 2})),
+    ] {
+        let mut config = serde_json::json!({
+            "model_type": model_type, "vocab_size": 4, "hidden_size": 8,
+            "num_hidden_layers": huge, "max_position_embeddings": 16,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let err = ModelSpec::from_hf_json(&config.to_string(), path).unwrap_err();
+        assert!(
+            matches!(&err, DecoderInputError::BadValue { key, value, .. }
+                if key == "num_hidden_layers" && *value == huge.to_string()),
+            "{model_type}: {err:?}"
+        );
+    }
+    let params = serde_json::json!({"dim": 8, "n_heads": 2, "n_layers": huge, "vocab_size": 4});
+    let err = ModelSpec::from_meta_json(&params.to_string(), "params.json".as_ref()).unwrap_err();
+    assert!(
+        matches!(&err, DecoderInputError::BadValue { key, .. } if key == "n_layers"),
+        "{err:?}"
+    );
+    let file = gguf_with(&[("llama.block_count", GgufWriteValue::U64(huge))]);
+    let err = ModelSpec::from_gguf(&file).unwrap_err();
+    assert!(
+        matches!(&err, DecoderInputError::BadValue { key, .. } if key.ends_with("block_count")),
+        "{err:?}"
+    );
+    // The limit itself is accepted.
+    let file = gguf_with(&[(
+        "llama.block_count",
+        GgufWriteValue::U64(tokenloom::decoder_input::spec::MAX_LAYERS as u64),
+    )]);
+    assert_eq!(
+        ModelSpec::from_gguf(&file).unwrap().n_layers,
+        Some(tokenloom::decoder_input::spec::MAX_LAYERS)
+    );
+}

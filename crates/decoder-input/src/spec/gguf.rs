@@ -103,6 +103,8 @@ pub(super) fn from_gguf(file: &GgufFile) -> Result<ModelSpec, DecoderInputError>
 
     let n_embd = keys.required("embedding_length")?;
     let n_layers = keys.uint("block_count")?;
+    let n_layers =
+        super::limits::check_layer_count(n_layers, path, keys.config.key("block_count"))?;
     let max_positions = keys.required("context_length")?;
     let pad_id = match file.get("tokenizer.ggml.padding_token_id") {
         None => None,

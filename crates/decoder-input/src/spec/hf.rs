@@ -196,6 +196,12 @@ fn read_spec(
     let vocab_size = r.usize("vocab_size")?;
     let n_embd = r.required_first_usize(&["hidden_size", "n_embd"])?;
     let n_layers = r.first_usize(&["num_hidden_layers", "n_layer"])?;
+    let layers_key = if r.get("num_hidden_layers").is_some() {
+        "num_hidden_layers"
+    } else {
+        "n_layer"
+    };
+    let n_layers = super::limits::check_layer_count(n_layers, path, r.cfg.key_path(layers_key))?;
     // Heads matter for the rotation of q and k; an absolute-position model needs none.
     let n_heads = match arch.family() {
         ModelFamily::RopeDecoder => r.required_first_usize(&["num_attention_heads", "n_head"])?,

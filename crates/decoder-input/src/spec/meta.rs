@@ -57,7 +57,8 @@ pub(super) fn from_meta(
         });
     }
     let n_kv_heads = cfg.usize("n_kv_heads")?.unwrap_or(n_heads);
-    let n_layers = cfg.usize("n_layers")?;
+    let n_layers =
+        super::limits::check_layer_count(cfg.usize("n_layers")?, path, "n_layers".to_owned())?;
     let theta = cfg.f64("rope_theta")?.unwrap_or(10000.0);
     let scaling = if cfg.bool("use_scaled_rope")?.unwrap_or(false) {
         RopeScaling::Llama3(Llama3Scaling::llama_3_1())

@@ -28,6 +28,7 @@ mod hf;
 mod hf_keys;
 mod hf_rope;
 mod json;
+mod limits;
 mod meta;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub(crate) use describe::describe_layers;
 use describe::layer_groups;
 pub use gguf_rope::{GgufRopeType, gguf_rope_type};
 pub use json::{MAX_CONFIG_BYTES, read_config_text};
+pub use limits::MAX_LAYERS;
 
 use crate::error::DecoderInputError;
 
