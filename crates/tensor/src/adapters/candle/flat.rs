@@ -96,7 +96,7 @@ where
 /// with every storage locked, calls `f`.
 fn acquire<'a, T, R, F>(
     groups: &[Group<'_>],
-    mut slots: Vec<Option<TensorViewMut<'a, T>>>,
+    mut slots: Slots<'a, T>,
     f: F,
 ) -> Result<R, TensorError>
 where
@@ -122,11 +122,14 @@ where
         .ok_or_else(|| conflict(OP, "candle did not run the lending (internal)".to_owned()))?
 }
 
+/// The views lent so far, by position in the call.
+type Slots<'a, T> = Vec<Option<TensorViewMut<'a, T>>>;
+
 /// One storage's lock, taken through candle's in-place op.
 struct Step<'g, 't, 'a, T, R, F> {
     group: &'g Group<'t>,
     rest: &'g [Group<'t>],
-    state: RefCell<Option<(Vec<Option<TensorViewMut<'a, T>>>, F)>>,
+    state: RefCell<Option<(Slots<'a, T>, F)>>,
     out: RefCell<Option<Result<R, TensorError>>>,
 }
 
@@ -160,7 +163,7 @@ where
     fn split<'s>(
         &self,
         storage: &'s mut CpuStorage,
-        mut slots: Vec<Option<TensorViewMut<'s, T>>>,
+        mut slots: Slots<'s, T>,
         f: F,
     ) -> Result<R, TensorError> {
         if T::slice(storage).is_none() {
