@@ -184,6 +184,42 @@ pub enum EmbeddingError {
         qtype: String,
     },
 
+    // === The loss ===
+    /// A target that is neither below `vocab_size` nor the `ignore_index`.
+    #[error(
+        "target {target} of token {row} is outside vocab_size {vocab_size} (and is not the ignore_index)"
+    )]
+    TargetOutOfRange {
+        /// The target as given.
+        target: i64,
+        /// The token (row of the flattened hidden states).
+        row: usize,
+        /// The head's vocabulary size.
+        vocab_size: usize,
+    },
+    /// A mean loss over no tokens: every target is the `ignore_index` (or every weight 0).
+    #[error("mean loss over {n_tokens} tokens, none of which counts (all ignored or weight 0)")]
+    NoTargets {
+        /// The number of tokens given.
+        n_tokens: usize,
+    },
+    /// A token weight that is negative or not finite.
+    #[error("token weight {value} of token {row} is not finite and ≥ 0")]
+    BadTokenWeight {
+        /// The token.
+        row: usize,
+        /// Its weight.
+        value: f64,
+    },
+    /// A loss that is not finite (NaN or infinite logits): reported, never returned.
+    #[error("the loss of token {row} is {value} (non-finite logits in its row)")]
+    NonFiniteLoss {
+        /// The first token whose loss is not finite.
+        row: usize,
+        /// Its loss.
+        value: f64,
+    },
+
     // === From the other crates ===
     /// An error reading or writing a foreign checkpoint (safetensors, GGUF).
     #[cfg(feature = "io")]

@@ -70,6 +70,7 @@ mod renorm;
 mod grad;
 mod scatter;
 mod head;
+mod loss;
 #[cfg(feature = "io")]
 mod quantized;
 mod optim;
@@ -112,5 +113,9 @@ pub mod functional {
     pub use crate::grad::{backward_dense, backward_sparse};
     pub use crate::head::{logits, logits_backward, logits_into};
     pub use crate::lookup::{lookup, lookup_into, renorm};
+    pub use crate::loss::{
+        CrossEntropyOptions, DEFAULT_CHUNK_BYTES, LinearCrossEntropy, LinearCrossEntropyGrads,
+        LogitScale, Reduction, default_chunk_tokens, linear_cross_entropy,
+    };
     pub use crate::optim::{step_dense, step_sparse};
 }
