@@ -165,6 +165,57 @@ typedef struct {
   size_t dims[TOKENLOOM_MAX_RANK];
 } TokenloomTensor;
 
+/*
+ The options of [`tokenloom_linear_cross_entropy`]; start from
+ [`tokenloom_cross_entropy_options_default`] and set fields.
+ */
+typedef struct {
+  /*
+   Non-zero: tokens whose target is `ignore_index` count for nothing.
+   */
+  int32_t has_ignore_index;
+  /*
+   PyTorch's `ignore_index` (default -100).
+   */
+  int64_t ignore_index;
+  /*
+   PyTorch's `label_smoothing`, in [0, 1].
+   */
+  double label_smoothing;
+  /*
+   The z-loss weight (Liger's `lse_square_scale`), ≥ 0.
+   */
+  double z_loss;
+  /*
+   0: no scale; 1: logits · `logit_scale` (Cohere); 2: logits / `logit_scale` (Granite).
+   */
+  int32_t logit_scale_kind;
+  /*
+   The scale's value.
+   */
+  double logit_scale;
+  /*
+   Logit softcapping (Gemma 2); 0 for none.
+   */
+  double softcap;
+  /*
+   0: none (per-token losses in `losses`); 1: sum; 2: mean (the default).
+   */
+  int32_t reduction;
+  /*
+   Tokens per chunk of logits; 0 for the default (64 MiB of logits).
+   */
+  size_t chunk_tokens;
+  /*
+   The upstream gradient of the loss (1 for `loss.backward()`).
+   */
+  double grad_scale;
+  /*
+   Non-zero: add to the gradient buffers instead of overwriting them.
+   */
+  int32_t accumulate;
+} TokenloomCrossEntropyOptions;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -276,6 +327,38 @@ TokenloomStatus tokenloom_logits_backward(const TokenloomTensor *hidden,
  tokenloom call on this thread.
  */
 const char *tokenloom_last_error_message(void);
+
+/*
+ The default options: `ignore_index` -100, no smoothing, z-loss, scale or softcap,
+ mean reduction, the default chunk, upstream gradient 1, overwrite.
+ */
+TokenloomCrossEntropyOptions tokenloom_cross_entropy_options_default(void);
+
+/*
+ The fused `F.cross_entropy(F.linear(hidden, head), targets)` and, when the buffers are
+ given, the gradients of hidden and head — without the `(N, vocab_size)` logits.
+
+ Shapes: hidden `(…, n_embd)`; head `(vocab_size, n_embd)` of the same float dtype;
+ targets `(…)` of u32, i32 or i64; `token_weights` null or f64 `(N)`; `grad_hidden`
+ null or hidden's shape; `grad_head` null or head's shape; `losses` null or f64 `(N)`
+ (each token's weighted loss); `lse` null or f64 `(N)`; `argmax` null or u32 `(N)`.
+ The reduced loss is written to `*loss`.
+
+ # Safety
+
+ As [`crate::embedding::tokenloom_lookup`]; `options` and `loss` point to valid values.
+ */
+TokenloomStatus tokenloom_linear_cross_entropy(const TokenloomTensor *hidden,
+                                               const TokenloomTensor *head,
+                                               const TokenloomTensor *targets,
+                                               const TokenloomTensor *token_weights,
+                                               const TokenloomCrossEntropyOptions *options,
+                                               const TokenloomTensor *grad_hidden,
+                                               const TokenloomTensor *grad_head,
+                                               double *loss,
+                                               const TokenloomTensor *losses,
+                                               const TokenloomTensor *lse,
+                                               const TokenloomTensor *argmax);
 
 /*
  The cos/sin of RoPE without scaling (`inv_freq_i = theta^(−2i/rotary_dim)`, angles in

@@ -67,14 +67,18 @@ impl From<TensorError> for Failure {
 
 impl From<EmbeddingError> for Failure {
     fn from(err: EmbeddingError) -> Self {
-        let status = match &err {
-            EmbeddingError::TokenOutOfRange { .. } => TokenloomStatus::TokenOutOfRange,
-            EmbeddingError::Tensor(e) => tensor_status(e),
-            EmbeddingError::InvalidOption { .. } | EmbeddingError::PaddingIdxOutOfRange { .. } => {
-                TokenloomStatus::InvalidArgument
-            }
-            _ => TokenloomStatus::BadShape,
-        };
+        let status =
+            match &err {
+                EmbeddingError::TokenOutOfRange { .. }
+                | EmbeddingError::TargetOutOfRange { .. } => TokenloomStatus::TokenOutOfRange,
+                EmbeddingError::NoTargets { .. }
+                | EmbeddingError::BadTokenWeight { .. }
+                | EmbeddingError::NonFiniteLoss { .. } => TokenloomStatus::InvalidArgument,
+                EmbeddingError::Tensor(e) => tensor_status(e),
+                EmbeddingError::InvalidOption { .. }
+                | EmbeddingError::PaddingIdxOutOfRange { .. } => TokenloomStatus::InvalidArgument,
+                _ => TokenloomStatus::BadShape,
+            };
         Failure::new(status, err.to_string())
     }
 }

@@ -38,6 +38,7 @@
 
 mod embedding;
 mod error;
+mod loss;
 mod rope;
 mod tensor;
 
@@ -46,6 +47,10 @@ pub use embedding::{
     tokenloom_logits_backward, tokenloom_lookup, tokenloom_renorm,
 };
 pub use error::{TokenloomStatus, tokenloom_last_error_message};
+pub use loss::{
+    TokenloomCrossEntropyOptions, tokenloom_cross_entropy_options_default,
+    tokenloom_linear_cross_entropy,
+};
 pub use rope::{
     TokenloomDirection, TokenloomQkLayout, TokenloomRopeLayout, tokenloom_convert_qk_layout,
     tokenloom_rope, tokenloom_rope_cos_sin, tokenloom_rope_cos_sin_hf, tokenloom_sinusoidal,
