@@ -203,7 +203,7 @@ typedef struct {
    */
   int32_t reduction;
   /*
-   Tokens per chunk of logits; 0 for the default (64 MiB of logits).
+   Tokens per chunk of logits; 0 for the default (32 MiB of logits).
    */
   size_t chunk_tokens;
   /*

@@ -29,7 +29,7 @@ pub struct TokenloomCrossEntropyOptions {
     pub softcap: f64,
     /// 0: none (per-token losses in `losses`); 1: sum; 2: mean (the default).
     pub reduction: i32,
-    /// Tokens per chunk of logits; 0 for the default (64 MiB of logits).
+    /// Tokens per chunk of logits; 0 for the default (32 MiB of logits).
     pub chunk_tokens: usize,
     /// The upstream gradient of the loss (1 for `loss.backward()`).
     pub grad_scale: f64,

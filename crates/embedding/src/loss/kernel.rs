@@ -163,13 +163,13 @@ pub(super) fn run<T: Element, I: TokenId>(
         let backward = grads.as_ref().map(|g| g.grad_scale);
         for_each_chunk_mut(block, vocab_size, |r, row| {
             let target = cols[r].unwrap_or(0);
-            let fwd = math.forward(row, target);
+            let fwd = math.forward(row, target, backward.is_some());
             if let Some(scale) = backward {
                 let g = match cols[r] {
                     Some(_) => scale * weight(start + r) / divisor,
                     None => 0.0,
                 };
-                math.backward(row, target, fwd.lse, g);
+                math.backward(row, target, &fwd, g);
             }
             if let Ok(mut out) = out.lock() {
                 out[r] = fwd;

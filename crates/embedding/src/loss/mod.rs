@@ -6,7 +6,7 @@
 //! `F.cross_entropy(F.linear(hidden, head), targets)` — and, in the same pass, the
 //! gradients of `hidden` and `head` — while holding at most one chunk of
 //! `(chunk_tokens, vocab_size)` logits: for 8192 tokens and a 128,256-token vocabulary,
-//! 64 MiB instead of the 4.2 GB of logits and 4.2 GB of their gradient.
+//! 32 MiB instead of the 4.2 GB of logits and 4.2 GB of their gradient.
 //!
 //! # Order of the sums (the same bits for any thread count)
 //!

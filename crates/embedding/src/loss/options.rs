@@ -79,10 +79,12 @@ impl Default for CrossEntropyOptions {
     }
 }
 
-/// The bytes of logits one chunk holds by default: 64 MiB (128 tokens of a 128,256-token
-/// vocabulary in `f32`; under 1 % of the unfused logits and their gradient at 8192
-/// tokens).
-pub const DEFAULT_CHUNK_BYTES: usize = 64 << 20;
+/// The bytes of logits one chunk holds by default: 32 MiB (65 tokens of a 128,256-token
+/// vocabulary in `f32`). Chosen by measurement (`crates/devtools/scripts/lce_vs_torch.py
+/// … --chunks`, docs/benchmarks.md): at 8192 tokens, n_embd 256 and 2 threads, 64 MiB
+/// chunks were 20 % faster but their peak extra memory (chunk, GEMM packing, threads)
+/// came within noise of 2 % of the unfused logits and gradient; 32 MiB keeps it at 1.2 %.
+pub const DEFAULT_CHUNK_BYTES: usize = 32 << 20;
 
 /// The default tokens per chunk for a vocabulary and element size: as many as fit in
 /// [`DEFAULT_CHUNK_BYTES`], at least 1.

@@ -1,10 +1,12 @@
 //! One row of logits: the transform (scale, softcapping), its log-sum-exp, the loss of
 //! its target, and the gradient written over the row in place.
 //!
-//! All arithmetic is in `f64`, whatever the storage type, and in column order, so a row's
-//! results do not depend on which thread computes it.
+//! Sums are in `f64` and in a fixed order (eight interleaved partial sums, then their
+//! total), so a row's results do not depend on which thread computes it. `f64` rows use
+//! the standard library's `exp`; narrower rows an `f32` `exp` (`exp_f32`, 1–2 ulp) that
+//! the compiler vectorizes, as PyTorch's own `f32` softmax does.
 
-use tokenloom_tensor::Element;
+use tokenloom_tensor::{DType, Element};
 
 /// What turns a raw product `x = h · w_j` into the logit `z_j` the loss sees, and the
 /// loss's own settings.
@@ -31,6 +33,63 @@ pub(super) struct RowForward {
     pub lse: f64,
     /// The first column of the largest logit.
     pub argmax: u32,
+    /// The target's logit `z_t` (`0` for an ignored row).
+    pub target_logit: f64,
+    /// `Σ exp(z_j − max)`, when the row was overwritten with `exp(z_j − max)` for the
+    /// backward pass (no softcapping); `0` otherwise.
+    pub sum_exp: f64,
+}
+
+const LANES: usize = 8;
+
+/// `exp(x)` in `f32` for `x ≤ 0` (Cephes' `expf`: `2^n · p(r)`, `|r| ≤ ln 2 / 2`), written
+/// without branches or calls so that a loop over it vectorizes. Below −87.3 it returns
+/// `exp(−87.3)` (≈ 1e-38, nothing next to the row's largest term, `1`); NaN stays NaN.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    let x = x.clamp(-87.3, 0.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    // n is in [−126, 0]: a normal power of two.
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// `Σ exp(z_j − max)` over `row` in `f64` (fixed order), writing each term over `row`
+/// when `store`.
+fn sum_exp<T: Element>(row: &mut [T], max: f64, store: bool) -> f64 {
+    let mut partial = [0.0f64; LANES];
+    if T::DTYPE == DType::F64 {
+        for chunk in row.chunks_mut(LANES) {
+            for (p, z) in partial.iter_mut().zip(chunk.iter_mut()) {
+                let e = (z.as_f64() - max).exp();
+                *p += e;
+                if store {
+                    *z = T::from_f64_lossy(e);
+                }
+            }
+        }
+    } else {
+        let max = max as f32;
+        for chunk in row.chunks_mut(LANES) {
+            for (p, z) in partial.iter_mut().zip(chunk.iter_mut()) {
+                let e = exp_f32(z.as_f32() - max);
+                *p += f64::from(e);
+                if store {
+                    *z = T::from_f32_lossy(e);
+                }
+            }
+        }
+    }
+    partial.iter().sum()
 }
 
 impl RowMath {
@@ -48,20 +107,12 @@ impl RowMath {
         }
     }
 
-    /// `dz/dx` at the logit `z`.
-    #[inline]
-    fn dlogit(&self, z: f64) -> f64 {
-        let du = if self.divide {
+    /// `du/dx`.
+    fn dscale(&self) -> f64 {
+        if self.divide {
             1.0 / self.scale
         } else {
             self.scale
-        };
-        match self.softcap {
-            Some(cap) => {
-                let t = z / cap;
-                (1.0 - t * t) * du
-            }
-            None => du,
         }
     }
 
@@ -72,29 +123,49 @@ impl RowMath {
 
     /// Turns the raw products of `row` into logits in place and returns the row's
     /// forward results for `target` (any column for an ignored row: its loss is not
-    /// used).
-    pub(super) fn forward<T: Element>(&self, row: &mut [T], target: usize) -> RowForward {
+    /// used). With `for_backward` and no softcapping, the row is left holding
+    /// `exp(z_j − max)` for [`backward`](Self::backward).
+    pub(super) fn forward<T: Element>(
+        &self,
+        row: &mut [T],
+        target: usize,
+        for_backward: bool,
+    ) -> RowForward {
         if self.transforms() {
             for x in row.iter_mut() {
                 *x = T::from_f64_lossy(self.logit(x.as_f64()));
             }
         }
-        let (mut max, mut argmax) = (f64::NEG_INFINITY, 0usize);
-        let mut sum_z = 0.0;
-        for (j, z) in row.iter().enumerate() {
-            let z = z.as_f64();
-            // `!(z <= max)` also takes a NaN, so a NaN row reports NaN.
-            if z > max || (z.is_nan() && !max.is_nan()) {
-                max = z;
-                argmax = j;
+        // The maximum in eight lanes (a NaN anywhere makes the sum of exponentials, and
+        // so the loss, NaN), then its first column.
+        let mut lanes = [f64::NEG_INFINITY; LANES];
+        for chunk in row.chunks(LANES) {
+            for (m, z) in lanes.iter_mut().zip(chunk) {
+                let z = z.as_f64();
+                *m = if z > *m { z } else { *m };
             }
-            sum_z += z;
         }
-        let sum_exp: f64 = row.iter().map(|z| (z.as_f64() - max).exp()).sum();
-        let lse = max + sum_exp.ln();
+        let max = lanes
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &l| if l > m { l } else { m });
+        let argmax = row.iter().position(|z| z.as_f64() == max).unwrap_or(0);
+        let sum_z = if self.label_smoothing != 0.0 {
+            let mut sums = [0.0f64; LANES];
+            for chunk in row.chunks(LANES) {
+                for (s, z) in sums.iter_mut().zip(chunk) {
+                    *s += z.as_f64();
+                }
+            }
+            sums.iter().sum()
+        } else {
+            0.0
+        };
         let k = row.len() as f64;
         let alpha = self.label_smoothing;
         let z_t = row.get(target).map_or(0.0, |z| z.as_f64());
+        let store = for_backward && self.softcap.is_none();
+        let s = sum_exp(row, max, store);
+        let lse = max + s.ln();
         let mut loss = lse - (1.0 - alpha) * z_t;
         if alpha != 0.0 {
             loss -= alpha / k * sum_z;
@@ -106,27 +177,69 @@ impl RowMath {
             loss,
             lse,
             argmax: u32::try_from(argmax).unwrap_or(u32::MAX),
+            target_logit: z_t,
+            sum_exp: if store { s } else { 0.0 },
         }
     }
 
-    /// Overwrites the logits of `row` with `d(g · loss)/dx` for its target: `g` is the
-    /// row's share of the upstream gradient (`0` for an ignored row).
-    pub(super) fn backward<T: Element>(&self, row: &mut [T], target: usize, lse: f64, g: f64) {
+    /// Overwrites `row` (as [`forward`](Self::forward) left it) with `d(g · loss)/dx`
+    /// for its target: `g` is the row's share of the upstream gradient (`0` for an
+    /// ignored row).
+    pub(super) fn backward<T: Element>(
+        &self,
+        row: &mut [T],
+        target: usize,
+        fwd: &RowForward,
+        g: f64,
+    ) {
         if g == 0.0 {
             row.fill(T::zero());
             return;
         }
         let k = row.len() as f64;
         let alpha = self.label_smoothing;
-        let p_scale = g * (1.0 + 2.0 * self.z_loss * lse);
+        let du = self.dscale();
+        let p_scale = g * (1.0 + 2.0 * self.z_loss * fwd.lse);
         let smooth = g * alpha / k;
-        for (j, x) in row.iter_mut().enumerate() {
-            let z = x.as_f64();
-            let mut dz = p_scale * (z - lse).exp() - smooth;
-            if j == target {
-                dz -= g * (1.0 - alpha);
+        match self.softcap {
+            None => {
+                // The row holds exp(z − max); p = that / Σ.
+                let a = p_scale * du / fwd.sum_exp;
+                let b = smooth * du;
+                if T::DTYPE == DType::F64 {
+                    for e in row.iter_mut() {
+                        *e = T::from_f64_lossy(a * e.as_f64() - b);
+                    }
+                } else {
+                    let (a, b) = (a as f32, b as f32);
+                    for e in row.iter_mut() {
+                        *e = T::from_f32_lossy(a * e.as_f32() - b);
+                    }
+                }
             }
-            *x = T::from_f64_lossy(dz * self.dlogit(z));
+            Some(cap) => {
+                // The row holds z: p = exp(z − lse), dz/du = 1 − (z / cap)².
+                for z in row.iter_mut() {
+                    let zf = z.as_f64();
+                    let p = if T::DTYPE == DType::F64 {
+                        (zf - fwd.lse).exp()
+                    } else {
+                        f64::from(exp_f32((zf - fwd.lse) as f32))
+                    };
+                    let t = zf / cap;
+                    *z = T::from_f64_lossy((p_scale * p - smooth) * (1.0 - t * t) * du);
+                }
+            }
+        }
+        if let Some(x) = row.get_mut(target) {
+            let dzdu = match self.softcap {
+                None => 1.0,
+                Some(cap) => {
+                    let t = fwd.target_logit / cap;
+                    1.0 - t * t
+                }
+            };
+            *x = T::from_f64_lossy(x.as_f64() - g * (1.0 - alpha) * dzdu * du);
         }
     }
 }
