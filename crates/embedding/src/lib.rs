@@ -108,11 +108,14 @@ pub use table::Embedding;
 /// | `max_norm` renorm of the caller's table | [`renorm`](functional::renorm) |
 /// | dense / row-sparse backward | [`backward_dense`](functional::backward_dense), [`backward_sparse`](functional::backward_sparse) |
 /// | logits `h @ Wᵀ` (tied: `W` is the table) and backward | [`logits`](functional::logits), [`logits_into`](functional::logits_into), [`logits_backward`](functional::logits_backward) |
+/// | fused head + cross-entropy, chunked (dense or quantized head) | [`linear_cross_entropy`](functional::linear_cross_entropy), `linear_cross_entropy_quantized` (feature `io`) |
 /// | optimizer steps on the caller's parameter | [`step_dense`](functional::step_dense), [`step_sparse`](functional::step_sparse) |
 pub mod functional {
     pub use crate::grad::{backward_dense, backward_sparse};
     pub use crate::head::{logits, logits_backward, logits_into};
     pub use crate::lookup::{lookup, lookup_into, renorm};
+    #[cfg(feature = "io")]
+    pub use crate::loss::linear_cross_entropy_quantized;
     pub use crate::loss::{
         CrossEntropyOptions, DEFAULT_CHUNK_BYTES, LinearCrossEntropy, LinearCrossEntropyGrads,
         LogitScale, Reduction, default_chunk_tokens, linear_cross_entropy,

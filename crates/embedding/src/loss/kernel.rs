@@ -16,6 +16,45 @@ use crate::error::EmbeddingError;
 use crate::head::check_hidden;
 use crate::lookup::table_dims;
 
+/// The head the logits come from.
+pub(super) enum Head<'w, T> {
+    /// A dense `(vocab_size, n_embd)` matrix: forward and backward.
+    Dense(TensorView<'w, T>),
+    /// GGUF blocks, decoded on the fly: the forward loss only.
+    #[cfg(feature = "io")]
+    Quantized(&'w crate::QuantizedEmbedding),
+}
+
+impl<T: Element> Head<'_, T> {
+    fn dims(&self) -> Result<(usize, usize), EmbeddingError> {
+        match self {
+            Head::Dense(w) => table_dims(*w),
+            #[cfg(feature = "io")]
+            Head::Quantized(q) => Ok((q.vocab_size(), q.n_embd())),
+        }
+    }
+
+    /// `out = hc @ headᵀ`.
+    fn logits(
+        &self,
+        hc: TensorView<'_, T>,
+        out: TensorViewMut<'_, T>,
+    ) -> Result<(), EmbeddingError> {
+        match self {
+            Head::Dense(w) => Ok(matmul_into(
+                hc,
+                Operand::AsIs,
+                *w,
+                Operand::Transposed,
+                out,
+                Accumulate::Replace,
+            )?),
+            #[cfg(feature = "io")]
+            Head::Quantized(q) => q.logits_into(hc, 1.0, out),
+        }
+    }
+}
+
 /// A token's target column, or `None` when it is ignored.
 fn target_columns<I: TokenId>(
     targets: &[I],
@@ -65,14 +104,14 @@ fn check_grad<T>(
 
 pub(super) fn run<T: Element, I: TokenId>(
     hidden: TensorView<'_, T>,
-    head: TensorView<'_, T>,
+    head: Head<'_, T>,
     targets: TensorView<'_, I>,
     token_weights: Option<&[f64]>,
     options: &CrossEntropyOptions,
     grads: Option<LinearCrossEntropyGrads<'_, T>>,
 ) -> Result<LinearCrossEntropy, EmbeddingError> {
     options.check()?;
-    let (vocab_size, n_embd) = table_dims(head)?;
+    let (vocab_size, n_embd) = head.dims()?;
     let (n_tokens, _) = check_hidden(hidden, vocab_size, n_embd)?;
     let token_dims = &hidden.dims()[..hidden.dims().len() - 1];
     if targets.dims() != token_dims {
@@ -99,9 +138,18 @@ pub(super) fn run<T: Element, I: TokenId>(
         }
     }
     let mut grads = grads;
-    if let Some(g) = &grads {
+    let dense_head = match &head {
+        Head::Dense(w) => Some(*w),
+        #[cfg(feature = "io")]
+        Head::Quantized(q) if grads.is_some() => {
+            return Err(q.not_trainable("linear_cross_entropy backward"));
+        }
+        #[cfg(feature = "io")]
+        Head::Quantized(_) => None,
+    };
+    if let (Some(g), Some(w)) = (&grads, dense_head) {
         check_grad("grad_hidden", g.hidden.as_ref(), &hidden.shape())?;
-        check_grad("grad_head", g.head.as_ref(), &head.shape())?;
+        check_grad("grad_head", g.head.as_ref(), &w.shape())?;
         if !g.grad_scale.is_finite() {
             return Err(EmbeddingError::InvalidOption {
                 name: "grad_scale",
@@ -150,14 +198,7 @@ pub(super) fn run<T: Element, I: TokenId>(
         let rows = chunk_tokens.min(n_tokens - start);
         let hc = TensorView::new(&h[start * n_embd..(start + rows) * n_embd], &[rows, n_embd])?;
         let block = &mut logits[..rows * vocab_size];
-        matmul_into(
-            hc,
-            Operand::AsIs,
-            head,
-            Operand::Transposed,
-            TensorViewMut::new(&mut *block, &[rows, vocab_size])?,
-            Accumulate::Replace,
-        )?;
+        head.logits(hc, TensorViewMut::new(&mut *block, &[rows, vocab_size])?)?;
         let cols = &columns[start..start + rows];
         let out = Mutex::new(&mut rows_out[start..start + rows]);
         let backward = grads.as_ref().map(|g| g.grad_scale);
@@ -175,7 +216,7 @@ pub(super) fn run<T: Element, I: TokenId>(
                 out[r] = fwd;
             }
         });
-        if let Some(g) = grads.as_mut() {
+        if let (Some(g), Some(head)) = (grads.as_mut(), dense_head) {
             let dx = TensorView::new(&*block, &[rows, vocab_size])?;
             if let Some(gh) = g.hidden.as_mut() {
                 let gh_rows = &mut gh.as_mut_slice()[start * n_embd..(start + rows) * n_embd];

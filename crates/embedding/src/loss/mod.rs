@@ -184,10 +184,66 @@ where
 {
     kernel::run(
         hidden.try_view()?,
-        head.try_view()?,
+        kernel::Head::Dense(head.try_view()?),
         targets.try_view()?,
         token_weights,
         options,
         grads,
     )
+}
+
+/// The forward loss of [`linear_cross_entropy`] against a quantized head — a GGUF
+/// model's `output.weight`, or its tied `token_embd.weight` — decoded block by block
+/// into each chunk's logits, never into a dense table: evaluation loss and perplexity
+/// ([`LinearCrossEntropy::perplexity`]) of a quantized model.
+///
+/// # Errors
+///
+/// As [`linear_cross_entropy`].
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::QuantizedEmbedding;
+/// use tokenloom_embedding::functional::{self, CrossEntropyOptions};
+/// use tokenloom_io::{GgmlType, QuantizedMatrix, quantize_q8_0};
+///
+/// // A (vocab_size = 4, n_embd = 32) Q8_0 head.
+/// let values: Vec<f32> = (0..128).map(|i| (i as f32 * 0.37).sin()).collect();
+/// let head = QuantizedEmbedding::new(QuantizedMatrix::from_bytes(
+///     GgmlType::Q8_0, quantize_q8_0(&values), 4, 32)?)?;
+/// let hidden = vec![0.1f32; 2 * 32];
+/// let out = functional::linear_cross_entropy_quantized(
+///     (&hidden[..], [2, 32]), &head, (&[1u32, 3][..], [2]), None,
+///     &CrossEntropyOptions::default())?;
+/// assert!(out.loss > 0.0 && out.perplexity() > 1.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "io")]
+pub fn linear_cross_entropy_quantized<'h, 't, T, I>(
+    hidden: impl TensorLike<'h, T>,
+    head: &crate::QuantizedEmbedding,
+    targets: impl TensorLike<'t, I>,
+    token_weights: Option<&[f64]>,
+    options: &CrossEntropyOptions,
+) -> Result<LinearCrossEntropy, EmbeddingError>
+where
+    T: Element,
+    I: TokenId,
+{
+    kernel::run(
+        hidden.try_view()?,
+        kernel::Head::Quantized(head),
+        targets.try_view()?,
+        token_weights,
+        options,
+        None,
+    )
+}
+
+impl LinearCrossEntropy {
+    /// `exp(loss)`: the perplexity, for a mean loss.
+    pub fn perplexity(&self) -> f64 {
+        self.loss.exp()
+    }
 }
