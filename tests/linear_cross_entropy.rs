@@ -361,27 +361,26 @@ fn a_quantized_head_gives_the_loss_of_its_dequantized_table() {
     use tokenloom::embedding::functional::linear_cross_entropy_quantized;
     use tokenloom::io::{GgmlType, QuantizedMatrix, quantize_q8_0};
     let (n, e, v) = (9, 64, 13);
-    let values: Vec<f32> = (0..v * e).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02).collect();
+    let values: Vec<f32> = (0..v * e)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02)
+        .collect();
     let head = QuantizedEmbedding::new(
         QuantizedMatrix::from_bytes(GgmlType::Q8_0, quantize_q8_0(&values), v, e).unwrap(),
     )
     .unwrap();
     let dense = head.to_dense::<f32>().unwrap();
-    let hidden: Vec<f32> = (0..n * e).map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.05).collect();
+    let hidden: Vec<f32> = (0..n * e)
+        .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.05)
+        .collect();
     let targets: Vec<i64> = vec![0, 5, -100, 12, 3, 3, 7, 11, 1];
     let mut o = CrossEntropyOptions::default();
     o.label_smoothing = 0.1;
     o.softcap = Some(4.0);
     o.chunk_tokens = Some(4);
     o.return_argmax = true;
-    let q = linear_cross_entropy_quantized(
-        (&hidden[..], [n, e]),
-        &head,
-        (&targets[..], [n]),
-        None,
-        &o,
-    )
-    .unwrap();
+    let q =
+        linear_cross_entropy_quantized((&hidden[..], [n, e]), &head, (&targets[..], [n]), None, &o)
+            .unwrap();
     let d = linear_cross_entropy(
         (&hidden[..], [n, e]),
         dense.weight().view(),
@@ -391,7 +390,12 @@ fn a_quantized_head_gives_the_loss_of_its_dequantized_table() {
         None,
     )
     .unwrap();
-    assert!((q.loss - d.loss).abs() <= 1e-5 * d.loss.abs(), "{} vs {}", q.loss, d.loss);
+    assert!(
+        (q.loss - d.loss).abs() <= 1e-5 * d.loss.abs(),
+        "{} vs {}",
+        q.loss,
+        d.loss
+    );
     assert_eq!(q.argmax, d.argmax);
     assert_eq!(q.n_targets, 8);
     assert!((q.perplexity() - q.loss.exp()).abs() < 1e-12);

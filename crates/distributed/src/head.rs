@@ -1,27 +1,32 @@
 //! [`VocabParallelHead`]: the output projection split by vocabulary rows, tied to the
 //! [`VocabParallelEmbedding`] or with its own shard, and its loss.
 
+use tokenloom_embedding::functional::{CrossEntropyOptions, LinearCrossEntropyGrads, LogitScale};
 use tokenloom_embedding::{Optimizer, functional};
+use tokenloom_tensor::Accumulate;
 use tokenloom_tensor::{Element, Tensor, TensorLike, TensorView, TokenId, try_filled};
 
 use crate::agree::{Fingerprint, agree};
 use crate::comm::Communicator;
 use crate::embedding::VocabParallelEmbedding;
 use crate::error::DistributedError;
-use crate::loss::{DEFAULT_IGNORE_INDEX, cross_entropy};
+use crate::fused_loss::linear_cross_entropy;
+use crate::loss::DEFAULT_IGNORE_INDEX;
 
 /// The output head `logits = logit_scale · hidden @ Wᵀ` with `W` split by vocabulary rows
 /// like the embedding (Megatron-LM's vocab-parallel output layer): each rank computes the
-/// `(rows, shard.len())` block of the logits it owns, and the loss is the vocab-parallel
-/// cross-entropy ([`cross_entropy`]), so the full `(rows, vocab_size)` logits are never
-/// gathered.
+/// `(rows, shard.len())` block of the logits it owns, and the loss is the fused
+/// vocab-parallel loss ([`linear_cross_entropy`](crate::linear_cross_entropy)): the full
+/// `(rows, vocab_size)` logits are never gathered, and each rank holds one chunk of its
+/// own at a time.
 ///
 /// Tied (`W` is the embedding's shard: one parameter, one gradient) or untied (its own
 /// `(shard.len(), n_embd)` shard, its own gradient and optimizer state).
 ///
 /// Backward: each rank adds `Gᵀ·hidden` to its weight rows' gradient (no communication)
-/// and computes its part `G·W` of the hidden-state gradient; one all-reduce (sum, in
-/// `f64`, rounded once) gives every rank the full `(rows, n_embd)` gradient.
+/// and computes its part `G·W` of the hidden-state gradient, chunk by chunk; one
+/// all-reduce (sum, in `f64`, rounded once) gives every rank the full `(rows, n_embd)`
+/// gradient.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VocabParallelHead<T: Element> {
     /// `None` when tied to the embedding.
@@ -30,9 +35,6 @@ pub struct VocabParallelHead<T: Element> {
     logit_scale: f64,
     ignore_index: i64,
 }
-
-/// The hidden states' own dims, the states as `(rows, n_embd)`, and this rank's logits.
-type CheckedLogits<'h, T> = (Vec<usize>, TensorView<'h, T>, Tensor<T>);
 
 /// What [`VocabParallelHead::loss_and_backward`] returns.
 #[derive(Clone, Debug, PartialEq)]
@@ -150,7 +152,7 @@ impl<T: Element> VocabParallelHead<T> {
     ///
     /// # Errors
     ///
-    /// As [`cross_entropy`], the shape errors of the logits, and
+    /// As [`linear_cross_entropy`](crate::linear_cross_entropy), and
     /// [`DistributedError::NotReplicated`] for hidden states that differ across ranks.
     pub fn loss<'h, 't, C, I>(
         &self,
@@ -163,20 +165,39 @@ impl<T: Element> VocabParallelHead<T> {
         C: Communicator + ?Sized,
         I: TokenId,
     {
-        let (_, _, logits) = self.checked_logits(comm, embedding, hidden)?;
-        let ce = cross_entropy(comm, embedding.shard(), &logits, targets, self.ignore_index)?;
+        let (_, hidden) = self.checked_hidden(comm, embedding, hidden)?;
+        let weight = self.weight.as_ref().unwrap_or(embedding.weight());
+        let ce = linear_cross_entropy(
+            comm,
+            embedding.shard(),
+            hidden,
+            weight,
+            targets,
+            None,
+            &self.loss_options(),
+            None,
+        )?;
         Ok(ce.loss)
     }
 
-    /// Hidden states as `(rows, n_embd)` and this rank's `(rows, shard.len())` logits,
-    /// after one agreement on
-    /// shapes and on the hidden states being replicated.
-    fn checked_logits<'h, C: Communicator + ?Sized>(
+    /// The fused loss's options: this head's `ignore_index` and logit scale.
+    fn loss_options(&self) -> CrossEntropyOptions {
+        let mut options = CrossEntropyOptions::default();
+        options.ignore_index = Some(self.ignore_index);
+        if self.logit_scale != 1.0 {
+            options.logit_scale = LogitScale::Multiply(self.logit_scale);
+        }
+        options
+    }
+
+    /// Hidden states as `(rows, n_embd)`, after one agreement on shapes and on the
+    /// hidden states being replicated.
+    fn checked_hidden<'h, C: Communicator + ?Sized>(
         &self,
         comm: &C,
         embedding: &VocabParallelEmbedding<T>,
         hidden: impl TensorLike<'h, T>,
-    ) -> Result<CheckedLogits<'h, T>, DistributedError> {
+    ) -> Result<(Vec<usize>, TensorView<'h, T>), DistributedError> {
         let checked = (|| {
             let hidden = hidden.try_view()?;
             let n_embd = embedding.n_embd();
@@ -194,10 +215,9 @@ impl<T: Element> VocabParallelHead<T> {
             let rows = hidden.as_slice().len() / n_embd;
             let dims = hidden.dims().to_vec();
             let hidden = TensorView::new(hidden.as_slice(), &[rows, n_embd])?;
-            let logits = self.local_logits(embedding, hidden)?;
-            Ok((dims, hidden, logits))
+            Ok((dims, hidden))
         })();
-        let fingerprint = checked.as_ref().map_or(0, |(_, h, _)| {
+        let fingerprint = checked.as_ref().map_or(0, |(_, h)| {
             Fingerprint::new()
                 .dims(h.dims())
                 .values(h.as_slice())
@@ -231,35 +251,32 @@ impl<T: Element> VocabParallelHead<T> {
         I: TokenId,
     {
         let shard = embedding.shard();
-        let (hidden_dims, hidden, logits) = self.checked_logits(comm, embedding, hidden)?;
-        let ce = cross_entropy(comm, shard, &logits, targets, self.ignore_index)?;
-        let mut grad_logits = Tensor::from_vec(
-            try_filled(logits.as_slice().len(), T::zero(), "grad logits")?,
-            logits.dims(),
-        )?;
-        ce.backward_into(shard, &logits, 1.0, &mut grad_logits)?;
+        let (hidden_dims, hidden) = self.checked_hidden(comm, embedding, hidden)?;
         let mut grad_hidden = Tensor::from_vec(
             try_filled(hidden.as_slice().len(), T::zero(), "grad hidden")?,
             hidden.dims(),
         )?;
+        let options = self.loss_options();
         let (weight, grad_weight) = match (&self.weight, &mut self.grad) {
             (Some(w), Some(g)) => (w, g),
             _ => embedding.weight_and_grad_mut(),
         };
-        functional::logits_backward(
+        // The fused, chunked loss: this rank's logits are never materialised. The
+        // hidden-state gradient starts at zero, so adding gives it; the weight's adds.
+        let grads = LinearCrossEntropyGrads::new()
+            .with_hidden(&mut grad_hidden)?
+            .with_head(grad_weight)?
+            .accumulate(Accumulate::Add);
+        let ce = linear_cross_entropy(
+            comm,
+            shard,
             hidden,
             weight,
-            &grad_logits,
-            self.logit_scale,
-            grad_weight,
-            &mut grad_hidden,
+            targets,
+            None,
+            &options,
+            Some(grads),
         )?;
-        // Every rank holds G·W over its rows: the sum over ranks is the full gradient.
-        let mut sum: Vec<f64> = grad_hidden.as_slice().iter().map(|x| x.as_f64()).collect();
-        comm.all_reduce_sum_f64(&mut sum)?;
-        for (g, s) in grad_hidden.as_mut_slice().iter_mut().zip(sum) {
-            *g = T::from_f64_lossy(s);
-        }
         Ok(HeadStep {
             loss: ce.loss,
             n_targets: ce.n_targets,

@@ -1,6 +1,6 @@
 //! Past one machine: the token embedding and the output head split by vocabulary over
 //! the ranks of a communicator (Megatron-LM's `VocabParallelEmbedding` and vocab-parallel
-//! cross-entropy), on MPI (feature `mpi`: rsmpi over the system's MPI) or on threads of
+//! cross-entropy, fused with the head and chunked: [`linear_cross_entropy`]), on MPI (feature `mpi`: rsmpi over the system's MPI) or on threads of
 //! one process ([`ThreadGroup`], for tests and for trying it without MPI).
 //!
 //! ```
@@ -48,6 +48,7 @@ mod comm;
 mod embedding;
 mod error;
 mod files;
+mod fused_loss;
 mod head;
 mod loss;
 #[cfg(feature = "mpi")]
@@ -59,6 +60,7 @@ pub use comm::{CommError, Communicator};
 pub use embedding::VocabParallelEmbedding;
 pub use error::DistributedError;
 pub use files::{MergedTable, SHARD_END_KEY, SHARD_START_KEY, SHARD_VOCAB_SIZE_KEY, merge_shards};
+pub use fused_loss::linear_cross_entropy;
 pub use head::{HeadStep, VocabParallelHead};
 pub use loss::{CrossEntropy, DEFAULT_IGNORE_INDEX, cross_entropy};
 #[cfg(feature = "mpi")]

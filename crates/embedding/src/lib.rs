@@ -118,7 +118,8 @@ pub mod functional {
     pub use crate::loss::linear_cross_entropy_quantized;
     pub use crate::loss::{
         CrossEntropyOptions, DEFAULT_CHUNK_BYTES, LinearCrossEntropy, LinearCrossEntropyGrads,
-        LogitScale, Reduction, default_chunk_tokens, linear_cross_entropy,
+        LogitScale, Reduction, ShardStats, VocabCombine, default_chunk_tokens,
+        linear_cross_entropy, linear_cross_entropy_sharded,
     };
     pub use crate::optim::{step_dense, step_sparse};
 }

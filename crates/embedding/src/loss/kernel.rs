@@ -5,15 +5,15 @@
 use std::sync::Mutex;
 
 use tokenloom_tensor::{
-    Accumulate, Element, Operand, Shape, TensorView, TensorViewMut, TokenId, for_each_chunk_mut,
+    Accumulate, Element, Operand, TensorView, TensorViewMut, TokenId, for_each_chunk_mut,
     matmul_into, try_filled,
 };
 
-use super::options::{CrossEntropyOptions, LogitScale, Reduction, default_chunk_tokens};
-use super::row::{RowForward, RowMath};
+use super::options::CrossEntropyOptions;
+use super::plan::{Plan, check_grads};
+use super::row::RowForward;
 use super::{LinearCrossEntropy, LinearCrossEntropyGrads};
 use crate::error::EmbeddingError;
-use crate::head::check_hidden;
 use crate::lookup::table_dims;
 
 /// The head the logits come from.
@@ -55,53 +55,6 @@ impl<T: Element> Head<'_, T> {
     }
 }
 
-/// A token's target column, or `None` when it is ignored.
-fn target_columns<I: TokenId>(
-    targets: &[I],
-    vocab_size: usize,
-    ignore_index: Option<i64>,
-) -> Result<Vec<Option<usize>>, EmbeddingError> {
-    let mut columns = Vec::new();
-    columns.try_reserve_exact(targets.len()).map_err(|_| {
-        tokenloom_tensor::TensorError::AllocationFailed {
-            op: "linear_cross_entropy targets",
-            bytes: targets.len().saturating_mul(16),
-        }
-    })?;
-    for (row, &t) in targets.iter().enumerate() {
-        if ignore_index == Some(t.to_i64()) {
-            columns.push(None);
-            continue;
-        }
-        match t.index_below(vocab_size) {
-            Some(c) => columns.push(Some(c)),
-            None => {
-                return Err(EmbeddingError::TargetOutOfRange {
-                    target: t.to_i64(),
-                    row,
-                    vocab_size,
-                });
-            }
-        }
-    }
-    Ok(columns)
-}
-
-fn check_grad<T>(
-    what: &'static str,
-    buffer: Option<&TensorViewMut<'_, T>>,
-    expected: &Shape,
-) -> Result<(), EmbeddingError> {
-    match buffer {
-        Some(b) if b.shape() != *expected => Err(EmbeddingError::GradShape {
-            what,
-            expected: expected.clone(),
-            got: b.shape(),
-        }),
-        _ => Ok(()),
-    }
-}
-
 pub(super) fn run<T: Element, I: TokenId>(
     hidden: TensorView<'_, T>,
     head: Head<'_, T>,
@@ -110,33 +63,16 @@ pub(super) fn run<T: Element, I: TokenId>(
     options: &CrossEntropyOptions,
     grads: Option<LinearCrossEntropyGrads<'_, T>>,
 ) -> Result<LinearCrossEntropy, EmbeddingError> {
-    options.check()?;
     let (vocab_size, n_embd) = head.dims()?;
-    let (n_tokens, _) = check_hidden(hidden, vocab_size, n_embd)?;
-    let token_dims = &hidden.dims()[..hidden.dims().len() - 1];
-    if targets.dims() != token_dims {
-        return Err(EmbeddingError::GradShape {
-            what: "targets",
-            expected: Shape::new(token_dims)?,
-            got: targets.shape(),
-        });
-    }
-    if let Some(w) = token_weights {
-        if w.len() != n_tokens {
-            return Err(EmbeddingError::GradShape {
-                what: "token_weights",
-                expected: Shape::new(&[n_tokens])?,
-                got: Shape::new(&[w.len()])?,
-            });
-        }
-        if let Some((row, &value)) = w
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-        {
-            return Err(EmbeddingError::BadTokenWeight { row, value });
-        }
-    }
+    let plan = Plan::new(
+        hidden,
+        vocab_size,
+        n_embd,
+        vocab_size,
+        targets,
+        token_weights,
+        options,
+    )?;
     let mut grads = grads;
     let dense_head = match &head {
         Head::Dense(w) => Some(*w),
@@ -148,45 +84,9 @@ pub(super) fn run<T: Element, I: TokenId>(
         Head::Quantized(_) => None,
     };
     if let (Some(g), Some(w)) = (&grads, dense_head) {
-        check_grad("grad_hidden", g.hidden.as_ref(), &hidden.shape())?;
-        check_grad("grad_head", g.head.as_ref(), &w.shape())?;
-        if !g.grad_scale.is_finite() {
-            return Err(EmbeddingError::InvalidOption {
-                name: "grad_scale",
-                value: g.grad_scale,
-                requirement: "must be finite",
-            });
-        }
+        check_grads(g, &hidden.shape(), &w.shape())?;
     }
-    let columns = target_columns(targets.as_slice(), vocab_size, options.ignore_index)?;
-    let weight = |row: usize| token_weights.map_or(1.0, |w| w[row]);
-    let n_targets = columns.iter().filter(|c| c.is_some()).count();
-    let weight_sum: f64 = (0..n_tokens)
-        .filter(|&r| columns[r].is_some())
-        .map(weight)
-        .sum();
-    let divisor = match options.reduction {
-        Reduction::Mean if weight_sum == 0.0 => {
-            return Err(EmbeddingError::NoTargets { n_tokens });
-        }
-        Reduction::Mean => weight_sum,
-        _ => 1.0,
-    };
-
-    let math = RowMath {
-        scale: match options.logit_scale {
-            LogitScale::Multiply(s) | LogitScale::Divide(s) => s,
-            _ => 1.0,
-        },
-        divide: matches!(options.logit_scale, LogitScale::Divide(_)),
-        softcap: options.softcap,
-        label_smoothing: options.label_smoothing,
-        z_loss: options.z_loss,
-    };
-    let chunk_tokens = options
-        .chunk_tokens
-        .unwrap_or_else(|| default_chunk_tokens(vocab_size, std::mem::size_of::<T>()))
-        .min(n_tokens.max(1));
+    let (n_tokens, chunk_tokens, math) = (plan.n_tokens, plan.chunk_tokens, plan.math);
     let mut rows_out = try_filled(n_tokens, RowForward::default(), "linear_cross_entropy rows")?;
     let mut logits = try_filled(
         chunk_tokens.saturating_mul(vocab_size),
@@ -199,18 +99,15 @@ pub(super) fn run<T: Element, I: TokenId>(
         let hc = TensorView::new(&h[start * n_embd..(start + rows) * n_embd], &[rows, n_embd])?;
         let block = &mut logits[..rows * vocab_size];
         head.logits(hc, TensorViewMut::new(&mut *block, &[rows, vocab_size])?)?;
-        let cols = &columns[start..start + rows];
+        let cols = &plan.columns[start..start + rows];
         let out = Mutex::new(&mut rows_out[start..start + rows]);
         let backward = grads.as_ref().map(|g| g.grad_scale);
         for_each_chunk_mut(block, vocab_size, |r, row| {
-            let target = cols[r].unwrap_or(0);
-            let fwd = math.forward(row, target, backward.is_some());
+            let store = backward.is_some();
+            let fwd = math.finish(&math.stats(row, cols[r], store, 0), vocab_size);
             if let Some(scale) = backward {
-                let g = match cols[r] {
-                    Some(_) => scale * weight(start + r) / divisor,
-                    None => 0.0,
-                };
-                math.backward(row, target, &fwd, g);
+                let g = plan.share(start + r, scale);
+                math.backward(row, cols[r], &fwd, g, vocab_size, store);
             }
             if let Ok(mut out) = out.lock() {
                 out[r] = fwd;
@@ -247,34 +144,5 @@ pub(super) fn run<T: Element, I: TokenId>(
         }
     }
 
-    let mut loss = 0.0;
-    let mut losses = (options.reduction == Reduction::None)
-        .then(|| try_filled(n_tokens, 0.0f64, "linear_cross_entropy losses"))
-        .transpose()?;
-    for (row, fwd) in rows_out.iter().enumerate() {
-        if columns[row].is_none() {
-            continue;
-        }
-        let l = weight(row) * fwd.loss;
-        if !l.is_finite() {
-            return Err(EmbeddingError::NonFiniteLoss { row, value: l });
-        }
-        if let Some(ls) = losses.as_mut() {
-            ls[row] = l;
-        }
-        loss += l;
-    }
-    Ok(LinearCrossEntropy {
-        loss: loss / divisor,
-        losses,
-        n_targets,
-        weight_sum,
-        lse: options
-            .return_lse
-            .then(|| rows_out.iter().map(|r| r.lse).collect()),
-        argmax: options
-            .return_argmax
-            .then(|| rows_out.iter().map(|r| r.argmax).collect()),
-        chunk_tokens,
-    })
+    plan.finish(&rows_out)
 }

@@ -18,7 +18,9 @@
 
 mod kernel;
 mod options;
+mod plan;
 mod row;
+mod sharded;
 
 use tokenloom_tensor::{Accumulate, Element, TensorLike, TensorLikeMut, TensorViewMut, TokenId};
 
@@ -27,6 +29,8 @@ use crate::error::EmbeddingError;
 pub use options::{
     CrossEntropyOptions, DEFAULT_CHUNK_BYTES, LogitScale, Reduction, default_chunk_tokens,
 };
+pub use row::ShardStats;
+pub use sharded::{VocabCombine, linear_cross_entropy_sharded};
 
 /// The gradient buffers [`linear_cross_entropy`] fills, and the upstream gradient.
 ///

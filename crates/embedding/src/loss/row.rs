@@ -24,6 +24,22 @@ pub(super) struct RowMath {
     pub z_loss: f64,
 }
 
+/// A row's statistics over the columns one rank holds (or all of them): what a
+/// vocabulary-parallel loss gathers and combines ([`VocabCombine`](super::VocabCombine)).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ShardStats {
+    /// The largest logit.
+    pub max: f64,
+    /// `Σ exp(z_j − max)`.
+    pub sum_exp: f64,
+    /// `Σ z_j` (`0` without label smoothing).
+    pub sum_z: f64,
+    /// The target's logit, `0` where the target's column is elsewhere (or ignored).
+    pub target_logit: f64,
+    /// The global column of the first largest logit.
+    pub argmax: u64,
+}
+
 /// The forward results of one row.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct RowForward {
@@ -121,21 +137,28 @@ impl RowMath {
         self.scale != 1.0 || self.softcap.is_some()
     }
 
-    /// Turns the raw products of `row` into logits in place and returns the row's
-    /// forward results for `target` (any column for an ignored row: its loss is not
-    /// used). With `for_backward` and no softcapping, the row is left holding
-    /// `exp(z_j − max)` for [`backward`](Self::backward).
-    pub(super) fn forward<T: Element>(
-        &self,
-        row: &mut [T],
-        target: usize,
-        for_backward: bool,
-    ) -> RowForward {
+    /// Turns the raw products of `row` into logits in place.
+    pub(super) fn transform<T: Element>(&self, row: &mut [T]) {
         if self.transforms() {
             for x in row.iter_mut() {
                 *x = T::from_f64_lossy(self.logit(x.as_f64()));
             }
         }
+    }
+
+    /// Turns the raw products of `row` into logits in place and returns its statistics
+    /// over the columns it holds; `target` is the target's column among them, if there;
+    /// `first_column` the global column of `row[0]`. With `store` (never with
+    /// softcapping), the row is left holding `exp(z_j − max)` for
+    /// [`backward`](Self::backward).
+    pub(super) fn stats<T: Element>(
+        &self,
+        row: &mut [T],
+        target: Option<usize>,
+        store: bool,
+        first_column: usize,
+    ) -> ShardStats {
+        self.transform(row);
         // The maximum in eight lanes (a NaN anywhere makes the sum of exponentials, and
         // so the loss, NaN), then its first column.
         let mut lanes = [f64::NEG_INFINITY; LANES];
@@ -160,15 +183,25 @@ impl RowMath {
         } else {
             0.0
         };
-        let k = row.len() as f64;
+        let target_logit = target.and_then(|t| row.get(t)).map_or(0.0, |z| z.as_f64());
+        let sum_exp = sum_exp(row, max, store && self.softcap.is_none());
+        ShardStats {
+            max,
+            sum_exp,
+            sum_z,
+            target_logit,
+            argmax: (first_column + argmax) as u64,
+        }
+    }
+
+    /// The loss of a row from its statistics over the whole vocabulary of
+    /// `vocab_size` columns.
+    pub(super) fn finish(&self, stats: &ShardStats, vocab_size: usize) -> RowForward {
         let alpha = self.label_smoothing;
-        let z_t = row.get(target).map_or(0.0, |z| z.as_f64());
-        let store = for_backward && self.softcap.is_none();
-        let s = sum_exp(row, max, store);
-        let lse = max + s.ln();
-        let mut loss = lse - (1.0 - alpha) * z_t;
+        let lse = stats.max + stats.sum_exp.ln();
+        let mut loss = lse - (1.0 - alpha) * stats.target_logit;
         if alpha != 0.0 {
-            loss -= alpha / k * sum_z;
+            loss -= alpha / vocab_size as f64 * stats.sum_z;
         }
         if self.z_loss != 0.0 {
             loss += self.z_loss * lse * lse;
@@ -176,69 +209,68 @@ impl RowMath {
         RowForward {
             loss,
             lse,
-            argmax: u32::try_from(argmax).unwrap_or(u32::MAX),
-            target_logit: z_t,
-            sum_exp: if store { s } else { 0.0 },
+            argmax: u32::try_from(stats.argmax).unwrap_or(u32::MAX),
+            target_logit: stats.target_logit,
+            sum_exp: stats.sum_exp,
         }
     }
 
-    /// Overwrites `row` (as [`forward`](Self::forward) left it) with `d(g · loss)/dx`
-    /// for its target: `g` is the row's share of the upstream gradient (`0` for an
-    /// ignored row).
+    /// Overwrites `row` with `d(g · loss)/dx`: `g` is the row's share of the upstream
+    /// gradient (`0` for an ignored row), `target` the target's column if the row holds
+    /// it, `vocab_size` the whole vocabulary's. `stored`: the row holds `exp(z − max)`
+    /// (see [`stats`](Self::stats)) and `fwd.sum_exp` their sum over the whole
+    /// vocabulary; otherwise it holds the logits and the probabilities are recomputed
+    /// from `fwd.lse`.
     pub(super) fn backward<T: Element>(
         &self,
         row: &mut [T],
-        target: usize,
+        target: Option<usize>,
         fwd: &RowForward,
         g: f64,
+        vocab_size: usize,
+        stored: bool,
     ) {
         if g == 0.0 {
             row.fill(T::zero());
             return;
         }
-        let k = row.len() as f64;
         let alpha = self.label_smoothing;
         let du = self.dscale();
         let p_scale = g * (1.0 + 2.0 * self.z_loss * fwd.lse);
-        let smooth = g * alpha / k;
-        match self.softcap {
-            None => {
-                // The row holds exp(z − max); p = that / Σ.
-                let a = p_scale * du / fwd.sum_exp;
-                let b = smooth * du;
-                if T::DTYPE == DType::F64 {
-                    for e in row.iter_mut() {
-                        *e = T::from_f64_lossy(a * e.as_f64() - b);
-                    }
-                } else {
-                    let (a, b) = (a as f32, b as f32);
-                    for e in row.iter_mut() {
-                        *e = T::from_f32_lossy(a * e.as_f32() - b);
-                    }
+        let smooth = g * alpha / vocab_size as f64;
+        if stored && self.softcap.is_none() {
+            let a = p_scale * du / fwd.sum_exp;
+            let b = smooth * du;
+            if T::DTYPE == DType::F64 {
+                for e in row.iter_mut() {
+                    *e = T::from_f64_lossy(a * e.as_f64() - b);
+                }
+            } else {
+                let (a, b) = (a as f32, b as f32);
+                for e in row.iter_mut() {
+                    *e = T::from_f32_lossy(a * e.as_f32() - b);
                 }
             }
-            Some(cap) => {
-                // The row holds z: p = exp(z − lse), dz/du = 1 − (z / cap)².
-                for z in row.iter_mut() {
-                    let zf = z.as_f64();
-                    let p = if T::DTYPE == DType::F64 {
-                        (zf - fwd.lse).exp()
-                    } else {
-                        f64::from(exp_f32((zf - fwd.lse) as f32))
-                    };
+        } else {
+            for z in row.iter_mut() {
+                let zf = z.as_f64();
+                let p = if T::DTYPE == DType::F64 {
+                    (zf - fwd.lse).exp()
+                } else {
+                    f64::from(exp_f32((zf - fwd.lse) as f32))
+                };
+                let dzdu = self.softcap.map_or(1.0, |cap| {
                     let t = zf / cap;
-                    *z = T::from_f64_lossy((p_scale * p - smooth) * (1.0 - t * t) * du);
-                }
+                    1.0 - t * t
+                });
+                *z = T::from_f64_lossy((p_scale * p - smooth) * dzdu * du);
             }
         }
-        if let Some(x) = row.get_mut(target) {
-            let dzdu = match self.softcap {
-                None => 1.0,
-                Some(cap) => {
-                    let t = fwd.target_logit / cap;
-                    1.0 - t * t
-                }
-            };
+        if let Some(x) = target.and_then(|t| row.get_mut(t)) {
+            let dzdu = self.softcap.map_or(1.0, |cap| {
+                let t = fwd.target_logit / cap;
+                1.0 - t * t
+            });
             *x = T::from_f64_lossy(x.as_f64() - g * (1.0 - alpha) * dzdu * du);
         }
     }
