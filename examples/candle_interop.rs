@@ -9,6 +9,10 @@
 //!    candle's own `Embedding` forward and autograd; tokenloom writes the gradient into a
 //!    candle buffer without copying the table.
 //!
+//! 3. The fused head and cross-entropy on candle's hidden states, head and targets,
+//!    against candle-nn's `cross_entropy` of the materialised logits and candle's
+//!    autograd; the gradients land in candle buffers lent together (`with_views_mut`).
+//!
 //! Run with `cargo run --release --example candle_interop --features candle`. The last
 //! line is `candle interop: N checks passed`.
 
@@ -162,6 +166,63 @@ fn main() -> Result<(), Error> {
         "candle autograd vs tokenloom dense backward",
         max_diff(by_autograd, &grad_weight)?,
         1e-6,
+    );
+
+    // --- 3. The fused head and loss on candle's tensors, against candle's autograd ---
+    let (n_tokens, n_embd, vocab_size) = (6, 32, 500);
+    let hidden = Var::randn(0f32, 1.0, (n_tokens, n_embd), &device)?;
+    let head = Var::randn(0f32, 0.2, (vocab_size, n_embd), &device)?;
+    let targets = Tensor::new(&[3u32, 499, 0, 17, 17, 250], &device)?;
+    let logits = hidden.as_tensor().matmul(&head.as_tensor().t()?)?;
+    let by_candle = candle_nn::loss::cross_entropy(&logits, &targets)?;
+    let grads = by_candle.backward()?;
+    let (gh_candle, gw_candle) = (
+        grads
+            .get(hidden.as_tensor())
+            .expect("hidden has a gradient"),
+        grads.get(head.as_tensor()).expect("head has a gradient"),
+    );
+    // tokenloom: the loss and both gradients into candle buffers, without the logits.
+    let grad_hidden = Tensor::zeros((n_tokens, n_embd), DType::F32, &device)?;
+    let grad_head = Tensor::zeros((vocab_size, n_embd), DType::F32, &device)?;
+    let loss = with_view(hidden.as_tensor(), |h: TensorView<'_, f32>| {
+        with_view(head.as_tensor(), |w: TensorView<'_, f32>| {
+            with_view(&targets, |t: TensorView<'_, u32>| {
+                with_views_mut(
+                    &[&grad_hidden, &grad_head],
+                    |g: Vec<TensorViewMut<'_, f32>>| {
+                        let [gh, gw] = <[_; 2]>::try_from(g).map_err(|_| "two views")?;
+                        let grads = functional::LinearCrossEntropyGrads::new()
+                            .with_hidden(gh)?
+                            .with_head(gw)?;
+                        let out = functional::linear_cross_entropy(
+                            h,
+                            w,
+                            t,
+                            None,
+                            &functional::CrossEntropyOptions::default(),
+                            Some(grads),
+                        )?;
+                        Ok::<_, Error>(out.loss)
+                    },
+                )
+            })
+        })
+    })?????;
+    check(
+        "candle cross_entropy(h @ Wᵀ) vs tokenloom fused loss",
+        (loss as f32 - by_candle.to_scalar::<f32>()?).abs(),
+        1e-5,
+    );
+    check(
+        "candle autograd vs tokenloom fused, d loss / d hidden",
+        max_diff(gh_candle, &grad_hidden)?,
+        1e-5,
+    );
+    check(
+        "candle autograd vs tokenloom fused, d loss / d head",
+        max_diff(gw_candle, &grad_head)?,
+        1e-5,
     );
 
     println!("candle interop: {checks} checks passed");
