@@ -166,16 +166,16 @@ pub unsafe extern "C" fn tokenloom_linear_cross_entropy(
         }
         let n_tokens = targets.shape.elem_count();
         for (raw, what) in [(&losses, "losses"), (&lse, "lse"), (&argmax, "argmax")] {
-            if let Some(raw) = raw {
-                if raw.shape.elem_count() != n_tokens {
-                    return Err(Failure::new(
-                        TokenloomStatus::BadShape,
-                        format!(
-                            "{what} has shape {}, one value per token ({n_tokens}) is needed",
-                            raw.shape
-                        ),
-                    ));
-                }
+            if let Some(raw) = raw
+                && raw.shape.elem_count() != n_tokens
+            {
+                return Err(Failure::new(
+                    TokenloomStatus::BadShape,
+                    format!(
+                        "{what} has shape {}, one value per token ({n_tokens}) is needed",
+                        raw.shape
+                    ),
+                ));
             }
         }
         o.return_lse = lse.is_some();

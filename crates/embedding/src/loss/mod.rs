@@ -128,7 +128,12 @@ pub struct LinearCrossEntropy {
 /// The fused output projection and cross-entropy: the loss of `targets` under the logits
 /// `hidden @ headᵀ` (scaled and softcapped as `options` say), and, when `grads` is given,
 /// the gradients of `hidden` and `head`, without ever holding more than one chunk of
-/// logits (see the [module documentation](self) for the order of the sums).
+/// logits.
+///
+/// The sums have one order whatever the thread count (the same bits with one thread or
+/// many): each chunk's logits are one GEMM, each row's log-sum-exp, loss and gradient are
+/// summed in `f64` by one thread, the loss is the sum of the token losses in token order,
+/// and the head's gradient adds the chunks' GEMMs in chunk order.
 ///
 /// # Shapes
 ///

@@ -114,10 +114,10 @@ impl CrossEntropyOptions {
             }
             _ => {}
         }
-        if let Some(cap) = self.softcap {
-            if !(cap.is_finite() && cap > 0.0) {
-                return invalid("softcap", cap, "must be positive and finite");
-            }
+        if let Some(cap) = self.softcap
+            && !(cap.is_finite() && cap > 0.0)
+        {
+            return invalid("softcap", cap, "must be positive and finite");
         }
         if self.chunk_tokens == Some(0) {
             return invalid("chunk_tokens", 0.0, "must be at least 1");

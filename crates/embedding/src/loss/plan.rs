@@ -180,7 +180,7 @@ fn check_grad<T>(
     match buffer {
         Some(b) if b.shape() != *expected => Err(EmbeddingError::GradShape {
             what,
-            expected: expected.clone(),
+            expected: *expected,
             got: b.shape(),
         }),
         _ => Ok(()),
