@@ -10,7 +10,7 @@ use tokenloom_tensor::{
 };
 
 use super::options::CrossEntropyOptions;
-use super::plan::{Plan, check_grads};
+use super::plan::{Plan, add_head_grad, check_grads};
 use super::row::RowForward;
 use super::{LinearCrossEntropy, LinearCrossEntropyGrads};
 use crate::error::EmbeddingError;
@@ -126,21 +126,7 @@ pub(super) fn run<T: Element, I: TokenId>(
                     g.accumulate,
                 )?;
             }
-            if let Some(gw) = g.head.as_mut() {
-                let mode = if chunk == 0 {
-                    g.accumulate
-                } else {
-                    Accumulate::Add
-                };
-                matmul_into(
-                    dx,
-                    Operand::Transposed,
-                    hc,
-                    Operand::AsIs,
-                    TensorViewMut::new(gw.as_mut_slice(), &[vocab_size, n_embd])?,
-                    mode,
-                )?;
-            }
+            add_head_grad(g, chunk, dx, hc)?;
         }
     }
 

@@ -2,7 +2,10 @@
 //! shapes, the targets' columns, the weights, the divisor of the mean, and the final
 //! reduction of the per-token results.
 
-use tokenloom_tensor::{Element, Shape, TensorView, TensorViewMut, TokenId, try_filled};
+use tokenloom_tensor::{
+    Accumulate, Element, Operand, Shape, TensorView, TensorViewMut, TokenId, matmul_into,
+    try_filled,
+};
 
 use super::options::{CrossEntropyOptions, LogitScale, Reduction, default_chunk_tokens};
 use super::row::{RowForward, RowMath};
@@ -152,6 +155,33 @@ impl<'o> Plan<'o> {
             chunk_tokens: self.chunk_tokens,
         })
     }
+}
+
+/// Adds chunk `chunk`'s part `dxᵀ @ hc` to the head's gradient, if asked: the first
+/// chunk overwrites or adds as the caller said, the others add.
+pub(super) fn add_head_grad<T: Element>(
+    grads: &mut LinearCrossEntropyGrads<'_, T>,
+    chunk: usize,
+    dx: TensorView<'_, T>,
+    hc: TensorView<'_, T>,
+) -> Result<(), EmbeddingError> {
+    let mode = if chunk == 0 {
+        grads.accumulate
+    } else {
+        Accumulate::Add
+    };
+    if let Some(gw) = grads.head.as_mut() {
+        let (head_rows, n_embd) = (dx.dims()[1], hc.dims()[1]);
+        matmul_into(
+            dx,
+            Operand::Transposed,
+            hc,
+            Operand::AsIs,
+            TensorViewMut::new(gw.as_mut_slice(), &[head_rows, n_embd])?,
+            mode,
+        )?;
+    }
+    Ok(())
 }
 
 /// Checks the gradient buffers against the hidden states' and the head's shapes.

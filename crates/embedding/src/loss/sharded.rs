@@ -8,7 +8,7 @@ use tokenloom_tensor::{
     for_each_chunk_mut, matmul_into, try_filled,
 };
 
-use super::plan::{Plan, check_grads};
+use super::plan::{Plan, add_head_grad, check_grads};
 use super::row::{RowForward, ShardStats};
 use super::{CrossEntropyOptions, LinearCrossEntropy, LinearCrossEntropyGrads};
 use crate::error::EmbeddingError;
@@ -202,23 +202,7 @@ where
                     *s = p.as_f64();
                 }
             }
-            if let Some(gw) = g.head.as_mut() {
-                let mode = if c == 0 {
-                    g.accumulate
-                } else {
-                    Accumulate::Add
-                };
-                matmul_into(
-                    dx,
-                    Operand::Transposed,
-                    hc,
-                    Operand::AsIs,
-                    TensorViewMut::new(gw.as_mut_slice(), &[shard_rows, n_embd])
-                        .map_err(EmbeddingError::from)?,
-                    mode,
-                )
-                .map_err(EmbeddingError::from)?;
-            }
+            add_head_grad(g, c, dx, hc)?;
         }
         if let (Some(mut sum), Some(gh)) = (grad_hidden, g.hidden.as_mut()) {
             combine.sum(&mut sum)?;
