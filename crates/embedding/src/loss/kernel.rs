@@ -35,7 +35,7 @@ impl<T: Element> Head<'_, T> {
     }
 
     /// `out = hc @ headᵀ`.
-    fn logits(
+    pub(super) fn logits(
         &self,
         hc: TensorView<'_, T>,
         out: TensorViewMut<'_, T>,
@@ -102,8 +102,8 @@ pub(super) fn run<T: Element, I: TokenId>(
         let cols = &plan.columns[start..start + rows];
         let out = Mutex::new(&mut rows_out[start..start + rows]);
         let backward = grads.as_ref().map(|g| g.grad_scale);
+        let store = backward.is_some();
         for_each_chunk_mut(block, vocab_size, |r, row| {
-            let store = backward.is_some();
             let fwd = math.finish(&math.stats(row, cols[r], store, 0), vocab_size);
             if let Some(scale) = backward {
                 let g = plan.share(start + r, scale);

@@ -3,11 +3,14 @@
 //! tokens' statistics over its columns chunk by chunk, a [`VocabCombine`] makes them the
 //! whole vocabulary's, and a second pass over the chunks gives the gradients.
 
+use std::sync::Mutex;
+
 use tokenloom_tensor::{
     Accumulate, Element, Operand, TensorLike, TensorView, TensorViewMut, TokenId,
     for_each_chunk_mut, matmul_into, try_filled,
 };
 
+use super::kernel::Head;
 use super::plan::{Plan, add_head_grad, check_grads};
 use super::row::{RowForward, ShardStats};
 use super::{CrossEntropyOptions, LinearCrossEntropy, LinearCrossEntropyGrads};
@@ -93,126 +96,170 @@ where
     if let Some(g) = &grads {
         check_grads(g, &hidden.shape(), &head.shape())?;
     }
-    let (n_tokens, chunk) = (plan.n_tokens, plan.chunk_tokens);
-    let local = |row: usize| {
-        plan.columns[row]
-            .and_then(|c| c.checked_sub(first_row))
-            .filter(|&c| c < shard_rows)
+    let shard = Shard {
+        plan: &plan,
+        hidden,
+        head,
+        first_row,
+        vocab_size,
     };
     let mut logits = try_filled(
-        chunk.saturating_mul(shard_rows),
+        plan.chunk_tokens.saturating_mul(shard_rows),
         T::zero(),
         "linear_cross_entropy logits chunk",
     )
     .map_err(EmbeddingError::from)?;
-    let h = hidden.as_slice();
-    let chunk_view = |start: usize, rows: usize| {
-        TensorView::new(&h[start * n_embd..(start + rows) * n_embd], &[rows, n_embd])
-    };
-
-    // Pass 1: each token's statistics over this shard's columns, then the vocabulary's.
-    let mut stats = try_filled(
-        n_tokens,
-        ShardStats::default(),
-        "linear_cross_entropy stats",
-    )
-    .map_err(EmbeddingError::from)?;
-    for start in (0..n_tokens).step_by(chunk) {
-        let rows = chunk.min(n_tokens - start);
-        let block = &mut logits[..rows * shard_rows];
-        matmul_into(
-            chunk_view(start, rows).map_err(EmbeddingError::from)?,
-            Operand::AsIs,
-            head,
-            Operand::Transposed,
-            TensorViewMut::new(&mut *block, &[rows, shard_rows]).map_err(EmbeddingError::from)?,
-            Accumulate::Replace,
-        )
-        .map_err(EmbeddingError::from)?;
-        let out = std::sync::Mutex::new(&mut stats[start..start + rows]);
-        for_each_chunk_mut(block, shard_rows.max(1), |r, row| {
-            let s = plan.math.stats(row, local(start + r), false, first_row);
-            if let Ok(mut out) = out.lock() {
-                out[r] = s;
-            }
-        });
-    }
+    let mut stats = shard.statistics(&mut logits)?;
     combine.combine(&mut stats)?;
     let rows_out: Vec<RowForward> = stats
         .iter()
         .map(|s| plan.math.finish(s, vocab_size))
         .collect();
+    if let Some(g) = grads.as_mut()
+        && let Some(mut sum) = shard.gradients(&mut logits, &rows_out, g)?
+        && let Some(gh) = g.hidden.as_mut()
+    {
+        combine.sum(&mut sum)?;
+        for (o, s) in gh.as_mut_slice().iter_mut().zip(sum) {
+            *o = match g.accumulate {
+                Accumulate::Replace => T::from_f64_lossy(s),
+                Accumulate::Add => T::from_f64_lossy(o.as_f64() + s),
+            };
+        }
+    }
+    Ok(plan.finish(&rows_out)?)
+}
 
-    // Pass 2: the gradients, from the logits computed again.
-    if let Some(g) = grads.as_mut() {
+/// One rank's part of the work: its rows of the head and the checked inputs.
+struct Shard<'p, 'o, 'h, 'w, T> {
+    plan: &'p Plan<'o>,
+    hidden: TensorView<'h, T>,
+    head: TensorView<'w, T>,
+    first_row: usize,
+    vocab_size: usize,
+}
+
+impl<T: Element> Shard<'_, '_, '_, '_, T> {
+    fn n_embd(&self) -> usize {
+        self.head.dims()[1]
+    }
+
+    fn shard_rows(&self) -> usize {
+        self.head.dims()[0]
+    }
+
+    /// Token `row`'s target column within this shard, if it is here.
+    fn local(&self, row: usize) -> Option<usize> {
+        self.plan.columns[row]
+            .and_then(|c| c.checked_sub(self.first_row))
+            .filter(|&c| c < self.shard_rows())
+    }
+
+    /// The chunks of tokens: `(chunk index, first token, tokens)`.
+    fn chunks(&self) -> impl Iterator<Item = (usize, usize, usize)> {
+        let (n, chunk) = (self.plan.n_tokens, self.plan.chunk_tokens);
+        (0..n)
+            .step_by(chunk)
+            .enumerate()
+            .map(move |(c, start)| (c, start, chunk.min(n - start)))
+    }
+
+    /// Tokens `start..start + rows` of the hidden states, and their logits over this
+    /// shard's columns in `logits`.
+    fn chunk_logits<'l>(
+        &self,
+        start: usize,
+        rows: usize,
+        logits: &'l mut [T],
+    ) -> Result<(TensorView<'_, T>, &'l mut [T]), EmbeddingError> {
+        let n_embd = self.n_embd();
+        let h = &self.hidden.as_slice()[start * n_embd..(start + rows) * n_embd];
+        let hc = TensorView::new(h, &[rows, n_embd])?;
+        let block = &mut logits[..rows * self.shard_rows()];
+        Head::Dense(self.head).logits(
+            hc,
+            TensorViewMut::new(&mut *block, &[rows, self.shard_rows()])?,
+        )?;
+        Ok((hc, block))
+    }
+
+    /// Pass 1: each token's statistics over this shard's columns.
+    fn statistics(&self, logits: &mut [T]) -> Result<Vec<ShardStats>, EmbeddingError> {
+        let mut stats = try_filled(
+            self.plan.n_tokens,
+            ShardStats::default(),
+            "linear_cross_entropy stats",
+        )?;
+        for (_, start, rows) in self.chunks() {
+            let (_, block) = self.chunk_logits(start, rows, logits)?;
+            let out = Mutex::new(&mut stats[start..start + rows]);
+            for_each_chunk_mut(block, self.shard_rows().max(1), |r, row| {
+                let s = self
+                    .plan
+                    .math
+                    .stats(row, self.local(start + r), false, self.first_row);
+                if let Ok(mut out) = out.lock() {
+                    out[r] = s;
+                }
+            });
+        }
+        Ok(stats)
+    }
+
+    /// Pass 2, from the logits computed again: adds the head's gradient of this shard's
+    /// rows, and returns this shard's part of the hidden states' gradient (in `f64`) when
+    /// it is asked for.
+    fn gradients(
+        &self,
+        logits: &mut [T],
+        rows_out: &[RowForward],
+        g: &mut LinearCrossEntropyGrads<'_, T>,
+    ) -> Result<Option<Vec<f64>>, EmbeddingError> {
+        let n_embd = self.n_embd();
+        let (n_tokens, chunk) = (self.plan.n_tokens, self.plan.chunk_tokens);
         let mut grad_hidden = match g.hidden {
-            Some(_) => Some(
-                try_filled(
-                    n_tokens * n_embd,
-                    0.0f64,
-                    "linear_cross_entropy hidden gradient",
-                )
-                .map_err(EmbeddingError::from)?,
-            ),
+            Some(_) => Some(try_filled(
+                n_tokens * n_embd,
+                0.0f64,
+                "linear_cross_entropy hidden gradient",
+            )?),
             None => None,
         };
-        let mut part = try_filled(chunk * n_embd, T::zero(), "linear_cross_entropy part")
-            .map_err(EmbeddingError::from)?;
-        for (c, start) in (0..n_tokens).step_by(chunk).enumerate() {
-            let rows = chunk.min(n_tokens - start);
-            let hc = chunk_view(start, rows).map_err(EmbeddingError::from)?;
-            let block = &mut logits[..rows * shard_rows];
-            matmul_into(
-                hc,
-                Operand::AsIs,
-                head,
-                Operand::Transposed,
-                TensorViewMut::new(&mut *block, &[rows, shard_rows])
-                    .map_err(EmbeddingError::from)?,
-                Accumulate::Replace,
-            )
-            .map_err(EmbeddingError::from)?;
+        let mut part = try_filled(chunk * n_embd, T::zero(), "linear_cross_entropy part")?;
+        for (c, start, rows) in self.chunks() {
+            let (hc, block) = self.chunk_logits(start, rows, logits)?;
             let scale = g.grad_scale;
-            for_each_chunk_mut(block, shard_rows.max(1), |r, row| {
-                plan.math.transform(row);
-                let share = plan.share(start + r, scale);
-                plan.math.backward(
+            for_each_chunk_mut(block, self.shard_rows().max(1), |r, row| {
+                let math = &self.plan.math;
+                math.transform(row);
+                let share = self.plan.share(start + r, scale);
+                let target = self.local(start + r);
+                math.backward(
                     row,
-                    local(start + r),
+                    target,
                     &rows_out[start + r],
                     share,
-                    vocab_size,
+                    self.vocab_size,
                     false,
                 );
             });
-            let dx = TensorView::new(&*block, &[rows, shard_rows]).map_err(EmbeddingError::from)?;
+            let dx = TensorView::new(&*block, &[rows, self.shard_rows()])?;
             if let Some(sum) = grad_hidden.as_mut() {
                 let part = &mut part[..rows * n_embd];
                 matmul_into(
                     dx,
                     Operand::AsIs,
-                    head,
+                    self.head,
                     Operand::AsIs,
-                    TensorViewMut::new(&mut *part, &[rows, n_embd])
-                        .map_err(EmbeddingError::from)?,
+                    TensorViewMut::new(&mut *part, &[rows, n_embd])?,
                     Accumulate::Replace,
-                )
-                .map_err(EmbeddingError::from)?;
+                )?;
                 for (s, p) in sum[start * n_embd..].iter_mut().zip(part.iter()) {
                     *s = p.as_f64();
                 }
             }
             add_head_grad(g, c, dx, hc)?;
         }
-        if let (Some(mut sum), Some(gh)) = (grad_hidden, g.hidden.as_mut()) {
-            combine.sum(&mut sum)?;
-            for (o, s) in gh.as_mut_slice().iter_mut().zip(sum) {
-                *o = match g.accumulate {
-                    Accumulate::Replace => T::from_f64_lossy(s),
-                    Accumulate::Add => T::from_f64_lossy(o.as_f64() + s),
-                };
-            }
-        }
+        Ok(grad_hidden)
     }
-    Ok(plan.finish(&rows_out)?)
 }
