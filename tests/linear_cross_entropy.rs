@@ -185,6 +185,99 @@ fn matches_pytorch_in_f32() {
     check_file::<f32>(include_str!("reference/generated/lce_f32.json"), 1e-5);
 }
 
+/// `f16`/`bf16` inputs: the loss and the gradients of the f64 computation on the same
+/// (rounded) values, to f32 accuracy for the loss and the log-sum-exp (products and
+/// logits are never rounded to `T`) and to one rounding of `T` for the gradients.
+fn check_widened<T: Element>(eps: f64) {
+    let doc: Value =
+        serde_json::from_str(include_str!("reference/generated/lce_f64.json")).unwrap();
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let ids: Vec<i64> = case["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap())
+            .collect();
+        let mut rounded = case.clone();
+        for key in ["hidden", "head"] {
+            let values = f64s(&case[key]);
+            rounded[key] = values
+                .into_iter()
+                .map(|x| T::from_f64_lossy(x).as_f64())
+                .collect();
+        }
+        let want = run::<f64, i64>(&rounded, &ids, None, Par::Rayon).unwrap();
+        let reference = run::<T, i64>(case, &ids, None, Par::Seq).unwrap();
+        for chunk in [Some(1), Some(3), None] {
+            for par in [Par::Seq, Par::Rayon] {
+                let what = format!("{name} {:?}, chunk {chunk:?}, {par:?}", T::DTYPE);
+                let got = run::<T, i64>(case, &ids, chunk, par).unwrap();
+                let loss = want.out.loss;
+                assert!(
+                    (got.out.loss - loss).abs() <= 2e-6 * loss.abs().max(1.0),
+                    "{what}: loss {} vs {loss}",
+                    got.out.loss
+                );
+                let lse = got.out.lse.as_ref().unwrap();
+                assert!(rel(lse, want.out.lse.as_ref().unwrap()) <= 2e-6, "{what}");
+                assert_eq!(got.out.argmax, want.out.argmax, "{what}: argmax");
+                assert!(rel(&got.grad_hidden, &want.grad_hidden) <= eps, "{what}");
+                assert!(rel(&got.grad_head, &want.grad_head) <= eps, "{what}");
+                if chunk.is_none() {
+                    assert_eq!(got.out.loss.to_bits(), reference.out.loss.to_bits());
+                    assert!(got.grad_head == reference.grad_head, "{what}: bits");
+                    assert!(got.grad_hidden == reference.grad_hidden, "{what}: bits");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_and_f16_compute_in_f32_and_round_once() {
+    check_widened::<half::bf16>(2f64.powi(-8));
+    check_widened::<half::f16>(2f64.powi(-11));
+}
+
+#[test]
+fn f16_and_bf16_shards_are_refused_by_name() {
+    use tokenloom::embedding::functional::{ShardStats, VocabCombine};
+    struct One;
+    impl VocabCombine for One {
+        type Error = EmbeddingError;
+        fn combine(&self, _: &mut [ShardStats]) -> Result<(), EmbeddingError> {
+            Ok(())
+        }
+        fn sum(&self, _: &mut [f64]) -> Result<(), EmbeddingError> {
+            Ok(())
+        }
+    }
+    let x = [half::bf16::ONE; 4];
+    let err = tokenloom::embedding::functional::linear_cross_entropy_sharded(
+        &One,
+        (&x[..], [2, 2]),
+        (&x[..], [2, 2]),
+        0,
+        2,
+        (&[0u32, 1][..], [2]),
+        None,
+        &CrossEntropyOptions::default(),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EmbeddingError::UnsupportedDType {
+                op: "linear_cross_entropy_sharded",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn accumulate_adds_to_the_callers_gradients() {
     let doc: Value =

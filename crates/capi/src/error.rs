@@ -77,6 +77,7 @@ impl From<EmbeddingError> for Failure {
                 EmbeddingError::Tensor(e) => tensor_status(e),
                 EmbeddingError::InvalidOption { .. }
                 | EmbeddingError::PaddingIdxOutOfRange { .. } => TokenloomStatus::InvalidArgument,
+                EmbeddingError::UnsupportedDType { .. } => TokenloomStatus::BadDtype,
                 _ => TokenloomStatus::BadShape,
             };
         Failure::new(status, err.to_string())

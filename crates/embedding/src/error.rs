@@ -219,6 +219,16 @@ pub enum EmbeddingError {
         /// Its loss.
         value: f64,
     },
+    /// An element type an operation does not take (yet).
+    #[error("{op} does not take {dtype} tensors; {hint}")]
+    UnsupportedDType {
+        /// The operation.
+        op: &'static str,
+        /// The element type given.
+        dtype: tokenloom_tensor::DType,
+        /// What to do instead.
+        hint: &'static str,
+    },
 
     // === From the other crates ===
     /// An error reading or writing a foreign checkpoint (safetensors, GGUF).

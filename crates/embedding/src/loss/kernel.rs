@@ -86,7 +86,7 @@ pub(super) fn run<T: Element, I: TokenId>(
     if let (Some(g), Some(w)) = (&grads, dense_head) {
         check_grads(g, &hidden.shape(), &w.shape())?;
     }
-    let (n_tokens, chunk_tokens, math) = (plan.n_tokens, plan.chunk_tokens, plan.math);
+    let (n_tokens, chunk_tokens) = (plan.n_tokens, plan.chunk_tokens);
     let mut rows_out = try_filled(n_tokens, RowForward::default(), "linear_cross_entropy rows")?;
     let mut logits = try_filled(
         chunk_tokens.saturating_mul(vocab_size),
@@ -99,20 +99,14 @@ pub(super) fn run<T: Element, I: TokenId>(
         let hc = TensorView::new(&h[start * n_embd..(start + rows) * n_embd], &[rows, n_embd])?;
         let block = &mut logits[..rows * vocab_size];
         head.logits(hc, TensorViewMut::new(&mut *block, &[rows, vocab_size])?)?;
-        let cols = &plan.columns[start..start + rows];
-        let out = Mutex::new(&mut rows_out[start..start + rows]);
         let backward = grads.as_ref().map(|g| g.grad_scale);
-        let store = backward.is_some();
-        for_each_chunk_mut(block, vocab_size, |r, row| {
-            let fwd = math.finish(&math.stats(row, cols[r], store, 0), vocab_size);
-            if let Some(scale) = backward {
-                let g = plan.share(start + r, scale);
-                math.backward(row, cols[r], &fwd, g, vocab_size, store);
-            }
-            if let Ok(mut out) = out.lock() {
-                out[r] = fwd;
-            }
-        });
+        rows_pass(
+            &plan,
+            block,
+            start,
+            backward,
+            &mut rows_out[start..start + rows],
+        );
         if let (Some(g), Some(head)) = (grads.as_mut(), dense_head) {
             let dx = TensorView::new(&*block, &[rows, vocab_size])?;
             if let Some(gh) = g.hidden.as_mut() {
@@ -131,4 +125,30 @@ pub(super) fn run<T: Element, I: TokenId>(
     }
 
     plan.finish(&rows_out)
+}
+
+/// The rows of one chunk of logits `block` `(rows, vocab_size)`, tokens `start..`: each
+/// row's forward results into `rows_out`, and, when `grad_scale` is given, the row
+/// overwritten with its gradient `d loss / d logits` times the token's share.
+pub(super) fn rows_pass<A: Element>(
+    plan: &Plan<'_>,
+    block: &mut [A],
+    start: usize,
+    grad_scale: Option<f64>,
+    rows_out: &mut [RowForward],
+) {
+    let (vocab_size, row_len) = (plan.vocab_size, plan.row_len);
+    let (math, cols) = (plan.math, &plan.columns[start..]);
+    let store = grad_scale.is_some();
+    let out = Mutex::new(rows_out);
+    for_each_chunk_mut(block, row_len, |r, row| {
+        let fwd = math.finish(&math.stats(row, cols[r], store, 0), vocab_size);
+        if let Some(scale) = grad_scale {
+            let g = plan.share(start + r, scale);
+            math.backward(row, cols[r], &fwd, g, vocab_size, store);
+        }
+        if let Ok(mut out) = out.lock() {
+            out[r] = fwd;
+        }
+    });
 }

@@ -15,14 +15,26 @@
 //! summed in `f64` in column order by one thread; the loss is the sum of the token
 //! losses in token order, in `f64`; the head's gradient adds the chunks' GEMMs in chunk
 //! order. Threads split rows and GEMM tiles, never a sum.
+//!
+//! # `f16` and `bf16`
+//!
+//! Half-precision hidden states and head are widened to `f32` block by block (never the
+//! whole head at once); the products, the logits, their gradient and both gradient
+//! GEMMs are `f32`, and each gradient is rounded to the element type once, at the end —
+//! the head's after summing every chunk in one `f32` `(vocab_size, n_embd)` buffer (as
+//! Liger-Kernel's `accum_dtype=torch.float32`). The loss is therefore the `f32` loss of
+//! the same values, not that of logits rounded to `bf16` as `F.linear` in `bf16` gives.
 
 mod kernel;
 mod options;
 mod plan;
 mod row;
 mod sharded;
+mod widened;
 
-use tokenloom_tensor::{Accumulate, Element, TensorLike, TensorLikeMut, TensorViewMut, TokenId};
+use tokenloom_tensor::{
+    Accumulate, DType, Element, TensorLike, TensorLikeMut, TensorViewMut, TokenId,
+};
 
 use crate::error::EmbeddingError;
 
@@ -142,6 +154,11 @@ pub struct LinearCrossEntropy {
 /// - targets: `(…)`, one id per token (`u32`, `i32` or `i64`), or the `ignore_index`
 /// - token_weights: `N` values, or `None` for weight 1
 ///
+/// `f32` and `f64` compute in their own type. `f16` and `bf16` compute in `f32`: the head
+/// is widened block by block, the logits and their gradient are `f32`, and each gradient
+/// is rounded once at the end (the head's after summing every chunk in an `f32`
+/// `(vocab_size, n_embd)` buffer, as Liger-Kernel's `accum_dtype=torch.float32`).
+///
 /// # Errors
 ///
 /// [`EmbeddingError::WeightShape`], [`EmbeddingError::GradShape`] (hidden states,
@@ -191,10 +208,14 @@ where
     T: Element,
     I: TokenId,
 {
+    let (hidden, head, targets) = (hidden.try_view()?, head.try_view()?, targets.try_view()?);
+    if matches!(T::DTYPE, DType::F16 | DType::BF16) {
+        return widened::run(hidden, head, targets, token_weights, options, grads);
+    }
     kernel::run(
-        hidden.try_view()?,
-        kernel::Head::Dense(head.try_view()?),
-        targets.try_view()?,
+        hidden,
+        kernel::Head::Dense(head),
+        targets,
         token_weights,
         options,
         grads,

@@ -16,6 +16,10 @@ use crate::head::check_hidden;
 /// The checked inputs of one loss call.
 pub(super) struct Plan<'o> {
     pub n_tokens: usize,
+    /// The columns of the whole vocabulary (label smoothing's `K`).
+    pub vocab_size: usize,
+    /// The columns of one row of logits: the head's rows (a shard's, or `vocab_size`).
+    pub row_len: usize,
     /// Each token's target, as a global column, or `None` when ignored.
     pub columns: Vec<Option<usize>>,
     pub n_targets: usize,
@@ -92,10 +96,12 @@ impl<'o> Plan<'o> {
         };
         let chunk_tokens = options
             .chunk_tokens
-            .unwrap_or_else(|| default_chunk_tokens(head_rows, std::mem::size_of::<T>()))
+            .unwrap_or_else(|| default_chunk_tokens(head_rows, logit_bytes::<T>()))
             .min(n_tokens.max(1));
         Ok(Self {
             n_tokens,
+            vocab_size,
+            row_len: head_rows,
             columns,
             n_targets,
             weight_sum,
@@ -247,4 +253,9 @@ fn target_columns<I: TokenId>(
         }
     }
     Ok(columns)
+}
+
+/// The bytes of one logit: `f16` and `bf16` products are held in `f32`.
+pub(super) fn logit_bytes<T: Element>() -> usize {
+    std::mem::size_of::<T>().max(std::mem::size_of::<f32>())
 }

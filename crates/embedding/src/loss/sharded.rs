@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use tokenloom_tensor::{
-    Accumulate, Element, Operand, TensorLike, TensorView, TensorViewMut, TokenId,
+    Accumulate, DType, Element, Operand, TensorLike, TensorView, TensorViewMut, TokenId,
     for_each_chunk_mut, matmul_into, try_filled,
 };
 
@@ -52,7 +52,8 @@ pub trait VocabCombine {
 /// # Errors
 ///
 /// As [`linear_cross_entropy`](super::linear_cross_entropy), a shard outside the
-/// vocabulary as [`EmbeddingError::WeightShape`], and the combiner's.
+/// vocabulary as [`EmbeddingError::WeightShape`], `f16` and `bf16` tensors as
+/// [`EmbeddingError::UnsupportedDType`], and the combiner's.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_cross_entropy_sharded<'h, 'w, 't, T, I, C>(
     combine: &C,
@@ -70,6 +71,14 @@ where
     I: TokenId,
     C: VocabCombine + ?Sized,
 {
+    if matches!(T::DTYPE, DType::F16 | DType::BF16) {
+        return Err(EmbeddingError::UnsupportedDType {
+            op: "linear_cross_entropy_sharded",
+            dtype: T::DTYPE,
+            hint: "widen the hidden states and the shard to f32 (the single-process loss takes f16 and bf16)",
+        }
+        .into());
+    }
     let hidden = hidden.try_view().map_err(EmbeddingError::from)?;
     let head = head_shard.try_view().map_err(EmbeddingError::from)?;
     let (shard_rows, n_embd) = table_dims(head)?;
