@@ -20,7 +20,7 @@ use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2,
 use tokenloom::adapters::candle_core::{DType, Device, Module, Tensor, Var};
 use tokenloom::embedding::{EmbeddingOptions, functional};
 use tokenloom::positions::{
-    QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, TokenPositions,
+    Direction, QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, TokenPositions,
 };
 use tokenloom::tensor::{Accumulate, TensorView, TensorViewMut};
 
@@ -93,20 +93,33 @@ fn main() -> Result<(), Error> {
         0.0,
     );
 
-    for (layout, name) in [
-        (RopeLayout::HalfSplit, "rope (half-split)"),
-        (RopeLayout::Interleaved, "rope_i (interleaved)"),
-    ] {
+    type CandleRope =
+        fn(&Tensor, &Tensor, &Tensor) -> tokenloom::adapters::candle_core::Result<Tensor>;
+    let candle_ropes: [(RopeLayout, &str, CandleRope); 2] = [
+        (
+            RopeLayout::HalfSplit,
+            "rope (half-split)",
+            candle_nn::rotary_emb::rope,
+        ),
+        (
+            RopeLayout::Interleaved,
+            "rope_i (interleaved)",
+            candle_nn::rotary_emb::rope_i,
+        ),
+    ];
+    for (layout, name, candle_rope) in candle_ropes {
         for (what, heads) in [("q", n_heads), ("k", n_kv_heads)] {
             let x = Tensor::randn(0f32, 1.0, (batch, heads, seq_len, head_dim), &device)?;
-            let by_candle = match layout {
-                RopeLayout::HalfSplit => candle_nn::rotary_emb::rope(&x, &cos, &sin)?,
-                RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?,
-            };
+            let by_candle = candle_rope(&x, &cos, &sin)?;
             // tokenloom in place on candle's own buffer, with candle's cos/sin tables.
             with_tables(&cos, &sin, layout, |tables| {
                 with_view_mut(&x, |x: TensorViewMut<'_, f32>| {
-                    tables.apply_in_place(x, QkLayout::BatchHeadsSeq, TokenPositions::Offset(0))
+                    tables.rotate_in_place(
+                        x,
+                        QkLayout::BatchHeadsSeq,
+                        TokenPositions::Offset(0),
+                        Direction::Forward,
+                    )
                 })
             })???;
             check(

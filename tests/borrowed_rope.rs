@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use tokenloom::positions::{
-    PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeTables, TokenPositions,
-    convert_qk_layout, convert_qk_layout_into, sinusoidal_into, sinusoidal_table,
+    Direction, PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeTables,
+    TokenPositions, convert_qk_layout, convert_qk_layout_into, sinusoidal_into, sinusoidal_table,
 };
 use tokenloom::tensor::{Tensor, bf16};
 use tokenloom_testkit::strategies::rope_config as config;
@@ -54,16 +54,16 @@ proptest! {
             let mut out = Tensor::<f32>::zeros(&dims).unwrap();
             match direction {
                 0 => {
-                    cache.apply_in_place(&mut in_place, layout, positions).unwrap();
-                    cache.apply_into(&x_tensor, &mut out, layout, positions).unwrap();
+                    cache.rotate_in_place(&mut in_place, layout, positions, Direction::Forward).unwrap();
+                    cache.rotate_into(&x_tensor, &mut out, layout, positions, Direction::Forward).unwrap();
                 }
                 1 => {
-                    cache.inverse_in_place(&mut in_place, layout, positions).unwrap();
-                    cache.inverse_into(&x_tensor, &mut out, layout, positions).unwrap();
+                    cache.rotate_in_place(&mut in_place, layout, positions, Direction::Inverse).unwrap();
+                    cache.rotate_into(&x_tensor, &mut out, layout, positions, Direction::Inverse).unwrap();
                 }
                 _ => {
-                    cache.backward_in_place(&mut in_place, layout, positions).unwrap();
-                    cache.backward_into(&x_tensor, &mut out, layout, positions).unwrap();
+                    cache.rotate_in_place(&mut in_place, layout, positions, Direction::Backward).unwrap();
+                    cache.rotate_into(&x_tensor, &mut out, layout, positions, Direction::Backward).unwrap();
                 }
             }
             prop_assert_eq!(out.as_slice(), in_place.as_slice(), "direction {}", direction);
@@ -91,8 +91,8 @@ proptest! {
             .unwrap();
         let mut by_cache = x.clone();
         let mut by_tables = x.clone();
-        cache.apply_in_place((&mut by_cache[..], dims), layout, TokenPositions::Offset(offset)).unwrap();
-        tables.apply_in_place((&mut by_tables[..], dims), layout, TokenPositions::Offset(offset)).unwrap();
+        cache.rotate_in_place((&mut by_cache[..], dims), layout, TokenPositions::Offset(offset), Direction::Forward).unwrap();
+        tables.rotate_in_place((&mut by_tables[..], dims), layout, TokenPositions::Offset(offset), Direction::Forward).unwrap();
         prop_assert_eq!(&by_cache, &by_tables);
         // A window of the tables starting at `offset`, with positions counted from 0.
         let (mut cos_w, mut sin_w) = (vec![0.0f32; seq_len * half], vec![0.0f32; seq_len * half]);
@@ -101,7 +101,7 @@ proptest! {
             .unwrap();
         let window = RopeTables::new((&cos_w[..], [seq_len, half]), (&sin_w[..], [seq_len, half]), config.layout).unwrap();
         let mut by_window = vec![0.0f32; x.len()];
-        window.apply_into((&x[..], dims), (&mut by_window[..], dims), layout, TokenPositions::Offset(0)).unwrap();
+        window.rotate_into((&x[..], dims), (&mut by_window[..], dims), layout, TokenPositions::Offset(0), Direction::Forward).unwrap();
         prop_assert_eq!(&by_window, &by_cache);
     }
 }
@@ -139,19 +139,21 @@ fn tables_computed_elsewhere_in_f32() {
     let dims = [1, 2, 64, head_dim];
     let (mut a, mut b) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
     tables
-        .apply_into(
+        .rotate_into(
             (&x[..], dims),
             (&mut a[..], dims),
             QkLayout::BatchHeadsSeq,
             TokenPositions::Offset(0),
+            Direction::Forward,
         )
         .unwrap();
     cache
-        .apply_into(
+        .rotate_into(
             (&x[..], dims),
             (&mut b[..], dims),
             QkLayout::BatchHeadsSeq,
             TokenPositions::Offset(0),
+            Direction::Forward,
         )
         .unwrap();
     let max_diff = a
@@ -163,11 +165,12 @@ fn tables_computed_elsewhere_in_f32() {
     let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
     let mut outb = vec![bf16::ZERO; x.len()];
     tables
-        .apply_into(
+        .rotate_into(
             (&xb[..], dims),
             (&mut outb[..], dims),
             QkLayout::BatchHeadsSeq,
             TokenPositions::Offset(0),
+            Direction::Forward,
         )
         .unwrap();
     assert!(
@@ -206,10 +209,11 @@ fn bad_tables_and_buffers_are_errors() {
     // Heads narrower than rotary_dim 4.
     let mut x = [0.0f32; 6];
     assert!(matches!(
-        tables.apply_in_place(
+        tables.rotate_in_place(
             (&mut x[..], [1, 1, 3, 2]),
             QkLayout::BatchSeqHeads,
-            TokenPositions::Offset(0)
+            TokenPositions::Offset(0),
+            Direction::Forward
         ),
         Err(PositionError::QkTooNarrow { rotary_dim: 4, .. })
     ));
@@ -217,20 +221,22 @@ fn bad_tables_and_buffers_are_errors() {
     let x = [1.0f32; 8];
     let mut out = [7.0f32; 8];
     assert!(matches!(
-        tables.apply_into(
+        tables.rotate_into(
             (&x[..], [1, 2, 1, 4]),
             (&mut out[..], [1, 1, 2, 4]),
             QkLayout::BatchSeqHeads,
-            TokenPositions::Offset(0)
+            TokenPositions::Offset(0),
+            Direction::Forward
         ),
         Err(PositionError::OutputShape { .. })
     ));
     assert!(matches!(
-        tables.apply_into(
+        tables.rotate_into(
             (&x[..], [1, 2, 1, 4]),
             (&mut out[..], [1, 2, 1, 4]),
             QkLayout::BatchSeqHeads,
-            TokenPositions::Offset(3)
+            TokenPositions::Offset(3),
+            Direction::Forward
         ),
         Err(PositionError::PositionOutOfRange {
             position: 4,

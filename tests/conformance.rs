@@ -77,7 +77,7 @@ fn half_split_where_interleaved_is_configured_is_rejected() {
     let wrong_layout = |config: &RopeConfig, x: &Tensor<f64>, positions: &Tensor<u32>| {
         let swapped = config.clone().with_layout(match config.layout {
             RopeLayout::Interleaved => RopeLayout::HalfSplit,
-            RopeLayout::HalfSplit => RopeLayout::HalfSplit,
+            other => other,
         });
         rope_with(&swapped, x, positions)
     };

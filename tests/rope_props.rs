@@ -5,8 +5,8 @@ mod common;
 
 use proptest::prelude::*;
 use tokenloom::positions::{
-    PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling, TokenPositions,
-    convert_qk_layout,
+    Direction, PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling,
+    TokenPositions, convert_qk_layout,
 };
 use tokenloom::tensor::{Tensor, TensorView, TensorViewMut, matmul_transposed};
 
@@ -52,6 +52,7 @@ fn pairs(head: &[f64], config: &RopeConfig) -> Vec<(f64, f64)> {
         .map(|i| match config.layout {
             RopeLayout::Interleaved => (head[2 * i], head[2 * i + 1]),
             RopeLayout::HalfSplit => (head[i], head[i + half]),
+            other => panic!("this oracle knows no {other:?} pairs"),
         })
         .collect()
 }
@@ -93,7 +94,7 @@ proptest! {
     fn inverse_undoes_apply((config, dims, x, offset) in case()) {
         let cache = RopeCache::<f64>::new(&config, offset + dims[1]).unwrap();
         let mut y = Tensor::from_vec(apply(&cache, &x, dims, TokenPositions::Offset(offset)), &dims).unwrap();
-        cache.inverse_in_place(y.view_mut(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset)).unwrap();
+        cache.rotate_in_place(y.view_mut(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset), Direction::Inverse).unwrap();
         common::assert_close("inverse", y.as_slice(), &x, 1e-12);
     }
 
@@ -120,7 +121,7 @@ proptest! {
         let g: Vec<f64> = (0..x.len()).map(|i| (((i as u64).wrapping_mul(2654435761) ^ seed) % 1000) as f64 / 500.0 - 1.0).collect();
         let y = apply(&cache, &x, dims, TokenPositions::Offset(offset));
         let mut gx = g.clone();
-        cache.backward_in_place(TensorViewMut::new(&mut gx, &dims).unwrap(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset)).unwrap();
+        cache.rotate_in_place(TensorViewMut::new(&mut gx, &dims).unwrap(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset), Direction::Backward).unwrap();
         let lhs: f64 = g.iter().zip(&y).map(|(a, b)| a * b).sum();
         let rhs: f64 = gx.iter().zip(&x).map(|(a, b)| a * b).sum();
         prop_assert!((lhs - rhs).abs() <= 1e-10 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
@@ -216,7 +217,12 @@ fn bad_inputs_are_errors() {
     let mut x = vec![0.0f32; 2 * 3 * 8];
     let rotate_err = |x: &mut [f32], dims: &[usize], layout, positions| {
         cache
-            .apply_in_place(TensorViewMut::new(x, dims).unwrap(), layout, positions)
+            .rotate_in_place(
+                TensorViewMut::new(x, dims).unwrap(),
+                layout,
+                positions,
+                Direction::Forward,
+            )
             .unwrap_err()
     };
     // Past the cache: offset 8 with seq_len 3 needs position 10.
@@ -389,10 +395,11 @@ fn backward_matches_finite_differences() {
     };
     let mut grad = g.clone();
     cache
-        .backward_in_place(
+        .rotate_in_place(
             TensorViewMut::new(&mut grad, &dims).unwrap(),
             QkLayout::BatchSeqHeads,
             TokenPositions::Offset(40),
+            Direction::Backward,
         )
         .unwrap();
     let eps = 1e-6;
@@ -410,10 +417,11 @@ fn backward_matches_finite_differences() {
     // The inverse is not the backward when the attention factor is not 1.
     let mut inverse = g.clone();
     cache
-        .inverse_in_place(
+        .rotate_in_place(
             TensorViewMut::new(&mut inverse, &dims).unwrap(),
             QkLayout::BatchSeqHeads,
             TokenPositions::Offset(40),
+            Direction::Inverse,
         )
         .unwrap();
     assert!(inverse.iter().zip(&grad).any(|(a, b)| (a - b).abs() > 1e-3));

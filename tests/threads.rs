@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use tokenloom::embedding::{Embedding, EmbeddingConfig, EmbeddingOptions, GradSum, Init};
-use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
+use tokenloom::positions::{
+    Direction, QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions,
+};
 
 use tokenloom::tensor::{
     Accumulate, PARALLEL_MIN_BYTES, Par, Tensor, bf16, for_each_chunk_mut, matmul_transposed,
@@ -87,10 +89,21 @@ fn lookup_backward_rope_and_logits_do_not_depend_on_the_thread_count() {
             }
             let mut out = Tensor::<bf16>::zeros(q.dims()).unwrap();
             cache
-                .apply_into(&q, &mut out, layout, TokenPositions::Offset(0))
+                .rotate_into(
+                    &q,
+                    &mut out,
+                    layout,
+                    TokenPositions::Offset(0),
+                    Direction::Forward,
+                )
                 .unwrap();
             cache
-                .apply_in_place(q.view_mut(), layout, TokenPositions::Offset(0))
+                .rotate_in_place(
+                    q.view_mut(),
+                    layout,
+                    TokenPositions::Offset(0),
+                    Direction::Forward,
+                )
                 .unwrap();
             assert_eq!(bits(&out), bits(&q), "out of place differs from in place");
             rotated.push(bits(&q));

@@ -39,20 +39,8 @@ pub fn case(name: &str) -> Case {
     }
 }
 
-/// Swaps dimensions 1 and 2 of a rank-4 row-major tensor: `(a, b, c, d)` → `(a, c, b, d)`.
-pub fn swap_dims_1_2<T: Copy>(data: &[T], dims: [usize; 4]) -> Vec<T> {
-    let [a, b, c, d] = dims;
-    let mut out = Vec::with_capacity(data.len());
-    for i in 0..a {
-        for k in 0..c {
-            for j in 0..b {
-                let start = ((i * b + j) * c + k) * d;
-                out.extend_from_slice(&data[start..start + d]);
-            }
-        }
-    }
-    out
-}
+#[allow(unused_imports)] // each test binary uses its own part of this module
+pub use tokenloom_testkit::reference::swap_dims_1_2;
 
 /// The largest absolute value.
 pub fn max_abs(xs: &[f64]) -> f64 {

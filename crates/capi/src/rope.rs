@@ -4,7 +4,7 @@
 use std::ffi::{CStr, c_char};
 
 use tokenloom_positions::{
-    CacheFloat, QkLayout, RopeConfig, RopeLayout, RopeTables, TokenPositions,
+    CacheFloat, Direction, QkLayout, RopeConfig, RopeLayout, RopeTables, TokenPositions,
     convert_qk_layout_into, sinusoidal_into,
 };
 use tokenloom_tensor::Element;
@@ -275,26 +275,23 @@ impl Rotate {
         positions: TokenPositions<'_>,
     ) -> Result<(), Failure> {
         use TokenloomDirection as D;
+        let direction = match self.direction {
+            D::Forward => Direction::Forward,
+            D::Inverse => Direction::Inverse,
+            D::Backward => Direction::Backward,
+        };
         match &self.out {
             None => {
                 // SAFETY: the caller's contract; `check_disjoint` kept x apart from the
                 // tables and ids.
                 let x = unsafe { self.x.view_mut::<T>()? };
-                match self.direction {
-                    D::Forward => tables.apply_in_place(x, self.qk, positions)?,
-                    D::Inverse => tables.inverse_in_place(x, self.qk, positions)?,
-                    D::Backward => tables.backward_in_place(x, self.qk, positions)?,
-                }
+                tables.rotate_in_place(x, self.qk, positions, direction)?;
             }
             Some(out) => {
                 // SAFETY: the caller's contract; `check_disjoint` kept out apart from every
                 // input.
                 let (x, out) = unsafe { (self.x.view::<T>()?, out.view_mut::<T>()?) };
-                match self.direction {
-                    D::Forward => tables.apply_into(x, out, self.qk, positions)?,
-                    D::Inverse => tables.inverse_into(x, out, self.qk, positions)?,
-                    D::Backward => tables.backward_into(x, out, self.qk, positions)?,
-                }
+                tables.rotate_into(x, out, self.qk, positions, direction)?;
             }
         }
         Ok(())

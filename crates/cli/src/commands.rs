@@ -808,6 +808,11 @@ pub fn convert_layout(
     let from = match to {
         RopeLayout::HalfSplit => RopeLayout::Interleaved,
         RopeLayout::Interleaved => RopeLayout::HalfSplit,
+        other => {
+            return fail(format!(
+                "no checkpoint conversion to the {other:?} pair layout"
+            ));
+        }
     };
     let file = SafetensorsFile::open(input)?;
     let is_q = |n: &str| {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokenloom_positions::{
-    CacheFloat, QkLayout, RopeCache, RopeConfig, RopeScaling, TokenPositions,
+    CacheFloat, Direction, QkLayout, RopeCache, RopeConfig, RopeScaling, TokenPositions,
 };
 use tokenloom_tensor::{Element, Tensor, TensorViewMut};
 
@@ -221,8 +221,8 @@ impl<C: CacheFloat> LayerRotary<C> {
         let positions = TokenPositions::Ids(position_ids.view());
         match self.cache_for(max_position)? {
             Some(cache) => {
-                cache.apply_in_place(q.reborrow(), layout, positions)?;
-                cache.apply_in_place(k.reborrow(), layout, positions)?;
+                cache.rotate_in_place(q.reborrow(), layout, positions, Direction::Forward)?;
+                cache.rotate_in_place(k.reborrow(), layout, positions, Direction::Forward)?;
                 if self.positions.deinterleave_output {
                     let rotary_dim = cache.config().rotary_dim;
                     let head_dim = cache.config().head_dim;

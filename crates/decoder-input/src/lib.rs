@@ -65,10 +65,6 @@ pub use spec::{
 };
 pub use tables::{QuantizedHead, QuantizedTables, TokenTables};
 
-/// The former name of [`PretrainedModel`], kept for code written against it.
-#[deprecated(since = "0.1.0", note = "renamed to `PretrainedModel`")]
-pub type Pretrained<T, C = f32> = PretrainedModel<T, C>;
-
 pub use tokenloom_embedding as embedding;
 pub use tokenloom_positions as positions;
 pub use tokenloom_tensor as tensor;

@@ -1,7 +1,7 @@
 //! [`DecoderInputOutput`]: the hidden states entering the first block, and what attention
 //! needs beside them (position ids, mask, the per-layer rotation of q and k).
 
-use tokenloom_positions::{CacheFloat, QkLayout, RopeCache, TokenPositions};
+use tokenloom_positions::{CacheFloat, Direction, QkLayout, RopeCache, TokenPositions};
 use tokenloom_tensor::{Element, Tensor, TensorViewMut};
 
 use crate::batch::TokenBatch;
@@ -83,8 +83,8 @@ impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
             scheme: self.scheme,
         })?;
         let positions = TokenPositions::Ids(self.batch.position_ids().view());
-        rope.apply_in_place(q, layout, positions)?;
-        rope.apply_in_place(k, layout, positions)?;
+        rope.rotate_in_place(q, layout, positions, Direction::Forward)?;
+        rope.rotate_in_place(k, layout, positions, Direction::Forward)?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use tokenloom_tensor::{Element, Tensor};
 /// Serialized externally tagged (`{"variant": {...}}`), which both JSON and bincode
 /// support.
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PositionSchemeConfig {
     /// Rotary embeddings (the LLaMA default), applied to q/k inside attention.
     Rope {
@@ -51,6 +52,7 @@ impl PositionSchemeConfig {
 
 /// A built position scheme: the RoPE cache, or the table added to the embeddings.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum PositionEncoding<T, C> {
     /// RoPE: cos/sin for `[0, max_positions)`; nothing is added to the embeddings.
     Rope(RopeCache<C>),

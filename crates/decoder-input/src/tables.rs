@@ -6,6 +6,7 @@ use tokenloom_tensor::{Element, Tensor, TensorView, TokenId};
 
 /// The token-embedding table and output head of a [`DecoderInput`](crate::DecoderInput).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum TokenTables<T> {
     /// Dense tables in `T`: lookups, logits, backward and optimizer steps.
     Dense(EmbeddingAndHead<T>),
@@ -23,6 +24,7 @@ pub struct QuantizedTables<T> {
 
 /// The output head beside a quantized token table.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum QuantizedHead<T> {
     /// Tied: the logits are `h @ Eᵀ` over the quantized table itself.
     Tied,

@@ -14,7 +14,9 @@ use criterion::{
 };
 use tokenloom::embedding::{Embedding, QuantizedEmbedding};
 use tokenloom::io::{GgmlType, QuantizedMatrix, quantize_q8_0};
-use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
+use tokenloom::positions::{
+    Direction, QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions,
+};
 use tokenloom::tensor::{
     Accumulate, Element, Operand, Tensor, TensorViewMut, bf16, f16, for_each_chunk_mut, matmul_into,
 };
@@ -319,10 +321,11 @@ fn rope_kernels<T: Element>(
             g.bench_function(format!("apply_in_place_{name}_{layout_name}"), |b| {
                 b.iter(|| {
                     cache
-                        .apply_in_place(
+                        .rotate_in_place(
                             TensorViewMut::new(x, &dims).unwrap(),
                             layout,
                             TokenPositions::Offset(0),
+                            Direction::Forward,
                         )
                         .unwrap()
                 })

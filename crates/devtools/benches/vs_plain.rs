@@ -20,7 +20,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use rayon::ThreadPool;
 use tokenloom::embedding::{Embedding, EmbeddingOptions, GradSum};
-use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions};
+use tokenloom::positions::{
+    Direction, QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions,
+};
 use tokenloom::tensor::{
     Accumulate, Operand, Tensor, TensorViewMut, for_each_chunk_mut, matmul_into,
 };
@@ -304,11 +306,12 @@ fn rope_cases(data: &Data) -> Vec<Case<'_>> {
                 let out = TensorViewMut::new(out, &dims).unwrap();
                 cache
                     .tables()
-                    .apply_into(
+                    .rotate_into(
                         (&data.rope_x[..], dims),
                         out,
                         QkLayout::BatchSeqHeads,
                         TokenPositions::Offset(0),
+                        Direction::Forward,
                     )
                     .unwrap();
             });

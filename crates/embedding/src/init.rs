@@ -22,6 +22,7 @@ use crate::error::EmbeddingError;
 /// Serialized externally tagged (`{"variant": {...}}`), which both JSON and bincode
 /// support.
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum Init {
     /// N(`mean`, `std`²). `std` must be positive and finite.
     Normal {

@@ -87,9 +87,6 @@ pub use error::EmbeddingError;
 pub use grad::SparseGrad;
 pub use head::{EmbeddingAndHead, EmbeddingAndHeadGrads, LogitStdReport, TieOptions};
 
-/// The former name of [`EmbeddingAndHeadGrads`], kept for code written against it.
-#[deprecated(since = "0.1.0", note = "renamed to `EmbeddingAndHeadGrads`")]
-pub type Gradients<T> = EmbeddingAndHeadGrads<T>;
 pub use init::Init;
 pub use lookup::check_ids;
 pub use optim::{AdamW, Optimizer, Sgd};

@@ -6,6 +6,7 @@ use crate::error::EmbeddingError;
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum NormType {
     /// `(Σ|x|^p)^(1/p)`, `p > 0` (PyTorch's default is 2).
     P(f64),
@@ -81,6 +82,7 @@ pub struct EmbeddingOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum GradSum {
     /// Summed in `f64` in position order and rounded once to the gradient's dtype
     /// (divided by the count in `f64` with `scale_grad_by_freq`; added to the buffer in

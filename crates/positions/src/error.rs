@@ -150,17 +150,49 @@ pub enum PositionError {
         /// The type found.
         rope_type: String,
     },
-    /// A field with a value of the right type but an invalid meaning.
-    #[error("config field `{field}` is invalid: {reason}")]
+    /// A field with a value of the wrong type, out of range, or contradicting another.
+    #[error("config field `{field}` is invalid: {problem}")]
     ConfigBadValue {
         /// The field's path.
         field: String,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong with it.
+        problem: ConfigValueProblem,
     },
 
     // === From the tensor crate ===
     /// An error from the tensor crate (shapes, allocation).
     #[error(transparent)]
     Tensor(#[from] TensorError),
+}
+
+/// What is wrong with a config value ([`PositionError::ConfigBadValue`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigValueProblem {
+    /// A value of another JSON type than the field takes.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        /// What the field takes, e.g. `a number`.
+        expected: &'static str,
+        /// The value found, as JSON text.
+        found: String,
+    },
+    /// A number outside the field's range.
+    #[error("{value} is not in {range}")]
+    OutOfRange {
+        /// The value found.
+        value: f64,
+        /// The allowed range, e.g. `(0, 1]`.
+        range: &'static str,
+    },
+    /// A value that contradicts another field's.
+    #[error("{value} contradicts {other_field} {other_value}")]
+    Contradicts {
+        /// The value found, as JSON text.
+        value: String,
+        /// The other field's path.
+        other_field: String,
+        /// The other field's value, as JSON text.
+        other_value: String,
+    },
 }

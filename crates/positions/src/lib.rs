@@ -2,7 +2,9 @@
 //! tables.
 //!
 //! ```
-//! use tokenloom_positions::{TokenPositions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+//! use tokenloom_positions::{
+//!     Direction, QkLayout, RopeCache, RopeConfig, RopeLayout, TokenPositions,
+//! };
 //! use tokenloom_tensor::Tensor;
 //!
 //! // head_dim 16, base 10000, pairs half-split (as HuggingFace checkpoints).
@@ -14,7 +16,8 @@
 //! // Rotate q of shape (batch, n_heads, seq_len, head_dim) in place, positions 5..8.
 //! let mut q = Tensor::<f32>::zeros(&[1, 4, 3, 16])?;
 //! q.as_mut_slice().fill(1.0);
-//! cache.apply_in_place(q.view_mut(), QkLayout::BatchHeadsSeq, TokenPositions::Offset(5))?;
+//! let at_5 = TokenPositions::Offset(5);
+//! cache.rotate_in_place(q.view_mut(), QkLayout::BatchHeadsSeq, at_5, Direction::Forward)?;
 //! # Ok::<(), tokenloom_positions::PositionError>(())
 //! ```
 //!
@@ -24,8 +27,8 @@
 //!   query/key pairs inside attention, so `q_m · k_n` depends on `m − n`. Both pair
 //!   layouts ([`RopeLayout::Interleaved`] as Meta/GGUF, [`RopeLayout::HalfSplit`] as
 //!   HuggingFace), partial rotary, every HuggingFace scaling variant ([`RopeScaling`]),
-//!   both q/k tensor layouts ([`QkLayout`]), offsets and explicit position ids, inverse
-//!   and backward, and checkpoint conversion between layouts ([`convert_qk_layout`]).
+//!   both q/k tensor layouts ([`QkLayout`]), offsets and explicit position ids, forward,
+//!   inverse and backward ([`Direction`]), and checkpoint conversion between layouts ([`convert_qk_layout`]).
 //!   Angles are computed in `f64`, reduced modulo 2π, and stored as `f32` or `f64`; never
 //!   in half precision.
 //! - **Absolute** encodings ([`sinusoidal_table`]; learned tables are composed in
@@ -51,16 +54,11 @@ mod rope;
 mod rope_section;
 mod sinusoidal;
 
-pub use error::PositionError;
+pub use error::{ConfigValueProblem, PositionError};
 pub use rope::{
-    CacheFloat, Llama3Scaling, LongRopeScaling, QkLayout, RopeCache, RopeConfig, RopeLayout,
-    RopeScaling, RopeTables, TokenPositions, YarnScaling, convert_qk_layout,
+    CacheFloat, Direction, Llama3Scaling, LongRopeScaling, QkLayout, RopeCache, RopeConfig,
+    RopeLayout, RopeScaling, RopeTables, TokenPositions, YarnScaling, convert_qk_layout,
     convert_qk_layout_into, cos_sin, reduce_angle,
 };
 pub use rope_section::{RopeSection, parse_rope_section};
 pub use sinusoidal::{Sinusoidal, SinusoidalVariant, sinusoidal_into, sinusoidal_table};
-
-/// The former name of [`TokenPositions`], kept so that code written against it (such as
-/// the shared benchmark harness's adapter) still builds, with a deprecation warning.
-#[deprecated(since = "0.1.0", note = "renamed to `TokenPositions`")]
-pub type Positions<'a> = TokenPositions<'a>;

@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::PositionError;
+use crate::error::{ConfigValueProblem, PositionError};
 use crate::rope::{
     Llama3Scaling, LongRopeScaling, RopeConfig, RopeLayout, RopeScaling, YarnScaling,
 };
@@ -41,11 +41,21 @@ fn missing(field: &str) -> PositionError {
     }
 }
 
-fn bad(field: &str, reason: impl Into<String>) -> PositionError {
+fn bad(field: &str, problem: ConfigValueProblem) -> PositionError {
     PositionError::ConfigBadValue {
         field: field.to_owned(),
-        reason: reason.into(),
+        problem,
     }
+}
+
+fn wrong_type(field: &str, expected: &'static str, found: &Value) -> PositionError {
+    bad(
+        field,
+        ConfigValueProblem::WrongType {
+            expected,
+            found: found.to_string(),
+        },
+    )
 }
 
 /// A field that is present and not `null`.
@@ -55,10 +65,7 @@ fn field<'a>(obj: &'a Object, key: &str) -> Option<&'a Value> {
 
 fn get_f64(obj: &Object, key: &str, path: &str) -> Result<Option<f64>, PositionError> {
     field(obj, key)
-        .map(|v| {
-            v.as_f64()
-                .ok_or_else(|| bad(path, format!("expected a number, found {v}")))
-        })
+        .map(|v| v.as_f64().ok_or_else(|| wrong_type(path, "a number", v)))
         .transpose()
 }
 
@@ -67,7 +74,7 @@ fn get_usize(obj: &Object, key: &str, path: &str) -> Result<Option<usize>, Posit
         .map(|v| {
             v.as_u64()
                 .and_then(|x| usize::try_from(x).ok())
-                .ok_or_else(|| bad(path, format!("expected a non-negative integer, found {v}")))
+                .ok_or_else(|| wrong_type(path, "a non-negative integer", v))
         })
         .transpose()
 }
@@ -76,7 +83,7 @@ fn get_bool(obj: &Object, key: &str, path: &str) -> Result<Option<bool>, Positio
     field(obj, key)
         .map(|v| {
             v.as_bool()
-                .ok_or_else(|| bad(path, format!("expected true or false, found {v}")))
+                .ok_or_else(|| wrong_type(path, "true or false", v))
         })
         .transpose()
 }
@@ -86,7 +93,7 @@ fn get_f64_list(obj: &Object, key: &str, path: &str) -> Result<Option<Vec<f64>>,
         .map(|v| {
             v.as_array()
                 .and_then(|a| a.iter().map(Value::as_f64).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| bad(path, "expected a list of numbers"))
+                .ok_or_else(|| wrong_type(path, "a list of numbers", v))
         })
         .transpose()
 }
@@ -150,11 +157,18 @@ pub fn parse_rope_section(
     };
     let rope_type = match (field(params, "rope_type"), field(params, "type")) {
         (Some(a), Some(b)) if a != b => {
-            return Err(bad(&path("type"), format!("{b} contradicts rope_type {a}")));
+            return Err(bad(
+                &path("type"),
+                ConfigValueProblem::Contradicts {
+                    value: b.to_string(),
+                    other_field: path("rope_type"),
+                    other_value: a.to_string(),
+                },
+            ));
         }
         (Some(t), _) | (None, Some(t)) => t
             .as_str()
-            .ok_or_else(|| bad(&path("rope_type"), format!("expected a string, found {t}")))?
+            .ok_or_else(|| wrong_type(&path("rope_type"), "a string", t))?
             .to_owned(),
         (None, None)
             if params
@@ -175,7 +189,10 @@ pub fn parse_rope_section(
     if !(partial > 0.0 && partial <= 1.0) {
         return Err(bad(
             &path("partial_rotary_factor"),
-            format!("{partial} is not in (0, 1]"),
+            ConfigValueProblem::OutOfRange {
+                value: partial,
+                range: "(0, 1]",
+            },
         ));
     }
     let num = |key: &str| get_f64(params, key, &path(key));
@@ -189,7 +206,11 @@ pub fn parse_rope_section(
         match (inner, top_original) {
             (Some(a), Some(b)) if a != b => Err(bad(
                 &path("original_max_position_embeddings"),
-                format!("{a} contradicts the top-level original_max_position_embeddings {b}"),
+                ConfigValueProblem::Contradicts {
+                    value: a.to_string(),
+                    other_field: "original_max_position_embeddings".to_owned(),
+                    other_value: b.to_string(),
+                },
             )),
             (Some(a), _) | (None, Some(a)) => Ok(a),
             (None, None) => Ok(max_position_embeddings),

@@ -46,6 +46,7 @@ pub fn sinusoidal_table<T: Element>(
 /// Which sinusoidal table: the frequencies and where the sines and cosines go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum SinusoidalVariant {
     /// Vaswani et al. §3.5 (and HuggingFace's DistilBERT): `PE[p, 2i] = sin(p·ω_i)`,
     /// `PE[p, 2i+1] = cos(p·ω_i)`, `ω_i = base^(−2i/n_embd)`; an odd `n_embd` has one

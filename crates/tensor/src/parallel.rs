@@ -10,6 +10,7 @@ use std::cell::Cell;
 /// Whether kernels may split their work across threads (faer's `Par`, scoped by
 /// [`with_par`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Par {
     /// Everything on the calling thread.
     Seq,

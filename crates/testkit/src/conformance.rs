@@ -11,7 +11,7 @@ use tokenloom_positions::{
 };
 use tokenloom_tensor::Tensor;
 
-use crate::reference::{ReferenceCase, embedded, first_mismatch};
+use crate::reference::{ReferenceCase, embedded, first_mismatch, swap_dims_1_2};
 use crate::strategies::{
     BackwardCase, LookupCase, RopeCase, backward_case, lookup_case, rope_case,
 };
@@ -245,20 +245,6 @@ pub fn check_embedding_backward(
     )
 }
 
-/// Swaps dimensions 1 and 2 of a rank-4 tensor.
-fn swap_1_2(x: &[f64], [a, b, c, d]: [usize; 4]) -> Vec<f64> {
-    let mut out = Vec::with_capacity(x.len());
-    for i in 0..a {
-        for k in 0..c {
-            for j in 0..b {
-                let start = ((i * b + j) * c + k) * d;
-                out.extend_from_slice(&x[start..start + d]);
-            }
-        }
-    }
-    out
-}
-
 /// Checks a RoPE implementation `(config, x (batch, seq_len, n_heads, head_dim), position
 /// ids (batch, seq_len)) → rotated x` in f64 against HuggingFace (half-split) and Meta
 /// (interleaved) reference vectors, and against tokenloom on generated cases covering
@@ -297,11 +283,13 @@ pub fn check_rope(
         ] {
             let (shape, x) = case.tensor(input);
             let dims: [usize; 4] = shape.as_slice().try_into().expect("rank 4");
-            let x_bshd =
-                Tensor::from_vec(swap_1_2(&x, dims), &[dims[0], dims[2], dims[1], dims[3]])
-                    .expect("shape");
+            let x_bshd = Tensor::from_vec(
+                swap_dims_1_2(&x, dims),
+                &[dims[0], dims[2], dims[1], dims[3]],
+            )
+            .expect("shape");
             let got = rope(&config, &x_bshd, &ids);
-            let got = swap_1_2(got.as_slice(), [dims[0], dims[2], dims[1], dims[3]]);
+            let got = swap_dims_1_2(got.as_slice(), [dims[0], dims[2], dims[1], dims[3]]);
             let (_, want) = case.tensor(expected);
             if let Some((i, g, w)) = first_mismatch(&got, &want, case.f64("tolerance/abs")) {
                 return Err(reference_failure(

@@ -196,3 +196,25 @@ pub(crate) fn embedded(name: &str) -> ReferenceCase {
     };
     ReferenceCase::parse(name, text)
 }
+
+/// Swaps dimensions 1 and 2 of a rank-4 row-major tensor: `(a, b, c, d)` → `(a, c, b, d)`,
+/// e.g. q/k between `(batch, seq_len, n_heads, head_dim)` and
+/// `(batch, n_heads, seq_len, head_dim)`. A plain loop, independent of the library's own
+/// `convert_qk_layout`, so the tests can check one against the other.
+///
+/// # Panics
+///
+/// When `data` is shorter than `a·b·c·d` (test harness only).
+#[must_use]
+pub fn swap_dims_1_2<T: Copy>(data: &[T], [a, b, c, d]: [usize; 4]) -> Vec<T> {
+    let mut out = Vec::with_capacity(data.len());
+    for i in 0..a {
+        for k in 0..c {
+            for j in 0..b {
+                let start = ((i * b + j) * c + k) * d;
+                out.extend_from_slice(&data[start..start + d]);
+            }
+        }
+    }
+    out
+}

@@ -17,20 +17,6 @@ use crate::model_config::{GgufModelConfig, missing_key};
 /// The tensor of llama.cpp's precomputed RoPE frequency factors.
 pub(crate) const ROPE_FREQS: &str = "rope_freqs.weight";
 
-/// A GGUF value's type, for messages.
-fn type_name(value: &GgufValue) -> &'static str {
-    match value {
-        GgufValue::Uint(_) => "an unsigned integer",
-        GgufValue::Int(_) => "a signed integer",
-        GgufValue::Float(_) => "a float",
-        GgufValue::Bool(_) => "a bool",
-        GgufValue::String(_) => "a string",
-        GgufValue::NumberArray(_) | GgufValue::StringArray(_) | GgufValue::OpaqueArray { .. } => {
-            "an array"
-        }
-    }
-}
-
 /// Typed reads of `{arch}.*` keys: absent is `None`, a value of another type is
 /// [`DecoderInputError::BadValue`] naming key, expected and found type.
 struct Keys<'a> {
@@ -45,7 +31,7 @@ impl Keys<'_> {
             value: format!(
                 "{} ({})",
                 super::json::truncate(&format!("{value:?}")),
-                type_name(value)
+                value.type_name()
             ),
             expected,
         }

@@ -19,6 +19,7 @@ use tokenloom_positions::RopeLayout;
 
 /// llama.cpp's `llama_rope_type` for an architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GgufRopeType {
     /// `LLAMA_ROPE_TYPE_NONE`: the architecture has no rotary embedding.
     None,

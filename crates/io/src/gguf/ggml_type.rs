@@ -2,6 +2,7 @@
 
 /// A GGML tensor type, by its GGUF type id (ggml.h's `ggml_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum GgmlType {
     /// 32-bit float (id 0).
     F32,
@@ -90,9 +91,10 @@ impl GgmlType {
     }
 
     /// `(elements per block, bytes per block)`, for every type tokenloom can read (and a
-    /// few it can only size: Q8_1, Q8_K).
+    /// few it can only size: Q8_1, Q8_K): the one table of block sizes, which the
+    /// quantized codecs read at compile time.
     #[must_use]
-    pub fn block_layout(self) -> Option<(u64, u64)> {
+    pub const fn block_layout(self) -> Option<(u64, u64)> {
         Some(match self {
             GgmlType::F32 => (1, 4),
             GgmlType::F16 | GgmlType::BF16 => (1, 2),

@@ -24,6 +24,7 @@ const MAX_DIMS: u32 = 4;
 /// A GGUF metadata value. Numeric and string arrays (tokenizer vocabularies, scores,
 /// merges) keep their elements; arrays of booleans or of arrays are only counted.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum GgufValue {
     /// An unsigned integer (u8, u16, u32 or u64).
     Uint(u64),
@@ -47,6 +48,21 @@ pub enum GgufValue {
 }
 
 impl GgufValue {
+    /// The value's type in words, for messages: `an unsigned integer`, `a string`, ….
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            GgufValue::Uint(_) => "an unsigned integer",
+            GgufValue::Int(_) => "a signed integer",
+            GgufValue::Float(_) => "a float",
+            GgufValue::Bool(_) => "a bool",
+            GgufValue::String(_) => "a string",
+            GgufValue::NumberArray(_)
+            | GgufValue::StringArray(_)
+            | GgufValue::OpaqueArray { .. } => "an array",
+        }
+    }
+
     /// The value as an unsigned integer, if it is a non-negative integer.
     #[must_use]
     pub fn as_u64(&self) -> Option<u64> {

@@ -5,6 +5,7 @@ use super::read::MAGIC;
 
 /// A metadata value to write with [`gguf_bytes`].
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum GgufWriteValue {
     /// A `u32`.
     U32(u32),

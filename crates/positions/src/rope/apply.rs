@@ -35,6 +35,7 @@ impl QkLayout {
 
 /// The absolute position of each token.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum TokenPositions<'a> {
     /// Every batch row holds positions `offset .. offset + seq_len`: prefill (offset 0) or
     /// KV-cache decoding (offset = tokens already cached), as Meta's `start_pos`.
@@ -44,15 +45,18 @@ pub enum TokenPositions<'a> {
     Ids(TensorView<'a, u32>),
 }
 
-/// Which map to apply. With `R` the rotation and `s` the attention factor, the forward
-/// map is `x ↦ s·R(θ)x`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Direction {
-    /// `s·R(θ)`.
+/// Which map a rotation applies. With `R(θ)` the rotation by `position·θ` and `s` the
+/// attention factor, the forward map is `x ↦ s·R(θ)·x`.
+///
+/// The C API's `tokenloom_rope(…, direction)` takes the same three values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// `x ← s·R(θ)·x`: RoPE as a model applies it to q and k.
     Forward,
-    /// The transpose `s·R(−θ)`: maps the gradient of the output to that of the input.
+    /// The transpose `s·R(−θ)`: maps the gradient of the forward map's output to that of
+    /// its input (equal to the inverse only when `s = 1`).
     Backward,
-    /// The inverse `R(−θ)/s`.
+    /// The inverse `R(−θ)/s`: recovers `x` from the rotated tensor.
     Inverse,
 }
 
@@ -70,7 +74,7 @@ enum Direction {
 /// # Examples
 ///
 /// ```
-/// use tokenloom_positions::{TokenPositions, QkLayout, RopeLayout, RopeTables};
+/// use tokenloom_positions::{Direction, TokenPositions, QkLayout, RopeLayout, RopeTables};
 ///
 /// // The caller's own f32 tables for 3 positions and one pair (rotary_dim = 2).
 /// let cos = [1.0f32, 0.0, -1.0];
@@ -80,7 +84,13 @@ enum Direction {
 /// // x of shape (batch 1, seq_len 2, n_heads 1, head_dim 2) → out, x kept.
 /// let x = [1.0f32, 0.0, 1.0, 0.0];
 /// let mut out = [0.0f32; 4];
-/// tables.apply_into((&x[..], [1, 2, 1, 2]), (&mut out[..], [1, 2, 1, 2]), QkLayout::BatchSeqHeads, TokenPositions::Offset(1))?;
+/// tables.rotate_into(
+///     (&x[..], [1, 2, 1, 2]),
+///     (&mut out[..], [1, 2, 1, 2]),
+///     QkLayout::BatchSeqHeads,
+///     TokenPositions::Offset(1),
+///     Direction::Forward,
+/// )?;
 /// assert_eq!(out, [0.0, 1.0, -1.0, 0.0]); // positions 1 and 2: a quarter and a half turn
 /// # Ok::<(), tokenloom_positions::PositionError>(())
 /// ```
@@ -164,8 +174,9 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         self.layout
     }
 
-    /// Rotates `x` in place: `x ← s·R(position·θ)·x` on the first `rotary_dim` elements
-    /// of every head.
+    /// Rotates `x` in place by `direction` on the first `rotary_dim` elements of every
+    /// head ([`Direction::Forward`] is RoPE as a model applies it: `x ← s·R(position·θ)·x`);
+    /// the rest of each head is unchanged.
     ///
     /// `f16`/`bf16` activations are widened to the table precision `C`, rotated, and
     /// rounded once. An `f64` activation with `f32` tables is rotated in `f32`.
@@ -182,28 +193,62 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
     /// [`PositionError::PositionIdsShape`] for ids of another shape, and
     /// [`PositionError::PositionOutOfRange`] for a position past the tables. Nothing is
     /// written unless every check passes.
+    pub fn rotate_in_place<'x, T: Element>(
+        &self,
+        x: impl TensorLikeMut<'x, T>,
+        layout: QkLayout,
+        positions: TokenPositions<'_>,
+        direction: Direction,
+    ) -> Result<(), PositionError> {
+        self.rotate(x.try_view_mut()?, None, layout, positions, direction)
+    }
+
+    /// [`rotate_in_place`](RopeTables::rotate_in_place) from `x` into `out` (same shape)
+    /// in one pass, leaving `x` as it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`rotate_in_place`](RopeTables::rotate_in_place), and
+    /// [`PositionError::OutputShape`] when `out`'s shape is not `x`'s.
+    pub fn rotate_into<'x, 'o, T: Element>(
+        &self,
+        x: impl TensorLike<'x, T>,
+        out: impl TensorLikeMut<'o, T>,
+        layout: QkLayout,
+        positions: TokenPositions<'_>,
+        direction: Direction,
+    ) -> Result<(), PositionError> {
+        let (x, out) = check_out(x, out)?;
+        self.rotate(out, Some(x), layout, positions, direction)
+    }
+
+    /// The former name of `rotate_in_place(x, layout, positions, Direction::Forward)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`rotate_in_place`](RopeTables::rotate_in_place).
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `rotate_in_place(x, layout, positions, Direction::Forward)`"
+    )]
     pub fn apply_in_place<'x, T: Element>(
         &self,
         x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
         positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
-        self.rotate(
-            x.try_view_mut()?,
-            None,
-            layout,
-            positions,
-            Direction::Forward,
-        )
+        self.rotate_in_place(x, layout, positions, Direction::Forward)
     }
 
-    /// [`apply_in_place`](RopeTables::apply_in_place) from `x` into `out` (same shape) in
-    /// one pass, leaving `x` as it is.
+    /// The former name of `rotate_into(x, out, layout, positions, Direction::Forward)`.
     ///
     /// # Errors
     ///
-    /// As [`apply_in_place`](RopeTables::apply_in_place), and
-    /// [`PositionError::OutputShape`] when `out`'s shape is not `x`'s.
+    /// As [`rotate_into`](RopeTables::rotate_into).
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `rotate_into(x, out, layout, positions, Direction::Forward)`"
+    )]
     pub fn apply_into<'x, 'o, T: Element>(
         &self,
         x: impl TensorLike<'x, T>,
@@ -211,82 +256,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         layout: QkLayout,
         positions: TokenPositions<'_>,
     ) -> Result<(), PositionError> {
-        let (x, out) = check_out(x, out)?;
-        self.rotate(out, Some(x), layout, positions, Direction::Forward)
-    }
-
-    /// Undoes [`apply_in_place`](RopeTables::apply_in_place): `x ← R(−position·θ)·x / s`.
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_in_place`](RopeTables::apply_in_place).
-    pub fn inverse_in_place<'x, T: Element>(
-        &self,
-        x: impl TensorLikeMut<'x, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        self.rotate(
-            x.try_view_mut()?,
-            None,
-            layout,
-            positions,
-            Direction::Inverse,
-        )
-    }
-
-    /// [`inverse_in_place`](RopeTables::inverse_in_place) from `x` into `out`.
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_into`](RopeTables::apply_into).
-    pub fn inverse_into<'x, 'o, T: Element>(
-        &self,
-        x: impl TensorLike<'x, T>,
-        out: impl TensorLikeMut<'o, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        let (x, out) = check_out(x, out)?;
-        self.rotate(out, Some(x), layout, positions, Direction::Inverse)
-    }
-
-    /// Backward of [`apply_in_place`](RopeTables::apply_in_place), in place: the map is
-    /// linear with matrix `s·R(θ)`, so the gradient of its input is the transpose
-    /// `s·R(−θ)` of the gradient of its output (equal to the inverse only when `s = 1`).
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_in_place`](RopeTables::apply_in_place).
-    pub fn backward_in_place<'g, T: Element>(
-        &self,
-        grad: impl TensorLikeMut<'g, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        self.rotate(
-            grad.try_view_mut()?,
-            None,
-            layout,
-            positions,
-            Direction::Backward,
-        )
-    }
-
-    /// [`backward_in_place`](RopeTables::backward_in_place) from `grad` into `out`.
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_into`](RopeTables::apply_into).
-    pub fn backward_into<'g, 'o, T: Element>(
-        &self,
-        grad: impl TensorLike<'g, T>,
-        out: impl TensorLikeMut<'o, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        let (grad, out) = check_out(grad, out)?;
-        self.rotate(out, Some(grad), layout, positions, Direction::Backward)
+        self.rotate_into(x, out, layout, positions, Direction::Forward)
     }
 
     /// Rotates `dst` in place, or — with `src` — rotates `src` into `dst` (same shape,
@@ -516,12 +486,8 @@ impl<C: CacheFloat> RopeCache<C> {
         }
     }
 
-    /// Rotates `x` in place: `x ← s·R(position·θ)·x` on the first `rotary_dim` elements of
-    /// every head; the rest of each head is unchanged ([`RopeTables::apply_in_place`] on
-    /// [`tables`](RopeCache::tables)).
-    ///
-    /// `f16`/`bf16` activations are widened to the cache precision `C`, rotated, and
-    /// rounded once. An `f64` activation with an `f32` cache is rotated in `f32`.
+    /// [`RopeTables::rotate_in_place`] on [`tables`](RopeCache::tables), after checking
+    /// that `x`'s heads are this cache's `head_dim` wide.
     ///
     /// # Shapes
     ///
@@ -531,59 +497,65 @@ impl<C: CacheFloat> RopeCache<C> {
     /// # Errors
     ///
     /// [`PositionError::QkShape`] for a tensor that is not rank 4 with the configured
-    /// `head_dim`, [`PositionError::PositionIdsShape`] for ids of another shape, and
-    /// [`PositionError::PositionOutOfRange`] for a position past the cache. Nothing is
-    /// written unless every check passes.
+    /// `head_dim`, and the errors of [`RopeTables::rotate_in_place`].
     ///
     /// # Examples
     ///
     /// ```
-    /// use tokenloom_positions::{TokenPositions, QkLayout, RopeCache, RopeConfig, RopeLayout};
+    /// use tokenloom_positions::{Direction, TokenPositions, QkLayout, RopeCache, RopeConfig, RopeLayout};
     /// use tokenloom_tensor::Tensor;
     ///
     /// let cache = RopeCache::<f32>::new(&RopeConfig::new(4, 10000.0, RopeLayout::Interleaved), 8)?;
     /// // One token, one head, q = (1, 0, 1, 0) at position 2.
     /// let mut q = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 0.0], &[1, 1, 1, 4])?;
-    /// cache.apply_in_place(&mut q, QkLayout::BatchSeqHeads, TokenPositions::Offset(2))?;
+    /// let at_2 = TokenPositions::Offset(2);
+    /// cache.rotate_in_place(&mut q, QkLayout::BatchSeqHeads, at_2, Direction::Forward)?;
     /// assert_eq!(q.as_slice()[0], 2f32.cos()); // the first pair turns by 2 radians
     /// assert_eq!(q.as_slice()[1], 2f32.sin());
+    /// cache.rotate_in_place(&mut q, QkLayout::BatchSeqHeads, at_2, Direction::Inverse)?;
+    /// assert!((q.as_slice()[0] - 1.0).abs() < 1e-6);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn apply_in_place<'x, T: Element>(
+    pub fn rotate_in_place<'x, T: Element>(
         &self,
         x: impl TensorLikeMut<'x, T>,
         layout: QkLayout,
         positions: TokenPositions<'_>,
+        direction: Direction,
     ) -> Result<(), PositionError> {
         let x = x.try_view_mut()?;
         self.check_head_dim(x.shape(), layout)?;
-        self.tables().apply_in_place(x, layout, positions)
+        self.tables()
+            .rotate_in_place(x, layout, positions, direction)
     }
 
-    /// [`apply_in_place`](RopeCache::apply_in_place) from `x` into `out` (same shape) in
-    /// one pass, leaving `x` as it is.
+    /// [`RopeTables::rotate_into`] on [`tables`](RopeCache::tables), after checking
+    /// that `x`'s heads are this cache's `head_dim` wide.
     ///
     /// # Errors
     ///
-    /// As [`apply_in_place`](RopeCache::apply_in_place), and
+    /// As [`rotate_in_place`](RopeCache::rotate_in_place), and
     /// [`PositionError::OutputShape`] when `out`'s shape is not `x`'s.
-    pub fn apply_into<'x, 'o, T: Element>(
+    pub fn rotate_into<'x, 'o, T: Element>(
         &self,
         x: impl TensorLike<'x, T>,
         out: impl TensorLikeMut<'o, T>,
         layout: QkLayout,
         positions: TokenPositions<'_>,
+        direction: Direction,
     ) -> Result<(), PositionError> {
         let x = x.try_view()?;
         self.check_head_dim(x.shape(), layout)?;
-        self.tables().apply_into(x, out, layout, positions)
+        self.tables()
+            .rotate_into(x, out, layout, positions, direction)
     }
 
-    /// Out-of-place [`apply_in_place`](RopeCache::apply_in_place) into a fresh tensor.
+    /// RoPE forward into a fresh tensor: the owned convenience over
+    /// [`rotate_into`](RopeCache::rotate_into) with [`Direction::Forward`].
     ///
     /// # Errors
     ///
-    /// As [`apply_in_place`](RopeCache::apply_in_place), and allocation errors.
+    /// As [`rotate_into`](RopeCache::rotate_into), and allocation errors.
     pub fn apply<'x, T: Element>(
         &self,
         x: impl TensorLike<'x, T>,
@@ -595,76 +567,7 @@ impl<C: CacheFloat> RopeCache<C> {
             try_filled(x.shape().elem_count(), T::zero(), "RopeCache::apply")?,
             x.shape(),
         )?;
-        self.apply_into(x, &mut out, layout, positions)?;
+        self.rotate_into(x, &mut out, layout, positions, Direction::Forward)?;
         Ok(out)
-    }
-
-    /// Undoes [`apply_in_place`](RopeCache::apply_in_place): `x ← R(−position·θ)·x / s`.
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_in_place`](RopeCache::apply_in_place).
-    pub fn inverse_in_place<'x, T: Element>(
-        &self,
-        x: impl TensorLikeMut<'x, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        let x = x.try_view_mut()?;
-        self.check_head_dim(x.shape(), layout)?;
-        self.tables().inverse_in_place(x, layout, positions)
-    }
-
-    /// [`inverse_in_place`](RopeCache::inverse_in_place) from `x` into `out`.
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_into`](RopeCache::apply_into).
-    pub fn inverse_into<'x, 'o, T: Element>(
-        &self,
-        x: impl TensorLike<'x, T>,
-        out: impl TensorLikeMut<'o, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        let x = x.try_view()?;
-        self.check_head_dim(x.shape(), layout)?;
-        self.tables().inverse_into(x, out, layout, positions)
-    }
-
-    /// Backward of [`apply_in_place`](RopeCache::apply_in_place): turns the gradient with
-    /// respect to the rotated tensor into the gradient with respect to its input, in
-    /// place. The map is linear with matrix `s·R(θ)`, so its gradient is the transpose
-    /// `s·R(−θ)` (equal to the inverse only when `s = 1`).
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_in_place`](RopeCache::apply_in_place).
-    pub fn backward_in_place<'g, T: Element>(
-        &self,
-        grad: impl TensorLikeMut<'g, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        let grad = grad.try_view_mut()?;
-        self.check_head_dim(grad.shape(), layout)?;
-        self.tables().backward_in_place(grad, layout, positions)
-    }
-
-    /// [`backward_in_place`](RopeCache::backward_in_place) from `grad` into `out`.
-    ///
-    /// # Errors
-    ///
-    /// As [`apply_into`](RopeCache::apply_into).
-    pub fn backward_into<'g, 'o, T: Element>(
-        &self,
-        grad: impl TensorLike<'g, T>,
-        out: impl TensorLikeMut<'o, T>,
-        layout: QkLayout,
-        positions: TokenPositions<'_>,
-    ) -> Result<(), PositionError> {
-        let grad = grad.try_view()?;
-        self.check_head_dim(grad.shape(), layout)?;
-        self.tables().backward_into(grad, out, layout, positions)
     }
 }

@@ -12,6 +12,7 @@ use crate::error::PositionError;
 /// serialized configs); `half_split`, the spelling of earlier versions, is still read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RopeLayout {
     /// Pairs `(x[2i], x[2i+1])`: Meta's reference `model.py`, GPT-J, ggml `NORMAL`, GGUF
     /// LLaMA checkpoints.

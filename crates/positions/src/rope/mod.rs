@@ -12,7 +12,7 @@ mod kernel;
 mod permute;
 mod scaling;
 
-pub use apply::{QkLayout, RopeTables, TokenPositions};
+pub use apply::{Direction, QkLayout, RopeTables, TokenPositions};
 pub use cache::{CacheFloat, RopeCache, cos_sin, reduce_angle};
 pub use config::{RopeConfig, RopeLayout};
 pub use permute::{convert_qk_layout, convert_qk_layout_into};

@@ -17,6 +17,7 @@ use crate::error::PositionError;
 /// Serialized externally tagged (`{"variant": {...}}`), which both JSON and bincode
 /// support.
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RopeScaling {
     /// No scaling (`rope_type = "default"`).
     #[serde(rename = "default")]

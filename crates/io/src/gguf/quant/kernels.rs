@@ -114,14 +114,21 @@ pub(super) fn dot_row<F: Format>(bytes: &[u8], a: &[f32], scratch: &mut [f32], o
     dot_portable::<F>(bytes, a, scratch, out);
 }
 
-/// Declares a zero-sized [`Format`] for a block decoder.
+/// Declares a zero-sized [`Format`] for a block decoder; its block size comes from the
+/// one table of them, [`GgmlType::block_layout`](crate::gguf::GgmlType::block_layout).
 macro_rules! format {
-    ($name:ident, $elems:expr, $bytes:expr, $decode:path) => {
+    ($name:ident, $qtype:expr, $decode:path) => {
         #[doc = concat!("The `", stringify!($decode), "` block format.")]
         pub(super) struct $name;
         impl $crate::gguf::quant::kernels::Format for $name {
-            const BLOCK_ELEMS: usize = $elems;
-            const BLOCK_BYTES: usize = $bytes;
+            const BLOCK_ELEMS: usize = match $qtype.block_layout() {
+                Some((elems, _)) => elems as usize,
+                None => panic!("a quantized format without a block layout"),
+            };
+            const BLOCK_BYTES: usize = match $qtype.block_layout() {
+                Some((_, bytes)) => bytes as usize,
+                None => panic!("a quantized format without a block layout"),
+            };
             #[inline(always)]
             fn decode(block: &[u8], out: &mut [f32]) {
                 $decode(block, out)

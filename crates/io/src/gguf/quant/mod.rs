@@ -25,18 +25,18 @@ use crate::error::IoError;
 
 use kernels::{DecodeRow, DotRow, Format, format};
 
-format!(Q4_0, 32, 18, legacy::q4_0);
-format!(Q4_1, 32, 20, legacy::q4_1);
-format!(Q5_0, 32, 22, legacy::q5_0);
-format!(Q5_1, 32, 24, legacy::q5_1);
-format!(Q8_0, 32, 34, legacy::q8_0);
-format!(Q2K, 256, 84, k_quants::q2_k);
-format!(Q3K, 256, 110, k_quants::q3_k);
-format!(Q4K, 256, 144, k_quants::q4_k);
-format!(Q5K, 256, 176, k_quants::q5_k);
-format!(Q6K, 256, 210, k_quants::q6_k);
-format!(IQ4NL, 32, 18, iq4::iq4_nl);
-format!(IQ4XS, 256, 136, iq4::iq4_xs);
+format!(Q4_0, GgmlType::Q4_0, legacy::q4_0);
+format!(Q4_1, GgmlType::Q4_1, legacy::q4_1);
+format!(Q5_0, GgmlType::Q5_0, legacy::q5_0);
+format!(Q5_1, GgmlType::Q5_1, legacy::q5_1);
+format!(Q8_0, GgmlType::Q8_0, legacy::q8_0);
+format!(Q2K, GgmlType::Q2K, k_quants::q2_k);
+format!(Q3K, GgmlType::Q3K, k_quants::q3_k);
+format!(Q4K, GgmlType::Q4K, k_quants::q4_k);
+format!(Q5K, GgmlType::Q5K, k_quants::q5_k);
+format!(Q6K, GgmlType::Q6K, k_quants::q6_k);
+format!(IQ4NL, GgmlType::IQ4NL, iq4::iq4_nl);
+format!(IQ4XS, GgmlType::IQ4XS, iq4::iq4_xs);
 
 /// The row kernels of one format (see [`kernels`]).
 #[derive(Clone, Copy)]
@@ -111,10 +111,6 @@ impl BlockCodec {
             GgmlType::IQ4XS => Kernels::of::<IQ4XS>(),
             _ => return None,
         };
-        debug_assert_eq!(
-            qtype.block_layout(),
-            Some((block_elems as u64, block_bytes as u64))
-        );
         Some(Self {
             qtype,
             block_elems,
