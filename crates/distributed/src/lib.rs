@@ -35,14 +35,15 @@
 //! none, so no rank is left waiting in a collective its peers never enter. A rank that
 //! panics under MPI aborts the job (`abort_on_panic`, feature `mpi`).
 //!
-//! The [`checks`] module compares every operation with the single-process layer (the
-//! tests run it on 1, 2 and 3 ranks, over threads and over MPI); see docs/distributed.md
-//! for the design, the bytes moved and the cost model.
+//! The `checks` module (feature `checks`, off by default) compares every operation with
+//! the single-process layer (the tests run it on 1, 2 and 3 ranks, over threads and over
+//! MPI); see docs/distributed.md for the design, the bytes moved and the cost model.
 
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 mod agree;
+#[cfg(feature = "checks")]
 pub mod checks;
 mod comm;
 mod embedding;

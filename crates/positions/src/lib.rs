@@ -44,7 +44,7 @@
 
 // Unsafe code is denied except where it is allowed, each with a `// SAFETY:` comment:
 // the two calls of the AVX2 builds of the rotation loop (rope/kernel.rs, made with an
-// `Avx2` proof that only CPU detection creates: rope/isa.rs) and the F16C loads and
+// `Avx2F16c` proof that only CPU detection creates: tokenloom_tensor::isa) and the F16C loads and
 // stores (rope/f16c.rs).
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]

@@ -39,8 +39,9 @@
 //! internal invariants.
 
 // `unsafe` is allowed at each use, with its `// SAFETY:` comment: the `gemm` call in
-// matmul.rs and the non-temporal stores in stream.rs; the candle adapter reaches candle's storage through candle's
-// safe API.
+// matmul.rs and the non-temporal stores in stream.rs (AVX ones called with an
+// `isa::Avx` proof); the candle adapter reaches candle's storage through candle's safe
+// API.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -51,12 +52,18 @@ mod error;
 pub mod envelope;
 pub mod files;
 mod gemv;
+// Plumbing for the sibling crates (hidden from the docs, not a promise to users; see
+// docs/architecture.md, "Public surface"): the instruction-set proofs, the non-temporal
+// stores, the work-splitting helpers and the fallible fill.
+#[doc(hidden)]
+pub mod isa;
 mod like;
 mod matmul;
 mod parallel;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod shape;
+#[doc(hidden)]
 pub mod stream;
 mod tensor;
 mod token_id;
@@ -67,14 +74,15 @@ pub use error::{IoSource, TensorError};
 pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};
 pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};
-pub use parallel::{
-    PARALLEL_MIN_BYTES, Par, current_par, for_each_chunk_mut, for_each_chunk_mut_by_work,
-    threads_for, with_par,
-};
+#[doc(hidden)]
+pub use parallel::{PARALLEL_MIN_BYTES, for_each_chunk_mut_by_work, threads_for};
+pub use parallel::{Par, current_par, for_each_chunk_mut, with_par};
 #[cfg(feature = "serde")]
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape};
-pub use tensor::{Tensor, try_filled};
+pub use tensor::Tensor;
+#[doc(hidden)]
+pub use tensor::try_filled;
 pub use token_id::TokenId;
 pub use view::{TensorView, TensorViewMut};
 

@@ -1,5 +1,6 @@
-//! Matrix products of rank-2 views through the `gemm` crate, whose call is this crate's
-//! only `unsafe` block (checked lengths and strides first; see the `// SAFETY:` comment).
+//! Matrix products of rank-2 views through the `gemm` crate, whose call is this module's
+//! one `unsafe` block (checked lengths and strides first; see the `// SAFETY:` comment;
+//! the crate's other `unsafe` is the non-temporal stores of stream.rs).
 //!
 //! `f32` and `f64` multiply natively; `f16` and `bf16` are widened to `f32`, multiplied
 //! and rounded once. `gemm` picks its AVX-512, AVX2 or SSE kernels at run time, and splits

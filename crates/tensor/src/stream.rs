@@ -33,8 +33,8 @@ pub const STREAM_MIN_BYTES: usize = 64 * 1024;
 pub fn zero<T: Element>(dst: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if std::mem::size_of_val(dst) >= STREAM_MIN_BYTES {
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU has AVX (checked just above), the only requirement of
+        if let Some(_proof) = crate::isa::Avx::detect() {
+            // SAFETY: the `Avx` proof says this CPU has AVX, the only requirement of
             // this otherwise safe function.
             #[allow(unsafe_code)]
             unsafe {
@@ -153,8 +153,8 @@ mod tests {
     fn the_sse2_and_avx_paths_write_exactly_the_slice() {
         check::<f32>(zero_sse2);
         check::<bf16>(zero_sse2);
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU has AVX.
+        if let Some(_proof) = crate::isa::Avx::detect() {
+            // SAFETY: the `Avx` proof says this CPU has AVX.
             #[allow(unsafe_code)]
             let avx = |dst: &mut [f32]| unsafe { zero_avx(dst) };
             check::<f32>(avx);

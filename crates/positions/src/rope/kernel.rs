@@ -23,7 +23,7 @@ use tokenloom_tensor::{DType, Element};
 use super::cache::CacheFloat;
 use super::config::RopeLayout;
 #[cfg(target_arch = "x86_64")]
-use super::isa::Avx2;
+use tokenloom_tensor::isa::Avx2F16c;
 
 /// The instruction set a rotation runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,14 +33,14 @@ pub(super) enum Isa {
     /// x86-64 with AVX2 and F16C (every AVX2 CPU has it), with the proof that this CPU
     /// has them.
     #[cfg(target_arch = "x86_64")]
-    Avx2(Avx2),
+    Avx2(Avx2F16c),
 }
 
 impl Isa {
     /// The widest instruction set this CPU supports (a cached check after the first call).
     pub(super) fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if let Some(proof) = Avx2::detect() {
+        if let Some(proof) = Avx2F16c::detect() {
             return Isa::Avx2(proof);
         }
         Isa::Baseline
@@ -105,9 +105,8 @@ pub(super) fn rotate_rows<'c, T, C, A>(
         Isa::Baseline => rotate_rows_portable(rows, src, head_dim, rotation, angles),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2(_proof) if T::DTYPE == DType::F16 && C::DTYPE == DType::F32 => {
-            // SAFETY: an `Avx2` value exists only after `Avx2::detect` found AVX2 and F16C
-            // on this CPU (or a caller of the unsafe `Avx2::new_unchecked` promised it):
-            // the CPU executes the instructions the function contains, which is safe to
+            // SAFETY: an `Avx2F16c` value exists only after `Avx2F16c::detect` found AVX2
+            // and F16C on this CPU (tokenloom_tensor::isa): the CPU executes the instructions the function contains, which is safe to
             // call otherwise.
             #[allow(unsafe_code)]
             unsafe {
@@ -115,7 +114,7 @@ pub(super) fn rotate_rows<'c, T, C, A>(
             }
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above: the `Avx2` proof says the CPU has AVX2.
+        // SAFETY: as above: the `Avx2F16c` proof says the CPU has AVX2.
         #[allow(unsafe_code)]
         Isa::Avx2(_proof) => unsafe { rotate_rows_avx2(rows, src, head_dim, rotation, angles) },
     }

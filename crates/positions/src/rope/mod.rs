@@ -7,7 +7,6 @@ mod config;
 #[cfg(target_arch = "x86_64")]
 mod f16c;
 #[cfg(target_arch = "x86_64")]
-mod isa;
 mod kernel;
 mod permute;
 mod scaling;

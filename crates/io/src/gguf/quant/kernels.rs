@@ -8,6 +8,8 @@
 //! bits — tested below).
 
 use tokenloom_tensor::dot;
+#[cfg(target_arch = "x86_64")]
+use tokenloom_tensor::isa::Avx2;
 
 /// A block format: its size and how one block decodes.
 pub(super) trait Format {
@@ -44,19 +46,6 @@ fn dot_body<F: Format>(bytes: &[u8], a: &[f32], scratch: &mut [f32], out: &mut [
     }
 }
 
-/// Whether this CPU runs AVX2 (checked once, then a cached load).
-#[inline]
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn decode_avx2<F: Format>(bytes: &[u8], out: &mut [f32]) {
@@ -87,9 +76,9 @@ pub(super) fn dot_portable<F: Format>(
 /// The row decoder of `F`: the AVX2 build on CPUs that have it.
 pub(super) fn decode_row<F: Format>(bytes: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
+    if let Some(_proof) = Avx2::detect() {
         // SAFETY: `decode_avx2` is safe code compiled with `avx2` enabled; calling it is
-        // sound exactly when the CPU supports AVX2, which `has_avx2` has just checked.
+        // sound exactly when the CPU supports AVX2, which the `Avx2` proof says it does.
         #[allow(unsafe_code)]
         unsafe {
             decode_avx2::<F>(bytes, out);
@@ -102,9 +91,9 @@ pub(super) fn decode_row<F: Format>(bytes: &[u8], out: &mut [f32]) {
 /// The row dot of `F`: the AVX2 build on CPUs that have it.
 pub(super) fn dot_row<F: Format>(bytes: &[u8], a: &[f32], scratch: &mut [f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: as in `decode_row`: safe code compiled for AVX2, called after the CPU
-        // was found to support it.
+    if let Some(_proof) = Avx2::detect() {
+        // SAFETY: as in `decode_row`: safe code compiled for AVX2, called with the proof
+        // that the CPU supports it.
         #[allow(unsafe_code)]
         unsafe {
             dot_avx2::<F>(bytes, a, scratch, out);

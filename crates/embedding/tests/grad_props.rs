@@ -1,14 +1,12 @@
 //! Property tests of the embedding backward, the padding row, frozen tables, and a
 //! finite-difference check of the tied head in f64.
 
-mod common;
-
 use proptest::prelude::*;
-use tokenloom::embedding::{
+use tokenloom_embedding::{
     AdamW, Embedding, EmbeddingAndHead, EmbeddingConfig, EmbeddingError, EmbeddingOptions, GradSum,
     Init, Sgd, TieOptions,
 };
-use tokenloom::tensor::{Accumulate, Tensor, TensorView};
+use tokenloom_tensor::{Accumulate, Tensor, TensorView};
 
 /// A table, ids of shape (batch, seq_len) with repeats, a grad_output and options.
 fn case() -> impl Strategy<Value = (Embedding<f64>, Tensor<u32>, Tensor<f64>)> {
@@ -416,7 +414,7 @@ proptest! {
                     Accumulate::Replace => vec![7.0f32; vocab_size * n_embd],
                     Accumulate::Add => start.clone(),
                 };
-                tokenloom::embedding::functional::backward_dense(
+                tokenloom_embedding::functional::backward_dense(
                     &ids[..],
                     (&grad[..], [n, n_embd]),
                     (&mut got[..], [vocab_size, n_embd]),
@@ -427,8 +425,8 @@ proptest! {
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 prop_assert_eq!(bits(&got), bits(want), "{:?} {:?}", grad_sum, accumulate);
                 if accumulate == Accumulate::Replace {
-                    let mut sparse = tokenloom::embedding::SparseGrad::new();
-                    tokenloom::embedding::functional::backward_sparse(&ids[..], (&grad[..], [n, n_embd]), vocab_size, &options, &mut sparse).unwrap();
+                    let mut sparse = tokenloom_embedding::SparseGrad::new();
+                    tokenloom_embedding::functional::backward_sparse(&ids[..], (&grad[..], [n, n_embd]), vocab_size, &options, &mut sparse).unwrap();
                     prop_assert_eq!(bits(sparse.to_dense().unwrap().as_slice()), bits(want), "sparse {:?}", grad_sum);
                 }
             }

@@ -2,11 +2,11 @@
 //! tokenloom's tables written into caller buffers all agree with the cache.
 
 use proptest::prelude::*;
-use tokenloom::positions::{
+use tokenloom_positions::{
     Direction, PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeTables,
     TokenPositions, convert_qk_layout, convert_qk_layout_into, sinusoidal_into, sinusoidal_table,
 };
-use tokenloom::tensor::{Tensor, bf16};
+use tokenloom_tensor::{Tensor, bf16};
 use tokenloom_testkit::strategies::rope_config as config;
 
 fn qk_layout() -> impl Strategy<Value = QkLayout> {

@@ -1,14 +1,12 @@
 //! Property tests of RoPE: the laws of the rotation, for random configs in both layouts,
 //! partial rotary, and every scaling variant.
 
-mod common;
-
 use proptest::prelude::*;
-use tokenloom::positions::{
+use tokenloom_positions::{
     Direction, PositionError, QkLayout, RopeCache, RopeConfig, RopeLayout, RopeScaling,
     TokenPositions, convert_qk_layout,
 };
-use tokenloom::tensor::{Tensor, TensorView, TensorViewMut, matmul_transposed};
+use tokenloom_tensor::{Tensor, TensorView, TensorViewMut, matmul_transposed};
 
 use tokenloom_testkit::strategies::{rope_config as config, rope_layout as layout};
 
@@ -95,7 +93,7 @@ proptest! {
         let cache = RopeCache::<f64>::new(&config, offset + dims[1]).unwrap();
         let mut y = Tensor::from_vec(apply(&cache, &x, dims, TokenPositions::Offset(offset)), &dims).unwrap();
         cache.rotate_in_place(y.view_mut(), QkLayout::BatchSeqHeads, TokenPositions::Offset(offset), Direction::Inverse).unwrap();
-        common::assert_close("inverse", y.as_slice(), &x, 1e-12);
+        tokenloom_testkit::reference::assert_close("inverse", y.as_slice(), &x, 1e-12);
     }
 
     /// Decoding token by token with an offset gives exactly the prefill result.
@@ -181,7 +179,7 @@ proptest! {
         };
         let convert = |w: &Tensor<f64>, heads: usize| convert_qk_layout(w.view(), "proj", heads, head_dim, rotary_dim, RopeLayout::Interleaved, RopeLayout::HalfSplit).unwrap();
         let (wq_hf, wk_hf) = (convert(&wq, n_heads), convert(&wk, n_kv_heads));
-        common::assert_close("scores", &scores(RopeLayout::HalfSplit, &wq_hf, &wk_hf), &scores(RopeLayout::Interleaved, &wq, &wk), 1e-12);
+        tokenloom_testkit::reference::assert_close("scores", &scores(RopeLayout::HalfSplit, &wq_hf, &wk_hf), &scores(RopeLayout::Interleaved, &wq, &wk), 1e-12);
         // Round trip is bit-exact.
         let back = convert_qk_layout(wq_hf.view(), "proj", n_heads, head_dim, rotary_dim, RopeLayout::HalfSplit, RopeLayout::Interleaved).unwrap();
         prop_assert_eq!(back, wq);
@@ -191,7 +189,7 @@ proptest! {
     /// f64 result.
     #[test]
     fn half_precision_within_one_rounding((config, dims, x, offset) in case()) {
-        use tokenloom::tensor::{Element, bf16, f16};
+        use tokenloom_tensor::{Element, bf16, f16};
         fn check<T: Element>(config: &RopeConfig, dims: [usize; 4], x: &[f64], offset: usize, unit_roundoff: f64) -> Result<(), TestCaseError> {
             let xs: Vec<T> = x.iter().map(|&v| T::from_f64_lossy(v)).collect();
             let rounded: Vec<f64> = xs.iter().map(|v| v.as_f64()).collect();
@@ -378,7 +376,7 @@ fn f32_cache_is_accurate_at_large_positions() {
 /// with an attention factor (YaRN), where the backward (transpose) and the inverse differ.
 #[test]
 fn backward_matches_finite_differences() {
-    use tokenloom::positions::YarnScaling;
+    use tokenloom_positions::YarnScaling;
     let config = RopeConfig::new(8, 10000.0, RopeLayout::Interleaved)
         .with_scaling(RopeScaling::Yarn(YarnScaling::new(4.0, 16)));
     let cache = RopeCache::<f64>::new(&config, 64).unwrap();

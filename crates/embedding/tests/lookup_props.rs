@@ -2,8 +2,8 @@
 //! out-of-range id.
 
 use proptest::prelude::*;
-use tokenloom::embedding::{Embedding, EmbeddingError, Init};
-use tokenloom::tensor::{Element, Tensor, TensorViewMut, bf16, f16};
+use tokenloom_embedding::{Embedding, EmbeddingError, Init};
+use tokenloom_tensor::{Element, Tensor, TensorViewMut, bf16, f16};
 
 /// A table size, a seed, and an id tensor of rank 1 or 2 with ids in range (including
 /// the edges 0 and vocab_size − 1).
