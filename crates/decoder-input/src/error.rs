@@ -407,16 +407,87 @@ pub enum DecoderInputError {
     },
 
     // === From the other crates ===
-    /// An embedding error (ids, sizes, gradients).
+    //
+    // One path per source: the conversions below unwrap a `TensorError` or an `IoError`
+    // nested in another crate's error, so a caller matches `Tensor(_)` for every tensor
+    // error and `Io(_)` for every checkpoint-format error.
+    /// An embedding error (ids, sizes, gradients); never its `Tensor` or `Io` variant,
+    /// which arrive as [`DecoderInputError::Tensor`] and [`DecoderInputError::Io`].
     #[error(transparent)]
-    Embedding(#[from] EmbeddingError),
-    /// A position-encoding error (RoPE config, cache, config parsing).
+    Embedding(EmbeddingError),
+    /// A position-encoding error (RoPE config, cache, config parsing); never its `Tensor`
+    /// variant, which arrives as [`DecoderInputError::Tensor`].
     #[error(transparent)]
-    Position(#[from] PositionError),
-    /// A checkpoint-format error (safetensors, GGUF).
+    Position(PositionError),
+    /// A checkpoint-format error (safetensors, GGUF); never its `Tensor` variant, which
+    /// arrives as [`DecoderInputError::Tensor`].
     #[error(transparent)]
-    Io(#[from] IoError),
-    /// A tensor error (shapes, allocation).
+    Io(IoError),
+    /// A tensor error (shapes, allocation, files), from whichever crate it came.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+}
+
+impl From<IoError> for DecoderInputError {
+    fn from(err: IoError) -> Self {
+        match err {
+            IoError::Tensor(t) => Self::Tensor(t),
+            other => Self::Io(other),
+        }
+    }
+}
+
+impl From<EmbeddingError> for DecoderInputError {
+    fn from(err: EmbeddingError) -> Self {
+        match err {
+            EmbeddingError::Tensor(t) => Self::Tensor(t),
+            EmbeddingError::Io(io) => Self::from(io),
+            other => Self::Embedding(other),
+        }
+    }
+}
+
+impl From<PositionError> for DecoderInputError {
+    fn from(err: PositionError) -> Self {
+        match err {
+            PositionError::Tensor(t) => Self::Tensor(t),
+            other => Self::Position(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tensor error nested in any sibling crate's error arrives as `Tensor`, and an
+    /// I/O error nested in an embedding error as `Io`: one path each.
+    #[test]
+    fn nested_errors_arrive_by_one_path() {
+        let tensor = || TensorError::ShapeOverflow {
+            dims: vec![usize::MAX, 2],
+        };
+        for err in [
+            DecoderInputError::from(tensor()),
+            DecoderInputError::from(EmbeddingError::Tensor(tensor())),
+            DecoderInputError::from(EmbeddingError::Io(IoError::Tensor(tensor()))),
+            DecoderInputError::from(PositionError::Tensor(tensor())),
+            DecoderInputError::from(IoError::Tensor(tensor())),
+        ] {
+            assert_eq!(err.to_string(), tensor().to_string());
+            assert!(matches!(err, DecoderInputError::Tensor(_)), "{err:?}");
+        }
+        let io = || IoError::NoWeights {
+            dir: "model".into(),
+            gguf_files: 0,
+        };
+        assert!(matches!(
+            DecoderInputError::from(EmbeddingError::Io(io())),
+            DecoderInputError::Io(IoError::NoWeights { .. })
+        ));
+        assert!(matches!(
+            DecoderInputError::from(EmbeddingError::ZeroSize { name: "vocab_size" }),
+            DecoderInputError::Embedding(EmbeddingError::ZeroSize { .. })
+        ));
+    }
 }

@@ -62,7 +62,7 @@ impl<T: Element> Embedding<T> {
             bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(
                 |e| TensorError::Decode {
                     what: "embedding checkpoint dtype",
-                    message: e.to_string(),
+                    source: tokenloom_tensor::ErrorSource::new(e),
                 },
             )?;
         if stored != T::DTYPE {

@@ -118,7 +118,7 @@ pub fn encode_bincode<S: Serialize>(what: &'static str, value: &S) -> Result<Vec
     bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| {
         TensorError::Encode {
             what,
-            message: e.to_string(),
+            source: crate::ErrorSource::new(e),
         }
     })
 }
@@ -139,12 +139,15 @@ pub fn decode_bincode<D: DeserializeOwned>(
     let (value, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
         .map_err(|e| TensorError::Decode {
             what,
-            message: e.to_string(),
+            source: crate::ErrorSource::new(e),
         })?;
     if used != payload.len() {
         return Err(TensorError::Decode {
             what,
-            message: format!("{} bytes left over after the value", payload.len() - used),
+            source: crate::ErrorSource::new(format!(
+                "{} bytes left over after the value",
+                payload.len() - used
+            )),
         });
     }
     Ok(value)
@@ -223,7 +226,7 @@ fn check_tensor_head<T: Element>(payload: &[u8]) -> Result<(), TensorError> {
         bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(|e| {
             TensorError::Decode {
                 what: "tensor header",
-                message: e.to_string(),
+                source: crate::ErrorSource::new(e),
             }
         })?;
     if head.v != crate::TENSOR_SERDE_VERSION {

@@ -108,12 +108,12 @@ pub enum TensorError {
         reason: String,
     },
     /// An error reported by the foreign framework itself.
-    #[error("{framework}: {message}")]
+    #[error("{framework}: {source}")]
     Foreign {
         /// `candle`, …
         framework: &'static str,
-        /// Its message.
-        message: String,
+        /// The framework's error, kept whole (its `source()` chain included).
+        source: ErrorSource,
     },
     /// A row index past the number of rows.
     #[error("{op}: row {index} is out of range for {n_rows} rows")]
@@ -221,20 +221,20 @@ pub enum TensorError {
         found: DType,
     },
     /// The payload is not a valid encoding.
-    #[error("cannot decode {what}: {message}")]
+    #[error("cannot decode {what}: {source}")]
     Decode {
         /// What was being decoded.
         what: &'static str,
-        /// The decoder's message.
-        message: String,
+        /// The decoder's error, kept whole.
+        source: ErrorSource,
     },
     /// A value could not be encoded.
-    #[error("cannot encode {what}: {message}")]
+    #[error("cannot encode {what}: {source}")]
     Encode {
         /// What was being encoded.
         what: &'static str,
-        /// The encoder's message.
-        message: String,
+        /// The encoder's error, kept whole.
+        source: ErrorSource,
     },
 }
 
@@ -300,6 +300,55 @@ impl std::fmt::Display for IoSource {
 }
 
 impl std::error::Error for IoSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Another library's error kept whole, as the `source()` of a [`TensorError`] (a
+/// decoder's, an encoder's, a foreign framework's): shared, so the error stays `Clone`,
+/// and compared by message, so it stays `PartialEq`, as [`IoSource`] does for I/O.
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error as _;
+/// use tokenloom_tensor::{ErrorSource, TensorError};
+///
+/// let err = TensorError::Decode { what: "tensor header", source: ErrorSource::new("truncated") };
+/// assert_eq!(err.to_string(), "cannot decode tensor header: truncated");
+/// assert_eq!(err.source().unwrap().to_string(), "truncated");
+/// ```
+#[derive(Clone, Debug)]
+pub struct ErrorSource(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl ErrorSource {
+    /// Wraps an error (or a message: `&str` and `String` convert).
+    #[must_use]
+    pub fn new(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(std::sync::Arc::from(err.into()))
+    }
+
+    /// The error itself (downcast it to the library's type with `downcast_ref`).
+    #[must_use]
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl PartialEq for ErrorSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ErrorSource {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.source()
     }

@@ -70,7 +70,7 @@ mod token_id;
 mod view;
 
 pub use element::{DType, Element, MaybeSerde};
-pub use error::{IoSource, TensorError};
+pub use error::{ErrorSource, IoSource, TensorError};
 pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};
 pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum TokenizerError {
     /// A `tokenizer.json` that cannot be read or parsed.
-    #[error("{path}: not a usable tokenizer.json: {reason}")]
+    #[error("{path}: not a usable tokenizer.json: {source}")]
     File {
         /// The file.
         path: PathBuf,
-        /// The reader's or parser's message.
-        reason: String,
+        /// The reader's or parser's error, kept whole (an `std::io::Error`, the
+        /// `tokenizers` library's error, or tokenloom's message for a limit).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A GGUF file without the metadata a tokenizer needs, or with malformed metadata.
     #[error("{source_name}: {key}: {reason}")]
@@ -38,12 +39,12 @@ pub enum TokenizerError {
         supported: &'static str,
     },
     /// The tokenizers library refused to build or run the pipeline.
-    #[error("{source_name}: {reason}")]
+    #[error("{source_name}: {source}")]
     Tokenizers {
         /// The file.
         source_name: String,
-        /// The library's message.
-        reason: String,
+        /// The library's error, kept whole.
+        source: tokenizers::Error,
     },
     /// A token string that is not in the vocabulary.
     #[error("token `{token}` is not in the vocabulary of {source_name}")]

@@ -132,10 +132,10 @@ impl<'a> GgufVocab<'a> {
         vocab
     }
 
-    fn tokenizers_error(&self, e: impl std::fmt::Display) -> TokenizerError {
+    fn tokenizers_error(&self, e: impl Into<tokenizers::Error>) -> TokenizerError {
         TokenizerError::Tokenizers {
             source_name: self.source_name.clone(),
-            reason: e.to_string(),
+            source: e.into(),
         }
     }
 

@@ -44,12 +44,12 @@ impl TextTokenizer {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
         let text = read_bounded(path)?;
-        let inner = text
-            .parse::<tokenizers::Tokenizer>()
-            .map_err(|e| TokenizerError::File {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let inner =
+            text.parse::<tokenizers::Tokenizer>()
+                .map_err(|source| TokenizerError::File {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         Ok(Self {
             inner,
             source_name: path.display().to_string(),
@@ -91,13 +91,13 @@ impl TextTokenizer {
     /// [`TokenizerError::Tokenizers`] when the pipeline fails (e.g. a character with no
     /// token and no unknown token).
     pub fn encode(&self, text: &str) -> Result<Encoded, TokenizerError> {
-        let encoding = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| TokenizerError::Tokenizers {
-                source_name: self.source_name.clone(),
-                reason: e.to_string(),
-            })?;
+        let encoding =
+            self.inner
+                .encode(text, true)
+                .map_err(|source| TokenizerError::Tokenizers {
+                    source_name: self.source_name.clone(),
+                    source,
+                })?;
         Ok(Encoded {
             ids: encoding.get_ids().to_vec(),
             tokens: encoding.get_tokens().to_vec(),
@@ -113,9 +113,9 @@ impl TextTokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         self.inner
             .decode(ids, true)
-            .map_err(|e| TokenizerError::Tokenizers {
+            .map_err(|source| TokenizerError::Tokenizers {
                 source_name: self.source_name.clone(),
-                reason: e.to_string(),
+                source,
             })
     }
 
@@ -154,29 +154,32 @@ pub const MAX_TOKENIZER_BYTES: u64 = 512 << 20;
 /// refused before anything is read).
 fn read_bounded(path: &Path) -> Result<String, TokenizerError> {
     use std::io::Read;
-    let file_error = |reason: String| TokenizerError::File {
+    let file_error = |source: Box<dyn std::error::Error + Send + Sync>| TokenizerError::File {
         path: path.to_path_buf(),
-        reason,
+        source,
     };
-    let file = std::fs::File::open(path).map_err(|e| file_error(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| file_error(e.to_string()))?;
+    let file = std::fs::File::open(path).map_err(|e| file_error(e.into()))?;
+    let meta = file.metadata().map_err(|e| file_error(e.into()))?;
     if !meta.is_file() {
-        return Err(file_error("not a regular file".to_owned()));
+        return Err(file_error("not a regular file".into()));
     }
     if meta.len() > MAX_TOKENIZER_BYTES {
-        return Err(file_error(format!(
-            "{} bytes is larger than the {MAX_TOKENIZER_BYTES}-byte limit of a tokenizer file",
-            meta.len()
-        )));
+        return Err(file_error(
+            format!(
+                "{} bytes is larger than the {MAX_TOKENIZER_BYTES}-byte limit of a tokenizer file",
+                meta.len()
+            )
+            .into(),
+        ));
     }
     let mut text = String::new();
     file.take(MAX_TOKENIZER_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|e| file_error(e.to_string()))?;
+        .map_err(|e| file_error(e.into()))?;
     if text.len() as u64 > MAX_TOKENIZER_BYTES {
-        return Err(file_error(format!(
-            "larger than the {MAX_TOKENIZER_BYTES}-byte limit of a tokenizer file"
-        )));
+        return Err(file_error(
+            format!("larger than the {MAX_TOKENIZER_BYTES}-byte limit of a tokenizer file").into(),
+        ));
     }
     Ok(text)
 }

@@ -116,7 +116,7 @@ where
         out: RefCell::new(None),
     };
     let status = group.tensor.inplace_op1(&step);
-    status.map_err(|e| foreign(&e))?;
+    status.map_err(foreign)?;
     step.out
         .into_inner()
         .ok_or_else(|| conflict(OP, "candle did not run the lending (internal)".to_owned()))?

@@ -147,10 +147,10 @@ fn check_cpu(tensor: &Tensor) -> Result<(), TensorError> {
     }
 }
 
-fn foreign(err: &candle_core::Error) -> TensorError {
+fn foreign(err: candle_core::Error) -> TensorError {
     TensorError::Foreign {
         framework: FRAMEWORK,
-        message: err.to_string(),
+        source: crate::ErrorSource::new(err),
     }
 }
 
@@ -203,7 +203,7 @@ impl<F, R> Lend<F, R> {
     }
 
     fn finish(self, status: candle_core::Result<()>) -> Result<R, TensorError> {
-        status.map_err(|e| foreign(&e))?;
+        status.map_err(foreign)?;
         self.out
             .into_inner()
             .expect("candle ran the op on the CPU storage")
