@@ -5,7 +5,7 @@ use tokenloom_embedding::{
     Embedding, EmbeddingAndHead, EmbeddingAndHeadGrads, EmbeddingConfig, TieOptions,
 };
 use tokenloom_positions::{CacheFloat, RopeCache, sinusoidal_table};
-use tokenloom_tensor::{Accumulate, Element, Tensor, TensorView};
+use tokenloom_tensor::{Accumulate, Element, Tensor, TensorLike, TensorView, try_filled};
 
 use crate::batch::{PaddingSide, TokenBatch};
 use crate::config::DecoderInputConfig;
@@ -519,26 +519,30 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     /// `(batch, seq_len, n_embd)`, and
     /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
     /// the tables are quantized (see [`into_dense`](Self::into_dense)).
-    pub fn backward(
+    pub fn backward<'g>(
         &self,
         batch: &TokenBatch,
-        grad_hidden: TensorView<'_, T>,
+        grad_hidden: impl TensorLike<'g, T>,
         grads: &mut DecoderInputGrads<T>,
     ) -> Result<(), DecoderInputError> {
+        let grad_hidden = grad_hidden.try_view()?;
         if self.embedding_norm.is_some() {
             return Err(DecoderInputError::EmbeddingNormBackward);
         }
+        // The gradient through the scale, rounded to `T` element by element before the
+        // rows are summed, as PyTorch's `mul` backward materializes it.
         let scaled: Tensor<T>;
         let grad_embedding = match self.embedding_scale {
             Some(scale) => {
-                scaled = Tensor::from_shape_vec(
-                    grad_hidden
-                        .as_slice()
-                        .iter()
-                        .map(|&g| T::from_f64_lossy(g.as_f64() * scale))
-                        .collect(),
-                    grad_hidden.shape(),
+                let mut data = try_filled(
+                    grad_hidden.as_slice().len(),
+                    T::zero(),
+                    "DecoderInput::backward",
                 )?;
+                for (d, &g) in data.iter_mut().zip(grad_hidden.as_slice()) {
+                    *d = T::from_f64_lossy(g.as_f64() * scale);
+                }
+                scaled = Tensor::from_shape_vec(data, grad_hidden.shape())?;
                 scaled.view()
             }
             None => grad_hidden,
@@ -572,8 +576,11 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     /// # Errors
     ///
     /// As [`EmbeddingAndHead::logits`].
-    pub fn logits(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, DecoderInputError> {
-        let mut logits = self.projection(hidden)?;
+    pub fn logits<'h>(
+        &self,
+        hidden: impl TensorLike<'h, T>,
+    ) -> Result<Tensor<T>, DecoderInputError> {
+        let mut logits = self.projection(hidden.try_view()?)?;
         logit_head::apply(logits.as_mut_slice(), &self.logit_transform);
         Ok(logits)
     }
@@ -596,12 +603,13 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
     /// As [`EmbeddingAndHead::backward_logits`], and
     /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
     /// the tables are quantized.
-    pub fn backward_logits(
+    pub fn backward_logits<'h, 'g>(
         &self,
-        hidden: TensorView<'_, T>,
-        grad_logits: TensorView<'_, T>,
+        hidden: impl TensorLike<'h, T>,
+        grad_logits: impl TensorLike<'g, T>,
         grads: &mut DecoderInputGrads<T>,
     ) -> Result<Tensor<T>, DecoderInputError> {
+        let (hidden, grad_logits) = (hidden.try_view()?, grad_logits.try_view()?);
         let model = self.tables.dense("backward_logits")?;
         if self.logit_transform.is_identity() && self.head_bias.is_none() {
             return Ok(model.backward_logits(hidden, grad_logits, &mut grads.model)?);
@@ -611,8 +619,13 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             Some(_) => Some(self.projection(hidden)?),
             None => None,
         };
-        let mut grad =
-            Tensor::from_shape_vec(grad_logits.as_slice().to_vec(), grad_logits.shape())?;
+        let mut data = try_filled(
+            grad_logits.as_slice().len(),
+            T::zero(),
+            "DecoderInput::backward_logits",
+        )?;
+        data.copy_from_slice(grad_logits.as_slice());
+        let mut grad = Tensor::from_shape_vec(data, grad_logits.shape())?;
         logit_head::backward(
             grad.as_mut_slice(),
             raw.as_ref().map(Tensor::as_slice),

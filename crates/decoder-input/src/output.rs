@@ -2,7 +2,7 @@
 //! needs beside them (position ids, mask, the per-layer rotation of q and k).
 
 use tokenloom_positions::{CacheFloat, Direction, QkLayout, RopeCache, TokenPositions};
-use tokenloom_tensor::{Element, Tensor, TensorViewMut};
+use tokenloom_tensor::{Element, Tensor, TensorLikeMut};
 
 use crate::batch::TokenBatch;
 use crate::error::DecoderInputError;
@@ -65,12 +65,13 @@ impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
     /// [`DecoderInputError::NotRope`] when the scheme is not RoPE,
     /// [`DecoderInputError::LayerDependentRope`] when the layers differ, and the RoPE
     /// shape errors.
-    pub fn apply_rope(
+    pub fn apply_rope<'q, 'k>(
         &self,
-        q: TensorViewMut<'_, T>,
-        k: TensorViewMut<'_, T>,
+        q: impl TensorLikeMut<'q, T>,
+        k: impl TensorLikeMut<'k, T>,
         layout: QkLayout,
     ) -> Result<(), DecoderInputError> {
+        let (q, k) = (q.try_view_mut()?, k.try_view_mut()?);
         if let Some(layers) = self.layers {
             if !layers.all_alike() {
                 return Err(DecoderInputError::LayerDependentRope {
@@ -102,13 +103,14 @@ impl<T: Element, C: CacheFloat> DecoderInputOutput<'_, T, C> {
     ///
     /// [`DecoderInputError::NotRope`] for a model built without per-layer positions and
     /// without RoPE, [`DecoderInputError::LayerOutOfRange`], and the RoPE shape errors.
-    pub fn apply_rope_layer(
+    pub fn apply_rope_layer<'q, 'k>(
         &self,
         layer: usize,
-        q: TensorViewMut<'_, T>,
-        k: TensorViewMut<'_, T>,
+        q: impl TensorLikeMut<'q, T>,
+        k: impl TensorLikeMut<'k, T>,
         layout: QkLayout,
     ) -> Result<(), DecoderInputError> {
+        let (q, k) = (q.try_view_mut()?, k.try_view_mut()?);
         match self.layers {
             Some(layers) => layers
                 .layer(layer)?

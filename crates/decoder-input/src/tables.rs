@@ -2,7 +2,7 @@
 //! dense and trainable, or quantized as a GGUF file stores them, for inference.
 
 use tokenloom_embedding::{EmbeddingAndHead, EmbeddingError, QuantizedEmbedding, functional};
-use tokenloom_tensor::{Element, Tensor, TensorView, TokenId};
+use tokenloom_tensor::{Element, Tensor, TensorLike, TensorView, TokenId};
 
 /// The token-embedding table and output head of a [`DecoderInput`](crate::DecoderInput).
 #[derive(Clone, Debug, PartialEq)]
@@ -165,7 +165,8 @@ impl<T: Element> TokenTables<T> {
     /// # Errors
     ///
     /// The shape errors of the head's logits.
-    pub fn logits(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, EmbeddingError> {
+    pub fn logits<'h>(&self, hidden: impl TensorLike<'h, T>) -> Result<Tensor<T>, EmbeddingError> {
+        let hidden = hidden.try_view()?;
         match self {
             TokenTables::Dense(model) => model.logits(hidden),
             TokenTables::Quantized(q) => match &q.head {

@@ -13,9 +13,10 @@ use half::{bf16, f16};
 
 use crate::element::{Element, private::Sealed};
 use crate::error::TensorError;
+use crate::like::{TensorLike, TensorLikeMut};
 use crate::shape::Shape;
 use crate::tensor::{Tensor, try_filled};
-use crate::view::{TensorView, TensorViewMut};
+use crate::view::TensorView;
 
 /// How an operand of a product is used: as stored, or transposed (BLAS's `N` / `T`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +38,8 @@ pub enum Accumulate {
     Add,
 }
 
-/// `a @ b` for `a: (m, k)` and `b: (k, n)`, giving `(m, n)`.
+/// `a @ b` for `a: (m, k)` and `b: (k, n)`, giving `(m, n)`. The operands are anything
+/// [`TensorLike`]: views, `&Tensor`, slices with their dims.
 ///
 /// # Errors
 ///
@@ -54,11 +56,11 @@ pub enum Accumulate {
 /// assert_eq!(matmul(a.view(), identity.view())?, a);
 /// # Ok::<(), tokenloom_tensor::TensorError>(())
 /// ```
-pub fn matmul<T: Element>(
-    a: TensorView<'_, T>,
-    b: TensorView<'_, T>,
+pub fn matmul<'a, 'b, T: Element>(
+    a: impl TensorLike<'a, T>,
+    b: impl TensorLike<'b, T>,
 ) -> Result<Tensor<T>, TensorError> {
-    matmul_alloc(a, b, Operand::AsIs)
+    matmul_alloc(a.try_view()?, b.try_view()?, Operand::AsIs)
 }
 
 /// `a @ bᵀ` for `a: (m, k)` and `b: (n, k)`, giving `(m, n)`: the tied output projection.
@@ -80,11 +82,11 @@ pub fn matmul<T: Element>(
 /// assert_eq!(logits.row(1)?, &[1.0, 4.0, 7.0, 10.0]);
 /// # Ok::<(), tokenloom_tensor::TensorError>(())
 /// ```
-pub fn matmul_transposed<T: Element>(
-    a: TensorView<'_, T>,
-    b: TensorView<'_, T>,
+pub fn matmul_transposed<'a, 'b, T: Element>(
+    a: impl TensorLike<'a, T>,
+    b: impl TensorLike<'b, T>,
 ) -> Result<Tensor<T>, TensorError> {
-    matmul_alloc(a, b, Operand::Transposed)
+    matmul_alloc(a.try_view()?, b.try_view()?, Operand::Transposed)
 }
 
 fn matmul_alloc<T: Element>(
@@ -133,14 +135,16 @@ fn matmul_alloc<T: Element>(
 /// assert_eq!(out.as_slice(), &[11.0, 12.0]);
 /// # Ok::<(), tokenloom_tensor::TensorError>(())
 /// ```
-pub fn matmul_into<T: Element>(
-    a: TensorView<'_, T>,
+pub fn matmul_into<'a, 'b, 'o, T: Element>(
+    a: impl TensorLike<'a, T>,
     a_op: Operand,
-    b: TensorView<'_, T>,
+    b: impl TensorLike<'b, T>,
     b_op: Operand,
-    mut out: TensorViewMut<'_, T>,
+    out: impl TensorLikeMut<'o, T>,
     accumulate: Accumulate,
 ) -> Result<(), TensorError> {
+    let (a, b) = (a.try_view()?, b.try_view()?);
+    let mut out = out.try_view_mut()?;
     let (m, k, n) = product_dims(a.shape(), a_op, b.shape(), b_op)?;
     let expected = Shape::new(&[m, n])?;
     if out.shape() != expected {
@@ -353,6 +357,7 @@ widened_gemm!(bf16);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::TensorViewMut;
 
     /// The obviously-correct triple loop, in f64, on stored operands.
     fn naive(a: &[f64], b: &[f64], d: GemmDims) -> Vec<f64> {

@@ -5,8 +5,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use tokenloom_tensor::{
-    Accumulate, Element, Operand, Shape, Tensor, TensorError, TensorView, TensorViewMut,
-    for_each_chunk_mut_by_work, matmul_into, try_filled,
+    Accumulate, Element, Operand, Shape, Tensor, TensorError, TensorLike, TensorLikeMut,
+    TensorView, TensorViewMut, for_each_chunk_mut_by_work, matmul_into, try_filled,
 };
 
 use super::ggml_type::GgmlType;
@@ -243,11 +243,12 @@ impl QuantizedMatrix {
     /// [`TensorError::RankMismatch`] for an `a` that is not rank 2,
     /// [`TensorError::MatmulShapeMismatch`] when `a` does not have `cols` columns, and
     /// [`TensorError::OutputShapeMismatch`] for an `out` that is not `(m, rows)`.
-    pub fn matmul_transposed_into<T: Element>(
+    pub fn matmul_transposed_into<'a, 'o, T: Element>(
         &self,
-        a: TensorView<'_, T>,
-        mut out: TensorViewMut<'_, T>,
+        a: impl TensorLike<'a, T>,
+        out: impl TensorLikeMut<'o, T>,
     ) -> Result<(), IoError> {
+        let (a, mut out) = (a.try_view()?, out.try_view_mut()?);
         let (m, k) = a.shape().dims2("quantized matmul (lhs)")?;
         let stored = Shape::new(&[self.rows, self.cols])?;
         if k != self.cols {
