@@ -75,8 +75,11 @@ fn rotate_both_layouts<T: Element>(
 }
 
 fn check_hf_case(name: &str) {
-    let case = common::case(name);
-    let config = hf_rope_config(&case);
+    check_hf(&common::case(name), name);
+}
+
+fn check_hf(case: &Case, name: &str) {
+    let config = hf_rope_config(case);
     assert_eq!(config.layout, RopeLayout::HalfSplit);
     let tol = case.f64("tolerance/abs");
     let (ids_shape, ids) = case.ids("inputs/position_ids");
@@ -212,6 +215,29 @@ fn hf_dynamic_ntk_short() {
 #[test]
 fn hf_yarn() {
     check_hf_case("rope_hf_yarn_f64");
+}
+
+/// transformers' "proportional" RoPE (Gemma 4), from the committed generator
+/// `tests/reference/generated/rope_proportional.py`.
+#[test]
+fn hf_proportional() {
+    let generated =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/generated");
+    let name = "rope_hf_proportional_f64";
+    let case = Case::load(&generated, name);
+    check_hf(&case, name);
+    let config = hf_rope_config(&case);
+    assert_eq!(
+        config.rotary_dim, config.head_dim,
+        "the rotation spans the head"
+    );
+    assert_eq!(
+        config.scaling,
+        RopeScaling::Proportional {
+            factor: 1.0,
+            partial_rotary_factor: 0.25
+        }
+    );
 }
 
 #[test]

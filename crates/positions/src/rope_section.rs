@@ -310,6 +310,14 @@ pub fn parse_rope_section(
                 ],
             )
         }
+        // The share of rotated pairs belongs to this scaling; the rotation spans the head.
+        "proportional" => (
+            RopeScaling::Proportional {
+                factor: num("factor")?.unwrap_or(1.0),
+                partial_rotary_factor: partial,
+            },
+            &["factor"],
+        ),
         other => {
             return Err(PositionError::ConfigUnknownRopeType {
                 rope_type: other.to_owned(),
@@ -323,8 +331,12 @@ pub fn parse_rope_section(
     {
         return Err(PositionError::ConfigUnknownField { field: path(key) });
     }
+    let rotary_share = match scaling {
+        RopeScaling::Proportional { .. } => 1.0,
+        _ => partial,
+    };
     let config = RopeConfig::new(head_dim, theta, RopeLayout::HalfSplit)
-        .with_partial_rotary_factor(partial)
+        .with_partial_rotary_factor(rotary_share)
         .with_scaling(scaling);
     config.validate()?;
     Ok(config)

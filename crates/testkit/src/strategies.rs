@@ -146,6 +146,12 @@ pub fn rope_scaling(rotary_dim: usize) -> impl Strategy<Value = RopeScaling> {
                     attention_factor: None,
                 })
             ),
+        (0.5f64..4.0, 0.0f64..=1.0).prop_map(|(factor, partial_rotary_factor)| {
+            RopeScaling::Proportional {
+                factor,
+                partial_rotary_factor,
+            }
+        }),
     ]
 }
 

@@ -56,11 +56,24 @@ pub enum RopeScaling {
         /// One factor per rotated pair (`rotary_dim / 2`), each positive.
         factors: Vec<f64>,
     },
+    /// Proportional RoPE (`"proportional"`, Gemma 4's full-attention layers): the first
+    /// `⌊partial_rotary_factor · rotary_dim / 2⌋` pairs turn at the default frequencies of
+    /// the whole head, `theta^(−2i/rotary_dim)`, the other pairs not at all (frequency 0),
+    /// every frequency divided by `factor`. Unlike the other scalings, the rotation spans
+    /// the whole head (`rotary_dim = head_dim`): `partial_rotary_factor` belongs to the
+    /// scaling, which is what changes the frequencies of the rotated pairs.
+    Proportional {
+        /// Divides every frequency (positive; transformers' default 1).
+        factor: f64,
+        /// The share of the head's pairs that rotate, in `[0, 1]`.
+        partial_rotary_factor: f64,
+    },
 }
 
 impl RopeScaling {
-    /// HuggingFace's `rope_type` name: `default`, `linear`, `dynamic`, `yarn`, `llama3` or
-    /// `longrope` (and `freq_factors` for llama.cpp's precomputed factors).
+    /// HuggingFace's `rope_type` name: `default`, `linear`, `dynamic`, `yarn`, `llama3`,
+    /// `longrope` or `proportional` (and `freq_factors` for llama.cpp's precomputed
+    /// factors).
     #[must_use]
     pub fn rope_type(&self) -> &'static str {
         match self {
@@ -71,6 +84,7 @@ impl RopeScaling {
             RopeScaling::Llama3(_) => "llama3",
             RopeScaling::LongRope(_) => "longrope",
             RopeScaling::FreqFactors { .. } => "freq_factors",
+            RopeScaling::Proportional { .. } => "proportional",
         }
     }
 
@@ -344,6 +358,19 @@ impl RopeScaling {
                     positive("factors", v)?;
                 }
             }
+            RopeScaling::Proportional {
+                factor,
+                partial_rotary_factor,
+            } => {
+                positive("factor", *factor)?;
+                if !(0.0..=1.0).contains(partial_rotary_factor) {
+                    return Err(PositionError::InvalidParameter {
+                        name: "partial_rotary_factor",
+                        value: *partial_rotary_factor,
+                        requirement: "must be between 0 and 1",
+                    });
+                }
+            }
         }
         // A factor computed from the parameters (LongRoPE's √(1 + ln f / ln original) with
         // an original context of 1, say) must be a number too.
@@ -443,6 +470,19 @@ impl RopeScaling {
                     .zip(factors)
                     .map(|(x, factor)| x / factor),
             ),
+            RopeScaling::Proportional {
+                factor,
+                partial_rotary_factor,
+            } => {
+                // transformers: `int(partial_rotary_factor * head_dim // 2)` rotated pairs.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let rotated = ((partial_rotary_factor * d) / 2.0).floor() as usize;
+                out.extend(
+                    default_with_base(theta)
+                        .enumerate()
+                        .map(|(i, x)| if i < rotated { x / factor } else { 0.0 }),
+                );
+            }
         }
     }
 }
@@ -500,6 +540,50 @@ fn llama3_inv_freq<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// transformers' `_compute_proportional_rope_parameters`: `int(p · head_dim // 2)`
+    /// pairs at `theta^(−2i/head_dim) / factor`, the rest 0 (values from transformers
+    /// 5.24 in float64: head_dim 16, theta 10⁴, factor 2, p 0.25 and 0.3).
+    #[test]
+    fn proportional_rotates_a_share_of_the_pairs_at_the_heads_frequencies() {
+        let scaling = |p: f64| RopeScaling::Proportional {
+            factor: 2.0,
+            partial_rotary_factor: p,
+        };
+        let want = [0.5, 0.158_113_883_008_418_98, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        for p in [0.25, 0.3] {
+            scaling(p).validate(16).unwrap();
+            let got = scaling(p).inv_freq(10_000.0, 16, 1);
+            assert_eq!(got.len(), 8);
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() <= 1e-16, "p {p}: {got:?}");
+            }
+        }
+        assert!(
+            scaling(0.0)
+                .inv_freq(10_000.0, 16, 1)
+                .iter()
+                .all(|&x| x == 0.0)
+        );
+        assert_eq!(
+            scaling(1.0).inv_freq(10_000.0, 16, 1)[7],
+            10_000f64.powf(-14.0 / 16.0) / 2.0
+        );
+        assert!(scaling(1.5).validate(16).is_err());
+        assert!(
+            RopeScaling::Proportional {
+                factor: 0.0,
+                partial_rotary_factor: 0.5
+            }
+            .validate(16)
+            .is_err()
+        );
+        assert_eq!(scaling(0.25).rope_type(), "proportional");
+        assert_eq!(
+            scaling(0.25).to_hf_parameters(),
+            serde_json::json!({"rope_type": "proportional", "factor": 2.0, "partial_rotary_factor": 0.25})
+        );
+    }
 
     #[test]
     fn linear_factor_one_equals_default() {
