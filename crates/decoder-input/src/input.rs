@@ -1,22 +1,23 @@
 //! [`DecoderInput`]: token ids → the hidden states entering the first decoder block, plus
 //! what attention needs beside them.
 
-use tokenloom_embedding::{
-    Embedding, EmbeddingAndHead, EmbeddingAndHeadGrads, EmbeddingConfig, TieOptions,
-};
+use tokenloom_embedding::{Embedding, EmbeddingAndHead, EmbeddingConfig, TieOptions};
 use tokenloom_positions::{CacheFloat, RopeCache, sinusoidal_table};
-use tokenloom_tensor::{Accumulate, Element, Tensor, TensorLike, TensorView, try_filled};
+use tokenloom_tensor::{Element, Tensor};
 
 use crate::batch::{PaddingSide, TokenBatch};
 use crate::config::DecoderInputConfig;
 use crate::error::DecoderInputError;
 use crate::functional::{AbsolutePositions, finish_in_place, layer_norm_rows_in_place};
 use crate::layer_rope::LayerRopes;
-use crate::logit_head;
 use crate::output::DecoderInputOutput;
 use crate::scheme::{PositionEncoding, PositionSchemeConfig};
 use crate::spec::LogitTransform;
 use crate::tables::TokenTables;
+
+mod backward;
+
+pub use backward::DecoderInputGrads;
 
 /// The input side of a decoder: the token embedding (with its output head, tied or
 /// untied), a position scheme, an optional embedding scale, the context length and the
@@ -79,21 +80,6 @@ pub(crate) enum Head {
     Present,
     /// No head, and why (e.g. `a BERT encoder`).
     Absent(&'static str),
-}
-
-/// The gradients of a [`DecoderInput`]: the embedding (and untied head) as
-/// [`EmbeddingAndHeadGrads`], the learned position table and the token-type table when there are
-/// ones.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DecoderInputGrads<T> {
-    /// The embedding's (and an untied head's) gradients.
-    pub model: EmbeddingAndHeadGrads<T>,
-    /// The learned position table's gradient.
-    pub learned_positions: Option<Tensor<T>>,
-    /// The token-type table's gradient (BERT).
-    pub token_types: Option<Tensor<T>>,
-    /// The output head's bias gradient (Phi, GPT-J).
-    pub head_bias: Option<Tensor<T>>,
 }
 
 impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
@@ -482,158 +468,5 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
             layers: self.layer_ropes.as_ref(),
             scheme: self.positions.name(),
         })
-    }
-
-    /// Zeroed gradient buffers for this decoder input.
-    ///
-    /// # Errors
-    ///
-    /// Allocation errors, and
-    /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
-    /// the tables are quantized.
-    pub fn zero_grads(&self) -> Result<DecoderInputGrads<T>, DecoderInputError> {
-        Ok(DecoderInputGrads {
-            model: self.tables.dense("zero_grads")?.zero_grads()?,
-            learned_positions: match &self.positions {
-                PositionEncoding::Learned(table) => Some(Tensor::zeros(table.weight().dims())?),
-                _ => None,
-            },
-            token_types: match &self.token_types {
-                Some(table) => Some(Tensor::zeros(table.weight().dims())?),
-                None => None,
-            },
-            head_bias: match &self.head_bias {
-                Some(bias) => Some(Tensor::zeros(bias.dims())?),
-                None => None,
-            },
-        })
-    }
-
-    /// Backward of [`forward`](DecoderInput::forward): adds the gradient of the token
-    /// embedding (scaled by the embedding scale) and of the learned position table into
-    /// `grads`.
-    ///
-    /// # Errors
-    ///
-    /// The embedding's gradient-shape errors for a `grad_hidden` that is not
-    /// `(batch, seq_len, n_embd)`, and
-    /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
-    /// the tables are quantized (see [`into_dense`](Self::into_dense)).
-    pub fn backward<'g>(
-        &self,
-        batch: &TokenBatch,
-        grad_hidden: impl TensorLike<'g, T>,
-        grads: &mut DecoderInputGrads<T>,
-    ) -> Result<(), DecoderInputError> {
-        let grad_hidden = grad_hidden.try_view()?;
-        if self.embedding_norm.is_some() {
-            return Err(DecoderInputError::EmbeddingNormBackward);
-        }
-        // The gradient through the scale, rounded to `T` element by element before the
-        // rows are summed, as PyTorch's `mul` backward materializes it.
-        let scaled: Tensor<T>;
-        let grad_embedding = match self.embedding_scale {
-            Some(scale) => {
-                let mut data = try_filled(
-                    grad_hidden.as_slice().len(),
-                    T::zero(),
-                    "DecoderInput::backward",
-                )?;
-                for (d, &g) in data.iter_mut().zip(grad_hidden.as_slice()) {
-                    *d = T::from_f64_lossy(g.as_f64() * scale);
-                }
-                scaled = Tensor::from_shape_vec(data, grad_hidden.shape())?;
-                scaled.view()
-            }
-            None => grad_hidden,
-        };
-        self.tables.dense("backward")?.backward_lookup(
-            batch.ids(),
-            grad_embedding,
-            &mut grads.model,
-        )?;
-        if let (Some(table), Some(g)) = (&self.token_types, &mut grads.token_types) {
-            // Every token took row 0.
-            let segment_ids = Tensor::<u32>::zeros(batch.ids().dims())?;
-            table.backward_dense_into(&segment_ids, grad_hidden, g.view_mut(), Accumulate::Add)?;
-        }
-        if let (PositionEncoding::Learned(table), Some(g)) =
-            (&self.positions, &mut grads.learned_positions)
-        {
-            table.backward_dense_into(
-                batch.position_ids(),
-                grad_hidden,
-                g.view_mut(),
-                Accumulate::Add,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// The logits `(…, vocab_size)` of the last decoder block's output, through the tied
-    /// or untied head.
-    ///
-    /// # Errors
-    ///
-    /// As [`EmbeddingAndHead::logits`].
-    pub fn logits<'h>(
-        &self,
-        hidden: impl TensorLike<'h, T>,
-    ) -> Result<Tensor<T>, DecoderInputError> {
-        let mut logits = self.projection(hidden.try_view()?)?;
-        logit_head::apply(logits.as_mut_slice(), &self.logit_transform);
-        Ok(logits)
-    }
-
-    /// The head's output before the logit transform: `hidden · Wᵀ (+ bias)`.
-    fn projection(&self, hidden: TensorView<'_, T>) -> Result<Tensor<T>, DecoderInputError> {
-        self.head_or_error()?;
-        let mut logits = self.tables.logits(hidden)?;
-        if let Some(bias) = &self.head_bias {
-            logit_head::add_bias(logits.as_mut_slice(), bias.as_slice());
-        }
-        Ok(logits)
-    }
-
-    /// Backward of [`logits`](DecoderInput::logits): adds the head's weight gradient into
-    /// `grads` and returns the gradient of `hidden`.
-    ///
-    /// # Errors
-    ///
-    /// As [`EmbeddingAndHead::backward_logits`], and
-    /// [`EmbeddingError::Quantized`](tokenloom_embedding::EmbeddingError::Quantized) when
-    /// the tables are quantized.
-    pub fn backward_logits<'h, 'g>(
-        &self,
-        hidden: impl TensorLike<'h, T>,
-        grad_logits: impl TensorLike<'g, T>,
-        grads: &mut DecoderInputGrads<T>,
-    ) -> Result<Tensor<T>, DecoderInputError> {
-        let (hidden, grad_logits) = (hidden.try_view()?, grad_logits.try_view()?);
-        let model = self.tables.dense("backward_logits")?;
-        if self.logit_transform.is_identity() && self.head_bias.is_none() {
-            return Ok(model.backward_logits(hidden, grad_logits, &mut grads.model)?);
-        }
-        // The gradient of the projection's output, through the transform.
-        let raw = match self.logit_transform.softcap {
-            Some(_) => Some(self.projection(hidden)?),
-            None => None,
-        };
-        let mut data = try_filled(
-            grad_logits.as_slice().len(),
-            T::zero(),
-            "DecoderInput::backward_logits",
-        )?;
-        data.copy_from_slice(grad_logits.as_slice());
-        let mut grad = Tensor::from_shape_vec(data, grad_logits.shape())?;
-        logit_head::backward(
-            grad.as_mut_slice(),
-            raw.as_ref().map(Tensor::as_slice),
-            &self.logit_transform,
-        );
-        if let (Some(_), Some(g)) = (&self.head_bias, &mut grads.head_bias) {
-            logit_head::bias_grad(grad.as_slice(), g.as_mut_slice());
-        }
-        Ok(model.backward_logits(hidden, grad.view(), &mut grads.model)?)
     }
 }

@@ -286,7 +286,11 @@ fn rope_decoder(
                 .with_rotary_dim(rotary_dim);
             local.validate()?;
             let n = keys.required("block_count")?;
-            super::hf::by_layer_type(&super::hf::pattern_types(n, |il| il % 6 < 5), &local, &rope)
+            super::hf_layers::by_layer_type(
+                &super::hf_layers::pattern_types(n, |il| il % 6 < 5),
+                &local,
+                &rope,
+            )
         }
         // llama.cpp's `n_no_rope_layer_step = 4` (hard-coded for both; Llama 4 rotates
         // every layer when `attention.sliding_window` is 0).

@@ -26,6 +26,7 @@ mod gguf;
 mod gguf_rope;
 mod hf;
 mod hf_keys;
+mod hf_layers;
 mod hf_rope;
 mod json;
 mod limits;
