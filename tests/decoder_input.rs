@@ -343,3 +343,39 @@ fn config_errors_carry_their_numbers() {
         Err(DecoderInputError::BadScale { name: "embedding_scale", value }) if value.is_nan()
     ));
 }
+
+/// The borrowed backward checks everything before writing: a position past the table, a
+/// bad scale or an id outside the vocabulary leaves both gradients as they were.
+#[test]
+fn embed_backward_into_refuses_bad_input_without_writing() {
+    use tokenloom::decoder_input::functional::{AbsolutePositionGrads, embed_backward_into};
+    use tokenloom::embedding::EmbeddingOptions;
+    use tokenloom::tensor::{Accumulate, TensorView, TensorViewMut};
+
+    let options = EmbeddingOptions::default();
+    let grad_hidden = [1.0f64, 2.0, 3.0, 4.0];
+    for (ids, position_ids, scale) in [
+        ([1u32, 2], [0u32, 2], None), // position 2 of a 2-row table
+        ([1, 2], [0, 1], Some(-1.0)), // a negative scale
+        ([1, 3], [0, 1], Some(2.0)),  // id 3 of a 3-row table
+    ] {
+        let mut grad_table = [7.0f64; 6];
+        let mut grad_positions = [9.0f64; 4];
+        let result = embed_backward_into(
+            (&ids[..], [1, 2]),
+            (&grad_hidden[..], [1, 2, 2]),
+            scale,
+            &options,
+            (&mut grad_table[..], [3, 2]),
+            Some(AbsolutePositionGrads {
+                position_ids: TensorView::new(&position_ids, &[1, 2]).unwrap(),
+                grad_table: TensorViewMut::new(&mut grad_positions, &[2, 2]).unwrap(),
+                options: &options,
+            }),
+            Accumulate::Add,
+        );
+        assert!(result.is_err(), "{ids:?} {position_ids:?} {scale:?}");
+        assert_eq!(grad_table, [7.0; 6]);
+        assert_eq!(grad_positions, [9.0; 4]);
+    }
+}

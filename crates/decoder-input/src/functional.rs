@@ -1,9 +1,16 @@
 //! The decoder input on borrowed memory: the embedding rows of a batch, scaled, plus
-//! the absolute position rows — into a caller's buffer. [`DecoderInput`](crate::DecoderInput)
-//! owns its tables and calls this.
+//! the absolute position rows — into a caller's buffer — and its backward into the
+//! caller's gradient buffers. [`DecoderInput`](crate::DecoderInput) owns its tables and
+//! calls these.
 
-use tokenloom_embedding::{EmbeddingError, MaxNorm, functional::lookup_into};
-use tokenloom_tensor::{Element, TensorLike, TensorLikeMut, TensorView, TokenId};
+use tokenloom_embedding::{
+    EmbeddingError, EmbeddingOptions, MaxNorm,
+    functional::{backward_dense, lookup_into},
+};
+use tokenloom_tensor::{
+    Accumulate, Element, Tensor, TensorLike, TensorLikeMut, TensorView, TensorViewMut, TokenId,
+    try_filled,
+};
 
 use crate::error::DecoderInputError;
 
@@ -86,6 +93,115 @@ pub fn embed_into<'t, 'i, 'o, T: Element, I: TokenId>(
     Ok(())
 }
 
+/// A learned absolute position table's gradient and what selects its rows: the backward
+/// counterpart of [`AbsolutePositions`].
+#[derive(Debug)]
+pub struct AbsolutePositionGrads<'a, 'g, T> {
+    /// The position of each token, `(batch, seq_len)` like the ids.
+    pub position_ids: TensorView<'a, u32>,
+    /// The `(max_positions, n_embd)` gradient of the position table.
+    pub grad_table: TensorViewMut<'g, T>,
+    /// The position table's options (its gradient sum, `padding_idx` if any).
+    pub options: &'a EmbeddingOptions,
+}
+
+/// Backward of [`embed_into`] on memory the caller owns: the gradient of the hidden
+/// states `(batch, seq_len, n_embd)` summed into the token table's gradient — times the
+/// embedding scale, each element of `scale · grad_hidden` rounded to `T` first, as
+/// PyTorch's `mul` backward materializes it — and, for a learned absolute table, into the
+/// position table's gradient. `accumulate` applies to both.
+///
+/// # Errors
+///
+/// The embedding backward's errors (an id outside the vocabulary names its batch and
+/// position; a `grad_hidden` that is not `ids.shape + (n_embd,)`),
+/// [`DecoderInputError::BadScale`], [`DecoderInputError::BatchShape`] and
+/// [`DecoderInputError::PositionOutOfRange`] for the positions, and
+/// [`TensorError::AllocationFailed`](tokenloom_tensor::TensorError::AllocationFailed) for
+/// the scaled gradient's scratch. Everything is checked before anything is written: on
+/// error both gradients are unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_decoder_input::functional::{AbsolutePositionGrads, embed_backward_into};
+/// use tokenloom_embedding::EmbeddingOptions;
+/// use tokenloom_tensor::{Accumulate, TensorView, TensorViewMut};
+///
+/// // Two tokens (ids 2 and 2) at positions 0 and 1, n_embd 2, scale 2.
+/// let grad_hidden = [1.0f32, 0.5, 0.25, 1.0];
+/// let mut grad_table = [0.0f32; 6]; // (vocab_size 3, n_embd 2)
+/// let mut grad_positions = [0.0f32; 4]; // (max_positions 2, n_embd 2)
+/// let options = EmbeddingOptions::default();
+/// embed_backward_into(
+///     (&[2u32, 2][..], [1, 2]),
+///     (&grad_hidden[..], [1, 2, 2]),
+///     Some(2.0),
+///     &options,
+///     (&mut grad_table[..], [3, 2]),
+///     Some(AbsolutePositionGrads {
+///         position_ids: TensorView::new(&[0u32, 1], &[1, 2])?,
+///         grad_table: TensorViewMut::new(&mut grad_positions, &[2, 2])?,
+///         options: &options,
+///     }),
+///     Accumulate::Replace,
+/// )?;
+/// assert_eq!(grad_table, [0.0, 0.0, 0.0, 0.0, 2.5, 3.0]);
+/// assert_eq!(grad_positions, grad_hidden);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn embed_backward_into<'i, 'g, 'w, T: Element, I: TokenId>(
+    ids: impl TensorLike<'i, I>,
+    grad_hidden: impl TensorLike<'g, T>,
+    embedding_scale: Option<f64>,
+    options: &EmbeddingOptions,
+    grad_table: impl TensorLikeMut<'w, T>,
+    positions: Option<AbsolutePositionGrads<'_, '_, T>>,
+    accumulate: Accumulate,
+) -> Result<(), DecoderInputError> {
+    let (ids, grad_hidden) = (ids.try_view()?, grad_hidden.try_view()?);
+    let grad_table = grad_table.try_view_mut()?;
+    check_scale(embedding_scale)?;
+    if let Some(p) = &positions {
+        check_positions(
+            AbsolutePositions {
+                table: p.grad_table.as_view(),
+                position_ids: p.position_ids,
+            },
+            ids.shape(),
+            grad_table.dims().get(1).copied().unwrap_or(0),
+        )?;
+    }
+    // The scaled gradient, if any, in a scratch buffer sized by the caller's input.
+    let scaled: Tensor<T>;
+    let grad_embedding = match embedding_scale {
+        Some(scale) => {
+            let mut data = try_filled(
+                grad_hidden.as_slice().len(),
+                T::zero(),
+                "embed_backward_into",
+            )?;
+            for (d, &g) in data.iter_mut().zip(grad_hidden.as_slice()) {
+                *d = T::from_f64_lossy(g.as_f64() * scale);
+            }
+            scaled = Tensor::from_shape_vec(data, grad_hidden.shape())?;
+            scaled.view()
+        }
+        None => grad_hidden,
+    };
+    backward_dense(ids, grad_embedding, grad_table, options, accumulate)?;
+    if let Some(p) = positions {
+        backward_dense(
+            p.position_ids,
+            grad_hidden,
+            p.grad_table,
+            p.options,
+            accumulate,
+        )?;
+    }
+    Ok(())
+}
+
 pub(crate) fn check_scale(embedding_scale: Option<f64>) -> Result<(), DecoderInputError> {
     match embedding_scale {
         Some(value) if !(value.is_finite() && value > 0.0) => Err(DecoderInputError::BadScale {
@@ -118,15 +234,24 @@ pub(crate) fn check_positions<T>(
             got: positions.table.shape(),
         });
     }
-    let seq_len = ids_shape.dims().last().copied().unwrap_or(1).max(1);
-    match positions
-        .position_ids
-        .as_slice()
+    let seq_len = ids_shape.dims().last().copied().unwrap_or(1);
+    check_position_ids(positions.position_ids.as_slice(), seq_len, max_positions)
+}
+
+/// Every position id below `max_positions`; the first that is not is named by its batch
+/// row and index (`seq_len` tokens per row).
+pub(crate) fn check_position_ids(
+    position_ids: &[u32],
+    seq_len: usize,
+    max_positions: usize,
+) -> Result<(), DecoderInputError> {
+    let seq_len = seq_len.max(1);
+    match position_ids
         .iter()
         .position(|&p| p as usize >= max_positions)
     {
         Some(i) => Err(DecoderInputError::PositionOutOfRange {
-            position: positions.position_ids.as_slice()[i] as usize,
+            position: position_ids[i] as usize,
             batch: i / seq_len,
             index: i % seq_len,
             max_positions,

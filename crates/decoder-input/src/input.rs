@@ -8,7 +8,9 @@ use tokenloom_tensor::{Element, Tensor};
 use crate::batch::{PaddingSide, TokenBatch};
 use crate::config::DecoderInputConfig;
 use crate::error::DecoderInputError;
-use crate::functional::{AbsolutePositions, finish_in_place, layer_norm_rows_in_place};
+use crate::functional::{
+    AbsolutePositions, check_position_ids, finish_in_place, layer_norm_rows_in_place,
+};
 use crate::layer_rope::LayerRopes;
 use crate::output::DecoderInputOutput;
 use crate::scheme::{PositionEncoding, PositionSchemeConfig};
@@ -397,25 +399,6 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         TokenBatch::pad(sequences, pad_id, side)
     }
 
-    /// Checks every position id against `max_positions`.
-    fn check_positions(&self, batch: &TokenBatch) -> Result<(), DecoderInputError> {
-        let seq_len = batch.seq_len();
-        match batch
-            .position_ids()
-            .as_slice()
-            .iter()
-            .position(|&p| p as usize >= self.max_positions)
-        {
-            Some(i) => Err(DecoderInputError::PositionOutOfRange {
-                position: batch.position_ids().as_slice()[i] as usize,
-                batch: i / seq_len,
-                index: i % seq_len,
-                max_positions: self.max_positions,
-            }),
-            None => Ok(()),
-        }
-    }
-
     /// The hidden states `(batch, seq_len, n_embd)` entering the first decoder block:
     /// the token embeddings, times the embedding scale if any, plus the absolute position
     /// table at each token's position id (sinusoidal or learned). With RoPE nothing is
@@ -430,7 +413,11 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         &'a self,
         batch: &'a TokenBatch,
     ) -> Result<DecoderInputOutput<'a, T, C>, DecoderInputError> {
-        self.check_positions(batch)?;
+        check_position_ids(
+            batch.position_ids().as_slice(),
+            batch.seq_len(),
+            self.max_positions,
+        )?;
         let positions = self
             .positions
             .additive_table()

@@ -1,12 +1,13 @@
 //! The logits through the head, and the gradients of a [`DecoderInput`]: its backward
 //! and the head's.
 
-use tokenloom_embedding::EmbeddingAndHeadGrads;
+use tokenloom_embedding::{EmbeddingAndHeadGrads, EmbeddingError};
 use tokenloom_positions::CacheFloat;
 use tokenloom_tensor::{Accumulate, Element, Tensor, TensorLike, TensorView, try_filled};
 
 use crate::batch::TokenBatch;
 use crate::error::DecoderInputError;
+use crate::functional::{self, AbsolutePositionGrads};
 use crate::logit_head;
 use crate::scheme::PositionEncoding;
 
@@ -73,43 +74,37 @@ impl<T: Element, C: CacheFloat> DecoderInput<T, C> {
         if self.embedding_norm.is_some() {
             return Err(DecoderInputError::EmbeddingNormBackward);
         }
-        // The gradient through the scale, rounded to `T` element by element before the
-        // rows are summed, as PyTorch's `mul` backward materializes it.
-        let scaled: Tensor<T>;
-        let grad_embedding = match self.embedding_scale {
-            Some(scale) => {
-                let mut data = try_filled(
-                    grad_hidden.as_slice().len(),
-                    T::zero(),
-                    "DecoderInput::backward",
-                )?;
-                for (d, &g) in data.iter_mut().zip(grad_hidden.as_slice()) {
-                    *d = T::from_f64_lossy(g.as_f64() * scale);
-                }
-                scaled = Tensor::from_shape_vec(data, grad_hidden.shape())?;
-                scaled.view()
+        let model = self.tables.dense("backward")?;
+        let embedding = model.embedding();
+        if grads.model.embedding.shape() != embedding.weight().shape() {
+            return Err(EmbeddingError::GradShape {
+                what: "grad_weight",
+                expected: embedding.weight().shape(),
+                got: grads.model.embedding.shape(),
             }
-            None => grad_hidden,
+            .into());
+        }
+        let positions = match (&self.positions, &mut grads.learned_positions) {
+            (PositionEncoding::Learned(table), Some(g)) => Some(AbsolutePositionGrads {
+                position_ids: batch.position_ids().view(),
+                grad_table: g.view_mut(),
+                options: table.options(),
+            }),
+            _ => None,
         };
-        self.tables.dense("backward")?.backward_lookup(
+        functional::embed_backward_into(
             batch.ids(),
-            grad_embedding,
-            &mut grads.model,
+            grad_hidden,
+            self.embedding_scale,
+            embedding.options(),
+            &mut grads.model.embedding,
+            positions,
+            Accumulate::Add,
         )?;
         if let (Some(table), Some(g)) = (&self.token_types, &mut grads.token_types) {
             // Every token took row 0.
             let segment_ids = Tensor::<u32>::zeros(batch.ids().dims())?;
             table.backward_dense_into(&segment_ids, grad_hidden, g.view_mut(), Accumulate::Add)?;
-        }
-        if let (PositionEncoding::Learned(table), Some(g)) =
-            (&self.positions, &mut grads.learned_positions)
-        {
-            table.backward_dense_into(
-                batch.position_ids(),
-                grad_hidden,
-                g.view_mut(),
-                Accumulate::Add,
-            )?;
         }
         Ok(())
     }
