@@ -11,22 +11,6 @@ use tokenloom_io::{BlockCodec, GgmlType, GgufFile, IoError, QuantizedMatrix};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/quant_golden.gguf");
 
-/// Every quantized type tokenloom decodes, by its gguf-py name.
-const TYPES: [(&str, GgmlType); 12] = [
-    ("Q4_0", GgmlType::Q4_0),
-    ("Q4_1", GgmlType::Q4_1),
-    ("Q5_0", GgmlType::Q5_0),
-    ("Q5_1", GgmlType::Q5_1),
-    ("Q8_0", GgmlType::Q8_0),
-    ("Q2_K", GgmlType::Q2K),
-    ("Q3_K", GgmlType::Q3K),
-    ("Q4_K", GgmlType::Q4K),
-    ("Q5_K", GgmlType::Q5K),
-    ("Q6_K", GgmlType::Q6K),
-    ("IQ4_NL", GgmlType::IQ4NL),
-    ("IQ4_XS", GgmlType::IQ4XS),
-];
-
 fn golden() -> GgufFile {
     GgufFile::open(GOLDEN).unwrap()
 }
@@ -34,7 +18,9 @@ fn golden() -> GgufFile {
 /// The quantized tensors of the golden file with their expected values.
 fn cases(file: &GgufFile) -> Vec<(String, GgmlType, Vec<f32>)> {
     let mut cases = Vec::new();
-    for (name, qtype) in TYPES {
+    // Every format tokenloom decodes has its golden case (by its gguf-py name).
+    for &qtype in BlockCodec::formats() {
+        let name = qtype.name();
         for kind in ["random", "quantized"] {
             let tensor = format!("{name}.{kind}");
             if file.info(&tensor).is_err() {
@@ -62,8 +48,10 @@ fn assert_bits_eq(got: &[f32], want: &[f32], what: &str) {
 fn golden_file_covers_every_supported_quantized_type() {
     let file = golden();
     let cases = cases(&file);
-    // 12 types with random blocks, 5 legacy types also with gguf-py's quantization.
-    assert_eq!(cases.len(), 17);
+    // 13 types with random blocks, 6 (the legacy types and TQ2_0) also with gguf-py's
+    // quantization.
+    assert_eq!(BlockCodec::formats().len(), 13);
+    assert_eq!(cases.len(), 19);
     for (tensor, qtype, _) in &cases {
         let info = file.info(tensor).unwrap();
         assert_eq!(info.ggml_type, *qtype, "{tensor}");
@@ -206,11 +194,11 @@ proptest! {
     /// a row read agrees with the whole-buffer decode.
     #[test]
     fn arbitrary_blocks_decode_without_panicking(
-        type_index in 0..TYPES.len(),
+        type_index in 0..BlockCodec::formats().len(),
         seed in proptest::collection::vec(any::<u8>(), 1..64),
         rows in 1usize..4,
     ) {
-        let (_, qtype) = TYPES[type_index];
+        let qtype = BlockCodec::formats()[type_index];
         let codec = BlockCodec::of(qtype).unwrap();
         let cols = codec.block_elems() * 2;
         let len = rows * codec.bytes_for(cols).unwrap();

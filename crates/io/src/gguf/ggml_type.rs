@@ -36,7 +36,10 @@ pub enum GgmlType {
     IQ4NL,
     /// 4-bit non-linear super-blocks of 256 with 6-bit scales (id 23, 136 bytes).
     IQ4XS,
-    /// Any other type id (Q8_1, Q8_K, the other IQ and ternary types, integers, …):
+    /// Ternary super-blocks of 256, 2 bits a value (−1, 0, 1, and 2 from a stray code)
+    /// and an f16 scale (id 35, 66 bytes): TriLM / BitNet b1.58 tables.
+    TQ2_0,
+    /// Any other type id (Q8_1, Q8_K, the other IQ types, TQ1_0, integers, …):
     /// listed, never decoded.
     Other(u32),
 }
@@ -60,6 +63,7 @@ impl GgmlType {
             14 => GgmlType::Q6K,
             20 => GgmlType::IQ4NL,
             23 => GgmlType::IQ4XS,
+            35 => GgmlType::TQ2_0,
             28 => GgmlType::F64,
             30 => GgmlType::BF16,
             other => GgmlType::Other(other),
@@ -84,6 +88,7 @@ impl GgmlType {
             GgmlType::Q6K => 14,
             GgmlType::IQ4NL => 20,
             GgmlType::IQ4XS => 23,
+            GgmlType::TQ2_0 => 35,
             GgmlType::F64 => 28,
             GgmlType::BF16 => 30,
             GgmlType::Other(id) => id,
@@ -112,6 +117,7 @@ impl GgmlType {
             GgmlType::Q6K => (256, 210),
             GgmlType::Other(15) => (256, 292),
             GgmlType::IQ4XS => (256, 136),
+            GgmlType::TQ2_0 => (256, 66),
             GgmlType::Other(_) => return None,
         })
     }
@@ -151,6 +157,7 @@ impl GgmlType {
             GgmlType::Q6K => "Q6_K",
             GgmlType::IQ4NL => "IQ4_NL",
             GgmlType::IQ4XS => "IQ4_XS",
+            GgmlType::TQ2_0 => "TQ2_0",
             GgmlType::Other(9) => "Q8_1",
             GgmlType::Other(15) => "Q8_K",
             GgmlType::Other(id) => return format!("type {id}"),

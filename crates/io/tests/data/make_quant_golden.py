@@ -23,13 +23,13 @@ from gguf.quants import dequantize, quantize
 SCALES = {
     Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q5_0: [0], Q.Q5_1: [0, 2], Q.Q8_0: [0],
     Q.Q2_K: [80, 82], Q.Q3_K: [108], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208],
-    Q.IQ4_NL: [0], Q.IQ4_XS: [0],
+    Q.IQ4_NL: [0], Q.IQ4_XS: [0], Q.TQ2_0: [64],
 }
 # gguf-py quantizes these itself.
-QUANTIZABLE = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
+QUANTIZABLE = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.TQ2_0]
 BLOCK = {Q.Q4_0: (32, 18), Q.Q4_1: (32, 20), Q.Q5_0: (32, 22), Q.Q5_1: (32, 24), Q.Q8_0: (32, 34),
          Q.Q2_K: (256, 84), Q.Q3_K: (256, 110), Q.Q4_K: (256, 144), Q.Q5_K: (256, 176),
-         Q.Q6_K: (256, 210), Q.IQ4_NL: (32, 18), Q.IQ4_XS: (256, 136)}
+         Q.Q6_K: (256, 210), Q.IQ4_NL: (32, 18), Q.IQ4_XS: (256, 136), Q.TQ2_0: (256, 66)}
 
 
 def random_blocks(rng, qtype, rows, blocks_per_row):

@@ -129,26 +129,13 @@ pub(super) use format;
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BlockCodec, GgmlType};
+    use super::super::BlockCodec;
 
     /// Random blocks of every format: the AVX2 build (when this CPU has it) and the
     /// portable build decode and dot them to the same bits.
     #[test]
     fn the_avx2_build_gives_the_bits_of_the_portable_build() {
-        for qtype in [
-            GgmlType::Q4_0,
-            GgmlType::Q4_1,
-            GgmlType::Q5_0,
-            GgmlType::Q5_1,
-            GgmlType::Q8_0,
-            GgmlType::Q2K,
-            GgmlType::Q3K,
-            GgmlType::Q4K,
-            GgmlType::Q5K,
-            GgmlType::Q6K,
-            GgmlType::IQ4NL,
-            GgmlType::IQ4XS,
-        ] {
+        for &qtype in super::super::BLOCK_FORMATS {
             let codec = BlockCodec::of(qtype).unwrap();
             let cols = codec.block_elems() * 4;
             let bytes: Vec<u8> = (0..codec.bytes_for(cols).unwrap())

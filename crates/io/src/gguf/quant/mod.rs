@@ -2,7 +2,7 @@
 //! straight from the blocks.
 //!
 //! One codec module per family: `legacy` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), `k_quants`
-//! (Q2_K … Q6_K) and `iq4` (IQ4_NL, IQ4_XS). Every decoder is bit-exact against gguf-py's
+//! (Q2_K … Q6_K), `iq4` (IQ4_NL, IQ4_XS) and `ternary` (TQ2_0). Every decoder is bit-exact against gguf-py's
 //! `gguf.quants.dequantize` (`tests/data/quant_golden.gguf`, written by gguf-py).
 //!
 //! Non-finite scales are decoded as IEEE arithmetic makes them: a NaN scale makes its
@@ -14,6 +14,7 @@ mod iq4;
 mod k_quants;
 mod kernels;
 mod legacy;
+mod ternary;
 
 #[cfg(feature = "testing")]
 pub use legacy::quantize_q8_0;
@@ -25,18 +26,41 @@ use crate::error::IoError;
 
 use kernels::{DecodeRow, DotRow, Format, format};
 
-format!(Q4_0, GgmlType::Q4_0, legacy::q4_0);
-format!(Q4_1, GgmlType::Q4_1, legacy::q4_1);
-format!(Q5_0, GgmlType::Q5_0, legacy::q5_0);
-format!(Q5_1, GgmlType::Q5_1, legacy::q5_1);
-format!(Q8_0, GgmlType::Q8_0, legacy::q8_0);
-format!(Q2K, GgmlType::Q2K, k_quants::q2_k);
-format!(Q3K, GgmlType::Q3K, k_quants::q3_k);
-format!(Q4K, GgmlType::Q4K, k_quants::q4_k);
-format!(Q5K, GgmlType::Q5K, k_quants::q5_k);
-format!(Q6K, GgmlType::Q6K, k_quants::q6_k);
-format!(IQ4NL, GgmlType::IQ4NL, iq4::iq4_nl);
-format!(IQ4XS, GgmlType::IQ4XS, iq4::iq4_xs);
+/// The one list of block formats: each line makes the format's type (its block size from
+/// [`GgmlType::block_layout`], its decoder) and its entry in [`BLOCK_FORMATS`] and
+/// [`BlockCodec::of`].
+macro_rules! formats {
+    ($($name:ident => $decode:path;)*) => {
+        $(format!($name, GgmlType::$name, $decode);)*
+
+        /// Every block-quantized type tokenloom decodes, in the order of the list above.
+        pub(crate) const BLOCK_FORMATS: &[GgmlType] = &[$(GgmlType::$name),*];
+
+        /// The block size, bytes per block and kernels of a listed format.
+        fn kernels_of(qtype: GgmlType) -> Option<(usize, usize, Kernels)> {
+            Some(match qtype {
+                $(GgmlType::$name => Kernels::of::<$name>(),)*
+                _ => return None,
+            })
+        }
+    };
+}
+
+formats! {
+    Q4_0 => legacy::q4_0;
+    Q4_1 => legacy::q4_1;
+    Q5_0 => legacy::q5_0;
+    Q5_1 => legacy::q5_1;
+    Q8_0 => legacy::q8_0;
+    Q2K => k_quants::q2_k;
+    Q3K => k_quants::q3_k;
+    Q4K => k_quants::q4_k;
+    Q5K => k_quants::q5_k;
+    Q6K => k_quants::q6_k;
+    IQ4NL => iq4::iq4_nl;
+    IQ4XS => iq4::iq4_xs;
+    TQ2_0 => ternary::tq2_0;
+}
 
 /// The row kernels of one format (see [`kernels`]).
 #[derive(Clone, Copy)]
@@ -93,24 +117,17 @@ const MAX_BLOCK: usize = 256;
 const STAGING: usize = 1024;
 
 impl BlockCodec {
+    /// Every block-quantized type tokenloom decodes (each has a codec from
+    /// [`BlockCodec::of`]).
+    #[must_use]
+    pub fn formats() -> &'static [GgmlType] {
+        BLOCK_FORMATS
+    }
+
     /// The codec of a block-quantized type, or `None` (plain floats, unsupported types).
     #[must_use]
     pub fn of(qtype: GgmlType) -> Option<Self> {
-        let (block_elems, block_bytes, kernels) = match qtype {
-            GgmlType::Q4_0 => Kernels::of::<Q4_0>(),
-            GgmlType::Q4_1 => Kernels::of::<Q4_1>(),
-            GgmlType::Q5_0 => Kernels::of::<Q5_0>(),
-            GgmlType::Q5_1 => Kernels::of::<Q5_1>(),
-            GgmlType::Q8_0 => Kernels::of::<Q8_0>(),
-            GgmlType::Q2K => Kernels::of::<Q2K>(),
-            GgmlType::Q3K => Kernels::of::<Q3K>(),
-            GgmlType::Q4K => Kernels::of::<Q4K>(),
-            GgmlType::Q5K => Kernels::of::<Q5K>(),
-            GgmlType::Q6K => Kernels::of::<Q6K>(),
-            GgmlType::IQ4NL => Kernels::of::<IQ4NL>(),
-            GgmlType::IQ4XS => Kernels::of::<IQ4XS>(),
-            _ => return None,
-        };
+        let (block_elems, block_bytes, kernels) = kernels_of(qtype)?;
         Some(Self {
             qtype,
             block_elems,
