@@ -43,6 +43,7 @@ enum Command {
     Neighbors(commands::neighbors::NeighborsArgs),
     ConvertLayout(commands::convert_layout::ConvertLayoutArgs),
     MergeShards(commands::merge_shards::MergeShardsArgs),
+    Formats(commands::formats::FormatsArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -53,6 +54,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Neighbors(args) => commands::neighbors::run(args),
         Command::ConvertLayout(args) => commands::convert_layout::run(args),
         Command::MergeShards(args) => commands::merge_shards::run(args),
+        Command::Formats(args) => commands::formats::run(args),
     }
 }
 

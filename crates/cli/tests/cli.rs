@@ -1160,3 +1160,34 @@ fn embed_reads_text_from_a_file() {
     assert_eq!(out["rows"].as_array().unwrap().len(), 3);
     assert_eq!(out["shape"], serde_json::json!([1, 3, 2]));
 }
+
+/// `formats` lists every GGUF type tokenloom reads, with llama.cpp's block sizes.
+#[test]
+fn formats_lists_every_readable_gguf_type() {
+    let value = json(&["formats"]);
+    let gguf = value["gguf"].as_array().unwrap();
+    let find = |name: &str| {
+        gguf.iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {value}"))
+    };
+    assert_eq!(gguf.len(), 4 + tokenloom_io::BlockCodec::formats().len());
+    assert_eq!(find("F32")["quantized"], false);
+    assert_eq!(
+        (
+            find("Q8_0")["block_elems"].as_u64(),
+            find("Q8_0")["block_bytes"].as_u64()
+        ),
+        (Some(32), Some(34))
+    );
+    assert_eq!(find("TQ2_0")["id"], 35);
+    assert_eq!(find("TQ2_0")["bits_per_value"], 2.0625);
+    let text = tokenloom()
+        .arg("formats")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8(text).unwrap().contains("Q6_K"));
+}

@@ -4,6 +4,7 @@
 
 pub mod convert_layout;
 pub mod embed;
+pub mod formats;
 pub mod inspect;
 pub mod merge_shards;
 pub mod neighbors;
