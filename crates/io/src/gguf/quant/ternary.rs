@@ -16,7 +16,7 @@ pub(super) fn tq2_0(block: &[u8], out: &mut [f32]) {
         let qs = &block[32 * j..32 * j + 32];
         for (l, quarter) in half.chunks_exact_mut(32).enumerate() {
             for (o, &q) in quarter.iter_mut().zip(qs) {
-                *o = f32::from(i8::try_from((q >> (2 * l)) & 3).unwrap_or(0) - 1) * d;
+                *o = (f32::from((q >> (2 * l)) & 3) - 1.0) * d;
             }
         }
     }
