@@ -72,8 +72,14 @@ pub(crate) mod private {
     /// can call.
     pub trait Sealed: Sized {
         /// `c = op(a) · op(b)` or `c += op(a) · op(b)`, row-major, as described by `dims`.
-        /// The caller has checked every length.
-        fn gemm(dims: GemmDims, a: &[Self], b: &[Self], c: &mut [Self]);
+        /// The caller has checked every length. Fails only when the `f32` copies of a
+        /// half-precision product cannot be allocated.
+        fn gemm(
+            dims: GemmDims,
+            a: &[Self],
+            b: &[Self],
+            c: &mut [Self],
+        ) -> Result<(), crate::TensorError>;
     }
 }
 

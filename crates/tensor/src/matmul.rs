@@ -166,8 +166,7 @@ pub fn matmul_into<'a, 'b, 'o, T: Element>(
         a.as_slice(),
         b.as_slice(),
         out.as_mut_slice(),
-    );
-    Ok(())
+    )
 }
 
 /// `(m, k, n)` of `op(a) @ op(b)`, or the error naming both shapes.
@@ -262,7 +261,12 @@ fn parallelism() -> gemm::Parallelism {
 macro_rules! native_gemm {
     ($t:ty) => {
         impl Sealed for $t {
-            fn gemm(dims: GemmDims, a: &[Self], b: &[Self], c: &mut [Self]) {
+            fn gemm(
+                dims: GemmDims,
+                a: &[Self],
+                b: &[Self],
+                c: &mut [Self],
+            ) -> Result<(), TensorError> {
                 dims.assert_lengths(a, b, c);
                 let GemmDims {
                     m,
@@ -272,20 +276,20 @@ macro_rules! native_gemm {
                     ..
                 } = dims;
                 if m == 0 || n == 0 {
-                    return;
+                    return Ok(());
                 }
                 if k == 0 {
                     // An empty sum: `c = 0` or `c += 0`.
                     if !accumulate {
                         c.fill(0.0);
                     }
-                    return;
+                    return Ok(());
                 }
                 if m <= crate::gemv::MAX_ROWS && dims.b_transposed && (m == 1 || !dims.a_transposed)
                 {
                     // A decode step's projection: memory-bound, see `gemv`.
                     crate::gemv::rows_times_transposed(a, m, b, c, accumulate);
-                    return;
+                    return Ok(());
                 }
                 let (rsa, csa) = dims.a_strides();
                 let (rsb, csb) = dims.b_strides();
@@ -322,6 +326,7 @@ macro_rules! native_gemm {
                         parallelism(),
                     );
                 }
+                Ok(())
             }
         }
     };
@@ -333,19 +338,30 @@ native_gemm!(f64);
 macro_rules! widened_gemm {
     ($t:ty) => {
         impl Sealed for $t {
-            fn gemm(dims: GemmDims, a: &[Self], b: &[Self], c: &mut [Self]) {
+            fn gemm(
+                dims: GemmDims,
+                a: &[Self],
+                b: &[Self],
+                c: &mut [Self],
+            ) -> Result<(), TensorError> {
                 dims.assert_lengths(a, b, c);
-                let widen = |xs: &[Self]| xs.iter().map(|x| x.as_f32()).collect::<Vec<f32>>();
-                let (a32, b32) = (widen(a), widen(b));
-                let mut c32 = if dims.accumulate {
-                    widen(c)
-                } else {
-                    vec![0.0; c.len()]
+                // f32 copies sized by the caller's operands: allocated fallibly.
+                let widen = |xs: &[Self], keep: bool| -> Result<Vec<f32>, TensorError> {
+                    let mut wide = try_filled(xs.len(), 0.0f32, "matmul (widened to f32)")?;
+                    if keep {
+                        for (w, x) in wide.iter_mut().zip(xs) {
+                            *w = x.as_f32();
+                        }
+                    }
+                    Ok(wide)
                 };
-                <f32 as Sealed>::gemm(dims, &a32, &b32, &mut c32);
+                let (a32, b32) = (widen(a, true)?, widen(b, true)?);
+                let mut c32 = widen(c, dims.accumulate)?;
+                <f32 as Sealed>::gemm(dims, &a32, &b32, &mut c32)?;
                 for (out, &x) in c.iter_mut().zip(&c32) {
                     *out = <$t>::from_f32(x);
                 }
+                Ok(())
             }
         }
     };
