@@ -31,10 +31,14 @@
 
 /// Zero-copy adapters for other frameworks' tensors, enabled by the facade's features:
 /// `ndarray` (arrays in standard layout are [`TensorLike`](tensor::TensorLike) /
-/// [`TensorLikeMut`](tensor::TensorLikeMut) directly) and `candle`
+/// [`TensorLikeMut`](tensor::TensorLikeMut) directly), `burn` (burn's `TensorData`, defined
+/// in `burn_std` and re-exported by burn as `burn::tensor::TensorData`, is
+/// [`TensorLike`](tensor::TensorLike) / [`TensorLikeMut`](tensor::TensorLikeMut) directly) and `candle`
 /// ([`adapters::candle`](tokenloom_tensor::adapters) lends a CPU tensor's buffer to a
 /// closure). The frameworks themselves are re-exported so their versions match.
 pub mod adapters {
+    #[cfg(feature = "burn")]
+    pub use burn_std;
     #[cfg(feature = "candle")]
     pub use candle_core;
     #[cfg(feature = "ndarray")]
