@@ -70,6 +70,7 @@ mod renorm;
 mod grad;
 mod scatter;
 mod head;
+mod logits;
 mod loss;
 #[cfg(feature = "io")]
 mod quantized;
@@ -109,7 +110,7 @@ pub use table::Embedding;
 /// | optimizer steps on the caller's parameter | [`step_dense`](functional::step_dense), [`step_sparse`](functional::step_sparse) |
 pub mod functional {
     pub use crate::grad::{backward_dense, backward_sparse};
-    pub use crate::head::{logits, logits_backward, logits_into};
+    pub use crate::logits::{logits, logits_backward, logits_into};
     pub use crate::lookup::{lookup, lookup_into, renorm};
     #[cfg(feature = "io")]
     pub use crate::loss::linear_cross_entropy_quantized;

@@ -208,7 +208,7 @@ impl QuantizedEmbedding {
         logit_scale: f64,
     ) -> Result<Tensor<T>, EmbeddingError> {
         let hidden = hidden.try_view()?;
-        let (rows, shape) = crate::head::check_hidden(hidden, self.vocab_size(), self.n_embd())?;
+        let (rows, shape) = crate::logits::check_hidden(hidden, self.vocab_size(), self.n_embd())?;
         let mut out = Tensor::from_shape_vec(
             try_filled(shape.elem_count(), T::zero(), "quantized logits")?,
             shape,
@@ -231,7 +231,8 @@ impl QuantizedEmbedding {
     ) -> Result<(), EmbeddingError> {
         let hidden = hidden.try_view()?;
         let mut out = out.try_view_mut()?;
-        let (rows, expected) = crate::head::check_hidden(hidden, self.vocab_size(), self.n_embd())?;
+        let (rows, expected) =
+            crate::logits::check_hidden(hidden, self.vocab_size(), self.n_embd())?;
         if out.shape() != expected {
             return Err(EmbeddingError::OutputShape {
                 expected,
@@ -248,11 +249,11 @@ impl QuantizedEmbedding {
         logit_scale: f64,
         out: &mut [T],
     ) -> Result<(), EmbeddingError> {
-        crate::head::check_logit_scale(logit_scale)?;
+        crate::logits::check_logit_scale(logit_scale)?;
         let h = TensorView::new(hidden.as_slice(), &[rows, self.n_embd()])?;
         let out2 = TensorViewMut::new(out, &[rows, self.vocab_size()])?;
         self.table.matmul_transposed_into(h, out2)?;
-        crate::head::scale_in_place(out, logit_scale);
+        crate::logits::scale_in_place(out, logit_scale);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use super::options::{CrossEntropyOptions, LogitScale, Reduction, default_chunk_t
 use super::row::{RowForward, RowMath};
 use super::{LinearCrossEntropy, LinearCrossEntropyGrads};
 use crate::error::EmbeddingError;
-use crate::head::check_hidden;
+use crate::logits::check_hidden;
 
 /// The checked inputs of one loss call.
 pub(super) struct Plan<'o> {
