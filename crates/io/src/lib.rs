@@ -1,8 +1,7 @@
 //! Foreign checkpoint formats for tokenloom, at the level of named tensors: safetensors
 //! (read memory-mapped, written atomically) and GGUF (read memory-mapped: F32/F16/BF16/F64
-//! and the block formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
-//! IQ4_NL, IQ4_XS and TQ2_0, decoded bit-exact against gguf-py or kept quantized for lookup and
-//! logits), with conversion between f32, f64, f16 and bf16.
+//! and the block formats of [`BlockCodec::formats`] — legacy, K-quants, IQ4, ternary,
+//! FP4 — decoded bit-exact against gguf-py or kept quantized for lookup and logits), with conversion between f32, f64, f16 and bf16.
 //!
 //! ```
 //! use tokenloom_io::{SafetensorsFile, write_safetensors};

@@ -48,10 +48,10 @@ fn assert_bits_eq(got: &[f32], want: &[f32], what: &str) {
 fn golden_file_covers_every_supported_quantized_type() {
     let file = golden();
     let cases = cases(&file);
-    // 13 types with random blocks, 6 (the legacy types and TQ2_0) also with gguf-py's
-    // quantization.
-    assert_eq!(BlockCodec::formats().len(), 13);
-    assert_eq!(cases.len(), 19);
+    // 23 types with random blocks, 8 (the legacy types, TQ2_0, TQ1_0 and MXFP4) also with
+    // gguf-py's quantization (it has no NVFP4 quantizer).
+    assert_eq!(BlockCodec::formats().len(), 23);
+    assert_eq!(cases.len(), 31);
     for (tensor, qtype, _) in &cases {
         let info = file.info(tensor).unwrap();
         assert_eq!(info.ggml_type, *qtype, "{tensor}");

@@ -39,7 +39,30 @@ pub enum GgmlType {
     /// Ternary super-blocks of 256, 2 bits a value (−1, 0, 1, and 2 from a stray code)
     /// and an f16 scale (id 35, 66 bytes): TriLM / BitNet b1.58 tables.
     TQ2_0,
-    /// Any other type id (Q8_1, Q8_K, the other IQ types, TQ1_0, integers, …):
+    /// Ternary super-blocks of 256, five base-3 digits a byte (1.6 bits a value), and an
+    /// f16 scale (id 34, 54 bytes).
+    TQ1_0,
+    /// OCP microscaling FP4: blocks of 32 E2M1 values with an E8M0 power-of-two scale
+    /// (id 39, 17 bytes): gpt-oss's expert weights.
+    MXFP4,
+    /// NVIDIA's FP4: blocks of 64 E2M1 values in four groups of 16, each with an
+    /// unsigned E4M3 scale (id 40, 36 bytes).
+    NVFP4,
+    /// 2.06-bit codebook super-blocks of 256: 8-value grid entries with sign bits (id 16, 66 bytes).
+    IQ2XXS,
+    /// 2.31-bit codebook super-blocks of 256 with 4-bit group scales (id 17, 74 bytes).
+    IQ2XS,
+    /// 2.5-bit codebook super-blocks of 256, explicit sign bytes (id 22, 82 bytes).
+    IQ2S,
+    /// 3.06-bit codebook super-blocks of 256: 4-value grid entries with sign bits (id 18, 98 bytes).
+    IQ3XXS,
+    /// 3.44-bit codebook super-blocks of 256 (id 21, 110 bytes).
+    IQ3S,
+    /// 1.56-bit codebook super-blocks of 256: −1/0/1 grid entries shifted by ±1/8 (id 19, 50 bytes).
+    IQ1S,
+    /// 1.75-bit codebook super-blocks of 256, the f16 scale split over the scale words (id 29, 56 bytes).
+    IQ1M,
+    /// Any other type id (Q8_1, Q8_K, integers, …):
     /// listed, never decoded.
     Other(u32),
 }
@@ -64,6 +87,16 @@ impl GgmlType {
             20 => GgmlType::IQ4NL,
             23 => GgmlType::IQ4XS,
             35 => GgmlType::TQ2_0,
+            34 => GgmlType::TQ1_0,
+            39 => GgmlType::MXFP4,
+            40 => GgmlType::NVFP4,
+            16 => GgmlType::IQ2XXS,
+            17 => GgmlType::IQ2XS,
+            22 => GgmlType::IQ2S,
+            18 => GgmlType::IQ3XXS,
+            21 => GgmlType::IQ3S,
+            19 => GgmlType::IQ1S,
+            29 => GgmlType::IQ1M,
             28 => GgmlType::F64,
             30 => GgmlType::BF16,
             other => GgmlType::Other(other),
@@ -89,6 +122,16 @@ impl GgmlType {
             GgmlType::IQ4NL => 20,
             GgmlType::IQ4XS => 23,
             GgmlType::TQ2_0 => 35,
+            GgmlType::TQ1_0 => 34,
+            GgmlType::MXFP4 => 39,
+            GgmlType::NVFP4 => 40,
+            GgmlType::IQ2XXS => 16,
+            GgmlType::IQ2XS => 17,
+            GgmlType::IQ2S => 22,
+            GgmlType::IQ3XXS => 18,
+            GgmlType::IQ3S => 21,
+            GgmlType::IQ1S => 19,
+            GgmlType::IQ1M => 29,
             GgmlType::F64 => 28,
             GgmlType::BF16 => 30,
             GgmlType::Other(id) => id,
@@ -118,6 +161,16 @@ impl GgmlType {
             GgmlType::Other(15) => (256, 292),
             GgmlType::IQ4XS => (256, 136),
             GgmlType::TQ2_0 => (256, 66),
+            GgmlType::TQ1_0 => (256, 54),
+            GgmlType::MXFP4 => (32, 17),
+            GgmlType::NVFP4 => (64, 36),
+            GgmlType::IQ2XXS => (256, 66),
+            GgmlType::IQ2XS => (256, 74),
+            GgmlType::IQ2S => (256, 82),
+            GgmlType::IQ3XXS => (256, 98),
+            GgmlType::IQ3S => (256, 110),
+            GgmlType::IQ1S => (256, 50),
+            GgmlType::IQ1M => (256, 56),
             GgmlType::Other(_) => return None,
         })
     }
@@ -158,6 +211,16 @@ impl GgmlType {
             GgmlType::IQ4NL => "IQ4_NL",
             GgmlType::IQ4XS => "IQ4_XS",
             GgmlType::TQ2_0 => "TQ2_0",
+            GgmlType::TQ1_0 => "TQ1_0",
+            GgmlType::MXFP4 => "MXFP4",
+            GgmlType::NVFP4 => "NVFP4",
+            GgmlType::IQ2XXS => "IQ2_XXS",
+            GgmlType::IQ2XS => "IQ2_XS",
+            GgmlType::IQ2S => "IQ2_S",
+            GgmlType::IQ3XXS => "IQ3_XXS",
+            GgmlType::IQ3S => "IQ3_S",
+            GgmlType::IQ1S => "IQ1_S",
+            GgmlType::IQ1M => "IQ1_M",
             GgmlType::Other(9) => "Q8_1",
             GgmlType::Other(15) => "Q8_K",
             GgmlType::Other(id) => return format!("type {id}"),

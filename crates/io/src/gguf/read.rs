@@ -541,9 +541,8 @@ impl GgufFile {
     }
 
     /// Loads a tensor as `T` in PyTorch order: F32, F16, BF16 and F64 converted exactly or
-    /// rounded to nearest; every block-quantized type tokenloom knows (Q4_0, Q4_1, Q5_0,
-    /// Q5_1, Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS, TQ2_0) dequantised as gguf-py and ggml do, in
-    /// `f32`, rounded once to `T`.
+    /// rounded to nearest; every block-quantized type of [`BlockCodec::formats`]
+    /// dequantised as gguf-py and ggml do, in `f32`, rounded once to `T`.
     ///
     /// # Errors
     ///

@@ -2,7 +2,8 @@
 //! straight from the blocks.
 //!
 //! One codec module per family: `legacy` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), `k_quants`
-//! (Q2_K … Q6_K), `iq4` (IQ4_NL, IQ4_XS) and `ternary` (TQ2_0). Every decoder is bit-exact against gguf-py's
+//! (Q2_K … Q6_K), `iq4` (IQ4_NL, IQ4_XS), `ternary` (TQ2_0, TQ1_0), `fp4` (MXFP4, NVFP4) and `iq_grid` (IQ1_S, IQ1_M, IQ2_XXS,
+//! IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, with the codebooks of `grids`). Every decoder is bit-exact against gguf-py's
 //! `gguf.quants.dequantize` (`tests/data/quant_golden.gguf`, written by gguf-py).
 //!
 //! Non-finite scales are decoded as IEEE arithmetic makes them: a NaN scale makes its
@@ -10,7 +11,10 @@
 //! exactly as ggml and gguf-py do; callers that must not see them check with
 //! `f32::is_finite`.
 
+mod fp4;
+mod grids;
 mod iq4;
+mod iq_grid;
 mod k_quants;
 mod kernels;
 mod legacy;
@@ -60,6 +64,16 @@ formats! {
     IQ4NL => iq4::iq4_nl;
     IQ4XS => iq4::iq4_xs;
     TQ2_0 => ternary::tq2_0;
+    TQ1_0 => ternary::tq1_0;
+    MXFP4 => fp4::mxfp4;
+    NVFP4 => fp4::nvfp4;
+    IQ2XXS => iq_grid::iq2_xxs;
+    IQ2XS => iq_grid::iq2_xs;
+    IQ2S => iq_grid::iq2_s;
+    IQ3XXS => iq_grid::iq3_xxs;
+    IQ3S => iq_grid::iq3_s;
+    IQ1S => iq_grid::iq1_s;
+    IQ1M => iq_grid::iq1_m;
 }
 
 /// The row kernels of one format (see [`kernels`]).
