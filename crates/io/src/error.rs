@@ -151,6 +151,25 @@ pub enum IoError {
         /// How many GGUF files it holds.
         gguf_files: usize,
     },
+    /// An FP8 weight that has block scales beside it: its stored values alone are not the
+    /// weight, so plain `load` refuses it.
+    #[error(
+        "tensor `{name}` is block-scaled FP8 (its scales are `{scales}`): load it with `SafetensorsFile::load_block_scaled`"
+    )]
+    ScaledFp8 {
+        /// The FP8 tensor.
+        name: String,
+        /// The scale tensor found beside it.
+        scales: String,
+    },
+    /// A block size that cannot tile a block-scaled weight.
+    #[error("tensor `{name}`: block size {block:?} must be positive")]
+    BlockSize {
+        /// The weight.
+        name: String,
+        /// The block size asked for, `(rows, cols)`.
+        block: [usize; 2],
+    },
     /// An error reading a file, with the file's path.
     #[error("{path}: {source}", path = .path.display())]
     InFile {

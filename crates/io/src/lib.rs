@@ -1,7 +1,9 @@
 //! Foreign checkpoint formats for tokenloom, at the level of named tensors: safetensors
-//! (read memory-mapped, written atomically) and GGUF (read memory-mapped: F32/F16/BF16/F64
-//! and the block formats of [`BlockCodec::formats`] — legacy, K-quants, IQ4, ternary,
-//! FP4 — decoded bit-exact against gguf-py or kept quantized for lookup and logits), with conversion between f32, f64, f16 and bf16.
+//! (read memory-mapped, written atomically; F32/F64/F16/BF16, the FP8 types and
+//! block-scaled FP8 weights as [`SafetensorsFile::load_block_scaled`]) and GGUF (read
+//! memory-mapped: F32/F16/BF16/F64 and the block formats of [`BlockCodec::formats`] —
+//! legacy, K-quants, IQ1–IQ4, ternary, FP4 — decoded bit-exact against gguf-py or kept
+//! quantized for lookup and logits), with conversion between f32, f64, f16 and bf16.
 //!
 //! ```
 //! use tokenloom_io::{SafetensorsFile, write_safetensors};
@@ -32,6 +34,7 @@
 
 mod error;
 mod format_error;
+mod fp8;
 mod gguf;
 mod mapped;
 mod model_dir;

@@ -12,6 +12,7 @@ use tokenloom_tensor::{DType, Element, Tensor, TensorView};
 
 use crate::error::{IoError, find_by_name};
 use crate::format_error::SafetensorsFormatError as S;
+use crate::fp8::{self, Fp8, scale_names};
 use crate::mapped::FileBytes;
 
 /// One tensor of a safetensors file: its name, stored dtype, shape and byte range.
@@ -252,17 +253,32 @@ impl SafetensorsFile {
         Ok(&self.bytes[info.byte_range.clone()])
     }
 
-    /// Loads a float tensor, converting its stored dtype (F32, F64, F16, BF16) to `T`
-    /// (exact when widening, round-to-nearest when narrowing).
+    /// Loads a float tensor, converting its stored dtype (F32, F64, F16, BF16, and the
+    /// 8-bit F8_E4M3, F8_E5M2, F8_E8M0 as PyTorch's `.float()` does) to `T` (exact when
+    /// widening, round-to-nearest when narrowing).
     ///
     /// # Errors
     ///
     /// [`IoError::MissingTensor`], [`IoError::UnsupportedDType`] for integer and other
-    /// dtypes, and tensor errors for shapes tokenloom cannot hold.
+    /// dtypes, [`IoError::ScaledFp8`] for an FP8 weight with block scales beside it
+    /// (`{name}_scale_inv` or `{name}_scale`: see
+    /// [`load_block_scaled`](SafetensorsFile::load_block_scaled)), and tensor errors for
+    /// shapes tokenloom cannot hold.
     pub fn load<T: Element>(&self, name: &str) -> Result<Tensor<T>, IoError> {
         let info = self.info(name)?;
         let bytes = &self.bytes[info.byte_range.clone()];
-        let data = decode_le::<T>(info.require_float_dtype()?, bytes);
+        let data = match Fp8::of(&info.dtype) {
+            Some(format) => {
+                if let Some(scales) = scale_names(name).into_iter().find(|s| self.info(s).is_ok()) {
+                    return Err(IoError::ScaledFp8 {
+                        name: name.to_owned(),
+                        scales,
+                    });
+                }
+                fp8::decode::<T>(format, bytes)?
+            }
+            None => decode_le::<T>(info.require_float_dtype()?, bytes),
+        };
         Ok(Tensor::from_vec(data, &info.shape)?)
     }
 
