@@ -1171,8 +1171,18 @@ fn formats_lists_every_readable_gguf_type() {
             .find(|t| t["name"] == name)
             .unwrap_or_else(|| panic!("{name} missing: {value}"))
     };
-    assert_eq!(gguf.len(), 4 + tokenloom_io::BlockCodec::formats().len());
+    // 4 float and 4 integer types, then the block formats.
+    assert_eq!(gguf.len(), 8 + tokenloom_io::BlockCodec::formats().len());
     assert_eq!(find("F32")["quantized"], false);
+    assert_eq!(
+        (
+            find("I64")["id"].as_u64(),
+            find("I64")["quantized"].as_bool()
+        ),
+        (Some(27), Some(false))
+    );
+    assert_eq!(find("IQ1_S")["bits_per_value"], 1.5625);
+    assert_eq!(find("MXFP4")["bits_per_value"], 4.25);
     assert_eq!(
         (
             find("Q8_0")["block_elems"].as_u64(),

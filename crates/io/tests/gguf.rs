@@ -254,3 +254,80 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn integer_tensors_convert_as_pytorch_converts_them() {
+    let tensor = |name: &str, ggml_type: u32, data: Vec<u8>, n: u64| GgufWriteTensor {
+        name: name.into(),
+        ggml_type,
+        ne: vec![n],
+        data,
+    };
+    let i32s: [i32; 4] = [-2_147_483_648, 16_777_217, 16_777_219, -7];
+    let i64s: [i64; 3] = [i64::MIN, (1 << 53) + 1, 3];
+    let bytes = gguf_bytes(
+        &[],
+        &[
+            tensor("i8", 24, vec![0x80, 0x7F, 0xFF, 0x01], 4),
+            tensor(
+                "i16",
+                25,
+                [-32768i16, 32767, -1, 2]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                4,
+            ),
+            tensor(
+                "i32",
+                26,
+                i32s.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                4,
+            ),
+            tensor(
+                "i64",
+                27,
+                i64s.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                3,
+            ),
+        ],
+    );
+    let file = GgufFile::from_bytes(bytes).unwrap();
+    assert_eq!(file.info("i8").unwrap().ggml_type, GgmlType::I8);
+    assert!(!GgmlType::I64.is_quantized() && GgmlType::I64.is_supported());
+    assert_eq!(
+        file.load::<f32>("i8").unwrap().as_slice(),
+        &[-128.0, 127.0, -1.0, 1.0]
+    );
+    assert_eq!(
+        file.load::<f32>("i16").unwrap().as_slice(),
+        &[-32768.0, 32767.0, -1.0, 2.0]
+    );
+    // torch.tensor([-2**31, 2**24 + 1, 2**24 + 3, -7]).float(): nearest, ties to even.
+    assert_eq!(
+        file.load::<f32>("i32").unwrap().as_slice(),
+        &[-2_147_483_648.0, 16_777_216.0, 16_777_220.0, -7.0]
+    );
+    assert_eq!(
+        file.load::<f64>("i32").unwrap().as_slice(),
+        &[-2_147_483_648.0, 16_777_217.0, 16_777_219.0, -7.0]
+    );
+    // .double() of 2**53 + 1 rounds to 2**53; .bfloat16() goes through float.
+    assert_eq!(
+        file.load::<f64>("i64").unwrap().as_slice(),
+        &[-9_223_372_036_854_775_808.0, 9_007_199_254_740_992.0, 3.0]
+    );
+    assert_eq!(
+        file.load::<bf16>("i64").unwrap().as_slice(),
+        &[
+            bf16::from_f32(-9.223_372e18),
+            bf16::from_f32(9.007_199e15),
+            bf16::from_f32(3.0)
+        ]
+    );
+    // Integers are not block formats: no quantized view.
+    assert!(matches!(
+        file.quantized("i8"),
+        Err(IoError::UnsupportedDType { .. }) | Err(IoError::Rank { .. })
+    ));
+}

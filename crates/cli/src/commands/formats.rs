@@ -19,7 +19,16 @@ pub struct FormatsArgs {
 
 /// Runs `tokenloom formats`.
 pub fn run(args: FormatsArgs) -> Result<(), CliError> {
-    let plain = [GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::F64];
+    let plain = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::F64,
+        GgmlType::I8,
+        GgmlType::I16,
+        GgmlType::I32,
+        GgmlType::I64,
+    ];
     let entry = |qtype: GgmlType, quantized: bool| -> Value {
         let (block_elems, block_bytes) = qtype.block_layout().unwrap_or((1, 0));
         #[allow(clippy::cast_precision_loss)] // block sizes are a few hundred

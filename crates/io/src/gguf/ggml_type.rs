@@ -62,7 +62,15 @@ pub enum GgmlType {
     IQ1S,
     /// 1.75-bit codebook super-blocks of 256, the f16 scale split over the scale words (id 29, 56 bytes).
     IQ1M,
-    /// Any other type id (Q8_1, Q8_K, integers, …):
+    /// 8-bit signed integers (id 24).
+    I8,
+    /// 16-bit signed integers (id 25).
+    I16,
+    /// 32-bit signed integers (id 26).
+    I32,
+    /// 64-bit signed integers (id 27).
+    I64,
+    /// Any other type id (Q8_1, Q8_K, …):
     /// listed, never decoded.
     Other(u32),
 }
@@ -90,6 +98,10 @@ impl GgmlType {
             34 => GgmlType::TQ1_0,
             39 => GgmlType::MXFP4,
             40 => GgmlType::NVFP4,
+            24 => GgmlType::I8,
+            25 => GgmlType::I16,
+            26 => GgmlType::I32,
+            27 => GgmlType::I64,
             16 => GgmlType::IQ2XXS,
             17 => GgmlType::IQ2XS,
             22 => GgmlType::IQ2S,
@@ -125,6 +137,10 @@ impl GgmlType {
             GgmlType::TQ1_0 => 34,
             GgmlType::MXFP4 => 39,
             GgmlType::NVFP4 => 40,
+            GgmlType::I8 => 24,
+            GgmlType::I16 => 25,
+            GgmlType::I32 => 26,
+            GgmlType::I64 => 27,
             GgmlType::IQ2XXS => 16,
             GgmlType::IQ2XS => 17,
             GgmlType::IQ2S => 22,
@@ -146,7 +162,10 @@ impl GgmlType {
         Some(match self {
             GgmlType::F32 => (1, 4),
             GgmlType::F16 | GgmlType::BF16 => (1, 2),
-            GgmlType::F64 => (1, 8),
+            GgmlType::F64 | GgmlType::I64 => (1, 8),
+            GgmlType::I8 => (1, 1),
+            GgmlType::I16 => (1, 2),
+            GgmlType::I32 => (1, 4),
             GgmlType::Q4_0 | GgmlType::IQ4NL => (32, 18),
             GgmlType::Q4_1 => (32, 20),
             GgmlType::Q5_0 => (32, 22),
@@ -180,7 +199,14 @@ impl GgmlType {
     pub fn is_quantized(self) -> bool {
         !matches!(
             self,
-            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::F64
+            GgmlType::F32
+                | GgmlType::F16
+                | GgmlType::BF16
+                | GgmlType::F64
+                | GgmlType::I8
+                | GgmlType::I16
+                | GgmlType::I32
+                | GgmlType::I64
         )
     }
 
@@ -214,6 +240,10 @@ impl GgmlType {
             GgmlType::TQ1_0 => "TQ1_0",
             GgmlType::MXFP4 => "MXFP4",
             GgmlType::NVFP4 => "NVFP4",
+            GgmlType::I8 => "I8",
+            GgmlType::I16 => "I16",
+            GgmlType::I32 => "I32",
+            GgmlType::I64 => "I64",
             GgmlType::IQ2XXS => "IQ2_XXS",
             GgmlType::IQ2XS => "IQ2_XS",
             GgmlType::IQ2S => "IQ2_S",

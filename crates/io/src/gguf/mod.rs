@@ -3,6 +3,7 @@
 //! a small writer for tests and tools (`write`).
 
 mod ggml_type;
+mod ints;
 mod quant;
 mod quantized;
 mod read;

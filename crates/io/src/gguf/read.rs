@@ -541,7 +541,7 @@ impl GgufFile {
     }
 
     /// Loads a tensor as `T` in PyTorch order: F32, F16, BF16 and F64 converted exactly or
-    /// rounded to nearest; every block-quantized type of [`BlockCodec::formats`]
+    /// rounded to nearest; I8, I16, I32 and I64 as PyTorch's `.to(dtype)` converts them; every block-quantized type of [`BlockCodec::formats`]
     /// dequantised as gguf-py and ggml do, in `f32`, rounded once to `T`.
     ///
     /// # Errors
@@ -556,10 +556,13 @@ impl GgufFile {
             GgmlType::F16 => decode_le::<T>(DType::F16, bytes),
             GgmlType::BF16 => decode_le::<T>(DType::BF16, bytes),
             GgmlType::F64 => decode_le::<T>(DType::F64, bytes),
-            qtype => {
-                let elements = info.shape.iter().product();
-                super::quant::dequantize(qtype, bytes, elements, name)?
-            }
+            qtype => match super::ints::decode_ints::<T>(qtype, bytes) {
+                Some(ints) => ints?,
+                None => {
+                    let elements = info.shape.iter().product();
+                    super::quant::dequantize(qtype, bytes, elements, name)?
+                }
+            },
         };
         Ok(Tensor::from_vec(data, &info.shape)?)
     }
