@@ -114,17 +114,18 @@ fn set_last_error(message: &str) {
 
 /// Runs one API call: catches panics, records the message of a failure.
 pub(crate) fn run(f: impl FnOnce() -> Result<(), Failure>) -> TokenloomStatus {
-    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        Err(Failure::new(
-            TokenloomStatus::InternalPanic,
-            format!("internal error (please report): {what}"),
-        ))
-    });
+    let result =
+        catch_unwind(AssertUnwindSafe(|| crate::config::on_threads(f))).unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(Failure::new(
+                TokenloomStatus::InternalPanic,
+                format!("internal error (please report): {what}"),
+            ))
+        });
     match result {
         Ok(()) => {
             set_last_error("");

@@ -36,12 +36,16 @@
 // `tensor.rs`, after the checks, with a SAFETY comment.
 #![doc(test(attr(deny(warnings))))]
 
+mod config;
 mod embedding;
 mod error;
 mod loss;
 mod rope;
 mod tensor;
 
+pub use config::{
+    TOKENLOOM_MAX_THREADS, tokenloom_num_threads, tokenloom_set_num_threads, tokenloom_version,
+};
 pub use embedding::{
     tokenloom_backward_dense, tokenloom_backward_sparse, tokenloom_logits,
     tokenloom_logits_backward, tokenloom_lookup, tokenloom_renorm,
@@ -55,4 +59,4 @@ pub use rope::{
     TokenloomDirection, TokenloomQkLayout, TokenloomRopeLayout, tokenloom_convert_qk_layout,
     tokenloom_rope, tokenloom_rope_cos_sin, tokenloom_rope_cos_sin_hf, tokenloom_sinusoidal,
 };
-pub use tensor::{TOKENLOOM_MAX_RANK, TokenloomDtype, TokenloomTensor};
+pub use tensor::{TOKENLOOM_MAX_RANK, TokenloomDtype, TokenloomTensor, tokenloom_tensor_init};

@@ -5,7 +5,7 @@ use std::ffi::c_void;
 
 use tokenloom_tensor::{Shape, TensorView, TensorViewMut};
 
-use crate::error::{Failure, TokenloomStatus};
+use crate::error::{Failure, TokenloomStatus, run};
 
 /// The most dimensions a [`TokenloomTensor`] can have.
 pub const TOKENLOOM_MAX_RANK: usize = 8;
@@ -99,6 +99,58 @@ impl TokenloomTensor {
             dims: all,
         }
     }
+}
+
+/// Fills `*out` with the descriptor of a caller's buffer: `data`, a [`TokenloomDtype`]
+/// tag and the `rank` dimensions at `dims` (outermost first; not read when `rank` is 0).
+/// The buffer itself is checked when a kernel receives the descriptor.
+///
+/// Returns `TOKENLOOM_STATUS_NULL_POINTER` for a null `out` (or a null `dims` with a
+/// positive `rank`), `TOKENLOOM_STATUS_BAD_DTYPE` for an unknown tag and
+/// `TOKENLOOM_STATUS_BAD_SHAPE` for a rank above [`TOKENLOOM_MAX_RANK`]; `*out` is
+/// unchanged then.
+///
+/// # Safety
+///
+/// `out` is null or points to a writable descriptor; `dims` is null or points to `rank`
+/// readable `size_t` values.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tokenloom_tensor_init(
+    out: *mut TokenloomTensor,
+    data: *mut c_void,
+    dtype: i32,
+    rank: usize,
+    dims: *const usize,
+) -> TokenloomStatus {
+    run(|| {
+        if out.is_null() || (rank > 0 && dims.is_null()) {
+            return Err(Failure::new(
+                TokenloomStatus::NullPointer,
+                "tokenloom_tensor_init: null out or dims",
+            ));
+        }
+        let dtype = TokenloomDtype::from_tag(dtype).ok_or_else(|| {
+            Failure::new(
+                TokenloomStatus::BadDtype,
+                format!("tokenloom_tensor_init: unknown dtype tag {dtype}"),
+            )
+        })?;
+        if rank > TOKENLOOM_MAX_RANK {
+            return Err(Failure::new(
+                TokenloomStatus::BadShape,
+                format!("tokenloom_tensor_init: rank {rank} is above {TOKENLOOM_MAX_RANK}"),
+            ));
+        }
+        let dims: &[usize] = if rank == 0 {
+            &[]
+        } else {
+            // SAFETY: non-null (checked) and `rank` readable values (the caller's contract).
+            unsafe { std::slice::from_raw_parts(dims, rank) }
+        };
+        // SAFETY: non-null (checked) and writable (the caller's contract).
+        unsafe { out.write(TokenloomTensor::new(data, dtype, dims)) };
+        Ok(())
+    })
 }
 
 /// A described and checked tensor: its pointer is non-null (or the tensor is empty) and
@@ -338,6 +390,49 @@ pub(crate) use {with_float, with_id};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensor_init_checks_its_arguments_and_leaves_out_unchanged_on_error() {
+        let mut data = [0.0f32; 6];
+        let data_ptr: *mut c_void = data.as_mut_ptr().cast();
+        let dims = [2usize, 3];
+        let mut t = TokenloomTensor::new(std::ptr::null_mut(), TokenloomDtype::F64, &[7]);
+        let before = format!("{t:?}");
+        let init = |t: *mut TokenloomTensor, tag: i32, rank: usize, dims: *const usize| {
+            // SAFETY: `t` is null or a live descriptor, `dims` holds `rank` values or is null.
+            unsafe { tokenloom_tensor_init(t, data_ptr, tag, rank, dims) }
+        };
+        assert_eq!(
+            init(std::ptr::null_mut(), 0, 2, dims.as_ptr()),
+            TokenloomStatus::NullPointer
+        );
+        assert_eq!(
+            init(&raw mut t, 0, 2, std::ptr::null()),
+            TokenloomStatus::NullPointer
+        );
+        assert_eq!(
+            init(&raw mut t, 99, 2, dims.as_ptr()),
+            TokenloomStatus::BadDtype
+        );
+        assert_eq!(
+            init(&raw mut t, 0, TOKENLOOM_MAX_RANK + 1, dims.as_ptr()),
+            TokenloomStatus::BadShape
+        );
+        assert_eq!(format!("{t:?}"), before);
+        assert_eq!(
+            init(&raw mut t, TokenloomDtype::F32 as i32, 2, dims.as_ptr()),
+            TokenloomStatus::Ok
+        );
+        assert_eq!(
+            (t.dtype, t.rank, &t.dims[..2]),
+            (TokenloomDtype::F32 as i32, 2, &dims[..])
+        );
+        assert_eq!(
+            init(&raw mut t, TokenloomDtype::F32 as i32, 0, std::ptr::null()),
+            TokenloomStatus::Ok
+        );
+        assert_eq!(t.rank, 0);
+    }
 
     #[test]
     fn descriptors_are_checked_before_any_read() {

@@ -27,3 +27,14 @@ fn header_is_up_to_date() {
         path.display()
     );
 }
+
+/// The pkg-config file states the crate's version (its one other home).
+#[test]
+fn pkg_config_file_has_the_crate_version() {
+    let pc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tokenloom.pc")).unwrap();
+    let version = pc
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .expect("a Version line");
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+}

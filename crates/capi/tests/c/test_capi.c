@@ -2,8 +2,8 @@
  *
  * Build and run (as .ci/run does):
  *   cargo build --release -p tokenloom-capi
- *   cc -std=c11 -Wall -Wextra -Werror -I crates/capi/include crates/capi/tests/c/test_capi.c \
- *      target/release/libtokenloom_capi.a -lpthread -ldl -lm -o target/test_capi
+ *   PKG_CONFIG_PATH=crates/capi cc -std=c11 -Wall -Wextra -Werror crates/capi/tests/c/test_capi.c \
+ *      $(PKG_CONFIG_PATH=crates/capi pkg-config --cflags --libs tokenloom) -o target/test_capi
  *   target/test_capi
  */
 #include <math.h>
@@ -26,13 +26,10 @@ static int checks = 0;
         checks++;                                                      \
     } while (0)
 
+/* A descriptor through the library's own helper (it checks the tag and the rank). */
 static TokenloomTensor tensor(void *data, TokenloomDtype dtype, size_t rank, const size_t *dims) {
     TokenloomTensor t;
-    memset(&t, 0, sizeof t);
-    t.data = data;
-    t.dtype = (int32_t)dtype;
-    t.rank = rank;
-    for (size_t i = 0; i < rank; i++) t.dims[i] = dims[i];
+    CHECK(tokenloom_tensor_init(&t, data, dtype, rank, dims) == TOKENLOOM_STATUS_OK, "tensor_init");
     return t;
 }
 
@@ -142,6 +139,18 @@ int main(void) {
     TokenloomTensor bad_tag = t_ids;
     bad_tag.dtype = 42;
     CHECK(tokenloom_lookup(&t_table, &bad_tag, &t_out) == TOKENLOOM_STATUS_BAD_DTYPE, "unknown dtype");
+
+    /* The version, and the same lookup on one thread and on a pool of three. */
+    CHECK(strlen(tokenloom_version()) >= 5 && tokenloom_version()[1] == '.', "version %s", tokenloom_version());
+    ids[1] = 0;
+    for (size_t n = 1; n <= 3; n += 2) {
+        CHECK(tokenloom_set_num_threads(n) == TOKENLOOM_STATUS_OK && tokenloom_num_threads() == n, "threads");
+        CHECK(tokenloom_lookup(&t_table, &t_ids, &t_out) == TOKENLOOM_STATUS_OK && out[8] == 7.0f, "lookup on %zu threads", n);
+    }
+    CHECK(tokenloom_set_num_threads(TOKENLOOM_MAX_THREADS + 1) == TOKENLOOM_STATUS_INVALID_ARGUMENT, "too many threads");
+    CHECK(tokenloom_set_num_threads(0) == TOKENLOOM_STATUS_OK, "default threads");
+    TokenloomTensor unused;
+    CHECK(tokenloom_tensor_init(&unused, table, 42, 2, table_dims) == TOKENLOOM_STATUS_BAD_DTYPE, "init with a bad tag");
 
     printf("c api: %d checks passed\n", checks);
     return 0;
