@@ -436,7 +436,8 @@ TokenloomStatus tokenloom_rope_cos_sin_hf(const char *config_json,
  2)`, f32 or f64, one value per pair; `attention_factor` is the factor already in them,
  used by the inverse only, 1 usually). In place when `out` is null, else from `x` into
  `out` (same shape, disjoint). Positions are `position_offset + index` per batch row,
- or `position_ids` (u32, `(batch, seq_len)`) when it is not null. `x` is any float
+ or `position_ids` (u32, i32 or i64, `(batch, seq_len)`; a negative id is
+ `TOKENLOOM_STATUS_POSITION_OUT_OF_RANGE`) when it is not null. `x` is any float
  dtype; half types are rotated in the tables' precision and rounded once.
 
  # Safety

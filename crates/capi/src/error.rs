@@ -87,7 +87,9 @@ impl From<EmbeddingError> for Failure {
 impl From<PositionError> for Failure {
     fn from(err: PositionError) -> Self {
         let status = match &err {
-            PositionError::PositionOutOfRange { .. } => TokenloomStatus::PositionOutOfRange,
+            PositionError::PositionOutOfRange { .. } | PositionError::NegativePosition { .. } => {
+                TokenloomStatus::PositionOutOfRange
+            }
             PositionError::Tensor(e) => tensor_status(e),
             PositionError::QkShape { .. }
             | PositionError::QkTooNarrow { .. }

@@ -160,7 +160,8 @@ fn write_cos_sin(
 /// 2)`, f32 or f64, one value per pair; `attention_factor` is the factor already in them,
 /// used by the inverse only, 1 usually). In place when `out` is null, else from `x` into
 /// `out` (same shape, disjoint). Positions are `position_offset + index` per batch row,
-/// or `position_ids` (u32, `(batch, seq_len)`) when it is not null. `x` is any float
+/// or `position_ids` (u32, i32 or i64, `(batch, seq_len)`; a negative id is
+/// `TOKENLOOM_STATUS_POSITION_OUT_OF_RANGE`) when it is not null. `x` is any float
 /// dtype; half types are rotated in the tables' precision and rounded once.
 ///
 /// # Safety
@@ -257,14 +258,16 @@ impl Rotate {
         let (cos, sin) = unsafe { (cos.view::<C>()?, sin.view::<C>()?) };
         let tables =
             RopeTables::new(cos, sin, self.layout)?.with_attention_factor(self.attention_factor)?;
-        // SAFETY: as above.
-        let ids = match &self.ids {
-            Some(ids) => Some(unsafe { ids.view::<u32>()? }),
-            None => None,
-        };
-        let positions = match ids {
-            Some(ids) => TokenPositions::Ids(ids),
+        let positions = match &self.ids {
             None => TokenPositions::Offset(self.position_offset),
+            Some(ids) => match ids.dtype {
+                // SAFETY: as above.
+                TokenloomDtype::I64 => TokenPositions::IdsI64(unsafe { ids.view::<i64>()? }),
+                // SAFETY: as above.
+                TokenloomDtype::I32 => TokenPositions::IdsI32(unsafe { ids.view::<i32>()? }),
+                // SAFETY: as above (another tag is refused by the view).
+                _ => TokenPositions::Ids(unsafe { ids.view::<u32>()? }),
+            },
         };
         with_float!(self.x, |T| self.rotate::<T, C>(&tables, positions))
     }

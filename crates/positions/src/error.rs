@@ -59,6 +59,17 @@ pub enum PositionError {
         max_positions: usize,
     },
 
+    /// A negative position id (i64 or i32 ids).
+    #[error("position id {position} at batch {batch}, index {index} is negative")]
+    NegativePosition {
+        /// The id.
+        position: i64,
+        /// Its batch index.
+        batch: usize,
+        /// Its index along seq_len.
+        index: usize,
+    },
+
     // === Tensor shapes ===
     /// A q/k tensor that is not rank 4 with the configured head_dim.
     #[error("q/k tensor of shape {shape} does not match {layout} with head_dim {head_dim}")]

@@ -301,3 +301,72 @@ fn sinusoidal_and_layout_conversion_into_caller_buffers() {
         Err(PositionError::OutputShape { .. })
     ));
 }
+
+#[test]
+fn i64_and_i32_position_ids_rotate_as_u32_ids_and_negatives_are_errors() {
+    let (batch, seq_len, n_heads, head_dim) = (2, 3, 2, 8);
+    let cache = RopeCache::<f32>::new(
+        &RopeConfig::new(head_dim, 10000.0, RopeLayout::HalfSplit),
+        16,
+    )
+    .unwrap();
+    let x: Vec<f32> = (0..batch * seq_len * n_heads * head_dim)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let x = Tensor::from_vec(x, &[batch, seq_len, n_heads, head_dim]).unwrap();
+    let ids_u32 = [3u32, 9, 15, 0, 0, 7];
+    let ids = |data: &[u32]| Tensor::from_vec(data.to_vec(), &[batch, seq_len]).unwrap();
+    let want = cache
+        .apply(
+            &x,
+            QkLayout::BatchSeqHeads,
+            TokenPositions::Ids(ids(&ids_u32).view()),
+        )
+        .unwrap();
+    let i64s = Tensor::from_vec(ids_u32.map(i64::from).to_vec(), &[batch, seq_len]).unwrap();
+    let i32s = Tensor::from_vec(ids_u32.map(|p| p as i32).to_vec(), &[batch, seq_len]).unwrap();
+    for positions in [
+        TokenPositions::IdsI64(i64s.view()),
+        TokenPositions::IdsI32(i32s.view()),
+    ] {
+        let got = cache.apply(&x, QkLayout::BatchSeqHeads, positions).unwrap();
+        assert_eq!(got.as_slice(), want.as_slice());
+    }
+    let negative = Tensor::from_vec(vec![0i64, 1, 2, 3, -4, 5], &[batch, seq_len]).unwrap();
+    let err = cache
+        .apply(
+            &x,
+            QkLayout::BatchSeqHeads,
+            TokenPositions::IdsI64(negative.view()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PositionError::NegativePosition {
+                position: -4,
+                batch: 1,
+                index: 1
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "position id -4 at batch 1, index 1 is negative"
+    );
+    let past = Tensor::from_vec(vec![0i32, 1, 16, 3, 4, 5], &[batch, seq_len]).unwrap();
+    assert!(matches!(
+        cache.apply(
+            &x,
+            QkLayout::BatchSeqHeads,
+            TokenPositions::IdsI32(past.view())
+        ),
+        Err(PositionError::PositionOutOfRange {
+            position: 16,
+            batch: 0,
+            index: 2,
+            max_positions: 16
+        })
+    ));
+}

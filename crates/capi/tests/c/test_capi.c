@@ -118,6 +118,27 @@ int main(void) {
               TOKENLOOM_STATUS_OK,
           "rope in place");
     CHECK(memcmp(x, rotated, sizeof x) == 0, "in place == out of place");
+    /* PyTorch-style int64 position ids 0..5 rotate as the offset 0 did; a negative id is
+       an out-of-range status. */
+    int64_t pos[SEQ] = {0, 1, 2, 3, 4, 5};
+    size_t pos_dims[2] = {1, SEQ};
+    TokenloomTensor t_pos = tensor(pos, TOKENLOOM_DTYPE_I64, 2, pos_dims);
+    for (int i = 0; i < SEQ * HEADS * HEAD; i++) x[i] = (float)((i * 7) % 11) - 5.0f;
+    float by_ids[SEQ * HEADS * HEAD];
+    TokenloomTensor t_by_ids = tensor(by_ids, TOKENLOOM_DTYPE_F32, 4, x_dims);
+    CHECK(tokenloom_rope(&t_x, &t_by_ids, &t_cos, &t_sin, TOKENLOOM_ROPE_LAYOUT_HALF_SPLIT,
+                         TOKENLOOM_QK_LAYOUT_BATCH_SEQ_HEADS, TOKENLOOM_DIRECTION_FORWARD, 1.0, 0, &t_pos) ==
+              TOKENLOOM_STATUS_OK && memcmp(by_ids, rotated, sizeof by_ids) == 0,
+          "rope with int64 position ids");
+    pos[2] = -1;
+    CHECK(tokenloom_rope(&t_x, &t_by_ids, &t_cos, &t_sin, TOKENLOOM_ROPE_LAYOUT_HALF_SPLIT,
+                         TOKENLOOM_QK_LAYOUT_BATCH_SEQ_HEADS, TOKENLOOM_DIRECTION_FORWARD, 1.0, 0, &t_pos) ==
+              TOKENLOOM_STATUS_POSITION_OUT_OF_RANGE,
+          "negative position id");
+    CHECK(tokenloom_rope(&t_x, NULL, &t_cos, &t_sin, TOKENLOOM_ROPE_LAYOUT_HALF_SPLIT,
+                         TOKENLOOM_QK_LAYOUT_BATCH_SEQ_HEADS, TOKENLOOM_DIRECTION_FORWARD, 1.0, 0, NULL) ==
+              TOKENLOOM_STATUS_OK,
+          "rope in place again");
     CHECK(tokenloom_rope(&t_x, NULL, &t_cos, &t_sin, TOKENLOOM_ROPE_LAYOUT_HALF_SPLIT,
                          TOKENLOOM_QK_LAYOUT_BATCH_SEQ_HEADS, TOKENLOOM_DIRECTION_FORWARD, 1.0, 1, NULL) ==
               TOKENLOOM_STATUS_POSITION_OUT_OF_RANGE,

@@ -43,6 +43,40 @@ pub enum TokenPositions<'a> {
     /// Explicit position ids `(batch, seq_len)`, as HuggingFace's `position_ids`: any
     /// order, repeats, a different offset per row (left-padded batches).
     Ids(TensorView<'a, u32>),
+    /// [`Ids`](TokenPositions::Ids) as PyTorch hands them over (`torch.long`); a negative
+    /// id is [`PositionError::NegativePosition`].
+    IdsI64(TensorView<'a, i64>),
+    /// [`Ids`](TokenPositions::Ids) as `int32` (ONNX, JAX); a negative id is
+    /// [`PositionError::NegativePosition`].
+    IdsI32(TensorView<'a, i32>),
+}
+
+/// Checked position ids of any integer type.
+#[derive(Clone, Copy)]
+enum IdSlice<'a> {
+    U32(&'a [u32]),
+    I64(&'a [i64]),
+    I32(&'a [i32]),
+}
+
+impl IdSlice<'_> {
+    /// Id `i` (checked non-negative before use).
+    #[inline]
+    fn get(self, i: usize) -> i64 {
+        match self {
+            Self::U32(ids) => i64::from(ids[i]),
+            Self::I64(ids) => ids[i],
+            Self::I32(ids) => i64::from(ids[i]),
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Self::U32(ids) => ids.len(),
+            Self::I64(ids) => ids.len(),
+            Self::I32(ids) => ids.len(),
+        }
+    }
 }
 
 /// Which map a rotation applies. With `R(θ)` the rotation by `position·θ` and `s` the
@@ -383,36 +417,77 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
                 }
                 None
             }
-            TokenPositions::Ids(ids) => {
-                let expected = Shape::new(&[batch, seq_len])?;
-                if ids.shape() != expected {
-                    return Err(PositionError::PositionIdsShape {
-                        expected,
-                        got: ids.shape(),
-                    });
-                }
-                if let Some(i) = ids
-                    .as_slice()
-                    .iter()
-                    .position(|&p| p as usize >= max_positions)
-                {
-                    return Err(out_of_range(
-                        ids.as_slice()[i] as usize,
-                        i / seq_len,
-                        i % seq_len,
-                    ));
-                }
-                Some(ids.as_slice())
-            }
+            TokenPositions::Ids(ids) => Some(Self::check_ids(
+                ids.shape(),
+                IdSlice::U32(ids.as_slice()),
+                batch,
+                seq_len,
+                max_positions,
+            )?),
+            TokenPositions::IdsI64(ids) => Some(Self::check_ids(
+                ids.shape(),
+                IdSlice::I64(ids.as_slice()),
+                batch,
+                seq_len,
+                max_positions,
+            )?),
+            TokenPositions::IdsI32(ids) => Some(Self::check_ids(
+                ids.shape(),
+                IdSlice::I32(ids.as_slice()),
+                batch,
+                seq_len,
+                max_positions,
+            )?),
         };
         let offset = match positions {
             TokenPositions::Offset(offset) => offset,
-            TokenPositions::Ids(_) => 0,
+            _ => 0,
         };
         Ok(move |b: usize, s: usize| match ids {
-            Some(ids) => ids[b * seq_len + s] as usize,
+            // Checked: non-negative and below max_positions.
+            Some(ids) => usize::try_from(ids.get(b * seq_len + s)).unwrap_or(usize::MAX),
             None => offset + s,
         })
+    }
+
+    /// Checks position ids: shape `(batch, seq_len)`, every id in `0..max_positions`.
+    fn check_ids(
+        shape: Shape,
+        ids: IdSlice<'_>,
+        batch: usize,
+        seq_len: usize,
+        max_positions: usize,
+    ) -> Result<IdSlice<'_>, PositionError> {
+        let expected = Shape::new(&[batch, seq_len])?;
+        if shape != expected {
+            return Err(PositionError::PositionIdsShape {
+                expected,
+                got: shape,
+            });
+        }
+        for i in 0..ids.len() {
+            let id = ids.get(i);
+            let (b, index) = (i / seq_len, i % seq_len);
+            match usize::try_from(id) {
+                Err(_) => {
+                    return Err(PositionError::NegativePosition {
+                        position: id,
+                        batch: b,
+                        index,
+                    });
+                }
+                Ok(position) if position >= max_positions => {
+                    return Err(PositionError::PositionOutOfRange {
+                        position,
+                        batch: b,
+                        index,
+                        max_positions,
+                    });
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(ids)
     }
 
     /// The cos and sin rows of `position`, reporting `batch` and `index` on error.
