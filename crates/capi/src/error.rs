@@ -94,6 +94,7 @@ impl From<PositionError> for Failure {
             PositionError::QkShape { .. }
             | PositionError::QkTooNarrow { .. }
             | PositionError::RopeTablesShape { .. }
+            | PositionError::RopeTablesStride { .. }
             | PositionError::OutputShape { .. }
             | PositionError::PositionIdsShape { .. }
             | PositionError::WeightRows { .. } => TokenloomStatus::BadShape,

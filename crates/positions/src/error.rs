@@ -103,6 +103,23 @@ pub enum PositionError {
         /// The sin table's shape.
         sin: Shape,
     },
+    /// Strided cos/sin tables that do not hold `max_positions` rows of `half` values
+    /// `row_stride` apart.
+    #[error(
+        "rope tables of {max_positions} rows of {half} values, {row_stride} apart, need {half} ≤ row_stride and that many elements; cos has {cos_len}, sin {sin_len}"
+    )]
+    RopeTablesStride {
+        /// The rows asked for.
+        max_positions: usize,
+        /// Values per row (`rotary_dim / 2`).
+        half: usize,
+        /// Elements from one row to the next.
+        row_stride: usize,
+        /// Elements of the cos slice.
+        cos_len: usize,
+        /// Elements of the sin slice.
+        sin_len: usize,
+    },
     /// An output buffer of the wrong shape.
     #[error("{what} has shape {got}, expected {expected}")]
     OutputShape {

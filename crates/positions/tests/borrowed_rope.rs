@@ -370,3 +370,80 @@ fn i64_and_i32_position_ids_rotate_as_u32_ids_and_negatives_are_errors() {
         })
     ));
 }
+
+#[test]
+fn the_first_half_of_a_duplicated_cache_rotates_without_a_copy() {
+    let (max_positions, head_dim) = (12, 8);
+    let half = head_dim / 2;
+    let cache = RopeCache::<f32>::new(
+        &RopeConfig::new(head_dim, 10000.0, RopeLayout::HalfSplit),
+        max_positions,
+    )
+    .unwrap();
+    // transformers' cache: cat(freqs, freqs) per row, (max_positions, head_dim).
+    let duplicate = |t: &[f32]| -> Vec<f32> {
+        t.chunks(half)
+            .flat_map(|row| row.iter().chain(row))
+            .copied()
+            .collect()
+    };
+    let (cos, sin) = (
+        duplicate(cache.cos().as_slice()),
+        duplicate(cache.sin().as_slice()),
+    );
+    let strided = RopeTables::from_strided(
+        &cos,
+        &sin,
+        max_positions,
+        half,
+        head_dim,
+        RopeLayout::HalfSplit,
+    )
+    .unwrap();
+    let x = Tensor::from_vec(
+        (0..2 * 5 * 3 * head_dim)
+            .map(|i| (i as f32 * 0.11).cos())
+            .collect(),
+        &[2, 5, 3, head_dim],
+    )
+    .unwrap();
+    let (mut a, mut b) = (x.clone(), x.clone());
+    for (tables, out) in [(strided, &mut a), (cache.tables(), &mut b)] {
+        tables
+            .rotate_in_place(
+                out.view_mut(),
+                QkLayout::BatchSeqHeads,
+                TokenPositions::Offset(7),
+                Direction::Forward,
+            )
+            .unwrap();
+    }
+    assert_eq!(a.as_slice(), b.as_slice());
+    // Too short for the rows asked for, or a stride below the row length.
+    assert!(matches!(
+        RopeTables::from_strided(
+            &cos,
+            &sin,
+            max_positions + 1,
+            half,
+            head_dim,
+            RopeLayout::HalfSplit
+        ),
+        Err(PositionError::RopeTablesStride { .. })
+    ));
+    assert!(matches!(
+        RopeTables::from_strided(
+            &cos,
+            &sin,
+            max_positions,
+            half,
+            half - 1,
+            RopeLayout::HalfSplit
+        ),
+        Err(PositionError::RopeTablesStride { .. })
+    ));
+    assert!(matches!(
+        RopeTables::<f32>::from_strided(&[], &[], 0, half, head_dim, RopeLayout::HalfSplit),
+        Err(PositionError::RopeTablesStride { .. })
+    ));
+}

@@ -134,6 +134,8 @@ pub struct RopeTables<'a, C> {
     sin: &'a [C],
     max_positions: usize,
     half: usize,
+    /// Elements from one row of `cos`/`sin` to the next (`half` when contiguous).
+    row_stride: usize,
     layout: RopeLayout,
     attention_factor: f64,
 }
@@ -166,6 +168,63 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
             sin: sin.as_slice(),
             max_positions,
             half,
+            row_stride: half,
+            layout,
+            attention_factor: 1.0,
+        })
+    }
+
+    /// Borrows tables whose rows are `row_stride` elements apart: row `p` of cos is
+    /// `cos[p · row_stride ..][..half]`, and likewise for sin. The first half of a
+    /// HuggingFace-style duplicated `(max_positions, rotary_dim)` cache (`cat(freqs,
+    /// freqs)`) is `half = rotary_dim / 2`, `row_stride = rotary_dim`: rotated without a
+    /// copy. The attention factor already in the tables is taken to be 1.
+    ///
+    /// # Errors
+    ///
+    /// [`PositionError::RopeTablesStride`] for an empty table, a stride below `half`, or
+    /// slices too short for `max_positions` rows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokenloom_positions::{RopeLayout, RopeTables};
+    ///
+    /// // A duplicated (max_positions 2, rotary_dim 4) cache, as transformers builds it.
+    /// let cos = [1.0f32, 1.0, 1.0, 1.0, 0.5, 0.25, 0.5, 0.25];
+    /// let sin = [0.0f32, 0.0, 0.0, 0.0, 0.75, 0.5, 0.75, 0.5];
+    /// let tables = RopeTables::from_strided(&cos, &sin, 2, 2, 4, RopeLayout::HalfSplit)?;
+    /// assert_eq!(tables.max_positions(), 2);
+    /// # Ok::<(), tokenloom_positions::PositionError>(())
+    /// ```
+    pub fn from_strided(
+        cos: &'a [C],
+        sin: &'a [C],
+        max_positions: usize,
+        half: usize,
+        row_stride: usize,
+        layout: RopeLayout,
+    ) -> Result<Self, PositionError> {
+        let needed = max_positions
+            .checked_sub(1)
+            .and_then(|rows| rows.checked_mul(row_stride))
+            .and_then(|start| start.checked_add(half));
+        let fits = |len: usize| needed.is_some_and(|n| n <= len);
+        if half == 0 || row_stride < half || !fits(cos.len()) || !fits(sin.len()) {
+            return Err(PositionError::RopeTablesStride {
+                max_positions,
+                half,
+                row_stride,
+                cos_len: cos.len(),
+                sin_len: sin.len(),
+            });
+        }
+        Ok(Self {
+            cos,
+            sin,
+            max_positions,
+            half,
+            row_stride,
             layout,
             attention_factor: 1.0,
         })
@@ -505,7 +564,8 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
                 max_positions: self.max_positions,
             });
         }
-        let range = position * self.half..(position + 1) * self.half;
+        let start = position * self.row_stride;
+        let range = start..start + self.half;
         Ok((&self.cos[range.clone()], &self.sin[range]))
     }
 
@@ -542,6 +602,7 @@ impl<C: CacheFloat> RopeCache<C> {
             sin: self.sin().as_slice(),
             max_positions: self.max_positions(),
             half: self.inv_freq().len(),
+            row_stride: self.inv_freq().len(),
             layout: self.config().layout,
             attention_factor: self.attention_factor(),
         }
