@@ -111,7 +111,7 @@ pub use table::Embedding;
 pub mod functional {
     pub use crate::grad::{backward_dense, backward_sparse};
     pub use crate::logits::{logits, logits_backward, logits_into};
-    pub use crate::lookup::{lookup, lookup_into, renorm};
+    pub use crate::lookup::{lookup, lookup_cast_into, lookup_into, renorm};
     #[cfg(feature = "io")]
     pub use crate::loss::linear_cross_entropy_quantized;
     pub use crate::loss::{

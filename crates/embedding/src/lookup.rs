@@ -195,10 +195,24 @@ fn lookup_rows_into<T: Element, I: TokenId>(
     mut out: tokenloom_tensor::TensorViewMut<'_, T>,
     max_norm: Option<&MaxNorm>,
 ) -> Result<(), EmbeddingError> {
+    check_output(ids, out.dims(), vocab_size, n_embd)?;
+    write_rows(rows, n_embd, ids.as_slice(), out.as_mut_slice(), max_norm);
+    Ok(())
+}
+
+/// Checks ids and an output of dimensions `out_dims` for a lookup: every id in range,
+/// `out_dims` = `ids.shape + (n_embd,)`.
+#[inline]
+fn check_output<I: TokenId>(
+    ids: TensorView<'_, I>,
+    out_dims: &[usize],
+    vocab_size: usize,
+    n_embd: usize,
+) -> Result<(), EmbeddingError> {
     // The common case, checked without building shapes (a decode step's lookup is a
     // 100 ns copy; the full check below costs half as much again): `out` is
     // `ids.shape + (n_embd,)` for non-empty ids of rank 1 or 2, every id in range.
-    let (ids_dims, out_dims) = (ids.dims(), out.dims());
+    let ids_dims = ids.dims();
     let fits = matches!(ids_dims.len(), 1 | 2)
         && out_dims.len() == ids_dims.len() + 1
         && out_dims[ids_dims.len()] == n_embd
@@ -211,14 +225,58 @@ fn lookup_rows_into<T: Element, I: TokenId>(
     if !fits {
         // Which check failed, as a typed error.
         let expected = check_ids(ids, vocab_size, n_embd)?;
-        if out.shape() != expected {
-            return Err(EmbeddingError::OutputShape {
-                expected,
-                got: out.shape(),
-            });
+        let got = tokenloom_tensor::Shape::new(out_dims)?;
+        if got != expected {
+            return Err(EmbeddingError::OutputShape { expected, got });
         }
     }
-    write_rows(rows, n_embd, ids.as_slice(), out.as_mut_slice(), max_norm);
+    Ok(())
+}
+
+/// [`lookup_into`] from a table of one float type into an output of another: a bf16 or
+/// f16 table looked up into f32 (or f64) hidden states, exactly (every half value is an
+/// f32), or an f32 table into a half output rounded to nearest once — what
+/// `weight[ids].float()` gives in PyTorch, without the intermediate half tensor.
+///
+/// `max_norm` is not offered here: renormalise the table first
+/// ([`renorm`](crate::functional::renorm)), as PyTorch does before the lookup.
+///
+/// # Errors
+///
+/// As [`lookup_into`].
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::functional;
+/// use tokenloom_tensor::bf16;
+///
+/// let table: Vec<bf16> = [0.5f32, 1.0, 1.5, 2.0].iter().map(|&x| bf16::from_f32(x)).collect();
+/// let mut hidden = [0.0f32; 2];
+/// functional::lookup_cast_into((&table[..], [2, 2]), &[1u32], (&mut hidden[..], [1, 2]))?;
+/// assert_eq!(hidden, [1.5, 2.0]);
+/// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+/// ```
+pub fn lookup_cast_into<'t, 'i, 'o, S: Element, D: Element, I: TokenId>(
+    table: impl TensorLike<'t, S>,
+    ids: impl TensorLike<'i, I>,
+    out: impl TensorLikeMut<'o, D>,
+) -> Result<(), EmbeddingError> {
+    let table = table.try_view()?;
+    let (vocab_size, n_embd) = table_dims(table)?;
+    let (ids, mut out) = (ids.try_view()?, out.try_view_mut()?);
+    check_output(ids, out.dims(), vocab_size, n_embd)?;
+    let rows = table.as_slice();
+    let convert = |dst: &mut [D], src: &[S]| {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            // Every float type widens exactly to f64: one rounding, to D.
+            *d = D::from_f64_lossy(s.as_f64());
+        }
+    };
+    for_each_row(out.as_mut_slice(), n_embd, ids.as_slice(), |dst, id| {
+        let start = id.checked_index() * n_embd;
+        convert(dst, &rows[start..start + n_embd]);
+    });
     Ok(())
 }
 
@@ -373,24 +431,36 @@ fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
     ids: &[I],
     out: &mut [T],
 ) {
-    // One contiguous run of rows per thread (as the plain loop splits): finer tasks cost
-    // more in scheduling than they gain in balance on a copy this uniform.
-    let copy = |dst: &mut [T], ids: &[I]| {
-        for (dst, id) in dst.chunks_exact_mut(n_embd).zip(ids) {
-            let start = id.checked_index() * n_embd;
-            dst.copy_from_slice(&table[start..start + n_embd]);
+    for_each_row(out, n_embd, ids, |dst, id| {
+        let start = id.checked_index() * n_embd;
+        dst.copy_from_slice(&table[start..start + n_embd]);
+    });
+}
+
+/// Calls `write(row, id)` for each output row and its checked id. One contiguous run of
+/// rows per thread (as the plain loop splits): finer tasks cost more in scheduling than
+/// they gain in balance on work this uniform.
+fn for_each_row<T: Send, I: TokenId>(
+    out: &mut [T],
+    n_embd: usize,
+    ids: &[I],
+    write: impl Fn(&mut [T], I) + Sync,
+) {
+    let run = |dst: &mut [T], ids: &[I]| {
+        for (dst, &id) in dst.chunks_exact_mut(n_embd).zip(ids) {
+            write(dst, id);
         }
     };
     let bytes = std::mem::size_of_val(out);
     let threads = threads_for(bytes);
     if threads == 1 {
         // A decode step: no task set-up around a 100 ns copy.
-        copy(out, ids);
+        run(out, ids);
         return;
     }
     let rows_per_task = ids.len().div_ceil(threads).max(1);
     for_each_chunk_mut_by_work(out, rows_per_task * n_embd, bytes, |task, dst| {
-        copy(dst, &ids[task * rows_per_task..]);
+        run(dst, &ids[task * rows_per_task..]);
     });
 }
 
