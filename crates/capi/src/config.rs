@@ -36,7 +36,8 @@ struct CallOnPool<F>(F);
 // buffers, behind raw pointers) outlives its use and is used by one thread at a time;
 // the closures of this crate touch no thread-local state (the last error is recorded by
 // `run` on the calling thread, after the call). Exercised by
-// `tests::calls_on_a_pool_of_their_own_give_the_same_bits` and tests/hostile.rs.
+// `tests::calls_on_a_pool_of_their_own_give_the_same_bits` and the C program of
+// tests/c (lookups on one thread and on a pool of three).
 #[cfg(feature = "parallel")]
 unsafe impl<F> Send for CallOnPool<F> {}
 
