@@ -541,8 +541,9 @@ impl GgufFile {
     }
 
     /// Loads a tensor as `T` in PyTorch order: F32, F16, BF16 and F64 converted exactly or
-    /// rounded to nearest; I8, I16, I32 and I64 as PyTorch's `.to(dtype)` converts them; every block-quantized type of [`BlockCodec::formats`]
-    /// dequantised as gguf-py and ggml do, in `f32`, rounded once to `T`.
+    /// rounded to nearest; I8, I16, I32 and I64 as PyTorch's `.to(dtype)` converts them;
+    /// every block-quantized type of [`BlockCodec::formats`] dequantised as gguf-py and
+    /// ggml do, in `f32`, rounded once to `T`.
     ///
     /// # Errors
     ///
