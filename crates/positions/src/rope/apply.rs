@@ -476,28 +476,13 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
                 }
                 None
             }
-            TokenPositions::Ids(ids) => Some(Self::check_ids(
-                ids.shape(),
-                IdSlice::U32(ids.as_slice()),
-                batch,
-                seq_len,
-                max_positions,
-            )?),
-            TokenPositions::IdsI64(ids) => Some(Self::check_ids(
-                ids.shape(),
-                IdSlice::I64(ids.as_slice()),
-                batch,
-                seq_len,
-                max_positions,
-            )?),
-            TokenPositions::IdsI32(ids) => Some(Self::check_ids(
-                ids.shape(),
-                IdSlice::I32(ids.as_slice()),
-                batch,
-                seq_len,
-                max_positions,
-            )?),
+            TokenPositions::Ids(ids) => Some((ids.shape(), IdSlice::U32(ids.as_slice()))),
+            TokenPositions::IdsI64(ids) => Some((ids.shape(), IdSlice::I64(ids.as_slice()))),
+            TokenPositions::IdsI32(ids) => Some((ids.shape(), IdSlice::I32(ids.as_slice()))),
         };
+        let ids = ids
+            .map(|(shape, ids)| Self::check_ids(shape, ids, batch, seq_len, max_positions))
+            .transpose()?;
         let offset = match positions {
             TokenPositions::Offset(offset) => offset,
             _ => 0,

@@ -7,6 +7,8 @@
 //! `MXFP4.dequantize_blocks` / `NVFP4.dequantize_blocks`: one `f32` product of the decoded
 //! scale and the code's value, so the results are equal bit for bit.
 
+use super::legacy::nibbles;
+
 /// ggml's `kvalues_mxfp4`: the E2M1 values times two, by 4-bit code.
 const KVALUES: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
@@ -50,11 +52,7 @@ fn pow2(n: i32) -> f32 {
 /// The 32 codes of 16 bytes, low nibbles first, each times `d`.
 #[inline(always)]
 fn decode_nibbles(d: f32, qs: &[u8], out: &mut [f32]) {
-    let codes = qs
-        .iter()
-        .map(|&b| b & 0x0F)
-        .chain(qs.iter().map(|&b| b >> 4));
-    for (o, code) in out.iter_mut().zip(codes) {
+    for (o, code) in out.iter_mut().zip(nibbles(qs)) {
         *o = d * f32::from(KVALUES[usize::from(code)]);
     }
 }

@@ -1,7 +1,7 @@
 //! The non-linear 4-bit formats: IQ4_NL (blocks of 32) and IQ4_XS (super-blocks of 256).
 //! Codes index the fixed table [`KVALUES`]; arithmetic as gguf-py's `dequantize_blocks`.
 
-use super::legacy::f16_at;
+use super::legacy::{f16_at, nibbles};
 
 /// ggml's `kvalues_iq4nl`.
 const KVALUES: [i8; 16] = [
@@ -13,11 +13,7 @@ const KVALUES: [i8; 16] = [
 pub(super) fn iq4_nl(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     let qs = &block[2..18];
-    let codes = qs
-        .iter()
-        .map(|&b| b & 0x0F)
-        .chain(qs.iter().map(|&b| b >> 4));
-    for (o, code) in out.iter_mut().zip(codes) {
+    for (o, code) in out.iter_mut().zip(nibbles(qs)) {
         *o = d * f32::from(KVALUES[usize::from(code)]);
     }
 }
@@ -36,11 +32,7 @@ pub(super) fn iq4_xs(block: &[u8], out: &mut [f32]) {
         let scale = i8::try_from(low | (high << 4)).unwrap_or(0) - 32;
         let dl = d * f32::from(scale);
         let bytes = &qs[16 * j..16 * j + 16];
-        let codes = bytes
-            .iter()
-            .map(|&b| b & 0x0F)
-            .chain(bytes.iter().map(|&b| b >> 4));
-        for (o, code) in sub.iter_mut().zip(codes) {
+        for (o, code) in sub.iter_mut().zip(nibbles(bytes)) {
             *o = dl * f32::from(KVALUES[usize::from(code)]);
         }
     }

@@ -15,7 +15,7 @@ pub(super) fn f16_at(bytes: &[u8], at: usize) -> f32 {
 
 /// The 32 4-bit codes of 16 bytes: low nibbles first, then high nibbles.
 #[inline(always)]
-fn nibbles(qs: &[u8]) -> impl Iterator<Item = u8> + '_ {
+pub(super) fn nibbles(qs: &[u8]) -> impl Iterator<Item = u8> + '_ {
     qs.iter()
         .map(|&b| b & 0x0F)
         .chain(qs.iter().map(|&b| b >> 4))
