@@ -163,15 +163,15 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         if sin.shape() != cos.shape() || max_positions == 0 || half == 0 {
             return Err(bad());
         }
-        Ok(Self {
-            cos: cos.as_slice(),
-            sin: sin.as_slice(),
+        // Contiguous rows: the strided constructor with a stride of one row.
+        Self::from_strided(
+            cos.as_slice(),
+            sin.as_slice(),
             max_positions,
             half,
-            row_stride: half,
+            half,
             layout,
-            attention_factor: 1.0,
-        })
+        )
     }
 
     /// Borrows tables whose rows are `row_stride` elements apart: row `p` of cos is
