@@ -97,6 +97,10 @@ fn dot_rows<T: Float + Send + Sync>(a: &[T], m: usize, b: &[T], out: &mut [T], a
 /// must give the same bits as a small-row `matmul_into` (a quantized table's logits,
 /// say) call this.
 ///
+/// Always inlined, so that a caller compiled for a wider instruction set (the AVX2 row
+/// kernels of quantized tables) runs it in that set: called out of line it ran in SSE2
+/// and took two thirds of a quantized table's logits.
+///
 /// # Errors
 ///
 /// [`TensorError::ElementCountMismatch`] when `x` and `y` differ in length.
@@ -111,6 +115,7 @@ fn dot_rows<T: Float + Send + Sync>(a: &[T], m: usize, b: &[T], out: &mut [T], a
 /// assert!(dot(&x, &x[1..]).is_err());
 /// # Ok::<(), tokenloom_tensor::TensorError>(())
 /// ```
+#[inline(always)]
 pub fn dot<T: Float>(x: &[T], y: &[T]) -> Result<T, TensorError> {
     if x.len() == y.len() {
         Ok(dot_same_len(x, y))
@@ -125,7 +130,7 @@ pub fn dot<T: Float>(x: &[T], y: &[T]) -> Result<T, TensorError> {
 }
 
 /// [`dot`] of slices of the same length (the shorter one bounds the sum otherwise).
-#[inline]
+#[inline(always)]
 pub(crate) fn dot_same_len<T: Float>(x: &[T], y: &[T]) -> T {
     let body = x.len() - x.len() % LANES;
     let mut lanes = [T::zero(); LANES];

@@ -53,7 +53,7 @@ fn pow2(n: i32) -> f32 {
 #[inline(always)]
 fn decode_nibbles(d: f32, qs: &[u8], out: &mut [f32]) {
     for (o, code) in out.iter_mut().zip(nibbles(qs)) {
-        *o = d * f32::from(KVALUES[usize::from(code)]);
+        *o = d * f32::from(KVALUES[usize::from(code & 0x0F)]);
     }
 }
 

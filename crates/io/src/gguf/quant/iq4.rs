@@ -14,7 +14,7 @@ pub(super) fn iq4_nl(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     let qs = &block[2..18];
     for (o, code) in out.iter_mut().zip(nibbles(qs)) {
-        *o = d * f32::from(KVALUES[usize::from(code)]);
+        *o = d * f32::from(KVALUES[usize::from(code & 0x0F)]);
     }
 }
 
@@ -33,7 +33,7 @@ pub(super) fn iq4_xs(block: &[u8], out: &mut [f32]) {
         let dl = d * f32::from(scale);
         let bytes = &qs[16 * j..16 * j + 16];
         for (o, code) in sub.iter_mut().zip(nibbles(bytes)) {
-            *o = dl * f32::from(KVALUES[usize::from(code)]);
+            *o = dl * f32::from(KVALUES[usize::from(code & 0x0F)]);
         }
     }
 }

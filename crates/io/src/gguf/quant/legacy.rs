@@ -13,12 +13,20 @@ pub(super) fn f16_at(bytes: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
 }
 
-/// The 32 4-bit codes of 16 bytes: low nibbles first, then high nibbles.
+/// The `2n` 4-bit codes of the first `n ≤ 16` bytes of `qs`: the `n` low nibbles first,
+/// then the `n` high nibbles (the rest of the array is zero). An array, not a chained
+/// iterator: the decoders that zip over it vectorize (a `chain` kept them element by
+/// element, 2.5× slower).
 #[inline(always)]
-pub(super) fn nibbles(qs: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    qs.iter()
-        .map(|&b| b & 0x0F)
-        .chain(qs.iter().map(|&b| b >> 4))
+pub(super) fn nibbles(qs: &[u8]) -> [u8; 32] {
+    let mut codes = [0u8; 32];
+    let n = qs.len().min(16);
+    let (low, high) = codes.split_at_mut(n);
+    for ((l, h), &b) in low.iter_mut().zip(high.iter_mut()).zip(&qs[..n]) {
+        *l = b & 0x0F;
+        *h = b >> 4;
+    }
+    codes
 }
 
 /// Q4_0: `d · (q − 8)`; 2 bytes of scale, 16 of nibbles.
