@@ -13,7 +13,7 @@
 //!    against candle-nn's `cross_entropy` of the materialised logits and candle's
 //!    autograd; the gradients land in candle buffers lent together (`with_views_mut`).
 //!
-//! Run with `cargo run --release --example candle_interop --features candle`. The last
+//! Run with `cargo run --release --example candle_interop --features candle-nn`. The last
 //! line is `candle interop: N checks passed`.
 
 use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2, with_views_mut};

@@ -50,6 +50,10 @@ mod flat;
 mod guard;
 
 pub use flat::with_views_mut;
+
+/// The candle-core this adapter was built against (0.11): name candle's types through it
+/// and your code uses the same version as tokenloom's lendings.
+pub use candle_core;
 use guard::LendGuard;
 
 const FRAMEWORK: &str = "candle";
@@ -115,7 +119,42 @@ fn wrong_dtype<T: CandleElement>(storage: &CpuStorage) -> TensorError {
     }
 }
 
-fn cpu_view<'s, T: CandleElement>(
+/// A candle CPU storage and its layout as a [`TensorView`] — what a
+/// [`candle_core::CustomOp1`]'s `cpu_fwd` (and its siblings) receives, so a custom op can
+/// run tokenloom's kernels on candle's buffer with the checks the lendings make.
+///
+/// # Errors
+///
+/// [`TensorError::NotContiguous`] for a layout that is not contiguous (candle's start
+/// offset is honoured), [`TensorError::ForeignDType`] when the storage holds another
+/// dtype than `T`, and shape errors.
+///
+/// # Examples
+///
+/// A custom op that doubles its input with a tokenloom view of candle's storage:
+///
+/// ```
+/// use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
+/// use tokenloom_tensor::adapters::candle::cpu_view;
+///
+/// struct Double;
+///
+/// impl CustomOp1 for Double {
+///     fn name(&self) -> &'static str {
+///         "double"
+///     }
+///     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+///         let x = cpu_view::<f32>(storage, layout).map_err(candle_core::Error::wrap)?;
+///         let doubled: Vec<f32> = x.as_slice().iter().map(|v| 2.0 * v).collect();
+///         Ok((CpuStorage::F32(doubled), layout.shape().clone()))
+///     }
+/// }
+///
+/// let t = Tensor::new(&[1.0f32, 2.0, 3.0], &Device::Cpu)?;
+/// assert_eq!(t.apply_op1(Double)?.to_vec1::<f32>()?, [2.0, 4.0, 6.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn cpu_view<'s, T: CandleElement>(
     storage: &'s CpuStorage,
     layout: &Layout,
 ) -> Result<TensorView<'s, T>, TensorError> {
@@ -124,7 +163,38 @@ fn cpu_view<'s, T: CandleElement>(
     TensorView::new(&data[start..end], layout.dims())
 }
 
-fn cpu_view_mut<'s, T: CandleElement>(
+/// A mutable candle CPU storage and its layout as a [`TensorViewMut`] — what a
+/// [`candle_core::InplaceOp1`]'s `cpu_fwd` (and its siblings) receives.
+///
+/// # Errors
+///
+/// As [`cpu_view`].
+///
+/// # Examples
+///
+/// ```
+/// use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor};
+/// use tokenloom_tensor::adapters::candle::cpu_view_mut;
+///
+/// struct Negate;
+///
+/// impl InplaceOp1 for Negate {
+///     fn name(&self) -> &'static str {
+///         "negate"
+///     }
+///     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+///         let mut x = cpu_view_mut::<f32>(storage, layout).map_err(candle_core::Error::wrap)?;
+///         x.as_mut_slice().iter_mut().for_each(|v| *v = -*v);
+///         Ok(())
+///     }
+/// }
+///
+/// let t = Tensor::new(&[1.0f32, -2.0], &Device::Cpu)?;
+/// t.inplace_op1(&Negate)?;
+/// assert_eq!(t.to_vec1::<f32>()?, [-1.0, 2.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn cpu_view_mut<'s, T: CandleElement>(
     storage: &'s mut CpuStorage,
     layout: &Layout,
 ) -> Result<TensorViewMut<'s, T>, TensorError> {
