@@ -1,7 +1,7 @@
 //! [`QuantizedEmbedding`]: a token-embedding table kept in a GGUF block format (Q8_0,
-//! Q4_K, …), whose rows are decoded only when looked up.
+//! Q4_K, …) or as block-scaled FP8, whose rows are decoded only when looked up.
 
-use tokenloom_io::{GgmlType, GgufFile, QuantizedMatrix};
+use tokenloom_io::{GgmlType, GgufFile, QuantizedMatrix, QuantizedRows};
 use tokenloom_tensor::{
     Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TensorViewMut, TokenId,
     for_each_chunk_mut, try_filled,
@@ -44,23 +44,27 @@ use crate::table::{Embedding, check_table_sizes};
 /// assert_eq!(err.to_string(), "token id 7 at batch 0, position 0 is outside vocab_size 4");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
-pub struct QuantizedEmbedding {
-    table: QuantizedMatrix,
+///
+/// A block-scaled FP8 table ([`Fp8Matrix`](tokenloom_io::Fp8Matrix), DeepSeek-V3's
+/// layout) is a `QuantizedEmbedding<Fp8Matrix>` with the same lookups and logits:
+///
+/// ```
+/// use tokenloom_embedding::QuantizedEmbedding;
+/// use tokenloom_io::Fp8Matrix;
+///
+/// // 3 × 2 values of F8_E4M3 (0x38 is 1.0, 0x40 is 2.0), one scale per row.
+/// let table = Fp8Matrix::from_parts("F8_E4M3", vec![0x38, 0x40, 0x40, 0x40, 0x38, 0x38], 3, 2, vec![1.0, 0.5, -2.0], [1, 2])?;
+/// let embedding = QuantizedEmbedding::new(table)?;
+/// let x = embedding.forward::<f32, _>(&[2u32, 0])?;
+/// assert_eq!(x.as_slice(), [-2.0, -2.0, 1.0, 2.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedEmbedding<M = QuantizedMatrix> {
+    table: M,
 }
 
 impl QuantizedEmbedding {
-    /// Wraps a quantized `(vocab_size, n_embd)` matrix.
-    ///
-    /// # Errors
-    ///
-    /// [`EmbeddingError::ZeroSize`] / [`EmbeddingError::TableTooLarge`] for a table with a
-    /// zero dimension or one too large to address.
-    pub fn new(table: QuantizedMatrix) -> Result<Self, EmbeddingError> {
-        check_table_sizes(table.rows(), table.cols())?;
-        Ok(Self { table })
-    }
-
     /// The tensor `name` of a GGUF file (e.g. `token_embd.weight`), kept as stored: its
     /// blocks stay in the file's memory map.
     ///
@@ -71,6 +75,26 @@ impl QuantizedEmbedding {
     /// `GgufFile::load`), and the size errors of [`new`](Self::new).
     pub fn from_gguf(file: &GgufFile, name: &str) -> Result<Self, EmbeddingError> {
         Self::new(file.quantized(name)?)
+    }
+
+    /// The block format the rows are stored in.
+    #[must_use]
+    pub fn qtype(&self) -> GgmlType {
+        self.table.qtype()
+    }
+}
+
+impl<M: QuantizedRows> QuantizedEmbedding<M> {
+    /// Wraps a quantized `(vocab_size, n_embd)` matrix ([`QuantizedMatrix`] or
+    /// [`Fp8Matrix`](tokenloom_io::Fp8Matrix)).
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::ZeroSize`] / [`EmbeddingError::TableTooLarge`] for a table with a
+    /// zero dimension or one too large to address.
+    pub fn new(table: M) -> Result<Self, EmbeddingError> {
+        check_table_sizes(table.rows(), table.cols())?;
+        Ok(Self { table })
     }
 
     /// The number of rows (token ids).
@@ -85,12 +109,6 @@ impl QuantizedEmbedding {
         self.table.cols()
     }
 
-    /// The block format the rows are stored in.
-    #[must_use]
-    pub fn qtype(&self) -> GgmlType {
-        self.table.qtype()
-    }
-
     /// The bytes the stored blocks take (a dense `f32` table would take
     /// `4 · vocab_size · n_embd`).
     #[must_use]
@@ -100,7 +118,7 @@ impl QuantizedEmbedding {
 
     /// The stored matrix.
     #[must_use]
-    pub fn table(&self) -> &QuantizedMatrix {
+    pub fn table(&self) -> &M {
         &self.table
     }
 
@@ -274,7 +292,7 @@ impl QuantizedEmbedding {
     pub fn not_trainable(&self, operation: &'static str) -> EmbeddingError {
         EmbeddingError::Quantized {
             operation,
-            qtype: self.qtype().name(),
+            qtype: self.table.format_name(),
         }
     }
 
@@ -286,15 +304,5 @@ impl QuantizedEmbedding {
     /// Allocation errors.
     pub fn to_dense<T: Element>(&self) -> Result<Embedding<T>, EmbeddingError> {
         Embedding::from_weight(self.table.to_dense::<T>()?)
-    }
-}
-
-impl PartialEq for QuantizedEmbedding {
-    /// Equal when the format, the shape and the stored bytes are.
-    fn eq(&self, other: &Self) -> bool {
-        self.qtype() == other.qtype()
-            && self.vocab_size() == other.vocab_size()
-            && self.n_embd() == other.n_embd()
-            && (0..self.vocab_size()).all(|r| self.table.row_bytes(r) == other.table.row_bytes(r))
     }
 }

@@ -229,3 +229,44 @@ proptest! {
         prop_assert!(bits_eq(got.as_slice(), want.as_slice()));
     }
 }
+
+#[test]
+fn an_fp8_table_looks_up_and_gives_logits_as_its_dense_table() {
+    use tokenloom_io::Fp8Matrix;
+    let (vocab_size, n_embd) = (9usize, 48usize);
+    // Every E4M3 byte but the NaNs, and per-block scales over blocks of (4, 16).
+    let bytes: Vec<u8> = (0..vocab_size * n_embd)
+        .map(|i| ((i * 113) % 256) as u8)
+        .map(|b| if b & 0x7F == 0x7F { 0x38 } else { b })
+        .collect();
+    let scales: Vec<f32> = (0..3 * 3).map(|i| 0.25 + i as f32 / 8.0).collect();
+    let matrix =
+        Fp8Matrix::from_parts("F8_E4M3", bytes, vocab_size, n_embd, scales, [4, 16]).unwrap();
+    let table = QuantizedEmbedding::new(matrix).unwrap();
+    assert_eq!((table.vocab_size(), table.n_embd()), (vocab_size, n_embd));
+    let dense = table.to_dense::<f32>().unwrap();
+
+    let ids = Tensor::from_vec(vec![8u32, 0, 3, 3, 7, 1], &[2, 3]).unwrap();
+    let got = table.forward::<f32, _>(&ids).unwrap();
+    let want = dense.forward(&ids).unwrap();
+    assert_eq!(got.dims(), &[2, 3, n_embd]);
+    assert!(bits_eq(got.as_slice(), want.as_slice()));
+
+    for rows in [1usize, 8] {
+        let hidden: Vec<f32> = (0..rows * n_embd)
+            .map(|i| ((i * 29 % 31) as f32 - 15.0) / 16.0)
+            .collect();
+        let hidden = Tensor::from_vec(hidden, &[rows, n_embd]).unwrap();
+        let got = table.logits(&hidden, 1.0).unwrap();
+        let want = functional::logits(&hidden, dense.weight(), 1.0).unwrap();
+        assert!(bits_eq(got.as_slice(), want.as_slice()), "{rows} rows");
+    }
+
+    let err = table.forward::<f32, _>(&[9u32]).unwrap_err();
+    assert!(
+        matches!(err, EmbeddingError::TokenOutOfRange { .. }),
+        "{err}"
+    );
+    let err = table.backward().unwrap_err();
+    assert!(err.to_string().contains("F8_E4M3"), "{err}");
+}

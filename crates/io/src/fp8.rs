@@ -101,51 +101,7 @@ impl SafetensorsFile {
         name: &str,
         block: [usize; 2],
     ) -> Result<Tensor<T>, IoError> {
-        let info = self.info(name)?;
-        let format = Fp8::of(&info.dtype)
-            .filter(|f| *f != Fp8::E8M0)
-            .ok_or_else(|| IoError::UnsupportedDType {
-                name: name.to_owned(),
-                dtype: info.dtype.clone(),
-            })?;
-        let [rows, cols] = info.shape[..] else {
-            return Err(IoError::Rank {
-                name: name.to_owned(),
-                expected: 2,
-                shape: info.shape.clone(),
-            });
-        };
-        if block.contains(&0) {
-            return Err(IoError::BlockSize {
-                name: name.to_owned(),
-                block,
-            });
-        }
-        let [scale_name, _] = scale_names(name);
-        let scale_info = self.info(&scale_name)?;
-        let grid = [rows.div_ceil(block[0]), cols.div_ceil(block[1])];
-        if scale_info.shape != grid {
-            return Err(IoError::ShapeMismatch {
-                name: scale_name,
-                expected: grid.to_vec(),
-                got: scale_info.shape.clone(),
-            });
-        }
-        let scales = self.load::<f32>(&scale_name)?;
-        let scales = scales.as_slice();
-        let bytes = self.raw_bytes(name)?;
-        let mut out = try_filled(rows * cols, T::zero(), "block-scaled FP8 weight")?;
-        for (i, (out_row, row)) in out
-            .chunks_exact_mut(cols)
-            .zip(bytes.chunks_exact(cols))
-            .enumerate()
-        {
-            let scale_row = &scales[(i / block[0]) * grid[1]..][..grid[1]];
-            for (j, (o, &b)) in out_row.iter_mut().zip(row).enumerate() {
-                *o = T::from_f32_lossy(format.to_f32(b) * scale_row[j / block[1]]);
-            }
-        }
-        Ok(Tensor::from_vec(out, &[rows, cols])?)
+        self.load_fp8_matrix(name, block)?.to_dense()
     }
 }
 

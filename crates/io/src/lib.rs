@@ -1,6 +1,7 @@
 //! Foreign checkpoint formats for tokenloom, at the level of named tensors: safetensors
-//! (read memory-mapped, written atomically; F32/F64/F16/BF16, the FP8 types and
-//! block-scaled FP8 weights as [`SafetensorsFile::load_block_scaled`]) and GGUF (read
+//! (read memory-mapped, written atomically; F32/F64/F16/BF16, the FP8 types, and
+//! block-scaled FP8 weights dequantized by [`SafetensorsFile::load_block_scaled`] or kept
+//! as FP8 for lookup and logits in an [`Fp8Matrix`]) and GGUF (read
 //! memory-mapped: F32/F16/BF16/F64 and the block formats of [`BlockCodec::formats`] —
 //! legacy, K-quants, IQ1–IQ4, ternary, FP4 — decoded bit-exact against gguf-py or kept
 //! quantized for lookup and logits), with conversion between f32, f64, f16 and bf16.
@@ -35,13 +36,16 @@
 mod error;
 mod format_error;
 mod fp8;
+mod fp8_matrix;
 mod gguf;
 mod mapped;
 mod model_dir;
+mod row_matmul;
 mod safetensors_file;
 
 pub use error::IoError;
 pub use format_error::{GgufFormatError, SafetensorsFormatError};
+pub use fp8_matrix::Fp8Matrix;
 pub use gguf::{
     BlockCodec, GgmlType, GgufFile, GgufTensorInfo, GgufValue, QuantizedMatrix, dequantize,
     dequantize_q8_0,
@@ -53,6 +57,7 @@ pub use gguf::{
 pub use gguf::{GgufWriteTensor, GgufWriteValue, gguf_bytes, quantize_q8_0};
 pub use mapped::FileBytes;
 pub use model_dir::{ModelDir, SAFETENSORS_INDEX, SAFETENSORS_SINGLE, WeightFiles};
+pub use row_matmul::QuantizedRows;
 pub use safetensors_file::{
     RawTensor, SafetensorsFile, TensorInfo, decode_le, encode_le, raw_safetensors_bytes,
     safetensors_bytes, safetensors_dtype_size, write_raw_safetensors,

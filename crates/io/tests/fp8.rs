@@ -104,3 +104,117 @@ fn block_sizes_and_scale_shapes_that_do_not_tile_are_errors() {
         Err(IoError::UnsupportedDType { .. })
     ));
 }
+
+#[test]
+fn an_fp8_matrix_decodes_rows_and_logits_as_the_dense_table() {
+    use tokenloom_tensor::{
+        Accumulate, Operand, TensorError, TensorView, TensorViewMut, matmul_into,
+    };
+    let file = golden();
+    let matrix = file.load_fp8_matrix("blocked.weight", [4, 8]).unwrap();
+    assert_eq!(
+        (matrix.rows(), matrix.cols(), matrix.block(), matrix.dtype()),
+        (10, 20, [4, 8], "F8_E4M3")
+    );
+    assert_eq!(matrix.bytes_in_memory(), 10 * 20 + 4 * 3 * 3);
+    // The rows are the reference's (ml_dtypes' product per block), without a dense copy.
+    let want = file.load::<f32>("blocked.f32").unwrap();
+    let mut row = [0.0f32; 20];
+    for r in 0..10 {
+        matrix.row_into(r, &mut row).unwrap();
+        let expected = &want.as_slice()[r * 20..(r + 1) * 20];
+        assert!(
+            row.iter().zip(expected).all(|(g, w)| same_bits(*g, *w)),
+            "row {r}"
+        );
+    }
+    // Logits: up to 8 rows with the bits of the dense product on the decoded table, more
+    // rows through the GEMM on decoded tiles (within f32 rounding).
+    for m in [1usize, 3, 8, 11] {
+        let a: Vec<f32> = (0..m * 20)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let mut got = vec![0.0f32; m * 10];
+        matrix
+            .matmul_transposed_into((&a[..], [m, 20]), (&mut got[..], [m, 10]))
+            .unwrap();
+        let mut dense = vec![0.0f32; m * 10];
+        matmul_into(
+            TensorView::new(&a, &[m, 20]).unwrap(),
+            Operand::AsIs,
+            want.view(),
+            Operand::Transposed,
+            TensorViewMut::new(&mut dense, &[m, 10]).unwrap(),
+            Accumulate::Replace,
+        )
+        .unwrap();
+        for (g, d) in got.iter().zip(&dense) {
+            if m <= 8 {
+                assert!(same_bits(*g, *d), "m={m}: {g} vs {d}");
+            } else {
+                assert!(
+                    same_bits(*g, *d) || (g - d).abs() <= 1e-5 * d.abs().max(1.0),
+                    "m={m}: {g} vs {d}"
+                );
+            }
+        }
+    }
+    // Bad rows and buffers are errors, not panics.
+    assert!(matches!(
+        matrix.row_into(10, &mut row),
+        Err(IoError::Tensor(TensorError::RowOutOfRange {
+            index: 10,
+            n_rows: 10,
+            ..
+        }))
+    ));
+    assert!(matrix.row_into(0, &mut [0.0f32; 19]).is_err());
+    assert!(
+        matrix
+            .matmul_transposed_into(
+                (&[0.0f32; 19][..], [1, 19]),
+                (&mut [0.0f32; 10][..], [1, 10])
+            )
+            .is_err()
+    );
+    assert!(
+        matrix
+            .matmul_transposed_into((&[0.0f32; 20][..], [1, 20]), (&mut [0.0f32; 9][..], [1, 9]))
+            .is_err()
+    );
+}
+
+#[test]
+fn fp8_matrices_from_parts_check_their_dtype_block_and_lengths() {
+    use tokenloom_io::Fp8Matrix;
+    let ok = Fp8Matrix::from_parts("F8_E5M2", vec![0x3C; 6], 2, 3, vec![2.0; 2], [1, 3]).unwrap();
+    let mut row = [0.0f32; 3];
+    ok.row_into(1, &mut row).unwrap();
+    assert_eq!(row, [2.0; 3], "0x3C is 1.0 in E5M2");
+    assert_eq!(ok.to_dense::<f32>().unwrap().as_slice(), [2.0; 6]);
+    let parts = |dtype: &str, bytes: usize, scales: usize, block: [usize; 2]| {
+        Fp8Matrix::from_parts(dtype, vec![0; bytes], 2, 3, vec![1.0; scales], block)
+    };
+    assert!(matches!(
+        parts("F8_E4M3", 5, 2, [1, 3]),
+        Err(IoError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        parts("F8_E4M3", 6, 3, [1, 3]),
+        Err(IoError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        parts("F8_E4M3", 6, 2, [0, 3]),
+        Err(IoError::BlockSize { .. })
+    ));
+    assert!(matches!(
+        parts("F16", 6, 2, [1, 3]),
+        Err(IoError::UnsupportedDType { .. })
+    ));
+    assert!(matches!(
+        parts("F8_E8M0", 6, 2, [1, 3]),
+        Err(IoError::UnsupportedDType { .. })
+    ));
+    // Partial blocks at the edges: (2, 3) in blocks of (4, 2) is a (1, 2) grid.
+    assert!(parts("F8_E4M3", 6, 2, [4, 2]).is_ok());
+}

@@ -5,8 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use tokenloom_tensor::{
-    Accumulate, Element, Operand, Shape, Tensor, TensorError, TensorLike, TensorLikeMut,
-    TensorView, TensorViewMut, for_each_chunk_mut_by_work, matmul_into, try_filled,
+    Element, Tensor, TensorError, TensorLike, TensorLikeMut, TensorView, TensorViewMut, try_filled,
 };
 
 use super::ggml_type::GgmlType;
@@ -178,13 +177,11 @@ impl QuantizedMatrix {
         if row < self.rows {
             Ok(())
         } else {
-            Err(IoError::Tensor(
-                tokenloom_tensor::TensorError::RowOutOfRange {
-                    op: "QuantizedMatrix",
-                    index: row,
-                    n_rows: self.rows,
-                },
-            ))
+            Err(IoError::Tensor(TensorError::RowOutOfRange {
+                op: "QuantizedMatrix",
+                index: row,
+                n_rows: self.rows,
+            }))
         }
     }
 
@@ -214,11 +211,12 @@ impl QuantizedMatrix {
     ///
     /// Allocation errors.
     pub fn to_dense<T: Element>(&self) -> Result<Tensor<T>, IoError> {
-        let len = self.rows.checked_mul(self.cols).ok_or(
-            tokenloom_tensor::TensorError::ShapeOverflow {
+        let len = self
+            .rows
+            .checked_mul(self.cols)
+            .ok_or(TensorError::ShapeOverflow {
                 dims: vec![self.rows, self.cols],
-            },
-        )?;
+            })?;
         let mut data = try_filled(len, T::zero(), "QuantizedMatrix::to_dense")?;
         self.codec.dequantize_into(self.blocks.bytes(), &mut data)?;
         Ok(Tensor::from_vec(data, &[self.rows, self.cols])?)
@@ -231,9 +229,10 @@ impl QuantizedMatrix {
     /// Up to 8 rows of `a` (decode steps) take the dot-product path: each row of the
     /// matrix is decoded once into a small buffer and dotted with the rows of `a` by
     /// [`tokenloom_tensor::dot`], the rows split across threads. The result has the bits
-    /// of [`matmul_into`] on the dequantized `f32` matrix, for any thread count. More rows
-    /// decode 256-row tiles and multiply each with the GEMM (within `f32` rounding of the
-    /// dense product; the summation order is the GEMM's).
+    /// of [`matmul_into`](tokenloom_tensor::matmul_into) on the dequantized `f32` matrix,
+    /// for any thread count. More rows decode 256-row tiles and multiply each with the
+    /// GEMM (within `f32` rounding of the dense product; the summation order is the
+    /// GEMM's).
     ///
     /// `a` and `out` may be any [`Element`]: `a` is widened to `f32` and each output
     /// rounded once to `T`.
@@ -248,119 +247,66 @@ impl QuantizedMatrix {
         a: impl TensorLike<'a, T>,
         out: impl TensorLikeMut<'o, T>,
     ) -> Result<(), IoError> {
-        let (a, mut out) = (a.try_view()?, out.try_view_mut()?);
-        let (m, k) = a.shape().dims2("quantized matmul (lhs)")?;
-        let stored = Shape::new(&[self.rows, self.cols])?;
-        if k != self.cols {
-            return Err(TensorError::MatmulShapeMismatch {
-                lhs: a.shape(),
-                lhs_transposed: false,
-                rhs: stored,
-                rhs_transposed: true,
-            }
-            .into());
-        }
-        let expected = Shape::new(&[m, self.rows])?;
-        if out.shape() != expected {
-            return Err(TensorError::OutputShapeMismatch {
-                op: "quantized matmul",
-                expected,
-                got: out.shape(),
-            }
-            .into());
-        }
-        if m == 0 || self.rows == 0 {
-            return Ok(());
-        }
-        if self.cols == 0 {
-            out.as_mut_slice().fill(T::zero()); // empty sums
-            return Ok(());
-        }
-        let a: Vec<f32> = a.as_slice().iter().map(|x| x.as_f32()).collect();
-        if m <= DOT_MAX_ROWS {
-            self.rows_dot(&a, m, out.as_mut_slice())?;
-        } else {
-            self.tiles_gemm(&a, m, out.as_mut_slice())?;
-        }
-        Ok(())
-    }
-
-    /// The dot-product path of [`matmul_transposed_into`](Self::matmul_transposed_into).
-    fn rows_dot<T: Element>(&self, a: &[f32], m: usize, out: &mut [T]) -> Result<(), IoError> {
-        if m == 1 {
-            // `out` is its own `(rows, 1)` column.
-            self.dot_columns(a, 1, out);
-            return Ok(());
-        }
-        // Per matrix row, its `m` outputs are contiguous in a `(rows, m)` buffer, then
-        // transposed into `out`.
-        let n = self.rows;
-        let mut columns = try_filled(n * m, T::zero(), "quantized matmul")?;
-        self.dot_columns(a, m, &mut columns);
-        for (i, out_row) in out.chunks_exact_mut(n).enumerate() {
-            for (o, column) in out_row.iter_mut().zip(columns.chunks_exact(m)) {
-                *o = column[i];
-            }
-        }
-        Ok(())
-    }
-
-    /// `columns[j·m + i] = a[i] · row j` for every matrix row `j`, rows split across
-    /// threads; each row decoded once.
-    fn dot_columns<T: Element>(&self, a: &[f32], m: usize, columns: &mut [T]) {
-        let k = self.cols;
-        let work = self.bytes_in_memory();
-        for_each_chunk_mut_by_work(columns, DOT_ROWS_PER_TASK * m, work, |task, outputs| {
-            let mut row = vec![0.0f32; k];
-            let first = task * DOT_ROWS_PER_TASK;
-            let mut dots = [0.0f32; DOT_MAX_ROWS];
-            for (j, outs) in outputs.chunks_exact_mut(m).enumerate() {
-                let dots = &mut dots[..m];
-                self.codec
-                    .dot_rows_f32(self.row_bytes(first + j), a, &mut row, dots);
-                for (o, &d) in outs.iter_mut().zip(dots.iter()) {
-                    *o = T::from_f32_lossy(d);
-                }
-            }
-        });
-    }
-
-    /// The GEMM path of [`matmul_transposed_into`](Self::matmul_transposed_into).
-    fn tiles_gemm<T: Element>(&self, a: &[f32], m: usize, out: &mut [T]) -> Result<(), IoError> {
-        let (n, k) = (self.rows, self.cols);
-        let a = TensorView::new(a, &[m, k])?;
-        let tile_rows = GEMM_TILE_ROWS.min(n);
-        let mut tile = try_filled(tile_rows * k, 0.0f32, "quantized matmul")?;
-        let mut products = try_filled(m * tile_rows, 0.0f32, "quantized matmul")?;
-        for first in (0..n).step_by(tile_rows) {
-            let rows = tile_rows.min(n - first);
-            let bytes =
-                &self.blocks.bytes()[first * self.row_bytes..(first + rows) * self.row_bytes];
-            self.codec.decode_f32_into(bytes, &mut tile[..rows * k]);
-            matmul_into(
-                a,
-                Operand::AsIs,
-                TensorView::new(&tile[..rows * k], &[rows, k])?,
-                Operand::Transposed,
-                TensorViewMut::new(&mut products[..m * rows], &[m, rows])?,
-                Accumulate::Replace,
-            )?;
-            for (out_row, product_row) in out
-                .chunks_exact_mut(n)
-                .zip(products[..m * rows].chunks_exact(rows))
-            {
-                for (o, &p) in out_row[first..first + rows].iter_mut().zip(product_row) {
-                    *o = T::from_f32_lossy(p);
-                }
-            }
-        }
-        Ok(())
+        crate::row_matmul::matmul_transposed_into(self, a.try_view()?, out.try_view_mut()?)
     }
 }
 
-/// The most rows of `a` the dot-product path takes (as the dense decode path).
-const DOT_MAX_ROWS: usize = 8;
-/// Matrix rows per thread task on the dot-product path.
-const DOT_ROWS_PER_TASK: usize = 64;
-/// Matrix rows decoded per GEMM tile.
-const GEMM_TILE_ROWS: usize = 256;
+impl crate::row_matmul::RowDecode for QuantizedMatrix {
+    fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    fn stored_bytes(&self) -> usize {
+        self.bytes_in_memory()
+    }
+
+    fn decode_rows_f32(&self, first: usize, out: &mut [f32]) {
+        let rows = out.len() / self.cols;
+        let bytes = &self.blocks.bytes()[first * self.row_bytes..(first + rows) * self.row_bytes];
+        self.codec.decode_f32_into(bytes, out);
+    }
+
+    fn dot_row_f32(&self, row: usize, a: &[f32], scratch: &mut [f32], out: &mut [f32]) {
+        self.codec
+            .dot_rows_f32(self.row_bytes(row), a, scratch, out);
+    }
+}
+
+impl PartialEq for QuantizedMatrix {
+    /// Equal when the format, the shape and the stored bytes are.
+    fn eq(&self, other: &Self) -> bool {
+        self.qtype() == other.qtype()
+            && (self.rows, self.cols) == (other.rows, other.cols)
+            && self.blocks.bytes() == other.blocks.bytes()
+    }
+}
+
+impl crate::row_matmul::sealed::Sealed for QuantizedMatrix {}
+
+impl crate::QuantizedRows for QuantizedMatrix {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn format_name(&self) -> String {
+        self.qtype().name()
+    }
+    fn bytes_in_memory(&self) -> usize {
+        QuantizedMatrix::bytes_in_memory(self)
+    }
+    fn row_into<T: Element>(&self, row: usize, out: &mut [T]) -> Result<(), IoError> {
+        QuantizedMatrix::row_into(self, row, out)
+    }
+    fn to_dense<T: Element>(&self) -> Result<Tensor<T>, IoError> {
+        QuantizedMatrix::to_dense(self)
+    }
+    fn matmul_transposed_into<T: Element>(
+        &self,
+        a: TensorView<'_, T>,
+        out: TensorViewMut<'_, T>,
+    ) -> Result<(), IoError> {
+        crate::row_matmul::matmul_transposed_into(self, a, out)
+    }
+}
