@@ -156,25 +156,20 @@ fn dot_columns<M: RowDecode, T: Element>(
     columns: &mut [T],
 ) -> Result<(), IoError> {
     let k = matrix.shape().1;
-    // One scratch row per task, allocated (fallibly) before any thread starts.
-    let n_tasks = columns.len().div_ceil(DOT_ROWS_PER_TASK * m);
-    let mut scratch = try_filled(n_tasks * k, 0.0f32, "quantized matmul")?;
-    let mut scratch_rows = Vec::new();
-    scratch_rows
-        .try_reserve_exact(n_tasks)
-        .map_err(|_| TensorError::AllocationFailed {
-            op: "quantized matmul",
-            bytes: n_tasks.saturating_mul(std::mem::size_of::<std::sync::Mutex<&mut [f32]>>()),
-        })?;
-    scratch_rows.extend(scratch.chunks_exact_mut(k).map(std::sync::Mutex::new));
+    // A scratch row per task, allocated in the task; a failed allocation skips the task
+    // and is reported once all tasks are done.
+    let failed = std::sync::atomic::AtomicBool::new(false);
     for_each_chunk_mut_by_work(
         columns,
         DOT_ROWS_PER_TASK * m,
         matrix.stored_bytes(),
         |task, outputs| {
-            let mut row = scratch_rows[task]
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut row = Vec::new();
+            if row.try_reserve_exact(k).is_err() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            row.resize(k, 0.0f32);
             let first = task * DOT_ROWS_PER_TASK;
             let mut dots = [0.0f32; DOT_MAX_ROWS];
             for (j, outs) in outputs.chunks_exact_mut(m).enumerate() {
@@ -186,6 +181,13 @@ fn dot_columns<M: RowDecode, T: Element>(
             }
         },
     );
+    if failed.into_inner() {
+        return Err(TensorError::AllocationFailed {
+            op: "quantized matmul",
+            bytes: k.saturating_mul(4),
+        }
+        .into());
+    }
     Ok(())
 }
 
