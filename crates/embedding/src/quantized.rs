@@ -53,7 +53,8 @@ use crate::table::{Embedding, check_table_sizes};
 /// use tokenloom_io::Fp8Matrix;
 ///
 /// // 3 × 2 values of F8_E4M3 (0x38 is 1.0, 0x40 is 2.0), one scale per row.
-/// let table = Fp8Matrix::from_parts("F8_E4M3", vec![0x38, 0x40, 0x40, 0x40, 0x38, 0x38], 3, 2, vec![1.0, 0.5, -2.0], [1, 2])?;
+/// let bytes = vec![0x38, 0x40, 0x40, 0x40, 0x38, 0x38];
+/// let table = Fp8Matrix::from_parts("F8_E4M3", bytes, 3, 2, vec![1.0, 0.5, -2.0], [1, 2])?;
 /// let embedding = QuantizedEmbedding::new(table)?;
 /// let x = embedding.forward::<f32, _>(&[2u32, 0])?;
 /// assert_eq!(x.as_slice(), [-2.0, -2.0, 1.0, 2.0]);

@@ -143,7 +143,11 @@ fn wrong_dtype<T: CandleElement>(storage: &CpuStorage) -> TensorError {
 ///     fn name(&self) -> &'static str {
 ///         "double"
 ///     }
-///     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+///     fn cpu_fwd(
+///         &self,
+///         storage: &CpuStorage,
+///         layout: &Layout,
+///     ) -> candle_core::Result<(CpuStorage, Shape)> {
 ///         let x = cpu_view::<f32>(storage, layout).map_err(candle_core::Error::wrap)?;
 ///         let doubled: Vec<f32> = x.as_slice().iter().map(|v| 2.0 * v).collect();
 ///         Ok((CpuStorage::F32(doubled), layout.shape().clone()))
