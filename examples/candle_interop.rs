@@ -11,18 +11,19 @@
 //!
 //! 3. The fused head and cross-entropy on candle's hidden states, head and targets,
 //!    against candle-nn's `cross_entropy` of the materialised logits and candle's
-//!    autograd; the gradients land in candle buffers lent together (`with_views_mut`).
+//!    autograd; the gradients land in candle buffers lent together with the inputs
+//!    (`lend`: every tensor of a step in one call, typed by its handle).
 //!
 //! Run with `cargo run --release --example candle_interop --features candle-nn`. The last
 //! line is `candle interop: N checks passed`.
 
-use tokenloom::adapters::candle::{with_view, with_view_mut, with_view_mut_from2, with_views_mut};
+use tokenloom::adapters::candle::{FlattenLending, lend, read, write};
 use tokenloom::adapters::candle_core::{DType, Device, Module, Tensor, Var};
 use tokenloom::embedding::{EmbeddingOptions, functional};
 use tokenloom::positions::{
     Direction, QkLayout, RopeCache, RopeLayout, RopeScaling, RopeTables, TokenPositions,
 };
-use tokenloom::tensor::{Accumulate, TensorView, TensorViewMut};
+use tokenloom::tensor::Accumulate;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -33,21 +34,6 @@ fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32, Error> {
         .max(0)?
         .to_dtype(DType::F32)?
         .to_scalar::<f32>()?)
-}
-
-/// Runs `f` on candle's cos/sin as tokenloom `RopeTables`.
-fn with_tables<R>(
-    cos: &Tensor,
-    sin: &Tensor,
-    layout: RopeLayout,
-    f: impl FnOnce(RopeTables<'_, f32>) -> R,
-) -> Result<R, Error> {
-    let out = with_view(cos, |cos: TensorView<'_, f32>| {
-        with_view(sin, |sin: TensorView<'_, f32>| {
-            RopeTables::new(cos, sin, layout).map(f)
-        })
-    })???;
-    Ok(out)
 }
 
 fn main() -> Result<(), Error> {
@@ -76,11 +62,10 @@ fn main() -> Result<(), Error> {
     let sin = Tensor::zeros((seq_len, half), DType::F32, &device)?;
     // Both written in one lending (a lending inside a mutable one is refused: it could
     // wait for its own lock).
-    with_views_mut(&[&cos, &sin], |views: Vec<TensorViewMut<'_, f32>>| {
-        let [cos, sin] = <[_; 2]>::try_from(views).map_err(|_| "two views")?;
+    lend((write::<f32>(&cos), write::<f32>(&sin)), |(cos, sin)| {
         rope.cos_sin_into(131_072, first_position, cos, sin)
-            .map_err(Error::from)
-    })??;
+    })
+    .flat()?;
     let cache = RopeCache::<f32>::new(&rope, first_position + seq_len)?;
     let from_cache = Tensor::from_slice(
         &cache.cos().as_slice()[first_position * half..],
@@ -111,17 +96,20 @@ fn main() -> Result<(), Error> {
         for (what, heads) in [("q", n_heads), ("k", n_kv_heads)] {
             let x = Tensor::randn(0f32, 1.0, (batch, heads, seq_len, head_dim), &device)?;
             let by_candle = candle_rope(&x, &cos, &sin)?;
-            // tokenloom in place on candle's own buffer, with candle's cos/sin tables.
-            with_tables(&cos, &sin, layout, |tables| {
-                with_view_mut(&x, |x: TensorViewMut<'_, f32>| {
-                    tables.rotate_in_place(
+            // tokenloom in place on candle's own buffer, with candle's cos/sin tables:
+            // three tensors in one lending, each typed by its handle.
+            lend(
+                (read::<f32>(&cos), read::<f32>(&sin), write::<f32>(&x)),
+                |(cos, sin, x)| {
+                    RopeTables::new(cos, sin, layout)?.rotate_in_place(
                         x,
                         QkLayout::BatchHeadsSeq,
                         TokenPositions::Offset(0),
                         Direction::Forward,
                     )
-                })
-            })???;
+                },
+            )
+            .flat()?;
             check(
                 &format!("candle-nn {name} vs tokenloom in place, {what}"),
                 max_diff(&by_candle, &x)?,
@@ -138,14 +126,15 @@ fn main() -> Result<(), Error> {
     let by_candle = embedding.forward(&ids)?;
     let hidden = Tensor::zeros((2, 4, n_embd), DType::F32, &device)?;
     // The table and the ids are read in place; the output is candle's buffer.
-    with_view_mut_from2(
-        &hidden,
-        table.as_tensor(),
-        &ids,
-        |out: TensorViewMut<'_, f32>, table: TensorView<'_, f32>, ids: TensorView<'_, u32>| {
-            functional::lookup_into(table, ids, out, None)
-        },
-    )??;
+    lend(
+        (
+            write::<f32>(&hidden),
+            read::<f32>(table.as_tensor()),
+            read::<u32>(&ids),
+        ),
+        |(out, table, ids)| functional::lookup_into(table, ids, out, None),
+    )
+    .flat()?;
     check(
         "candle Embedding::forward vs tokenloom lookup",
         max_diff(&by_candle, &hidden)?,
@@ -161,11 +150,13 @@ fn main() -> Result<(), Error> {
     // tokenloom: from candle's ids and upstream gradient into a candle gradient buffer;
     // the (3000, 64) table itself is not needed and never copied.
     let grad_weight = Tensor::zeros((vocab_size, n_embd), DType::F32, &device)?;
-    with_view_mut_from2(
-        &grad_weight,
-        &ids,
-        &g,
-        |grad_weight: TensorViewMut<'_, f32>, ids: TensorView<'_, u32>, g: TensorView<'_, f32>| {
+    lend(
+        (
+            write::<f32>(&grad_weight),
+            read::<u32>(&ids),
+            read::<f32>(&g),
+        ),
+        |(grad_weight, ids, g)| {
             functional::backward_dense(
                 ids,
                 g,
@@ -174,7 +165,8 @@ fn main() -> Result<(), Error> {
                 Accumulate::Replace,
             )
         },
-    )??;
+    )
+    .flat()?;
     check(
         "candle autograd vs tokenloom dense backward",
         max_diff(by_autograd, &grad_weight)?,
@@ -198,30 +190,30 @@ fn main() -> Result<(), Error> {
     // tokenloom: the loss and both gradients into candle buffers, without the logits.
     let grad_hidden = Tensor::zeros((n_tokens, n_embd), DType::F32, &device)?;
     let grad_head = Tensor::zeros((vocab_size, n_embd), DType::F32, &device)?;
-    let loss = with_view(hidden.as_tensor(), |h: TensorView<'_, f32>| {
-        with_view(head.as_tensor(), |w: TensorView<'_, f32>| {
-            with_view(&targets, |t: TensorView<'_, u32>| {
-                with_views_mut(
-                    &[&grad_hidden, &grad_head],
-                    |g: Vec<TensorViewMut<'_, f32>>| {
-                        let [gh, gw] = <[_; 2]>::try_from(g).map_err(|_| "two views")?;
-                        let grads = functional::LinearCrossEntropyGrads::new()
-                            .with_hidden(gh)?
-                            .with_head(gw)?;
-                        let out = functional::linear_cross_entropy(
-                            h,
-                            w,
-                            t,
-                            None,
-                            &functional::CrossEntropyOptions::default(),
-                            Some(grads),
-                        )?;
-                        Ok::<_, Error>(out.loss)
-                    },
-                )
-            })
-        })
-    })?????;
+    let loss = lend(
+        (
+            read::<f32>(hidden.as_tensor()),
+            read::<f32>(head.as_tensor()),
+            read::<u32>(&targets),
+            write::<f32>(&grad_hidden),
+            write::<f32>(&grad_head),
+        ),
+        |(h, w, t, gh, gw)| {
+            let grads = functional::LinearCrossEntropyGrads::new()
+                .with_hidden(gh)?
+                .with_head(gw)?;
+            let out = functional::linear_cross_entropy(
+                h,
+                w,
+                t,
+                None,
+                &functional::CrossEntropyOptions::default(),
+                Some(grads),
+            )?;
+            Ok::<_, Error>(out.loss)
+        },
+    )
+    .flat()?;
     check(
         "candle cross_entropy(h @ Wᵀ) vs tokenloom fused loss",
         (loss as f32 - by_candle.to_scalar::<f32>()?).abs(),

@@ -46,10 +46,14 @@ use half::{bf16, f16};
 use crate::error::TensorError;
 use crate::view::{TensorView, TensorViewMut};
 
+mod dispatch;
 mod flat;
 mod guard;
+mod lend;
 
+pub use dispatch::FlattenLending;
 pub use flat::with_views_mut;
+pub use lend::{Elem, Handle, Lendable, Read, Write, lend, read, write};
 
 /// The candle-core this adapter was built against (0.11): name candle's types through it
 /// and your code uses the same version as tokenloom's lendings.
