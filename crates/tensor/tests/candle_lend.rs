@@ -2,21 +2,12 @@
 //! closure's parameters typed by the handles.
 #![cfg(feature = "candle")]
 
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
 use candle_core::{DType, Device, Tensor};
+use common::within_time;
 use tokenloom_tensor::TensorError;
 use tokenloom_tensor::adapters::candle::{FlattenLending, lend, read, with_view_mut, write};
-
-fn within_time<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (send, recv) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = send.send(f());
-    });
-    recv.recv_timeout(Duration::from_secs(20))
-        .expect("the lending deadlocked (no answer within 20 s)")
-}
 
 fn is_conflict<R>(result: &Result<R, TensorError>, needle: &str) -> bool {
     matches!(result, Err(TensorError::LendingConflict { reason, .. }) if reason.contains(needle))
@@ -75,7 +66,7 @@ fn overlap_in_a_written_storage_is_refused() -> Result<(), Box<dyn std::error::E
     let (a, b) = (buffer.narrow(0, 0, 4)?, buffer.narrow(0, 2, 4)?);
     let both_written = lend((write::<f32>(&a), write::<f32>(&b)), |_| ());
     assert!(
-        is_conflict(&both_written, "items 0 and 1 overlap"),
+        is_conflict(&both_written, "tensors 0 and 1 overlap"),
         "{both_written:?}"
     );
     let read_written = lend((read::<f32>(&b), write::<f32>(&a)), |_| ());

@@ -2,25 +2,14 @@
 //! errors (they hung before), and several mutable tensors are lent in one call.
 #![cfg(feature = "candle")]
 
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
 use candle_core::{DType, Device, Tensor};
+use common::within_time;
 use tokenloom_tensor::adapters::candle::{
     with_view, with_view_mut, with_view_mut_from, with_views_mut,
 };
 use tokenloom_tensor::{TensorError, TensorView, TensorViewMut};
-
-/// Runs `f` on another thread and fails the test if it does not finish in 20 s (a
-/// deadlock), instead of hanging the test run.
-fn within_time<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (send, recv) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = send.send(f());
-    });
-    recv.recv_timeout(Duration::from_secs(20))
-        .expect("the lending deadlocked (no answer within 20 s)")
-}
 
 fn cache() -> (Tensor, Tensor, Tensor) {
     let cache = Tensor::zeros((4, 3), DType::F32, &Device::Cpu).unwrap();

@@ -48,7 +48,7 @@ pub(super) struct LendGuard {
 impl LendGuard {
     /// Registers that this thread lends `shared` and `mutable`, or refuses the lending
     /// when it would wait for a lock this thread holds. Returns the guard and the storage
-    /// identities of `mutable`, in order.
+    /// identities of `shared` then `mutable`, in order.
     pub(super) fn enter(
         op: &'static str,
         shared: &[&Tensor],
@@ -96,9 +96,10 @@ impl LendGuard {
             storage,
             mutable: true,
         }));
+        let ids = entries.iter().map(|h| h.storage).collect();
         let entered = entries.len();
         HELD.with(|h| h.borrow_mut().extend(entries));
-        Ok((Self { entered }, mutable_ids))
+        Ok((Self { entered }, ids))
     }
 }
 

@@ -12,11 +12,12 @@ use std::marker::PhantomData;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Storage, Tensor};
 use half::{bf16, f16};
 
-use super::guard::{LendGuard, conflict, storage_id};
+use super::guard::{LendGuard, conflict};
 use super::{CandleElement, FRAMEWORK, check_cpu, contiguous, cpu_view, foreign};
 use crate::error::TensorError;
 use crate::view::{TensorView, TensorViewMut};
 
+/// The operation named by the refusals that cannot happen (internal errors).
 const OP: &str = "lend";
 
 /// A tensor lent read-only by [`lend`], as a [`TensorView`] of `T`. Made by [`read`].
@@ -26,7 +27,7 @@ pub struct Read<'t, T> {
     element: PhantomData<fn() -> T>,
 }
 
-/// A tensor lent mutably by [`lend`], as a [`TensorViewMut`] of `T`. Made by [`write`].
+/// A tensor lent mutably by [`lend`], as a [`TensorViewMut`] of `T`. Made by [`write`](fn@write).
 #[derive(Clone, Copy, Debug)]
 pub struct Write<'t, T> {
     tensor: &'t Tensor,
@@ -49,7 +50,7 @@ pub fn write<T: Elem>(tensor: &Tensor) -> Write<'_, T> {
     }
 }
 
-/// Lends every tensor of `items` (a tuple of up to eight [`read`] and [`write`] handles)
+/// Lends every tensor of `items` (a tuple of up to eight [`read`] and [`write`](fn@write) handles)
 /// to `f` at once, as a tuple of views in the same order: a [`TensorView`] for each
 /// `read`, a [`TensorViewMut`] for each `write`, each of the element type its handle
 /// names. Tensors may be disjoint views of one storage; a storage written by one item
@@ -92,23 +93,30 @@ where
     L: Lendable<'t>,
     F: for<'a> FnOnce(L::Views<'a>) -> R,
 {
+    lend_as("lend", items, f)
+}
+
+/// [`lend`], its refusals naming `op` (the public function called).
+pub(super) fn lend_as<'t, L, R, F>(op: &'static str, items: L, f: F) -> Result<R, TensorError>
+where
+    L: Lendable<'t>,
+    F: for<'a> FnOnce(L::Views<'a>) -> R,
+{
     let items = items.items();
-    let mut shared = Vec::new();
-    let mut mutable = Vec::new();
+    let (mut shared, mut mutable) = (Vec::new(), Vec::new());
     for item in &items {
         check_cpu(item.tensor)?;
-        if item.mutable {
-            mutable.push(item.tensor);
-        } else {
-            shared.push(item.tensor);
-        }
     }
-    let (_guard, _) = LendGuard::enter(OP, &shared, &mutable)?;
+    // Item indices in the order `LendGuard::enter` returns the storage identities.
+    let (reads, writes): (Vec<usize>, Vec<usize>) =
+        (0..items.len()).partition(|&i| !items[i].mutable);
+    shared.extend(reads.iter().map(|&i| items[i].tensor));
+    mutable.extend(writes.iter().map(|&i| items[i].tensor));
+    let (_guard, ids) = LendGuard::enter(op, &shared, &mutable)?;
     let mut keyed = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let layout = item.tensor.layout();
-        let (start, end) = contiguous(layout)?;
-        keyed.push((storage_id(item.tensor)?, index, start, end));
+    for (&index, id) in reads.iter().chain(&writes).zip(ids) {
+        let (start, end) = contiguous(items[index].tensor.layout())?;
+        keyed.push((id, index, start, end));
     }
     keyed.sort_by_key(|&(id, _, start, end)| (id, start, end));
     let mut groups: Vec<Group<'_>> = Vec::new();
@@ -132,9 +140,9 @@ where
         for pair in group.parts.windows(2) {
             if pair[1].start < pair[0].end {
                 return Err(conflict(
-                    OP,
+                    op,
                     format!(
-                        "items {} and {} overlap in a storage one of the items writes \
+                        "tensors {} and {} overlap in a storage one of them writes \
                          (elements {}..{} and {}..{})",
                         pair[0].index,
                         pair[1].index,
@@ -151,8 +159,9 @@ where
     acquire::<L, R, F>(&items, &groups, slots, f)
 }
 
-/// A tuple of [`read`] and [`write`] handles that [`lend`] takes; implemented for tuples
-/// of one to eight handles. Sealed.
+/// The handles [`lend`] takes: a tuple of one to eight [`read`] and [`write`](fn@write) handles
+/// (the closure receives a tuple of views), or a `Vec` of handles of one kind and type
+/// (it receives a `Vec` of views). Sealed.
 pub trait Lendable<'t>: sealed::Sealed {
     /// The tuple of views `f` receives.
     type Views<'a>;
@@ -211,6 +220,15 @@ macro_rules! slice_parts {
                 #[doc(hidden)]
                 $variant(&'a mut [$t]),
             )*
+        }
+
+        impl SlicePart<'_> {
+            /// candle's name of the part's dtype.
+            fn dtype(&self) -> &'static str {
+                match self {
+                    $(SlicePart::$variant(_) => stringify!($variant),)*
+                }
+            }
         }
 
         $(
@@ -275,7 +293,8 @@ impl<'t, T: Elem> Handle<'t> for Read<'t, T> {
         match slot {
             Slot::Shared(storage, layout) => cpu_view(storage, layout),
             Slot::Cut(part, dims) => {
-                let data = T::from_part(part).ok_or_else(|| part_dtype::<T>())?;
+                let got = part.dtype();
+                let data = T::from_part(part).ok_or_else(|| part_dtype::<T>(got.to_owned()))?;
                 TensorView::new(&*data, dims)
             }
         }
@@ -294,7 +313,8 @@ impl<'t, T: Elem> Handle<'t> for Write<'t, T> {
     fn view(slot: Slot<'_>) -> Result<TensorViewMut<'_, T>, TensorError> {
         match slot {
             Slot::Cut(part, dims) => {
-                let data = T::from_part(part).ok_or_else(|| part_dtype::<T>())?;
+                let got = part.dtype();
+                let data = T::from_part(part).ok_or_else(|| part_dtype::<T>(got.to_owned()))?;
                 TensorViewMut::new(data, dims)
             }
             Slot::Shared(..) => Err(conflict(
@@ -305,11 +325,11 @@ impl<'t, T: Elem> Handle<'t> for Write<'t, T> {
     }
 }
 
-fn part_dtype<T: CandleElement>() -> TensorError {
+fn part_dtype<T: CandleElement>(got: String) -> TensorError {
     TensorError::ForeignDType {
         framework: FRAMEWORK,
         expected: T::NAME,
-        got: "another dtype".to_owned(),
+        got,
     }
 }
 
@@ -336,6 +356,17 @@ lendable_tuple!(A 0, B 1, C 2, D 3, E 4);
 lendable_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
 lendable_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 lendable_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+
+impl<H: sealed::Sealed> sealed::Sealed for Vec<H> {}
+impl<'t, H: Handle<'t>> Lendable<'t> for Vec<H> {
+    type Views<'a> = Vec<H::View<'a>>;
+    fn items(&self) -> Vec<Item<'t>> {
+        self.iter().map(Handle::item).collect()
+    }
+    fn views<'a>(slots: &mut [Option<Slot<'a>>]) -> Result<Self::Views<'a>, TensorError> {
+        (0..slots.len()).map(|i| H::view(take(slots, i)?)).collect()
+    }
+}
 
 fn take<'a>(slots: &mut [Option<Slot<'a>>], index: usize) -> Result<Slot<'a>, TensorError> {
     slots
