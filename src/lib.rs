@@ -22,6 +22,7 @@
 //! | [`embedding`] | `tokenloom-embedding` | the `(vocab_size, n_embd)` table: lookup, backward, tied head, optimizers |
 //! | [`positions`] | `tokenloom-positions` | RoPE and absolute position encodings |
 //! | [`decoder_input`] | `tokenloom-decoder-input` | the batch entering the first decoder block |
+//! | `candle` (feature `candle`) | — | tokenloom's ops inside candle's autograd |
 //! | `tokenizer` (feature `tokenizers`) | `tokenloom-tokenizer` | text → ids: `tokenizer.json` files and GGUF vocabularies |
 //!
 //! The [`tutorial`] is compiled and run as doctests.
@@ -46,6 +47,11 @@ pub mod adapters {
     #[cfg(feature = "candle")]
     pub use tokenloom_tensor::adapters::candle;
 }
+
+/// tokenloom's kernels inside candle's autograd: candle ops with a backward for the
+/// lookup, RoPE and the head, and candle-style modules (feature `candle`).
+#[cfg(feature = "candle")]
+pub mod candle;
 
 pub use tokenloom_decoder_input as decoder_input;
 pub use tokenloom_embedding as embedding;
