@@ -30,12 +30,9 @@ pub fn embedding(
     options: &EmbeddingOptions,
 ) -> candle_core::Result<Tensor> {
     check_options(table, options)?;
-    table.contiguous()?.apply_op2(
-        &ids.contiguous()?,
-        Lookup {
-            options: *options,
-        },
-    )
+    table
+        .contiguous()?
+        .apply_op2(&ids.contiguous()?, Lookup { options: *options })
 }
 
 /// The table's shape and the options, checked as the op uses them.

@@ -86,6 +86,26 @@ pub enum EmbeddingError {
         /// The table's vocabulary size.
         vocab_size: usize,
     },
+    /// An offset of an embedding bag that does not cut the ids into bags.
+    #[error("embedding_bag: offsets[{index}] = {offset} (of {n_ids} ids) {requirement}")]
+    InvalidOffset {
+        /// Its index in the offsets.
+        index: usize,
+        /// Its value (-1 when there is none).
+        offset: i64,
+        /// The number of ids.
+        n_ids: usize,
+        /// What it must satisfy.
+        requirement: &'static str,
+    },
+    /// An embedding-bag argument that does not fit the call.
+    #[error("embedding_bag: {option} {requirement}")]
+    BagOption {
+        /// The argument.
+        option: &'static str,
+        /// What it must satisfy.
+        requirement: &'static str,
+    },
     /// An option with an invalid value.
     #[error("invalid option {name} = {value}: {requirement}")]
     InvalidOption {

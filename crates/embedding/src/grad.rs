@@ -159,6 +159,50 @@ pub fn backward_dense<'i, 'g, 'w, T: Element, I: TokenId>(
     options: &EmbeddingOptions,
     accumulate: Accumulate,
 ) -> Result<(), EmbeddingError> {
+    backward_dense_cast(ids, grad_output, grad_weight, options, accumulate)
+}
+
+/// [`backward_dense`] from an output gradient of another element type: mixed precision's
+/// `f16`/`bf16` upstream gradient accumulated into the `f32` (or `f64`) gradient of a
+/// master table. Each term is widened exactly, repeats are summed as
+/// `options.grad_sum` says (by default in `f64`, rounded once to `T`), so the result is
+/// at least as close to the exact sum as PyTorch's autocast path (cast to `f32`, then
+/// the `f32` backward). With `G = T` it is [`backward_dense`], bit for bit.
+///
+/// # Shapes
+///
+/// As [`backward_dense`].
+///
+/// # Errors
+///
+/// As [`backward_dense`].
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::{EmbeddingOptions, functional};
+/// use tokenloom_tensor::{Accumulate, bf16};
+///
+/// // A bf16 upstream gradient for ids [1, 1] into the f32 gradient of a (2, 1) table.
+/// let grad_output = [bf16::from_f32(0.5), bf16::from_f32(0.25)];
+/// let mut grad_weight = [0.0f32; 2];
+/// functional::backward_dense_cast(
+///     &[1u32, 1],
+///     (&grad_output[..], [2, 1]),
+///     (&mut grad_weight[..], [2, 1]),
+///     &EmbeddingOptions::default(),
+///     Accumulate::Replace,
+/// )?;
+/// assert_eq!(grad_weight, [0.0, 0.75]);
+/// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+/// ```
+pub fn backward_dense_cast<'i, 'g, 'w, G: Element, T: Element, I: TokenId>(
+    ids: impl TensorLike<'i, I>,
+    grad_output: impl TensorLike<'g, G>,
+    grad_weight: impl TensorLikeMut<'w, T>,
+    options: &EmbeddingOptions,
+    accumulate: Accumulate,
+) -> Result<(), EmbeddingError> {
     let ids = ids.try_view()?;
     let grad_output = grad_output.try_view()?;
     let mut grad_weight = grad_weight.try_view_mut()?;
@@ -172,7 +216,7 @@ pub fn backward_dense<'i, 'g, 'w, T: Element, I: TokenId>(
         accumulate,
     };
     let grad_output = grad_output.as_slice();
-    let mut scatter = Scatter::plan::<T>(
+    let mut scatter = Scatter::plan::<G, T>(
         &groups,
         grad_output.len(),
         n_embd,
@@ -223,7 +267,7 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
         accumulate: Accumulate::Replace,
     };
     let grad_output = grad_output.as_slice();
-    let mut scatter = Scatter::plan::<T>(
+    let mut scatter = Scatter::plan::<T, T>(
         &groups,
         grad_output.len(),
         n_embd,

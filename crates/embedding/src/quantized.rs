@@ -197,6 +197,45 @@ impl<M: QuantizedRows> QuantizedEmbedding<M> {
         Ok(())
     }
 
+    /// PyTorch's `EmbeddingBag` forward over the quantized table: each row decoded once
+    /// per token as it is reduced (see
+    /// [`functional::embedding_bag_into`](crate::functional::embedding_bag_into), whose
+    /// arguments these are).
+    ///
+    /// # Errors
+    ///
+    /// As [`functional::embedding_bag_into`](crate::functional::embedding_bag_into).
+    pub fn embedding_bag_into<'o, T: Element, I: TokenId>(
+        &self,
+        bags: &crate::bag::Bags<'_, I>,
+        per_sample_weights: Option<&[T]>,
+        options: &crate::bag::BagOptions,
+        out: impl TensorLikeMut<'o, T>,
+        max_indices: Option<&mut [i64]>,
+    ) -> Result<(), EmbeddingError> {
+        /// Rows decoded into the scratch row.
+        struct Decoded<'q, M>(&'q M);
+        impl<T: Element, M: QuantizedRows> crate::bag::BagRows<T> for Decoded<'_, M> {
+            fn row<'s>(
+                &'s mut self,
+                id: usize,
+                scratch: &'s mut [T],
+            ) -> Result<&'s [T], EmbeddingError> {
+                self.0.row_into(id, scratch)?;
+                Ok(scratch)
+            }
+        }
+        crate::bag::reduce_bags(
+            (self.vocab_size(), self.n_embd()),
+            &mut Decoded(&self.table),
+            bags,
+            per_sample_weights,
+            options,
+            out,
+            max_indices,
+        )
+    }
+
     /// Decodes the rows of checked ids into `out`.
     fn write_rows<T: Element, I: TokenId>(&self, ids: &[I], out: &mut [T]) {
         for_each_chunk_mut(out, self.n_embd(), |position, row| {

@@ -121,13 +121,14 @@ pub(crate) struct Scatter {
 }
 
 impl Scatter {
-    /// Plans the scatter of `groups` into `n_rows` rows of `n_embd` elements of `T`.
+    /// Plans the scatter of `groups` (rows of `G`) into `n_rows` rows of `n_embd`
+    /// elements of `T`.
     ///
     /// # Errors
     ///
     /// [`tokenloom_tensor::TensorError::AllocationFailed`] when the sums of the repeated
     /// ids cannot be allocated.
-    pub(crate) fn plan<T: Element>(
+    pub(crate) fn plan<G: Element, T: Element>(
         groups: &RowGroups,
         grad_output_len: usize,
         n_embd: usize,
@@ -136,7 +137,7 @@ impl Scatter {
         how: RowSum,
     ) -> Result<Self, EmbeddingError> {
         let elem = std::mem::size_of::<T>();
-        let work_bytes = grad_output_len * elem
+        let work_bytes = grad_output_len * std::mem::size_of::<G>()
             + if zeroes_untouched(layout, how) {
                 n_rows * n_embd * elem
             } else {
@@ -162,7 +163,7 @@ impl Scatter {
             (first_row, first_group) = (end_row, end_group);
         }
         let mode = match (how.grad_sum, T::DTYPE) {
-            (GradSum::F32, DType::F32) => Mode::Direct,
+            (GradSum::F32, DType::F32) if G::DTYPE == DType::F32 => Mode::Direct,
             (GradSum::F32, dtype) if dtype != DType::F64 => Mode::Plain,
             _ => Mode::Exact,
         };
@@ -217,10 +218,10 @@ impl Scatter {
     /// # Panics
     ///
     /// If `dest` is not the planned size (a bug in this crate).
-    pub(crate) fn run<T: Element>(
+    pub(crate) fn run<G: Element, T: Element>(
         &mut self,
         groups: &RowGroups,
-        grad_output: &[T],
+        grad_output: &[G],
         dest: &mut [T],
     ) {
         assert_eq!(
@@ -235,10 +236,10 @@ impl Scatter {
     }
 
     /// [`Scatter::run`] with `S` sums: the tasks, split across threads.
-    fn run_with<T: Element, S: SumFloat>(
+    fn run_with<G: Element, T: Element, S: SumFloat>(
         &self,
         groups: &RowGroups,
-        grad_output: &[T],
+        grad_output: &[G],
         dest: &mut [T],
         sums: &mut [Vec<S>],
     ) {
@@ -332,7 +333,7 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
 
     /// The position-order pass: single tokens (and, in [`Mode::Direct`], every token)
     /// written straight into their rows, repeated ids summed in `S` and written at the end.
-    fn add_rows(&mut self, groups: &RowGroups, grad_output: &[T], mode: Mode) {
+    fn add_rows<G: Element>(&mut self, groups: &RowGroups, grad_output: &[G], mode: Mode) {
         let n_embd = self.n_embd;
         let add = self.how.accumulate == Accumulate::Add;
         let scale = self.how.scale_grad_by_freq;
@@ -366,7 +367,7 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
                 *slot = if first { 1 } else { *slot + 1 };
                 if (*slot as usize) == count {
                     let positions = groups.positions(g);
-                    sum_into_row::<T, S>(row, grad_output, positions, mode, add, scale, term);
+                    sum_into_row::<G, T, S>(row, grad_output, positions, mode, add, scale, term);
                 }
                 continue;
             }
@@ -410,9 +411,9 @@ const DEFER_MAX: usize = 4;
 /// column block in position order — the same operations as a running sum — and written
 /// (or, exact and adding, added once) into `row`.
 #[inline(always)]
-fn sum_into_row<T: Element, S: SumFloat>(
+fn sum_into_row<G: Element, T: Element, S: SumFloat>(
     row: &mut [T],
-    grad_output: &[T],
+    grad_output: &[G],
     positions: &[usize],
     mode: Mode,
     add: bool,
@@ -475,9 +476,9 @@ fn finish<T: Element, S: SumFloat>(o: T, s: S, mode: Mode, add: bool, count: Opt
 /// each term by `1 / count` ([`Mode::Direct`] and [`Mode::Plain`]); a single token of the
 /// exact sum ([`Mode::Exact`]) adds `0 + x`, the value its `f64` sum rounds to.
 #[inline(always)]
-fn write_straight<T: Element>(
+fn write_straight<G: Element, T: Element>(
     row: &mut [T],
-    x: &[T],
+    x: &[G],
     first_replace: bool,
     mode: Mode,
     count: Option<usize>,
@@ -485,13 +486,25 @@ fn write_straight<T: Element>(
     let term = count
         .filter(|&c| c > 1 && mode != Mode::Exact)
         .map(|c| T::from_f64_lossy(1.0 / c as f64));
-    let pairs = row.iter_mut().zip(x);
+    let pairs = row.iter_mut().zip(x.iter().map(|&x| widen::<G, T>(x)));
     match (first_replace, term, mode) {
-        (true, None, _) => pairs.for_each(|(o, &x)| *o = T::zero() + x),
-        (true, Some(t), _) => pairs.for_each(|(o, &x)| *o = T::zero() + x * t),
-        (false, None, Mode::Exact) => pairs.for_each(|(o, &x)| *o = *o + (T::zero() + x)),
-        (false, None, _) => pairs.for_each(|(o, &x)| *o = *o + x),
-        (false, Some(t), _) => pairs.for_each(|(o, &x)| *o = *o + x * t),
+        (true, None, _) => pairs.for_each(|(o, x)| *o = T::zero() + x),
+        (true, Some(t), _) => pairs.for_each(|(o, x)| *o = T::zero() + x * t),
+        (false, None, Mode::Exact) => pairs.for_each(|(o, x)| *o = *o + (T::zero() + x)),
+        (false, None, _) => pairs.for_each(|(o, x)| *o = *o + x),
+        (false, Some(t), _) => pairs.for_each(|(o, x)| *o = *o + x * t),
+    }
+}
+
+/// `x` as a `T`: the same bits when the types are the same (no conversion is compiled),
+/// otherwise through `f64`, to which every float widens exactly (one rounding, to `T`; a
+/// half gradient into an `f32`/`f64` gradient is exact).
+#[inline(always)]
+fn widen<G: Element, T: Element>(x: G) -> T {
+    if G::DTYPE == T::DTYPE {
+        T::from_bits64(x.to_bits64())
+    } else {
+        T::from_f64_lossy(x.as_f64())
     }
 }
 

@@ -270,3 +270,41 @@ fn an_fp8_table_looks_up_and_gives_logits_as_its_dense_table() {
     let err = table.backward().unwrap_err();
     assert!(err.to_string().contains("F8_E4M3"), "{err}");
 }
+
+#[test]
+fn embedding_bag_equals_the_dequantized_table_in_every_mode() {
+    use functional::{BagMode, BagOptions, Bags};
+    let ids = [3u32, 49, 0, 3, 17, 8, 8];
+    let bags = Bags::from_offsets(&ids[..], &[0, 3, 3, 5], false).unwrap();
+    for qtype in TYPES {
+        let table = random_table(qtype, 50, 2, 11);
+        let dense = table.to_dense::<f32>().unwrap();
+        let n_embd = table.n_embd();
+        for mode in [BagMode::Sum, BagMode::Mean, BagMode::Max] {
+            let options = BagOptions::new(mode).with_padding_idx(17);
+            let (mut want, mut got) = (vec![0.0f32; 4 * n_embd], vec![0.0f32; 4 * n_embd]);
+            let (mut want_arg, mut got_arg) = (vec![0i64; 4 * n_embd], vec![0i64; 4 * n_embd]);
+            let max = mode == BagMode::Max;
+            functional::embedding_bag_into(
+                dense.weight(),
+                &bags,
+                None,
+                &options,
+                (&mut want[..], [4, n_embd]),
+                max.then_some(&mut want_arg[..]),
+            )
+            .unwrap();
+            table
+                .embedding_bag_into(
+                    &bags,
+                    None,
+                    &options,
+                    (&mut got[..], [4, n_embd]),
+                    max.then_some(&mut got_arg[..]),
+                )
+                .unwrap();
+            assert!(bits_eq(&got, &want), "{qtype:?} {mode:?}");
+            assert_eq!(got_arg, want_arg);
+        }
+    }
+}

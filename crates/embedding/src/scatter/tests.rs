@@ -48,7 +48,7 @@ fn one_token_shortcut_matches_the_f64_sum<T: Element>() {
             accumulate,
         };
         let mut scatter =
-            Scatter::plan::<T>(&groups, row.len(), n_embd, 1, Layout::Compact, how).unwrap();
+            Scatter::plan::<T, T>(&groups, row.len(), n_embd, 1, Layout::Compact, how).unwrap();
         scatter.run(&groups, &row, &mut dst);
         for j in 0..n_embd {
             let sum = 0.0 + row[j].as_f64();
