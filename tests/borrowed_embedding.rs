@@ -62,6 +62,37 @@ proptest! {
         let mut sparse = SparseGrad::new();
         functional::backward_sparse((&ids_i32[..], dims), &g, vocab_size, table.options(), &mut sparse).unwrap();
         prop_assert_eq!(&sparse, &table.backward_sparse(&ids_u32, &g).unwrap());
+
+        // The same sparse gradient in the caller's buffers (capacity: one row per id),
+        // the rest of the buffers untouched.
+        let capacity = ids.len();
+        let mut rows = vec![u32::MAX; capacity];
+        let mut values = vec![f32::NAN; capacity * n_embd];
+        let n = functional::backward_sparse_into((&ids_i64[..], dims), &g, vocab_size, table.options(), &mut rows, (&mut values[..], [capacity, n_embd])).unwrap();
+        prop_assert_eq!(&rows[..n], sparse.rows());
+        prop_assert_eq!(&values[..n * n_embd], sparse.values().as_slice());
+        prop_assert!(rows[n..].iter().all(|&r| r == u32::MAX));
+        prop_assert!(values[n * n_embd..].iter().all(|v| v.is_nan()));
+        if n > 1 {
+            let err = functional::backward_sparse_into((&ids_i64[..], dims), &g, vocab_size, table.options(), &mut rows[..n - 1], (&mut values[..], [capacity, n_embd])).unwrap_err();
+            prop_assert!(matches!(err, EmbeddingError::SparseCapacity { .. }), "{}", err);
+        }
+
+        // AdamW with its moments in the caller's buffers steps as the owning AdamW,
+        // from the caller's sparse rows as from a SparseGrad, over two steps.
+        let mut own_weight = weight.clone();
+        let mut own = AdamW::new(1e-2).with_weight_decay(0.1);
+        let (mut m, mut v) = (vec![0.0f32; weight.len()], vec![0.0f32; weight.len()]);
+        let mut caller_weight = weight.clone();
+        let mut steps = 0;
+        for _ in 0..2 {
+            functional::step_sparse(&mut own, (&mut own_weight[..], [vocab_size, n_embd]), &sparse, table.options().padding_idx).unwrap();
+            let mut borrowed = AdamW::with_state(1e-2, &mut m, &mut v, steps).with_weight_decay(0.1);
+            functional::step_sparse_rows(&mut borrowed, (&mut caller_weight[..], [vocab_size, n_embd]), &rows[..n], (&values[..n * n_embd], [n, n_embd]), table.options().padding_idx).unwrap();
+            steps = borrowed.steps();
+        }
+        prop_assert_eq!(steps, 2);
+        prop_assert_eq!(&caller_weight, &own_weight);
     }
 }
 
@@ -183,5 +214,73 @@ fn logits_and_optimizer_steps_on_borrowed_parameters() {
         weight.as_ptr(),
         ptr,
         "the caller's table was never reallocated"
+    );
+}
+
+#[test]
+fn caller_state_of_the_wrong_size_and_bad_rows_are_errors() {
+    use tokenloom::embedding::Sgd;
+    let mut weight = vec![1.0f32; 8];
+    let grad = [1.0f32; 8];
+    let (mut m, mut v) = (vec![0.0f32; 7], vec![0.0f32; 8]);
+    let mut adamw = AdamW::with_state(0.1, &mut m, &mut v, 0);
+    let err = functional::step_dense(
+        &mut adamw,
+        (&mut weight[..], [4, 2]),
+        (&grad[..], [4, 2]),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EmbeddingError::OptimizerStateMismatch {
+                state_len: 7,
+                n_params: 8
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(weight, [1.0; 8], "nothing written on error");
+
+    let mut velocity = vec![0.0f32; 8];
+    let mut sgd = Sgd::with_velocity(0.5, 0.9, &mut velocity);
+    let err = functional::step_sparse_rows(
+        &mut sgd,
+        (&mut weight[..], [4, 2]),
+        &[4],
+        (&grad[..2], [1, 2]),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, EmbeddingError::SparseGradMismatch { .. }),
+        "{err}"
+    );
+    let err = functional::step_sparse_rows(
+        &mut sgd,
+        (&mut weight[..], [4, 2]),
+        &[1, 2],
+        (&grad[..2], [1, 2]),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, EmbeddingError::GradShape { what: "values", .. }),
+        "{err}"
+    );
+    functional::step_sparse_rows(
+        &mut sgd,
+        (&mut weight[..], [4, 2]),
+        &[1],
+        (&grad[..2], [1, 2]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(&weight[2..4], [0.5, 0.5]);
+    assert_eq!(
+        &velocity[2..4],
+        [1.0, 1.0],
+        "the velocity is in the caller's buffer"
     );
 }

@@ -1,6 +1,6 @@
 //! The embedding kernels: lookup, renorm, dense and row-sparse backward, logits.
 
-use tokenloom_embedding::{EmbeddingOptions, MaxNorm, NormType, SparseGrad, functional};
+use tokenloom_embedding::{EmbeddingOptions, MaxNorm, NormType, functional};
 use tokenloom_tensor::Accumulate;
 
 use crate::error::{Failure, TokenloomStatus, run};
@@ -193,7 +193,7 @@ pub unsafe extern "C" fn tokenloom_backward_sparse(
         let options = options(vocab_size, has_padding_idx, padding_idx, scale_grad_by_freq)?;
         let count = with_float!(values, |T| with_id!(ids, |I| {
             // SAFETY: the caller's contract and `check_disjoint`.
-            let (ids, g, mut rows_out, mut values_out) = unsafe {
+            let (ids, g, mut rows_out, values_out) = unsafe {
                 (
                     ids.view::<I>()?,
                     grad_output.view::<T>()?,
@@ -201,26 +201,26 @@ pub unsafe extern "C" fn tokenloom_backward_sparse(
                     values.view_mut::<T>()?,
                 )
             };
-            let mut sparse = SparseGrad::<T>::new();
-            functional::backward_sparse(ids, g, vocab_size, &options, &mut sparse)?;
-            let n = sparse.rows().len();
-            let n_embd = sparse.n_embd();
-            let capacity = rows_out.shape().dims().first().copied().unwrap_or(0);
-            if rows_out.shape().rank() != 1
-                || values_out.shape().dims() != [capacity, n_embd]
-                || capacity < n
-            {
+            // Straight into the caller's buffers: no gradient is allocated or copied.
+            let capacity = values_out.shape().dims().first().copied().unwrap_or(0);
+            if rows_out.shape().rank() != 1 || rows_out.as_slice().len() != capacity {
                 return Err(Failure::new(
                     TokenloomStatus::BadShape,
                     format!(
-                        "rows {} and values {} must be (capacity) and (capacity, n_embd {n_embd}) with capacity at least {n} distinct ids",
+                        "rows {} and values {} must be (capacity) and (capacity, n_embd)",
                         rows_out.shape(),
                         values_out.shape()
                     ),
                 ));
             }
-            rows_out.as_mut_slice()[..n].copy_from_slice(sparse.rows());
-            values_out.as_mut_slice()[..n * n_embd].copy_from_slice(sparse.values().as_slice());
+            let n = functional::backward_sparse_into(
+                ids,
+                g,
+                vocab_size,
+                &options,
+                rows_out.as_mut_slice(),
+                values_out,
+            )?;
             Ok(n)
         }))?;
         // SAFETY: non-null (checked first), and the caller's contract.

@@ -86,6 +86,20 @@ pub enum EmbeddingError {
         /// The table's vocabulary size.
         vocab_size: usize,
     },
+    /// Caller buffers too small for a sparse gradient.
+    #[error(
+        "the batch touches {needed} rows: rows has room for {rows} and values has shape {values}, need ({needed} or more, {n_embd})"
+    )]
+    SparseCapacity {
+        /// The number of distinct rows the batch touches.
+        needed: usize,
+        /// The gradient's row width.
+        n_embd: usize,
+        /// The length of the rows buffer.
+        rows: usize,
+        /// The shape of the values buffer.
+        values: Shape,
+    },
     /// An offset of an embedding bag that does not cut the ids into bags.
     #[error("embedding_bag: offsets[{index}] = {offset} (of {n_ids} ids) {requirement}")]
     InvalidOffset {

@@ -251,45 +251,139 @@ pub fn backward_sparse<'i, 'g, T: Element, I: TokenId>(
     options: &EmbeddingOptions,
     grad: &mut SparseGrad<T>,
 ) -> Result<(), EmbeddingError> {
-    let ids = ids.try_view()?;
     let grad_output = grad_output.try_view()?;
-    let n_embd = grad_output.dims().last().copied().unwrap_or(0);
-    check_table_sizes(vocab_size, n_embd)?;
-    if u32::try_from(vocab_size - 1).is_err() {
-        return Err(EmbeddingError::RowIdsTooLarge { vocab_size });
-    }
-    options.validate(vocab_size)?;
-    check_backward(ids, grad_output, vocab_size, n_embd)?;
-    let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
-    let how = RowSum {
-        grad_sum: options.grad_sum,
-        scale_grad_by_freq: options.scale_grad_by_freq,
-        accumulate: Accumulate::Replace,
-    };
-    let grad_output = grad_output.as_slice();
-    let mut scatter = Scatter::plan::<T, T>(
-        &groups,
-        grad_output.len(),
-        n_embd,
-        groups.len(),
-        Layout::Compact,
-        how,
-    )?;
-    let len = groups.len() * n_embd;
-    if len > grad.values.len() {
-        grad.values
-            .try_reserve_exact(len - grad.values.len())
-            .map_err(|_| tokenloom_tensor::TensorError::AllocationFailed {
-                op: "backward_sparse",
-                bytes: len.saturating_mul(std::mem::size_of::<T>()),
-            })?;
-    }
+    let mut plan = SparsePlan::new(ids.try_view()?, grad_output, vocab_size, options)?;
+    let (n_rows, n_embd) = (plan.groups.len(), plan.n_embd);
+    let len = n_rows * n_embd;
+    try_grow(&mut grad.values, len, "backward_sparse")?;
+    try_grow(&mut grad.rows, n_rows, "backward_sparse rows")?;
     grad.values.resize(len, T::zero());
     grad.rows.clear();
-    grad.rows.extend(groups.ids());
+    grad.rows.extend(plan.groups.ids());
     (grad.vocab_size, grad.n_embd) = (vocab_size, n_embd);
-    scatter.run(&groups, grad_output, &mut grad.values);
+    plan.scatter
+        .run(&plan.groups, grad_output.as_slice(), &mut grad.values);
     Ok(())
+}
+
+/// [`backward_sparse`] into the caller's buffers, no allocation of the result: the
+/// distinct touched row ids, increasing, into the first entries of `rows`, their summed
+/// gradient rows into the first rows of `values` `(capacity, n_embd)`; returns their
+/// number. A `capacity` of the number of ids always suffices. The rest of both buffers
+/// is left as it was.
+///
+/// # Errors
+///
+/// As [`backward_sparse`], and [`EmbeddingError::SparseCapacity`] when `rows` or
+/// `values` has room for fewer rows than the batch touches (or `values` is not
+/// `(capacity, n_embd)`). On error nothing is written.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::{EmbeddingOptions, functional};
+///
+/// // Ids [4, 1, 4] of a 10-row table, n_embd 2, into buffers for up to 3 rows.
+/// let grad_output = [1.0f32, 1.0, 2.0, 2.0, 3.0, 3.0];
+/// let (mut rows, mut values) = ([0u32; 3], [0.0f32; 6]);
+/// let n = functional::backward_sparse_into(
+///     &[4u32, 1, 4],
+///     (&grad_output[..], [3, 2]),
+///     10,
+///     &EmbeddingOptions::default(),
+///     &mut rows,
+///     (&mut values[..], [3, 2]),
+/// )?;
+/// assert_eq!((n, &rows[..n], &values[..n * 2]), (2, &[1u32, 4][..], &[2.0f32, 2.0, 4.0, 4.0][..]));
+/// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+/// ```
+pub fn backward_sparse_into<'i, 'g, 'v, T: Element, I: TokenId>(
+    ids: impl TensorLike<'i, I>,
+    grad_output: impl TensorLike<'g, T>,
+    vocab_size: usize,
+    options: &EmbeddingOptions,
+    rows: &mut [u32],
+    values: impl TensorLikeMut<'v, T>,
+) -> Result<usize, EmbeddingError> {
+    let grad_output = grad_output.try_view()?;
+    let mut values = values.try_view_mut()?;
+    let mut plan = SparsePlan::new(ids.try_view()?, grad_output, vocab_size, options)?;
+    let (needed, n_embd) = (plan.groups.len(), plan.n_embd);
+    let capacity = match *values.dims() {
+        [capacity, width] if width == n_embd => capacity.min(rows.len()),
+        _ => 0,
+    };
+    if capacity < needed {
+        return Err(EmbeddingError::SparseCapacity {
+            needed,
+            n_embd,
+            rows: rows.len(),
+            values: values.shape(),
+        });
+    }
+    for (row, id) in rows.iter_mut().zip(plan.groups.ids()) {
+        *row = id;
+    }
+    let values = &mut values.as_mut_slice()[..needed * n_embd];
+    plan.scatter
+        .run(&plan.groups, grad_output.as_slice(), values);
+    Ok(needed)
+}
+
+/// Room for `len` elements in `v`, reserved fallibly.
+fn try_grow<X>(v: &mut Vec<X>, len: usize, op: &'static str) -> Result<(), EmbeddingError> {
+    if len > v.len() {
+        v.try_reserve_exact(len - v.len()).map_err(|_| {
+            tokenloom_tensor::TensorError::AllocationFailed {
+                op,
+                bytes: len.saturating_mul(std::mem::size_of::<X>()),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// A checked sparse backward, planned: the ids grouped, the scatter over the groups.
+struct SparsePlan {
+    groups: RowGroups,
+    scatter: Scatter,
+    n_embd: usize,
+}
+
+impl SparsePlan {
+    fn new<T: Element, I: TokenId>(
+        ids: TensorView<'_, I>,
+        grad_output: TensorView<'_, T>,
+        vocab_size: usize,
+        options: &EmbeddingOptions,
+    ) -> Result<Self, EmbeddingError> {
+        let n_embd = grad_output.dims().last().copied().unwrap_or(0);
+        check_table_sizes(vocab_size, n_embd)?;
+        if u32::try_from(vocab_size - 1).is_err() {
+            return Err(EmbeddingError::RowIdsTooLarge { vocab_size });
+        }
+        options.validate(vocab_size)?;
+        check_backward(ids, grad_output, vocab_size, n_embd)?;
+        let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
+        let how = RowSum {
+            grad_sum: options.grad_sum,
+            scale_grad_by_freq: options.scale_grad_by_freq,
+            accumulate: Accumulate::Replace,
+        };
+        let scatter = Scatter::plan::<T, T>(
+            &groups,
+            grad_output.as_slice().len(),
+            n_embd,
+            groups.len(),
+            Layout::Compact,
+            how,
+        )?;
+        Ok(Self {
+            groups,
+            scatter,
+            n_embd,
+        })
+    }
 }
 
 impl<T: Element> SparseGrad<T> {

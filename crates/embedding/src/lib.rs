@@ -91,7 +91,7 @@ pub use head::{EmbeddingAndHead, EmbeddingAndHeadGrads, LogitStdReport, TieOptio
 
 pub use init::Init;
 pub use lookup::check_ids;
-pub use optim::{AdamW, Optimizer, Sgd};
+pub use optim::{AdamW, Optimizer, Sgd, StateBuffer};
 pub use options::{EmbeddingOptions, GradSum, MaxNorm, NormType};
 #[cfg(feature = "io")]
 pub use quantized::QuantizedEmbedding;
@@ -105,17 +105,19 @@ pub use table::Embedding;
 /// |---|---|
 /// | lookup, fresh output / into a buffer | [`lookup`](functional::lookup), [`lookup_into`](functional::lookup_into) |
 /// | `max_norm` renorm of the caller's table | [`renorm`](functional::renorm) |
-/// | dense / row-sparse backward | [`backward_dense`](functional::backward_dense), [`backward_sparse`](functional::backward_sparse); a half output gradient into an `f32` gradient: [`backward_dense_cast`](functional::backward_dense_cast) |
+/// | dense / row-sparse backward | [`backward_dense`](functional::backward_dense), [`backward_sparse`](functional::backward_sparse), into caller buffers [`backward_sparse_into`](functional::backward_sparse_into); a half output gradient into an `f32` gradient: [`backward_dense_cast`](functional::backward_dense_cast) |
 /// | PyTorch's `EmbeddingBag` (sum / mean / max, offsets or 2-D ids, per-sample weights, padding) and its backward | [`embedding_bag_into`](functional::embedding_bag_into), [`embedding_bag_backward`](functional::embedding_bag_backward), [`embedding_bag_per_sample_weights_backward`](functional::embedding_bag_per_sample_weights_backward); quantized tables: `QuantizedEmbedding::embedding_bag_into` |
 /// | logits `h @ Wᵀ` (tied: `W` is the table) and backward | [`logits`](functional::logits), [`logits_into`](functional::logits_into), [`logits_backward`](functional::logits_backward) |
 /// | fused head + cross-entropy, chunked (dense or quantized head) | [`linear_cross_entropy`](functional::linear_cross_entropy), `linear_cross_entropy_quantized` (feature `io`) |
-/// | optimizer steps on the caller's parameter | [`step_dense`](functional::step_dense), [`step_sparse`](functional::step_sparse) |
+/// | optimizer steps on the caller's parameter (state in the optimizer or the caller's buffers: [`AdamW::with_state`], [`Sgd::with_velocity`]) | [`step_dense`](functional::step_dense), [`step_sparse`](functional::step_sparse), [`step_sparse_rows`](functional::step_sparse_rows) |
 pub mod functional {
     pub use crate::bag::{
         BagMode, BagOptions, Bags, embedding_bag_backward, embedding_bag_into,
         embedding_bag_per_sample_weights_backward,
     };
-    pub use crate::grad::{backward_dense, backward_dense_cast, backward_sparse};
+    pub use crate::grad::{
+        backward_dense, backward_dense_cast, backward_sparse, backward_sparse_into,
+    };
     pub use crate::logits::{logits, logits_backward, logits_into};
     pub use crate::lookup::{lookup, lookup_cast_into, lookup_into, renorm};
     #[cfg(feature = "io")]
@@ -125,5 +127,5 @@ pub mod functional {
         LogitScale, Reduction, ShardStats, VocabCombine, default_chunk_tokens,
         linear_cross_entropy, linear_cross_entropy_sharded,
     };
-    pub use crate::optim::{step_dense, step_sparse};
+    pub use crate::optim::{step_dense, step_sparse, step_sparse_rows};
 }

@@ -29,33 +29,103 @@ pub trait Optimizer {
     fn update<T: Element>(&mut self, offset: usize, weight: &mut [T], grad: &[T]);
 }
 
-/// Allocates state of `n_params` zeros on the first step, and checks the size after.
-fn ensure_state(state: &mut Vec<f32>, n_params: usize) -> Result<(), EmbeddingError> {
-    if state.is_empty() {
-        state.resize(n_params, 0.0);
-        Ok(())
-    } else if state.len() == n_params {
-        Ok(())
-    } else {
-        Err(EmbeddingError::OptimizerStateMismatch {
-            state_len: state.len(),
-            n_params,
-        })
+/// Where an optimizer keeps its per-element state (`f32`): its own vector (allocated,
+/// fallibly, on the first step) or a buffer the caller owns (`&mut [f32]`, one element
+/// per parameter, zeros before the first step) — a framework's optimizer state, or
+/// memory shared with another process. Sealed.
+pub trait StateBuffer: state_sealed::Sealed {
+    /// The state, sized for `n_params` parameters.
+    ///
+    /// # Errors
+    ///
+    /// [`EmbeddingError::OptimizerStateMismatch`] when the state has another size, and
+    /// allocation errors.
+    fn sized(&mut self, n_params: usize) -> Result<&mut [f32], EmbeddingError>;
+
+    /// The state as it is (sized by the step's first call).
+    fn state(&mut self) -> &mut [f32];
+}
+
+mod state_sealed {
+    pub trait Sealed {}
+    impl Sealed for Vec<f32> {}
+    impl Sealed for &mut [f32] {}
+}
+
+fn mismatch(state_len: usize, n_params: usize) -> EmbeddingError {
+    EmbeddingError::OptimizerStateMismatch {
+        state_len,
+        n_params,
+    }
+}
+
+impl StateBuffer for Vec<f32> {
+    fn sized(&mut self, n_params: usize) -> Result<&mut [f32], EmbeddingError> {
+        if self.is_empty() {
+            *self = tokenloom_tensor::try_filled(n_params, 0.0, "optimizer state")?;
+        } else if self.len() != n_params {
+            return Err(mismatch(self.len(), n_params));
+        }
+        Ok(self)
+    }
+
+    fn state(&mut self) -> &mut [f32] {
+        self
+    }
+}
+
+impl StateBuffer for &mut [f32] {
+    fn sized(&mut self, n_params: usize) -> Result<&mut [f32], EmbeddingError> {
+        if self.len() == n_params {
+            Ok(self)
+        } else {
+            Err(mismatch(self.len(), n_params))
+        }
+    }
+
+    fn state(&mut self) -> &mut [f32] {
+        self
     }
 }
 
 /// Stochastic gradient descent with momentum and L2 weight decay, as `torch.optim.SGD`
 /// (dampening 0, not Nesterov): `g ← g + weight_decay·p`, `b ← momentum·b + g`,
 /// `p ← p − lr·b`.
+///
+/// The velocity lives in `S`: the optimizer's own vector ([`Sgd::new`]) or the caller's
+/// buffer ([`Sgd::with_velocity`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Sgd {
+pub struct Sgd<S = Vec<f32>> {
     /// The learning rate.
     pub lr: f64,
     /// The momentum factor (0 for plain SGD).
     pub momentum: f64,
     /// The L2 penalty.
     pub weight_decay: f64,
-    velocity: Vec<f32>,
+    velocity: S,
+}
+
+impl<'s> Sgd<&'s mut [f32]> {
+    /// SGD with momentum whose velocity is the caller's buffer (one `f32` per parameter,
+    /// zeros before the first step): nothing is allocated.
+    #[must_use]
+    pub fn with_velocity(lr: f64, momentum: f64, velocity: &'s mut [f32]) -> Self {
+        Self {
+            lr,
+            momentum,
+            weight_decay: 0.0,
+            velocity,
+        }
+    }
+}
+
+impl<S> Sgd<S> {
+    /// Sets the L2 penalty.
+    #[must_use]
+    pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
 }
 
 impl Sgd {
@@ -78,20 +148,21 @@ impl Sgd {
     }
 }
 
-impl Optimizer for Sgd {
+impl<S: StateBuffer> Optimizer for Sgd<S> {
     fn begin_step(&mut self, n_params: usize) -> Result<(), EmbeddingError> {
         if self.momentum != 0.0 {
-            ensure_state(&mut self.velocity, n_params)?;
+            self.velocity.sized(n_params)?;
         }
         Ok(())
     }
 
     fn update<T: Element>(&mut self, offset: usize, weight: &mut [T], grad: &[T]) {
+        let velocity = self.velocity.state();
         for (i, (p, g)) in weight.iter_mut().zip(grad).enumerate() {
             let (pv, mut gv) = (p.as_f64(), g.as_f64());
             gv += self.weight_decay * pv;
             if self.momentum != 0.0 {
-                let b = &mut self.velocity[offset + i];
+                let b = &mut velocity[offset + i];
                 let next = self.momentum * f64::from(*b) + gv;
                 // state is stored in f32
                 {
@@ -110,8 +181,11 @@ impl Optimizer for Sgd {
 /// In a sparse step only the touched rows are updated, moments and weight decay included
 /// (lazy Adam, as `torch.optim.SparseAdam`); the bias correction uses the global step
 /// count.
+///
+/// The moments live in `S`: the optimizer's own vectors ([`AdamW::new`]) or the
+/// caller's buffers ([`AdamW::with_state`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct AdamW {
+pub struct AdamW<S = Vec<f32>> {
     /// The learning rate.
     pub lr: f64,
     /// Decay of the first moment.
@@ -123,8 +197,28 @@ pub struct AdamW {
     /// Decoupled weight decay.
     pub weight_decay: f64,
     step: u64,
-    m: Vec<f32>,
-    v: Vec<f32>,
+    m: S,
+    v: S,
+}
+
+impl<'s> AdamW<&'s mut [f32]> {
+    /// AdamW (PyTorch's defaults, as [`AdamW::new`]) whose moments are the caller's
+    /// buffers `m` and `v` (one `f32` per parameter, zeros before the first step) after
+    /// `steps` steps: nothing is allocated, and the state outlives the optimizer value
+    /// (read the step count back with [`steps`](AdamW::steps)).
+    #[must_use]
+    pub fn with_state(lr: f64, m: &'s mut [f32], v: &'s mut [f32], steps: u64) -> Self {
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            step: steps,
+            m,
+            v,
+        }
+    }
 }
 
 impl AdamW {
@@ -142,7 +236,9 @@ impl AdamW {
             v: Vec::new(),
         }
     }
+}
 
+impl<S> AdamW<S> {
     /// Sets the weight decay.
     #[must_use]
     pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
@@ -157,10 +253,10 @@ impl AdamW {
     }
 }
 
-impl Optimizer for AdamW {
+impl<S: StateBuffer> Optimizer for AdamW<S> {
     fn begin_step(&mut self, n_params: usize) -> Result<(), EmbeddingError> {
-        ensure_state(&mut self.m, n_params)?;
-        ensure_state(&mut self.v, n_params)?;
+        self.m.sized(n_params)?;
+        self.v.sized(n_params)?;
         self.step += 1;
         Ok(())
     }
@@ -170,13 +266,14 @@ impl Optimizer for AdamW {
         let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         let bias1 = 1.0 - self.beta1.powi(t);
         let bias2 = 1.0 - self.beta2.powi(t);
+        let (m_state, v_state) = (self.m.state(), self.v.state());
         for (i, (p, g)) in weight.iter_mut().zip(grad).enumerate() {
             let (mut pv, gv) = (p.as_f64(), g.as_f64());
             pv -= self.lr * self.weight_decay * pv;
-            let m = self.beta1 * f64::from(self.m[offset + i]) + (1.0 - self.beta1) * gv;
-            let v = self.beta2 * f64::from(self.v[offset + i]) + (1.0 - self.beta2) * gv * gv;
-            self.m[offset + i] = m as f32;
-            self.v[offset + i] = v as f32;
+            let m = self.beta1 * f64::from(m_state[offset + i]) + (1.0 - self.beta1) * gv;
+            let v = self.beta2 * f64::from(v_state[offset + i]) + (1.0 - self.beta2) * gv * gv;
+            m_state[offset + i] = m as f32;
+            v_state[offset + i] = v as f32;
             pv -= self.lr * (m / bias1) / ((v / bias2).sqrt() + self.eps);
             *p = T::from_f64_lossy(pv);
         }
@@ -281,9 +378,8 @@ pub fn step_sparse<'w, T: Element, O: Optimizer>(
     grad: &SparseGrad<T>,
     padding_idx: Option<usize>,
 ) -> Result<(), EmbeddingError> {
-    let mut weight = weight.try_view_mut()?;
+    let weight = weight.try_view_mut()?;
     let (vocab_size, n_embd) = table_dims(weight.as_view())?;
-    check_padding(padding_idx, vocab_size)?;
     if (grad.vocab_size(), grad.n_embd()) != (vocab_size, n_embd) {
         return Err(EmbeddingError::SparseGradMismatch {
             vocab_size: grad.vocab_size(),
@@ -292,9 +388,57 @@ pub fn step_sparse<'w, T: Element, O: Optimizer>(
             table_n_embd: n_embd,
         });
     }
+    step_sparse_rows(opt, weight, grad.rows(), grad.values(), padding_idx)
+}
+
+/// [`step_sparse`] with the row-sparse gradient in the caller's buffers, as
+/// [`backward_sparse_into`](crate::functional::backward_sparse_into) leaves it: `rows`
+/// (the touched row ids, distinct) and `values` `(rows.len(), n_embd)`.
+///
+/// # Errors
+///
+/// As [`step_sparse`], [`EmbeddingError::GradShape`] for `values` of another shape, and
+/// [`EmbeddingError::SparseGradMismatch`] for a row id outside the table. On error
+/// nothing is written.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_embedding::{AdamW, functional};
+///
+/// // The caller owns the parameter, the sparse gradient and AdamW's moments.
+/// let mut weight = vec![1.0f32; 8]; // (vocab_size 4, n_embd 2)
+/// let (mut m, mut v) = (vec![0.0f32; 8], vec![0.0f32; 8]);
+/// let mut adamw = AdamW::with_state(0.1, &mut m, &mut v, 0).with_weight_decay(0.0);
+/// functional::step_sparse_rows(&mut adamw, (&mut weight[..], [4, 2]), &[2], (&[0.5f32, -0.5][..], [1, 2]), None)?;
+/// assert_eq!(adamw.steps(), 1);
+/// assert!((weight[4] - 0.9).abs() < 1e-6 && (weight[5] - 1.1).abs() < 1e-6);
+/// assert_eq!(m[4], 0.05); // the first moment, in the caller's buffer
+/// # Ok::<(), tokenloom_embedding::EmbeddingError>(())
+/// ```
+pub fn step_sparse_rows<'w, 'g, T: Element, O: Optimizer>(
+    opt: &mut O,
+    weight: impl TensorLikeMut<'w, T>,
+    rows: &[u32],
+    values: impl TensorLike<'g, T>,
+    padding_idx: Option<usize>,
+) -> Result<(), EmbeddingError> {
+    let mut weight = weight.try_view_mut()?;
+    let values = values.try_view()?;
+    let (vocab_size, n_embd) = table_dims(weight.as_view())?;
+    check_padding(padding_idx, vocab_size)?;
+    check_grad_shape("values", values, Shape::new(&[rows.len(), n_embd])?)?;
+    if let Some(&row) = rows.iter().find(|&&row| row as usize >= vocab_size) {
+        return Err(EmbeddingError::SparseGradMismatch {
+            vocab_size: row as usize + 1,
+            n_embd,
+            table_vocab_size: vocab_size,
+            table_n_embd: n_embd,
+        });
+    }
     opt.begin_step(weight.as_slice().len())?;
     let weight = weight.as_mut_slice();
-    for (id, g) in grad.iter() {
+    for (&id, g) in rows.iter().zip(values.as_slice().chunks_exact(n_embd)) {
         let row = id as usize;
         if padding_idx != Some(row) {
             opt.update(
