@@ -154,6 +154,24 @@ typedef enum {
 } TokenloomDirection;
 
 /*
+ How a bag's rows are reduced (PyTorch's `mode`).
+ */
+typedef enum {
+  /*
+   The (weighted) sum.
+   */
+  TOKENLOOM_BAG_MODE_SUM = 0,
+  /*
+   The mean (PyTorch's default).
+   */
+  TOKENLOOM_BAG_MODE_MEAN = 1,
+  /*
+   The element-wise maximum.
+   */
+  TOKENLOOM_BAG_MODE_MAX = 2,
+} TokenloomBagMode;
+
+/*
  A caller's tensor: `rank` dimensions (the first `rank` entries of `dims`, outermost
  first), row-major and contiguous, of elements of `dtype` (a [`TokenloomDtype`] value)
  at `data`.
@@ -228,9 +246,83 @@ typedef struct {
   int32_t accumulate;
 } TokenloomCrossEntropyOptions;
 
+/*
+ AdamW's hyperparameters; start from [`tokenloom_adamw_default`] and set fields.
+ */
+typedef struct {
+  /*
+   The learning rate.
+   */
+  double lr;
+  /*
+   Decay of the first moment (PyTorch's default 0.9).
+   */
+  double beta1;
+  /*
+   Decay of the second moment (0.999).
+   */
+  double beta2;
+  /*
+   Added to the denominator (1e-8).
+   */
+  double eps;
+  /*
+   Decoupled weight decay (0.01).
+   */
+  double weight_decay;
+} TokenloomAdamW;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ PyTorch's `F.embedding_bag` forward: `table` `(vocab_size, n_embd)`, `ids` 2-D (each
+ row a bag; `offsets` NULL) or 1-D with `offsets` (same integer dtype; with
+ `include_last_offset` the last offset ends the last bag), `per_sample_weights` (mode
+ sum, one per id, the table's dtype; or NULL), `mode_tag` a [`TokenloomBagMode`],
+ `padding_idx` left out of every bag; `out` `(n_bags, n_embd)`; in max mode
+ `max_indices` (i64, `(n_bags, n_embd)`) receives the arg-max ids the backward needs
+ (NULL otherwise).
+
+ # Safety
+
+ As [`tokenloom_lookup`](crate::tokenloom_lookup).
+ */
+TokenloomStatus tokenloom_embedding_bag(const TokenloomTensor *table,
+                                        const TokenloomTensor *ids,
+                                        const TokenloomTensor *offsets,
+                                        bool include_last_offset,
+                                        const TokenloomTensor *per_sample_weights,
+                                        int32_t mode_tag,
+                                        bool has_padding_idx,
+                                        int64_t padding_idx,
+                                        const TokenloomTensor *out,
+                                        const TokenloomTensor *max_indices);
+
+/*
+ The table's gradient of [`tokenloom_embedding_bag`] into `grad_weight`
+ `(vocab_size, n_embd)`, replacing it or (`accumulate`) adding to it: the bags and
+ options as the forward's, `grad_out` `(n_bags, n_embd)`, `max_indices` as the
+ forward wrote them (max mode), `scale_grad_by_freq` dividing by each id's count.
+ Summed in f64, rounded once.
+
+ # Safety
+
+ As [`tokenloom_lookup`](crate::tokenloom_lookup).
+ */
+TokenloomStatus tokenloom_embedding_bag_backward(const TokenloomTensor *ids,
+                                                 const TokenloomTensor *offsets,
+                                                 bool include_last_offset,
+                                                 const TokenloomTensor *per_sample_weights,
+                                                 const TokenloomTensor *grad_out,
+                                                 const TokenloomTensor *max_indices,
+                                                 int32_t mode_tag,
+                                                 bool has_padding_idx,
+                                                 int64_t padding_idx,
+                                                 bool scale_grad_by_freq,
+                                                 const TokenloomTensor *grad_weight,
+                                                 bool accumulate);
 
 /*
  tokenloom's version, `major.minor.patch`, as a static NUL-terminated string (never
@@ -294,7 +386,8 @@ TokenloomStatus tokenloom_renorm(const TokenloomTensor *table,
  (`accumulate` false) or adding to them (`accumulate` true). `padding_idx` (when
  `has_padding_idx`; negative counts from the end, as PyTorch) gets no gradient;
  `scale_grad_by_freq` divides each row by its id's count. Sums run in f64 in position
- order: bit-identical for any thread count.
+ order: bit-identical for any thread count. Mixed precision: a bf16/f16 `grad_output`
+ may go into an f32 or f64 `grad_weight` (and f32 into f64), each term widened exactly.
 
  # Safety
 
@@ -395,6 +488,55 @@ TokenloomStatus tokenloom_linear_cross_entropy(const TokenloomTensor *hidden,
                                                const TokenloomTensor *losses,
                                                const TokenloomTensor *lse,
                                                const TokenloomTensor *argmax);
+
+/*
+ PyTorch's `torch.optim.AdamW` defaults with learning rate `lr`.
+ */
+TokenloomAdamW tokenloom_adamw_default(double lr);
+
+/*
+ One AdamW step on `weight` `(vocab_size, n_embd)` (any float dtype) with its state in
+ the caller's f32 buffers `m` and `v` (the weight's shape, zeros before the first
+ step) and `*steps` the number of steps taken before (incremented on success). The
+ gradient is dense (`grad` of the weight's shape) when `rows` is NULL, otherwise
+ row-sparse: `rows` (u32, `(n)`, distinct) and `grad` `(n, n_embd)`, as
+ [`tokenloom_backward_sparse`](crate::tokenloom_backward_sparse) writes them (only the
+ listed rows and their moments change: lazy Adam). `padding_idx`'s row never changes.
+
+ # Safety
+
+ As [`tokenloom_lookup`](crate::tokenloom_lookup); `steps` and `hyper` point to a
+ `uint64_t` and a [`TokenloomAdamW`].
+ */
+TokenloomStatus tokenloom_adamw_step(const TokenloomTensor *weight,
+                                     const TokenloomTensor *grad,
+                                     const TokenloomTensor *rows,
+                                     const TokenloomTensor *m,
+                                     const TokenloomTensor *v,
+                                     uint64_t *steps,
+                                     const TokenloomAdamW *hyper,
+                                     bool has_padding_idx,
+                                     int64_t padding_idx);
+
+/*
+ One SGD step (`torch.optim.SGD`: L2 `weight_decay`, `momentum` with dampening 0) on
+ `weight` with a dense or row-sparse gradient as in [`tokenloom_adamw_step`]; with
+ `momentum` ≠ 0 the velocity is the caller's f32 buffer `velocity` (the weight's
+ shape, zeros before the first step), otherwise `velocity` may be NULL.
+
+ # Safety
+
+ As [`tokenloom_lookup`](crate::tokenloom_lookup).
+ */
+TokenloomStatus tokenloom_sgd_step(const TokenloomTensor *weight,
+                                   const TokenloomTensor *grad,
+                                   const TokenloomTensor *rows,
+                                   const TokenloomTensor *velocity,
+                                   double lr,
+                                   double momentum,
+                                   double weight_decay,
+                                   bool has_padding_idx,
+                                   int64_t padding_idx);
 
 /*
  The cos/sin of RoPE without scaling (`inv_freq_i = theta^(−2i/rotary_dim)`, angles in

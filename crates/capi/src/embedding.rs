@@ -1,10 +1,10 @@
 //! The embedding kernels: lookup, renorm, dense and row-sparse backward, logits.
 
 use tokenloom_embedding::{EmbeddingOptions, MaxNorm, NormType, functional};
-use tokenloom_tensor::Accumulate;
+use tokenloom_tensor::{Accumulate, Element};
 
 use crate::error::{Failure, TokenloomStatus, run};
-use crate::tensor::{TokenloomTensor, check_disjoint, describe, with_float, with_id};
+use crate::tensor::{Raw, Tagged, TokenloomTensor, check_disjoint, describe, with_float, with_id};
 
 /// `padding_idx` as PyTorch takes it (negative counts from the end), or none.
 fn options(
@@ -111,7 +111,8 @@ pub unsafe extern "C" fn tokenloom_renorm(
 /// (`accumulate` false) or adding to them (`accumulate` true). `padding_idx` (when
 /// `has_padding_idx`; negative counts from the end, as PyTorch) gets no gradient;
 /// `scale_grad_by_freq` divides each row by its id's count. Sums run in f64 in position
-/// order: bit-identical for any thread count.
+/// order: bit-identical for any thread count. Mixed precision: a bf16/f16 `grad_output`
+/// may go into an f32 or f64 `grad_weight` (and f32 into f64), each term widened exactly.
 ///
 /// # Safety
 ///
@@ -140,19 +141,47 @@ pub unsafe extern "C" fn tokenloom_backward_dense(
         } else {
             Accumulate::Replace
         };
-        with_float!(grad_weight, |T| with_id!(ids, |I| {
-            // SAFETY: the caller's contract and `check_disjoint`.
-            let (ids, g, gw) = unsafe {
-                (
-                    ids.view::<I>()?,
-                    grad_output.view::<T>()?,
-                    grad_weight.view_mut::<T>()?,
-                )
-            };
-            Ok(functional::backward_dense(
-                ids, g, gw, &options, accumulate,
-            )?)
-        }))
+        use crate::tensor::TokenloomDtype as D;
+        let args = (&ids, &grad_output, &grad_weight, &options, accumulate);
+        match (grad_output.dtype, grad_weight.dtype) {
+            (g, w) if g == w => with_float!(grad_weight, |T| backward_cast::<T, T>(args)),
+            // Mixed precision: a half (or f32) upstream gradient into a wider gradient.
+            (D::F16, D::F32) => backward_cast::<half::f16, f32>(args),
+            (D::Bf16, D::F32) => backward_cast::<half::bf16, f32>(args),
+            (D::F16, D::F64) => backward_cast::<half::f16, f64>(args),
+            (D::Bf16, D::F64) => backward_cast::<half::bf16, f64>(args),
+            (D::F32, D::F64) => backward_cast::<f32, f64>(args),
+            (g, w) => Err(Failure::new(
+                TokenloomStatus::BadDtype,
+                format!(
+                    "grad_output of dtype {} into grad_weight of dtype {}: the dtypes must be equal, or the gradient a wider float",
+                    g.name(),
+                    w.name()
+                ),
+            )),
+        }
+    })
+}
+
+/// The arguments of [`backward_cast`].
+type BackwardArgs<'a> = (&'a Raw, &'a Raw, &'a Raw, &'a EmbeddingOptions, Accumulate);
+
+/// `backward_dense_cast::<G, T>` on checked descriptors.
+fn backward_cast<G: Tagged + Element, T: Tagged + Element>(
+    (ids, grad_output, grad_weight, options, accumulate): BackwardArgs<'_>,
+) -> Result<(), Failure> {
+    with_id!(ids, |I| {
+        // SAFETY: the caller's contract and `check_disjoint` (in the caller).
+        let (ids, g, gw) = unsafe {
+            (
+                ids.view::<I>()?,
+                grad_output.view::<G>()?,
+                grad_weight.view_mut::<T>()?,
+            )
+        };
+        Ok(functional::backward_dense_cast(
+            ids, g, gw, options, accumulate,
+        )?)
     })
 }
 

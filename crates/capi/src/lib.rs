@@ -36,13 +36,16 @@
 // `tensor.rs`, after the checks, with a SAFETY comment.
 #![doc(test(attr(deny(warnings))))]
 
+mod bag;
 mod config;
 mod embedding;
 mod error;
 mod loss;
+mod optim;
 mod rope;
 mod tensor;
 
+pub use bag::{TokenloomBagMode, tokenloom_embedding_bag, tokenloom_embedding_bag_backward};
 pub use config::{
     TOKENLOOM_MAX_THREADS, tokenloom_num_threads, tokenloom_set_num_threads, tokenloom_version,
 };
@@ -54,6 +57,9 @@ pub use error::{TokenloomStatus, tokenloom_last_error_message};
 pub use loss::{
     TokenloomCrossEntropyOptions, tokenloom_cross_entropy_options_default,
     tokenloom_linear_cross_entropy,
+};
+pub use optim::{
+    TokenloomAdamW, tokenloom_adamw_default, tokenloom_adamw_step, tokenloom_sgd_step,
 };
 pub use rope::{
     TokenloomDirection, TokenloomQkLayout, TokenloomRopeLayout, tokenloom_convert_qk_layout,

@@ -81,6 +81,47 @@ int main(void) {
           "sparse backward");
     CHECK(n_rows == 2 && rows[0] == 0 && rows[1] == 4 && values[3] == 2.0f, "sparse rows");
 
+    /* AdamW from the sparse rows, its moments in this program's buffers: only rows 0 and 4
+       move, by lr on the first step (the sign of the gradient). */
+    float weight[15], m[15] = {0}, v[15] = {0};
+    memcpy(weight, table, sizeof weight);
+    uint64_t steps = 0;
+    TokenloomAdamW adamw = tokenloom_adamw_default(0.1);
+    adamw.weight_decay = 0.0;
+    size_t used_dims[1] = {2};
+    size_t used_values_dims[2] = {2, 3};
+    TokenloomTensor t_used_rows = tensor(rows, TOKENLOOM_DTYPE_U32, 1, used_dims);
+    TokenloomTensor t_used_values = tensor(values, TOKENLOOM_DTYPE_F32, 2, used_values_dims);
+    TokenloomTensor t_weight = tensor(weight, TOKENLOOM_DTYPE_F32, 2, table_dims);
+    TokenloomTensor t_m = tensor(m, TOKENLOOM_DTYPE_F32, 2, table_dims);
+    TokenloomTensor t_v = tensor(v, TOKENLOOM_DTYPE_F32, 2, table_dims);
+    CHECK(tokenloom_adamw_step(&t_weight, &t_used_values, &t_used_rows, &t_m, &t_v, &steps, &adamw, false, 0) ==
+              TOKENLOOM_STATUS_OK,
+          "adamw step");
+    CHECK(steps == 1 && fabsf(weight[0] - (table[0] - 0.1f)) < 1e-6f && weight[3] == table[3] &&
+              fabsf(m[12] - 0.2f) < 1e-7f,
+          "adamw rows and moments");
+    CHECK(tokenloom_adamw_step(&t_weight, &t_used_values, &t_used_rows, &t_m, &t_m, &steps, &adamw, false, 0) ==
+              TOKENLOOM_STATUS_ALIASED,
+          "m and v may not share memory");
+
+    /* EmbeddingBag: ids [4, 0 | 4] cut at offsets {0, 2}, mean of each bag. */
+    int64_t bag_ids[3] = {4, 0, 4};
+    int64_t offsets[2] = {0, 2};
+    float bag_out[6];
+    size_t bag_ids_dims[1] = {3}, offsets_dims[1] = {2}, bag_out_dims[2] = {2, 3};
+    TokenloomTensor t_bag_ids = tensor(bag_ids, TOKENLOOM_DTYPE_I64, 1, bag_ids_dims);
+    TokenloomTensor t_offsets = tensor(offsets, TOKENLOOM_DTYPE_I64, 1, offsets_dims);
+    TokenloomTensor t_bag_out = tensor(bag_out, TOKENLOOM_DTYPE_F32, 2, bag_out_dims);
+    CHECK(tokenloom_embedding_bag(&t_table, &t_bag_ids, &t_offsets, false, NULL, TOKENLOOM_BAG_MODE_MEAN, false, 0,
+                                  &t_bag_out, NULL) == TOKENLOOM_STATUS_OK,
+          "embedding bag");
+    CHECK(bag_out[0] == (table[12] + table[0]) / 2 && bag_out[3] == table[12], "bag means");
+    CHECK(tokenloom_embedding_bag_backward(&t_bag_ids, &t_offsets, false, NULL, &t_bag_out, NULL, TOKENLOOM_BAG_MODE_MEAN,
+                                           false, 0, false, &t_gw, false) == TOKENLOOM_STATUS_OK,
+          "embedding bag backward");
+    CHECK(grad_weight[12] == bag_out[0] / 2 + bag_out[3] && grad_weight[3] == 0.0f, "bag gradient");
+
     /* Tied logits over the table: h @ table^T. */
     float hidden[3] = {1.0f, 0.0f, 0.0f};
     size_t hidden_dims[2] = {1, 3};
