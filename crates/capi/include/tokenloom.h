@@ -352,7 +352,8 @@ size_t tokenloom_num_threads(void);
  The lookup `out[i] = table[ids[i]]` (as `torch.nn.functional.embedding`).
 
  Shapes: table `(vocab_size, n_embd)`; ids `(seq_len)` or `(batch, seq_len)` of u32,
- i32 or i64; out `ids.shape + (n_embd)`, same float dtype as the table.
+ i32 or i64; out `ids.shape + (n_embd)`, the table's float dtype or a wider one (a
+ bf16/f16 table into f32 or f64 activations, f32 into f64: exact).
 
  # Safety
 

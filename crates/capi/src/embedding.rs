@@ -32,7 +32,8 @@ fn options(
 /// The lookup `out[i] = table[ids[i]]` (as `torch.nn.functional.embedding`).
 ///
 /// Shapes: table `(vocab_size, n_embd)`; ids `(seq_len)` or `(batch, seq_len)` of u32,
-/// i32 or i64; out `ids.shape + (n_embd)`, same float dtype as the table.
+/// i32 or i64; out `ids.shape + (n_embd)`, the table's float dtype or a wider one (a
+/// bf16/f16 table into f32 or f64 activations, f32 into f64: exact).
 ///
 /// # Safety
 ///
@@ -52,12 +53,46 @@ pub unsafe extern "C" fn tokenloom_lookup(
             describe(out, "out")?,
         );
         check_disjoint(&out, &[&table, &ids])?;
-        with_float!(table, |T| with_id!(ids, |I| {
-            // SAFETY: the caller's contract (this function's) and `check_disjoint`.
-            let (table, ids, out) =
-                unsafe { (table.view::<T>()?, ids.view::<I>()?, out.view_mut::<T>()?) };
-            Ok(functional::lookup_into(table, ids, out, None)?)
-        }))
+        use crate::tensor::TokenloomDtype as D;
+        match (table.dtype, out.dtype) {
+            (a, b) if a == b => with_float!(table, |T| with_id!(ids, |I| {
+                // SAFETY: the caller's contract (this function's) and `check_disjoint`.
+                let (table, ids, out) =
+                    unsafe { (table.view::<T>()?, ids.view::<I>()?, out.view_mut::<T>()?) };
+                Ok(functional::lookup_into(table, ids, out, None)?)
+            })),
+            // Mixed precision: a half (or f32) table read into wider activations, exactly.
+            (D::F16, D::F32) => lookup_cast::<half::f16, f32>((&table, &ids, &out)),
+            (D::Bf16, D::F32) => lookup_cast::<half::bf16, f32>((&table, &ids, &out)),
+            (D::F16, D::F64) => lookup_cast::<half::f16, f64>((&table, &ids, &out)),
+            (D::Bf16, D::F64) => lookup_cast::<half::bf16, f64>((&table, &ids, &out)),
+            (D::F32, D::F64) => lookup_cast::<f32, f64>((&table, &ids, &out)),
+            (a, b) => Err(Failure::new(
+                TokenloomStatus::BadDtype,
+                format!(
+                    "a table of dtype {} into out of dtype {}: the dtypes must be equal, or out a wider float",
+                    a.name(),
+                    b.name()
+                ),
+            )),
+        }
+    })
+}
+
+/// The lookup of `Src` rows into `Dst` activations (`lookup_cast_into`).
+fn lookup_cast<Src: Tagged + Element, Dst: Tagged + Element>(
+    (table, ids, out): (&Raw, &Raw, &Raw),
+) -> Result<(), Failure> {
+    with_id!(ids, |I| {
+        // SAFETY: the caller's contract (`tokenloom_lookup`'s) and `check_disjoint`.
+        let (table, ids, out) = unsafe {
+            (
+                table.view::<Src>()?,
+                ids.view::<I>()?,
+                out.view_mut::<Dst>()?,
+            )
+        };
+        Ok(functional::lookup_cast_into(table, ids, out)?)
     })
 }
 

@@ -162,3 +162,29 @@ fn embedding_bag_max_and_its_backward_through_c() {
     };
     assert_eq!(status, TokenloomStatus::InvalidArgument);
 }
+
+#[test]
+fn a_bf16_table_looks_up_into_f32_activations() {
+    let table: Vec<bf16> = (0..6).map(|i| bf16::from_f32(i as f32 * 1.25)).collect();
+    let ids = [2u32, 0];
+    let mut out = [0.0f32; 4];
+    let status = unsafe {
+        tokenloom_lookup(
+            &t(&table, TokenloomDtype::Bf16, &[3, 2]),
+            &t(&ids, TokenloomDtype::U32, &[2]),
+            &w(&mut out, TokenloomDtype::F32, &[2, 2]),
+        )
+    };
+    assert_eq!(status, TokenloomStatus::Ok);
+    assert_eq!(out, [5.0, 6.25, 0.0, 1.25]);
+    let mut narrow = [bf16::ZERO; 4];
+    let wide = [0.0f32; 6];
+    let status = unsafe {
+        tokenloom_lookup(
+            &t(&wide, TokenloomDtype::F32, &[3, 2]),
+            &t(&ids, TokenloomDtype::U32, &[2]),
+            &w(&mut narrow, TokenloomDtype::Bf16, &[2, 2]),
+        )
+    };
+    assert_eq!(status, TokenloomStatus::BadDtype);
+}
