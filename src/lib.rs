@@ -48,8 +48,7 @@ pub mod adapters {
     pub use tokenloom_tensor::adapters::candle;
 }
 
-/// tokenloom's kernels inside candle's autograd: candle ops with a backward for the
-/// lookup, RoPE and the head, and candle-style modules (feature `candle`).
+// tokenloom's kernels inside candle's autograd (feature `candle`); documented inside.
 #[cfg(feature = "candle")]
 pub mod candle;
 

@@ -47,7 +47,7 @@ impl<T: Element + WithDType + CandleElement> Float for T {}
 /// [`op_error`] finds it in a candle error; [`downcast_ref`](OpError::downcast_ref) gives
 /// the typed error ([`EmbeddingError`](tokenloom_embedding::EmbeddingError),
 /// [`PositionError`](tokenloom_positions::PositionError) or
-/// [`TensorError`](tokenloom_tensor::TensorError)).
+/// [`TensorError`]).
 pub struct OpError(Box<dyn std::error::Error + Send + Sync>);
 
 impl OpError {
