@@ -8,7 +8,9 @@ use tokenloom_embedding::functional::{
 use tokenloom_tensor::{Accumulate, TokenId};
 
 use crate::error::{Failure, TokenloomStatus, run};
-use crate::tensor::{Raw, TokenloomTensor, check_disjoint, describe, with_float, with_id};
+use crate::tensor::{
+    Raw, TokenloomTensor, check_disjoint, describe, describe_optional, with_float, with_id,
+};
 
 /// How a bag's rows are reduced (PyTorch's `mode`).
 #[repr(C)]
@@ -107,11 +109,9 @@ pub unsafe extern "C" fn tokenloom_embedding_bag(
             describe(ids, "ids")?,
             describe(out, "out")?,
         );
-        let optional =
-            |t: *const TokenloomTensor, what| (!t.is_null()).then(|| describe(t, what)).transpose();
-        let offsets = optional(offsets, "offsets")?;
-        let weights = optional(per_sample_weights, "per_sample_weights")?;
-        let max_indices = optional(max_indices, "max_indices")?;
+        let offsets = describe_optional(offsets, "offsets")?;
+        let weights = describe_optional(per_sample_weights, "per_sample_weights")?;
+        let max_indices = describe_optional(max_indices, "max_indices")?;
         let mut inputs = vec![&table, &ids];
         inputs.extend(offsets.as_ref().into_iter().chain(weights.as_ref()));
         check_disjoint(
@@ -179,11 +179,9 @@ pub unsafe extern "C" fn tokenloom_embedding_bag_backward(
             describe(grad_out, "grad_out")?,
             describe(grad_weight, "grad_weight")?,
         );
-        let optional =
-            |t: *const TokenloomTensor, what| (!t.is_null()).then(|| describe(t, what)).transpose();
-        let offsets = optional(offsets, "offsets")?;
-        let weights = optional(per_sample_weights, "per_sample_weights")?;
-        let max_indices = optional(max_indices, "max_indices")?;
+        let offsets = describe_optional(offsets, "offsets")?;
+        let weights = describe_optional(per_sample_weights, "per_sample_weights")?;
+        let max_indices = describe_optional(max_indices, "max_indices")?;
         let mut inputs = vec![&ids, &grad_out];
         inputs.extend(
             offsets

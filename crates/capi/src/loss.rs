@@ -6,7 +6,9 @@ use tokenloom_embedding::functional::{
 use tokenloom_tensor::Accumulate;
 
 use crate::error::{Failure, TokenloomStatus, run};
-use crate::tensor::{Raw, TokenloomTensor, check_disjoint, describe, with_float, with_id};
+use crate::tensor::{
+    Raw, TokenloomTensor, check_disjoint, describe, describe_optional, with_float, with_id,
+};
 
 /// The options of [`tokenloom_linear_cross_entropy`]; start from
 /// [`tokenloom_cross_entropy_options_default`] and set fields.
@@ -84,15 +86,6 @@ impl TokenloomCrossEntropyOptions {
     }
 }
 
-/// A described tensor, or `None` for a null pointer.
-fn optional(tensor: *const TokenloomTensor, what: &'static str) -> Result<Option<Raw>, Failure> {
-    if tensor.is_null() {
-        Ok(None)
-    } else {
-        describe(tensor, what).map(Some)
-    }
-}
-
 /// The fused `F.cross_entropy(F.linear(hidden, head), targets)` and, when the buffers are
 /// given, the gradients of hidden and head — without the `(N, vocab_size)` logits.
 ///
@@ -135,15 +128,15 @@ pub unsafe extern "C" fn tokenloom_linear_cross_entropy(
             describe(head, "head")?,
             describe(targets, "targets")?,
         );
-        let weights = optional(token_weights, "token_weights")?;
+        let weights = describe_optional(token_weights, "token_weights")?;
         let (gh, gw) = (
-            optional(grad_hidden, "grad_hidden")?,
-            optional(grad_head, "grad_head")?,
+            describe_optional(grad_hidden, "grad_hidden")?,
+            describe_optional(grad_head, "grad_head")?,
         );
         let (losses, lse, argmax) = (
-            optional(losses, "losses")?,
-            optional(lse, "lse")?,
-            optional(argmax, "argmax")?,
+            describe_optional(losses, "losses")?,
+            describe_optional(lse, "lse")?,
+            describe_optional(argmax, "argmax")?,
         );
         let inputs: Vec<&Raw> = [Some(&hidden), Some(&head), Some(&targets), weights.as_ref()]
             .into_iter()

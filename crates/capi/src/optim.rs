@@ -6,7 +6,9 @@ use tokenloom_embedding::{AdamW, EmbeddingOptions, Optimizer, Sgd, functional};
 use tokenloom_tensor::TensorViewMut;
 
 use crate::error::{Failure, TokenloomStatus, run};
-use crate::tensor::{Raw, TokenloomTensor, check_disjoint, describe, with_float};
+use crate::tensor::{
+    Raw, TokenloomTensor, check_disjoint, describe, describe_optional, with_float,
+};
 
 /// AdamW's hyperparameters; start from [`tokenloom_adamw_default`] and set fields.
 #[repr(C)]
@@ -135,9 +137,7 @@ pub unsafe extern "C" fn tokenloom_adamw_step(
             describe(m, "m")?,
             describe(v, "v")?,
         );
-        let rows = (!rows.is_null())
-            .then(|| describe(rows, "rows"))
-            .transpose()?;
+        let rows = describe_optional(rows, "rows")?;
         let mut inputs = vec![&grad];
         inputs.extend(rows.as_ref());
         check_disjoint(&weight, &[&inputs[..], &[&m, &v]].concat())?;
@@ -181,12 +181,8 @@ pub unsafe extern "C" fn tokenloom_sgd_step(
 ) -> TokenloomStatus {
     run(|| {
         let (weight, grad) = (describe(weight, "weight")?, describe(grad, "grad")?);
-        let rows = (!rows.is_null())
-            .then(|| describe(rows, "rows"))
-            .transpose()?;
-        let velocity = (!velocity.is_null())
-            .then(|| describe(velocity, "velocity"))
-            .transpose()?;
+        let rows = describe_optional(rows, "rows")?;
+        let velocity = describe_optional(velocity, "velocity")?;
         let mut inputs = vec![&grad];
         inputs.extend(rows.as_ref());
         let mut written = inputs.clone();

@@ -10,7 +10,9 @@ use tokenloom_positions::{
 use tokenloom_tensor::Element;
 
 use crate::error::{Failure, TokenloomStatus, run};
-use crate::tensor::{Raw, TokenloomDtype, TokenloomTensor, check_disjoint, describe, with_float};
+use crate::tensor::{
+    Raw, TokenloomDtype, TokenloomTensor, check_disjoint, describe, describe_optional, with_float,
+};
 
 /// Which elements of a head pair up.
 #[repr(C)]
@@ -195,17 +197,9 @@ pub unsafe extern "C" fn tokenloom_rope(
             other => return Err(invalid(format!("direction tag {other} is not 0, 1 or 2"))),
         };
         let x = describe(x, "x")?;
-        let out = if out.is_null() {
-            None
-        } else {
-            Some(describe(out, "out")?)
-        };
+        let out = describe_optional(out, "out")?;
         let (cos, sin) = (describe(cos, "cos")?, describe(sin, "sin")?);
-        let ids = if position_ids.is_null() {
-            None
-        } else {
-            Some(describe(position_ids, "position_ids")?)
-        };
+        let ids = describe_optional(position_ids, "position_ids")?;
         let written = out.unwrap_or(x);
         let mut inputs = vec![&cos, &sin];
         if out.is_some() {

@@ -164,6 +164,16 @@ pub(crate) struct Raw {
     what: &'static str,
 }
 
+/// [`describe`] for an optional argument: `None` for a null pointer.
+pub(crate) fn describe_optional(
+    tensor: *const TokenloomTensor,
+    what: &'static str,
+) -> Result<Option<Raw>, Failure> {
+    (!tensor.is_null())
+        .then(|| describe(tensor, what))
+        .transpose()
+}
+
 /// Checks what `tensor` points to, without reading its data.
 pub(crate) fn describe(tensor: *const TokenloomTensor, what: &'static str) -> Result<Raw, Failure> {
     if tensor.is_null() {
