@@ -3,6 +3,8 @@
 //! `include_last_offset`, per-sample weights, `padding_idx`, tied maxima and
 //! `scale_grad_by_freq`, forward and backward, in f64 and f32; and the refusals.
 
+mod common;
+
 use serde_json::Value;
 use tokenloom::embedding::EmbeddingError;
 use tokenloom::embedding::functional::{
@@ -13,13 +15,7 @@ use tokenloom::tensor::{Accumulate, Element};
 
 const CASES: &str = include_str!("reference/generated/embedding_bag.json");
 
-fn floats(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().expect("a number")],
-        other => panic!("not numbers: {other}"),
-    }
-}
+use common::json_floats as floats;
 
 fn ints(v: &Value) -> Vec<i64> {
     floats(v).into_iter().map(|x| x as i64).collect()

@@ -3,19 +3,15 @@
 //! (exact), and half upstream gradients accumulated into the f32 gradient of a master
 //! table (at least as close to the exact sum as autocast's f32 backward).
 
+mod common;
+
 use serde_json::Value;
 use tokenloom::embedding::{EmbeddingOptions, functional};
 use tokenloom::tensor::{Accumulate, Element, bf16, f16};
 
 const CASES: &str = include_str!("reference/generated/mixed_precision.json");
 
-fn floats(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().expect("a number")],
-        other => panic!("not numbers: {other}"),
-    }
-}
+use common::json_floats as floats;
 
 fn dims2(v: &Value) -> [usize; 2] {
     let rows = v.as_array().expect("rows");

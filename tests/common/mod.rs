@@ -168,3 +168,16 @@ fn find_smollm2_gguf() -> Result<PathBuf, String> {
         Err(format!("{} does not exist", file.display()))
     }
 }
+
+/// Every number of a JSON value (nested arrays flattened, row-major), as f64.
+///
+/// # Panics
+///
+/// On a value that holds anything but numbers and arrays (a malformed golden file).
+pub fn json_floats(v: &serde_json::Value) -> Vec<f64> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().flat_map(json_floats).collect(),
+        serde_json::Value::Number(n) => vec![n.as_f64().expect("a number")],
+        other => panic!("not numbers: {other}"),
+    }
+}

@@ -9,7 +9,7 @@ use tokenloom_tensor::{Accumulate, TokenId};
 
 use crate::error::{Failure, TokenloomStatus, run};
 use crate::tensor::{
-    Raw, TokenloomTensor, check_disjoint, describe, describe_optional, with_float, with_id,
+    Raw, Tagged, TokenloomTensor, check_disjoint, describe, describe_optional, with_float, with_id,
 };
 
 /// How a bag's rows are reduced (PyTorch's `mode`).
@@ -61,7 +61,7 @@ fn bag_options(
 /// # Safety
 ///
 /// The caller's contract.
-unsafe fn bags<'a, I: crate::tensor::Tagged + TokenId>(
+unsafe fn bags<'a, I: Tagged + TokenId>(
     ids: &Raw,
     offsets: Option<&Raw>,
     include_last_offset: bool,
@@ -76,6 +76,17 @@ unsafe fn bags<'a, I: crate::tensor::Tagged + TokenId>(
             Bags::from_offsets(ids, offsets.as_slice(), include_last_offset)?
         }
     })
+}
+
+/// An optional input as a slice.
+///
+/// # Safety
+///
+/// The caller's contract.
+unsafe fn optional_slice<'a, X: Tagged>(raw: Option<&Raw>) -> Result<Option<&'a [X]>, Failure> {
+    // SAFETY: forwarded to the caller.
+    raw.map(|r| unsafe { r.view::<X>() }.map(|v| v.as_slice()))
+        .transpose()
 }
 
 /// PyTorch's `F.embedding_bag` forward: `table` `(vocab_size, n_embd)`, `ids` 2-D (each
@@ -127,10 +138,7 @@ pub unsafe extern "C" fn tokenloom_embedding_bag(
             // SAFETY: the caller's contract and `check_disjoint`.
             unsafe {
                 let bags = bags::<I>(&ids, offsets.as_ref(), include_last_offset)?;
-                let weights = match &weights {
-                    Some(w) => Some(w.view::<T>()?.as_slice()),
-                    None => None,
-                };
+                let weights = optional_slice::<T>(weights.as_ref())?;
                 let max = match &max_indices {
                     Some(m) => Some(m.view_mut::<i64>()?.into_mut_slice()),
                     None => None,
@@ -208,14 +216,8 @@ pub unsafe extern "C" fn tokenloom_embedding_bag_backward(
             // SAFETY: the caller's contract and `check_disjoint`.
             unsafe {
                 let bags = bags::<I>(&ids, offsets.as_ref(), include_last_offset)?;
-                let weights = match &weights {
-                    Some(w) => Some(w.view::<T>()?.as_slice()),
-                    None => None,
-                };
-                let max = match &max_indices {
-                    Some(m) => Some(m.view::<i64>()?.as_slice()),
-                    None => None,
-                };
+                let weights = optional_slice::<T>(weights.as_ref())?;
+                let max = optional_slice::<i64>(max_indices.as_ref())?;
                 Ok(embedding_bag_backward(
                     &bags,
                     weights,
