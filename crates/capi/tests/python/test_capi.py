@@ -65,6 +65,12 @@ def load(path):
         "tokenloom_rope_cos_sin_hf": [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, P, P],
         "tokenloom_rope": [P, P, P, P, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
                            ctypes.c_double, ctypes.c_size_t, P],
+        "tokenloom_embedding_bag": [P, P, P, ctypes.c_bool, P, ctypes.c_int32, ctypes.c_bool,
+                                    ctypes.c_int64, P, P],
+        "tokenloom_embedding_bag_backward": [P, P, ctypes.c_bool, P, P, P, ctypes.c_int32,
+                                             ctypes.c_bool, ctypes.c_int64, ctypes.c_bool, P,
+                                             ctypes.c_bool],
+        "tokenloom_adamw_step": [P, P, P, P, P, P, P, ctypes.c_bool, ctypes.c_int64],
     }.items():
         fn = getattr(lib, name)
         fn.argtypes = args
@@ -148,6 +154,58 @@ def main(path):
         check(status == OK, f"{name}: rope {lib.tokenloom_last_error_message()}")
         diff = np.abs(out - tensor(case, "q_embed")).max()
         check(diff <= case["tolerance"]["abs"], f"{name}: q_embed differs by {diff}")
+
+    # EmbeddingBag against torch.embedding_bag's own numbers (every float64 case).
+    golden = json.loads((ROOT / "tests" / "reference" / "generated" / "embedding_bag.json").read_text())
+    for case in golden["cases"]:
+        if case["dtype"] != "float64":
+            continue
+        name, mode = case["name"], {"sum": 0, "mean": 1, "max": 2}[case["mode"]]
+        weight, ids = np.array(case["weight"]), np.array(case["ids"], dtype=np.int64)
+        offsets = None if case["offsets"] is None else np.array(case["offsets"], dtype=np.int64)
+        psw = None if case["per_sample_weights"] is None else np.array(case["per_sample_weights"])
+        opt = lambda a: None if a is None else describe(a)
+        padding = case["padding_idx"] is not None
+        padding_idx = case["padding_idx"] or 0
+        out = np.zeros(np.array(case["output"]).shape)
+        max_indices = np.zeros(out.shape, dtype=np.int64) if mode == 2 else None
+        status = lib.tokenloom_embedding_bag(describe(weight), describe(ids), opt(offsets),
+                                             case["include_last_offset"], opt(psw), mode, padding,
+                                             padding_idx, describe(out), opt(max_indices))
+        check(status == OK, f"{name}: {lib.tokenloom_last_error_message()}")
+        check(np.allclose(out, case["output"], rtol=0, atol=1e-12), f"{name}: output")
+        grad = np.full(weight.shape, np.nan)
+        status = lib.tokenloom_embedding_bag_backward(
+            describe(ids), opt(offsets), case["include_last_offset"], opt(psw),
+            describe(np.array(case["grad_out"])), opt(max_indices), mode, padding, padding_idx,
+            case["scale_grad_by_freq"], describe(grad), False)
+        check(status == OK, f"{name}: backward {lib.tokenloom_last_error_message()}")
+        check(np.allclose(grad, case["grad_weight"], rtol=0, atol=1e-12), f"{name}: grad_weight")
+
+    # Two AdamW steps with the moments in numpy arrays, against torch.optim.AdamW's update
+    # written out in numpy.
+    class AdamW(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_double) for f in ("lr", "beta1", "beta2", "eps", "weight_decay")]
+
+    hyper = AdamW(0.01, 0.9, 0.999, 1e-8, 0.1)
+    weight = rng.standard_normal((6, 4))
+    want = weight.copy()
+    m, v = np.zeros((6, 4), dtype=np.float32), np.zeros((6, 4), dtype=np.float32)
+    m_ref, v_ref = np.zeros((6, 4)), np.zeros((6, 4))
+    steps = ctypes.c_uint64(0)
+    for t in (1, 2):
+        grad = rng.standard_normal((6, 4))
+        status = lib.tokenloom_adamw_step(describe(weight), describe(grad), None, describe(m), describe(v),
+                                          ctypes.byref(steps), ctypes.byref(hyper), False, 0)
+        check(status == OK, f"adamw step {t}: {lib.tokenloom_last_error_message()}")
+        want -= hyper.lr * hyper.weight_decay * want
+        m_ref = (0.9 * m_ref + 0.1 * grad).astype(np.float32).astype(np.float64)
+        v_ref = (0.999 * v_ref + 0.001 * grad * grad).astype(np.float32).astype(np.float64)
+        m_hat, v_hat = m_ref / (1 - 0.9 ** t), v_ref / (1 - 0.999 ** t)
+        want -= hyper.lr * m_hat / (np.sqrt(v_hat) + hyper.eps)
+    check(steps.value == 2, "the step count comes back")
+    # (tokenloom steps with the f64 moments and stores them as f32; the model rounds first.)
+    check(np.allclose(weight, want, rtol=0, atol=1e-8), f"adamw differs by {np.abs(weight - want).max()}")
 
     # Pointer errors: an output overlapping its input, a misaligned buffer.
     x = np.zeros((1, 2, 1, 4), dtype=np.float32)
