@@ -3,17 +3,19 @@
 //!
 //! The model: token ids → embedding (tokenloom's op, `padding_idx` 0) → a linear layer
 //! (candle) → RoPE on its heads (tokenloom's op; candle-nn's `rope_slow`, built from
-//! candle ops, in the reference) → the tied head over the embedding table (tokenloom's
-//! op; it gives the padding row a gradient too, as in PyTorch) → cross-entropy
-//! (candle-nn). Each step computes the loss and every parameter's
+//! candle ops, in the reference) → the tied head over the embedding table and the
+//! cross-entropy: on even steps tokenloom's fused op (no logits materialised), on odd
+//! steps tokenloom's logits op and candle-nn's loss; the tied head gives the padding row
+//! a gradient too, as in PyTorch. Each step computes the loss and every parameter's
 //! gradient both ways, compares them, and takes an SGD step with tokenloom's gradients.
 //!
 //! Run with `cargo run --example candle_train --features candle-nn`. The last line is
 //! `candle train: N steps, gradients equal to candle's own ops (max |Δ| X)`.
 
 use tokenloom::adapters::candle_core::{DType, Device, IndexOp, Module, Tensor, Var};
-use tokenloom::candle::{Embedding, RopePositions, Rotary};
+use tokenloom::candle::{Embedding, RopePositions, Rotary, linear_cross_entropy};
 use tokenloom::embedding::EmbeddingOptions;
+use tokenloom::embedding::functional::CrossEntropyOptions;
 use tokenloom::positions::{QkLayout, RopeCache, RopeConfig, RopeLayout};
 
 type Error = Box<dyn std::error::Error>;
@@ -36,12 +38,14 @@ struct Params {
     bias: Var,
 }
 
-/// The loss with tokenloom's ops for the embedding, RoPE and the tied head.
+/// The loss with tokenloom's ops for the embedding, RoPE and the tied head (`fused`: the
+/// head and the cross-entropy in one op; otherwise the logits op and candle-nn's loss).
 fn loss_tokenloom(
     p: &Params,
     rotary: &Rotary,
     ids: &Tensor,
     targets: &Tensor,
+    fused: bool,
 ) -> Result<Tensor, Error> {
     let options = EmbeddingOptions {
         padding_idx: Some(PADDING_IDX as usize),
@@ -53,6 +57,16 @@ fn loss_tokenloom(
     let q = h.reshape((BATCH, SEQ_LEN, N_HEADS, HEAD_DIM))?;
     let q = rotary.forward(&q, &RopePositions::Offset(0))?;
     let h = q.reshape((BATCH, SEQ_LEN, N_EMBD))?;
+    if fused {
+        // The tied head and the cross-entropy in one op: no (tokens, vocab_size) logits.
+        let options = CrossEntropyOptions::default();
+        return Ok(linear_cross_entropy(
+            &h,
+            embedding.table(),
+            targets,
+            &options,
+        )?);
+    }
     let logits = embedding.logits(&h)?; // (batch, seq_len, vocab_size)
     let loss = candle_nn::loss::cross_entropy(
         &logits.reshape((BATCH * SEQ_LEN, VOCAB_SIZE))?,
@@ -136,7 +150,8 @@ fn main() -> Result<(), Error> {
     let mut first_loss = None;
     let mut last_loss = 0f32;
     for step in 0..STEPS {
-        let loss_t = loss_tokenloom(&params, &rotary, &ids, &targets)?;
+        // Even steps fuse the head and the loss; odd steps materialise the logits.
+        let loss_t = loss_tokenloom(&params, &rotary, &ids, &targets, step % 2 == 0)?;
         let loss_c = loss_candle(&params, &rotary, &ids, &targets)?;
         let (grads_t, grads_c) = (loss_t.backward()?, loss_c.backward()?);
         let loss_diff = max_diff(&loss_t, &loss_c)?;

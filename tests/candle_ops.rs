@@ -257,3 +257,51 @@ fn refusals_name_the_problem() -> Result<(), Error> {
     assert!(source_message(&err).contains("-1"), "{err}");
     Ok(())
 }
+
+/// The fused head + cross-entropy against the logits op and a cross-entropy built from
+/// candle's own ops: the loss and both gradients, with an ignored target and an upstream
+/// gradient other than 1; untracked inputs compute the loss alone.
+#[test]
+fn fused_loss_equals_logits_and_candles_cross_entropy() -> Result<(), Error> {
+    use tokenloom::candle::linear_cross_entropy;
+    use tokenloom::embedding::functional::CrossEntropyOptions;
+    let device = Device::Cpu;
+    let (tokens, n_embd, vocab_size) = (7, 5, 13);
+    let hidden = Var::randn(0f64, 1.0, (tokens, n_embd), &device)?;
+    let head = Var::randn(0f64, 1.0, (vocab_size, n_embd), &device)?;
+    let targets = Tensor::new(&[3i64, 0, 12, -100, 5, 5, 1], &device)?;
+    let options = CrossEntropyOptions::default(); // mean, ignore_index -100
+    let ours =
+        (linear_cross_entropy(hidden.as_tensor(), head.as_tensor(), &targets, &options)? * 3.0)?;
+
+    // Candle's own: log-softmax, the target's entry, mean over the counted tokens.
+    let scores = logits(hidden.as_tensor(), head.as_tensor(), 1.0)?;
+    let max = scores.max_keepdim(1)?;
+    let shifted = scores.broadcast_sub(&max)?;
+    let log_p = shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(1)?.log()?)?;
+    let keep = targets.ge(0i64)?;
+    let safe = keep.where_cond(&targets, &targets.zeros_like()?)?;
+    let picked = log_p.gather(&safe.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let counted = keep.to_dtype(DType::F64)?;
+    let n_counted = counted.sum_all()?.to_scalar::<f64>()?;
+    let theirs = ((picked * &counted)?.sum_all()?.neg()? * (3.0 / n_counted))?;
+
+    assert!(max_diff(&ours, &theirs)? <= 1e-12, "{ours} vs {theirs}");
+    let (g_ours, g_theirs) = (ours.backward()?, theirs.backward()?);
+    for var in [&hidden, &head] {
+        let diff = max_diff(
+            g_ours.get(var).ok_or("no gradient")?,
+            g_theirs.get(var).ok_or("no gradient")?,
+        )?;
+        assert!(diff <= 1e-12, "{diff}");
+    }
+    // Untracked inputs: the loss alone, the same number.
+    let plain = linear_cross_entropy(
+        &hidden.as_tensor().detach(),
+        &head.as_tensor().detach(),
+        &targets,
+        &options,
+    )?;
+    assert!(max_diff(&(plain * 3.0)?, &ours)? <= 1e-12);
+    Ok(())
+}

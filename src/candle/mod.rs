@@ -1,7 +1,8 @@
-//! Candle custom ops with
-//! a backward for the embedding lookup ([`embedding`]), RoPE ([`rope`]) and the tied or
-//! untied output head ([`logits`]), and candle-style modules over them ([`Embedding`],
-//! [`Rotary`]). A candle model built from them trains with candle's `backward()`: the
+//! Candle custom ops with a backward for the embedding lookup ([`embedding`]), RoPE
+//! ([`rope`]), the tied or untied output head ([`logits`]) and the fused head and
+//! cross-entropy ([`linear_cross_entropy`], no logits materialised), and candle-style
+//! modules over them ([`Embedding`], [`Rotary`]). A candle model built from them trains
+//! with candle's `backward()`: the
 //! gradients are tokenloom's (the exact `f64` sum of repeated ids, `padding_idx`,
 //! `scale_grad_by_freq`, RoPE's transpose), computed on candle's buffers without a copy.
 //!
@@ -28,10 +29,12 @@
 
 mod embedding;
 mod head;
+mod loss;
 mod rope;
 
 pub use embedding::{Embedding, embedding};
 pub use head::logits;
+pub use loss::linear_cross_entropy;
 pub use rope::{RopePositions, Rotary, rope};
 
 use candle_core::{CpuStorage, DType, WithDType};
