@@ -203,6 +203,7 @@ impl Checkpoint {
                     .iter()
                     .find(|f| f.info(name).is_ok())
                     .ok_or_else(|| CliError(format!("no tensor `{name}` in the checkpoint")))?;
+                file.refuse_scaled_fp8(name, |s| files.iter().any(|f| f.info(s).is_ok()))?;
                 Ok(file.load::<f32>(name)?)
             }
             Checkpoint::Gguf(f) => Ok(f.load::<f32>(name)?),

@@ -1201,3 +1201,32 @@ fn formats_lists_every_readable_gguf_type() {
         .clone();
     assert!(String::from_utf8(text).unwrap().contains("Q6_K"));
 }
+
+/// An FP8 table whose block scales sit in another shard is refused by name (`inspect`
+/// and `embed`), never read as its unscaled values.
+#[test]
+fn an_fp8_table_with_scales_in_another_shard_is_refused() {
+    let dir = common::scratch_dir("cli-fp8-shards");
+    let fp8 = RawTensor {
+        name: "model.embed_tokens.weight".into(),
+        dtype: "F8_E4M3".into(),
+        shape: vec![VOCAB, N_EMBD],
+        data: vec![0x38u8; VOCAB * N_EMBD].into(),
+    };
+    write_raw_safetensors(dir.join("model-00001-of-00002.safetensors"), &[fp8]).unwrap();
+    let scales = f32_tensor("model.embed_tokens.weight_scale_inv", &[1, 1], &[4.0]);
+    write_raw_safetensors(dir.join("model-00002-of-00002.safetensors"), &[scales]).unwrap();
+    let index = serde_json::json!({ "weight_map": {
+        "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+        "model.embed_tokens.weight_scale_inv": "model-00002-of-00002.safetensors" } });
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let model = dir.to_str().unwrap();
+    for command in [&["inspect", model][..], &["embed", model, "--ids", "1"]] {
+        let msg = error(command);
+        assert!(
+            msg.contains("block-scaled FP8") && msg.contains("weight_scale_inv"),
+            "{command:?}: {msg}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -122,7 +122,9 @@ impl Source for HfFiles<'_> {
             .files
             .get(name)
             .ok_or_else(|| missing_tensor(self.dir, &[name.to_owned()], self.files.keys()))?;
-        Ok(SafetensorsFile::open(file)?.load::<T>(name)?)
+        let file = SafetensorsFile::open(file)?;
+        file.refuse_scaled_fp8(name, |s| self.has(s))?;
+        Ok(file.load::<T>(name)?)
     }
     fn load_checked<T: Element>(
         &self,
@@ -133,7 +135,9 @@ impl Source for HfFiles<'_> {
             .files
             .get(name)
             .ok_or_else(|| missing_tensor(self.dir, &[name.to_owned()], self.files.keys()))?;
-        Ok(SafetensorsFile::open(file)?.load_matrix::<T>(name, Some(expected))?)
+        let file = SafetensorsFile::open(file)?;
+        file.refuse_scaled_fp8(name, |s| self.has(s))?;
+        Ok(file.load_matrix::<T>(name, Some(expected))?)
     }
 }
 

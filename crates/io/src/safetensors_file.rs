@@ -269,17 +269,41 @@ impl SafetensorsFile {
         let bytes = &self.bytes[info.byte_range.clone()];
         let data = match Fp8::of(&info.dtype) {
             Some(format) => {
-                if let Some(scales) = scale_names(name).into_iter().find(|s| self.info(s).is_ok()) {
-                    return Err(IoError::ScaledFp8 {
-                        name: name.to_owned(),
-                        scales,
-                    });
-                }
+                self.refuse_scaled_fp8(name, |s| self.info(s).is_ok())?;
                 fp8::decode::<T>(format, bytes)?
             }
             None => decode_le::<T>(info.require_float_dtype()?, bytes),
         };
         Ok(Tensor::from_vec(data, &info.shape)?)
+    }
+
+    /// Refuses tensor `name` when it is FP8 and its block scales (`{name}_scale_inv` or
+    /// `{name}_scale`) are in the checkpoint — anywhere `checkpoint_holds` says, so the
+    /// scales of a sharded checkpoint are found in another shard too. [`load`] checks
+    /// this file alone; a loader reading one shard of several calls this first with the
+    /// names of every shard (the index's `weight_map`).
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::MissingTensor`] when this file does not hold `name`,
+    /// [`IoError::ScaledFp8`] naming the scales found.
+    ///
+    /// [`load`]: SafetensorsFile::load
+    pub fn refuse_scaled_fp8(
+        &self,
+        name: &str,
+        checkpoint_holds: impl Fn(&str) -> bool,
+    ) -> Result<(), IoError> {
+        if Fp8::of(&self.info(name)?.dtype).is_none() {
+            return Ok(());
+        }
+        match scale_names(name).into_iter().find(|s| checkpoint_holds(s)) {
+            Some(scales) => Err(IoError::ScaledFp8 {
+                name: name.to_owned(),
+                scales,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Loads a rank-2 float tensor, checking its shape when `expected` is given.
