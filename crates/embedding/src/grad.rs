@@ -210,11 +210,7 @@ pub fn backward_dense_cast<'i, 'g, 'w, G: Element, T: Element, I: TokenId>(
     options.validate(vocab_size)?;
     check_backward(ids, grad_output, vocab_size, n_embd)?;
     let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
-    let how = RowSum {
-        grad_sum: options.grad_sum,
-        scale_grad_by_freq: options.scale_grad_by_freq,
-        accumulate,
-    };
+    let how = RowSum::of(options, accumulate);
     let grad_output = grad_output.as_slice();
     let mut scatter = Scatter::plan::<G, T>(
         &groups,
@@ -365,11 +361,7 @@ impl SparsePlan {
         options.validate(vocab_size)?;
         check_backward(ids, grad_output, vocab_size, n_embd)?;
         let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
-        let how = RowSum {
-            grad_sum: options.grad_sum,
-            scale_grad_by_freq: options.scale_grad_by_freq,
-            accumulate: Accumulate::Replace,
-        };
+        let how = RowSum::of(options, Accumulate::Replace);
         let scatter = Scatter::plan::<T, T>(
             &groups,
             grad_output.as_slice().len(),

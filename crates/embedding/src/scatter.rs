@@ -17,7 +17,7 @@ use tokenloom_tensor::{
 };
 
 use crate::error::EmbeddingError;
-use crate::options::GradSum;
+use crate::options::{EmbeddingOptions, GradSum};
 
 /// The token positions of a batch grouped by id: ids increasing, the padding id left out.
 pub(crate) struct RowGroups {
@@ -85,6 +85,17 @@ pub(crate) struct RowSum {
     pub(crate) grad_sum: GradSum,
     pub(crate) scale_grad_by_freq: bool,
     pub(crate) accumulate: Accumulate,
+}
+
+impl RowSum {
+    /// The sum `options` ask for, replacing or adding as `accumulate` says.
+    pub(crate) fn of(options: &EmbeddingOptions, accumulate: Accumulate) -> Self {
+        Self {
+            grad_sum: options.grad_sum,
+            scale_grad_by_freq: options.scale_grad_by_freq,
+            accumulate,
+        }
+    }
 }
 
 /// How a destination's rows are numbered.
