@@ -42,5 +42,6 @@ pub fn cases_or(default: u32) -> u32 {
 }
 
 pub mod conformance;
+pub mod kit;
 pub mod reference;
 pub mod strategies;

@@ -103,56 +103,90 @@ pub fn rope_layout() -> impl Strategy<Value = RopeLayout> {
     prop_oneof![Just(RopeLayout::Interleaved), Just(RopeLayout::HalfSplit)]
 }
 
+/// The HuggingFace `rope_type` names of the scalings [`rope_scaling_of`] generates.
+pub const ROPE_TYPES: [&str; 7] = [
+    "default",
+    "linear",
+    "dynamic",
+    "yarn",
+    "llama3",
+    "longrope",
+    "proportional",
+];
+
 /// Every scaling variant with valid parameters for `rotary_dim`.
 pub fn rope_scaling(rotary_dim: usize) -> impl Strategy<Value = RopeScaling> {
+    proptest::strategy::Union::new(
+        ROPE_TYPES
+            .iter()
+            .filter_map(|rope_type| rope_scaling_of(rope_type, rotary_dim)),
+    )
+}
+
+/// The scalings of one HuggingFace `rope_type` (see [`ROPE_TYPES`]) with valid parameters
+/// for `rotary_dim`; `None` for a name this crate does not generate.
+#[must_use]
+pub fn rope_scaling_of(rope_type: &str, rotary_dim: usize) -> Option<BoxedStrategy<RopeScaling>> {
     let half = rotary_dim / 2;
-    prop_oneof![
-        Just(RopeScaling::None),
-        (1.0f64..16.0).prop_map(|factor| RopeScaling::Linear { factor }),
-        (1.0f64..8.0, 1usize..64).prop_map(move |(factor, max_position_embeddings)| {
-            if rotary_dim > 2 {
-                RopeScaling::DynamicNtk {
-                    factor,
-                    max_position_embeddings,
+    Some(match rope_type {
+        "default" => Just(RopeScaling::None).boxed(),
+        "linear" => (1.0f64..16.0)
+            .prop_map(|factor| RopeScaling::Linear { factor })
+            .boxed(),
+        "dynamic" => (1.0f64..8.0, 1usize..64)
+            .prop_map(move |(factor, max_position_embeddings)| {
+                if rotary_dim > 2 {
+                    RopeScaling::DynamicNtk {
+                        factor,
+                        max_position_embeddings,
+                    }
+                } else {
+                    RopeScaling::None
                 }
-            } else {
-                RopeScaling::None
-            }
-        }),
-        (1.0f64..40.0, 16usize..8192, any::<bool>()).prop_map(|(factor, original, truncate)| {
-            let mut yarn = YarnScaling::new(factor, original);
-            yarn.truncate = truncate;
-            RopeScaling::Yarn(yarn)
-        }),
-        (1.0f64..32.0, 16usize..8192).prop_map(|(factor, original)| RopeScaling::Llama3(
-            Llama3Scaling {
-                factor,
-                low_freq_factor: 1.0,
-                high_freq_factor: 4.0,
-                original_max_position_embeddings: original,
-            }
-        )),
-        (
+            })
+            .boxed(),
+        "yarn" => (1.0f64..40.0, 16usize..8192, any::<bool>())
+            .prop_map(|(factor, original, truncate)| {
+                let mut yarn = YarnScaling::new(factor, original);
+                yarn.truncate = truncate;
+                RopeScaling::Yarn(yarn)
+            })
+            .boxed(),
+        "llama3" => (1.0f64..32.0, 16usize..8192)
+            .prop_map(|(factor, original)| {
+                RopeScaling::Llama3(Llama3Scaling {
+                    factor,
+                    low_freq_factor: 1.0,
+                    high_freq_factor: 4.0,
+                    original_max_position_embeddings: original,
+                })
+            })
+            .boxed(),
+        "longrope" => (
             prop::collection::vec(1.0f64..4.0, half),
             prop::collection::vec(1.0f64..64.0, half),
-            16usize..4096
+            16usize..4096,
         )
-            .prop_map(
-                |(short_factor, long_factor, original)| RopeScaling::LongRope(LongRopeScaling {
+            .prop_map(|(short_factor, long_factor, original)| {
+                RopeScaling::LongRope(LongRopeScaling {
                     short_factor,
                     long_factor,
                     original_max_position_embeddings: original,
                     factor: 8.0,
                     attention_factor: None,
                 })
-            ),
-        (0.5f64..4.0, 0.0f64..=1.0).prop_map(|(factor, partial_rotary_factor)| {
-            RopeScaling::Proportional {
-                factor,
-                partial_rotary_factor,
-            }
-        }),
-    ]
+            })
+            .boxed(),
+        "proportional" => (0.5f64..4.0, 0.0f64..=1.0)
+            .prop_map(
+                |(factor, partial_rotary_factor)| RopeScaling::Proportional {
+                    factor,
+                    partial_rotary_factor,
+                },
+            )
+            .boxed(),
+        _ => return None,
+    })
 }
 
 /// A valid RoPE config: even `head_dim` in `[2, 64]`, partial rotary, both layouts, every
