@@ -35,7 +35,8 @@
 //! kit.check_lookup(&MyLookup);
 //! let report = kit.finish();
 //! assert!(report.passed(), "{report}");
-//! assert!(report.summary().starts_with("conformance: 2 checks"));
+//! // f32 and bf16: the lookup, and the refusal of ids ≥ vocab_size
+//! assert!(report.summary().starts_with("conformance: 4 checks"));
 //! ```
 //!
 //! The seed comes from `TOKENLOOM_CONFORMANCE_SEED` when set (to replay a failure),
