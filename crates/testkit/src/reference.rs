@@ -186,6 +186,12 @@ pub(crate) fn embedded(name: &str) -> ReferenceCase {
         "rope_hf_partial_0p5_f64" => {
             include_str!("../reference/rope_hf_partial_0p5_f64.json")
         }
+        "rope_hf_linear_f64" => include_str!("../reference/rope_hf_linear_f64.json"),
+        "rope_hf_dynamic_short_f64" => {
+            include_str!("../reference/rope_hf_dynamic_short_f64.json")
+        }
+        "rope_hf_yarn_f64" => include_str!("../reference/rope_hf_yarn_f64.json"),
+        "rope_hf_llama3_f64" => include_str!("../reference/rope_hf_llama3_f64.json"),
         "rope_meta_default_f64" => {
             include_str!("../reference/rope_meta_default_f64.json")
         }

@@ -369,3 +369,42 @@ fn a_regression_file_records_and_replays_the_failing_seed() {
     assert_eq!(failure.seed, SEED, "{report}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn frequencies_that_ignore_the_linear_factor_fail_on_transformers_numbers() {
+    use tokenloom_testkit::kit::reexports::{RopeConfig, RopeScaling};
+    use tokenloom_testkit::kit::{Frequencies, FrequencyAdapter};
+    struct NoLinear;
+    impl FrequencyAdapter for NoLinear {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new(&[DType::F32]).with_scalings(&["default", "linear"])
+        }
+        fn frequencies(
+            &self,
+            config: &RopeConfig,
+            seq_len: usize,
+        ) -> Result<Frequencies, AdapterError> {
+            let plain = config.clone().with_scaling(RopeScaling::None);
+            Ok(Frequencies {
+                inv_freq: plain.inv_freq(seq_len).map_err(AdapterError::new)?,
+                attention_factor: 1.0,
+            })
+        }
+    }
+    let mut kit = seeded_kit();
+    kit.check_rope_frequencies(&NoLinear);
+    let report = kit.finish();
+    let failed: Vec<&str> = report.failures().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["rope frequencies (linear)"], "{report}");
+    let failure = report.checks[1].failure.as_ref().unwrap();
+    assert!(
+        failure.minimal_case.contains("rope_hf_linear_f64"),
+        "{report}"
+    );
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s == "rope frequencies (yarn): not declared")
+    );
+}

@@ -105,6 +105,16 @@ impl Report {
         })
     }
 
+    /// Writes [`to_json`](Report::to_json) to `path` (pretty-printed), for a CI job to
+    /// keep or render.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of writing the file.
+    pub fn write_json(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        std::fs::write(path, format!("{:#}\n", self.to_json()))
+    }
+
     /// Fails the calling test with the whole report unless every check passed: the
     /// `cargo test` helper.
     ///

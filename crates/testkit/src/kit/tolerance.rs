@@ -123,7 +123,11 @@ pub(crate) fn compare<T: Element>(
         } else {
             tolerance.bound(want.terms[i].max(1), want.magnitude[i])
         };
-        let bad = if exact { g != w } else { diff.is_nan() || diff > bound };
+        let bad = if exact {
+            g != w
+        } else {
+            diff.is_nan() || diff > bound
+        };
         if bad {
             return Err(format!(
                 "{what} at {}: got {g:e}, expected {w:e}, |difference| {diff:e} > tolerance {bound:e}",
