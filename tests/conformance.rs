@@ -124,3 +124,84 @@ fn a_backward_that_drops_repeats_is_rejected_with_a_minimal_case() {
     );
     assert!(report.contains("weight gradient: element"), "{report}");
 }
+
+mod batch {
+    //! The padded batch through the kit: `TokenBatch::pad` passes on both sides, and a
+    //! batch whose left-padded position ids count the padding fails.
+
+    use tokenloom::decoder_input::{PaddingSide as Side, TokenBatch};
+    use tokenloom::tensor::Tensor;
+    use tokenloom_testkit::kit::{
+        AdapterError, BatchAdapter, Capabilities, Kit, PaddedBatch, PaddingSide,
+    };
+
+    struct Tokenloom {
+        count_padding: bool,
+    }
+
+    impl BatchAdapter for Tokenloom {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new(&[]).with_padding_sides(&[PaddingSide::Left, PaddingSide::Right])
+        }
+
+        fn pad(
+            &self,
+            sequences: &[Vec<u32>],
+            pad_id: u32,
+            side: PaddingSide,
+        ) -> Result<PaddedBatch, AdapterError> {
+            let side = match side {
+                PaddingSide::Left => Side::Left,
+                PaddingSide::Right => Side::Right,
+            };
+            let batch = TokenBatch::pad(sequences, pad_id, side).map_err(AdapterError::new)?;
+            let mask: Vec<u32> = batch
+                .attention_mask()
+                .as_slice()
+                .iter()
+                .map(|&m| u32::from(m))
+                .collect();
+            let seq_len = batch.seq_len();
+            let positions: Vec<u32> = if self.count_padding {
+                (0..batch.batch() * seq_len)
+                    .map(|i| (i % seq_len) as u32)
+                    .collect()
+            } else {
+                batch.position_ids().as_slice().to_vec()
+            };
+            let dims = batch.ids().dims().to_vec();
+            Ok(PaddedBatch {
+                ids: batch.ids().clone(),
+                attention_mask: Tensor::from_vec(mask, &dims).map_err(AdapterError::new)?,
+                position_ids: Tensor::from_vec(positions, &dims).map_err(AdapterError::new)?,
+            })
+        }
+    }
+
+    #[test]
+    fn token_batch_pads_as_transformers() {
+        let mut kit = Kit::new().with_seed(11);
+        kit.check_batch(&Tokenloom {
+            count_padding: false,
+        });
+        let report = kit.finish();
+        report.assert_passed();
+        assert_eq!(report.checks.len(), 2, "{report}");
+    }
+
+    #[test]
+    fn position_ids_that_count_the_padding_fail() {
+        let mut kit = Kit::new().with_seed(11);
+        kit.check_batch(&Tokenloom {
+            count_padding: true,
+        });
+        let report = kit.finish();
+        let failure = report.failures().next().map(|c| c.failure.clone().unwrap());
+        let failure = failure.unwrap_or_else(|| panic!("not caught:\n{report}"));
+        assert!(
+            failure.reason.starts_with("position_ids at (batch "),
+            "{report}"
+        );
+        assert!(failure.minimal_case.lines().count() <= 4, "{report}");
+    }
+}

@@ -192,6 +192,8 @@ pub(crate) fn embedded(name: &str) -> ReferenceCase {
         }
         "rope_hf_yarn_f64" => include_str!("../reference/rope_hf_yarn_f64.json"),
         "rope_hf_llama3_f64" => include_str!("../reference/rope_hf_llama3_f64.json"),
+        "tied_logits_f64" => include_str!("../reference/tied_logits_f64.json"),
+        "sin_vaswani_d16_f64" => include_str!("../reference/sin_vaswani_d16_f64.json"),
         "rope_meta_default_f64" => {
             include_str!("../reference/rope_meta_default_f64.json")
         }

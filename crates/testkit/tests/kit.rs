@@ -55,11 +55,14 @@ fn tokenloom_passes_every_check_in_every_dtype() {
     kit.check_lookup(&Tokenloom)
         .check_embedding_backward(&Tokenloom)
         .check_rope(&Tokenloom)
-        .check_rope_frequencies(&Tokenloom);
+        .check_rope_frequencies(&Tokenloom)
+        .check_logits(&Tokenloom)
+        .check_sinusoidal(&Tokenloom);
     let report = kit.finish();
     report.assert_passed();
-    // lookup + refusal, backward, rope + backward: 4 dtypes each; 7 scalings.
-    assert_eq!(report.checks.len(), 4 * 2 + 4 + 4 * 2 + 7, "{report}");
+    // lookup + refusal, backward, rope + backward, logits + backward, 3 sinusoidal
+    // variants: 4 dtypes each; 7 scalings.
+    assert_eq!(report.checks.len(), 4 * (2 + 1 + 2 + 2 + 3) + 7, "{report}");
     assert!(report.skipped.is_empty(), "{report}");
     assert!(report.summary().ends_with(" 0 failed"), "{report}");
     let json = report.to_json();

@@ -51,7 +51,9 @@ fn main() -> ExitCode {
     kit.check_lookup(&Tokenloom)
         .check_embedding_backward(&Tokenloom)
         .check_rope(&Tokenloom)
-        .check_rope_frequencies(&Tokenloom);
+        .check_rope_frequencies(&Tokenloom)
+        .check_logits(&Tokenloom)
+        .check_sinusoidal(&Tokenloom);
     let report = kit.finish();
     if json {
         println!("{:#}", report.to_json());

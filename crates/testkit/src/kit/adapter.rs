@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use tokenloom_positions::{QkLayout, RopeConfig, RopeLayout};
+use tokenloom_positions::{QkLayout, RopeConfig, RopeLayout, SinusoidalVariant};
 use tokenloom_tensor::{DType, Element, Tensor};
 
 use super::tolerance::Tolerance;
@@ -121,6 +121,8 @@ pub struct Capabilities {
     pub(crate) scale_grad_by_freq: bool,
     pub(crate) rejects_invalid_ids: bool,
     pub(crate) scalings: Vec<String>,
+    pub(crate) sinusoidal: Vec<SinusoidalVariant>,
+    pub(crate) padding_sides: Vec<PaddingSide>,
     pub(crate) tolerances: Vec<(DType, Tolerance)>,
 }
 
@@ -142,6 +144,8 @@ impl Capabilities {
             scale_grad_by_freq: false,
             rejects_invalid_ids: true,
             scalings: Vec::new(),
+            sinusoidal: Vec::new(),
+            padding_sides: Vec::new(),
             tolerances: Vec::new(),
         }
     }
@@ -174,7 +178,22 @@ impl Capabilities {
         self
     }
 
-    /// The RoPE adapter provides [`RopeAdapter::rope_backward`].
+    /// The sinusoidal tables a [`SinusoidalAdapter`] builds.
+    #[must_use]
+    pub fn with_sinusoidal(mut self, variants: &[SinusoidalVariant]) -> Self {
+        self.sinusoidal = variants.to_vec();
+        self
+    }
+
+    /// The sides a [`BatchAdapter`] pads on.
+    #[must_use]
+    pub fn with_padding_sides(mut self, sides: &[PaddingSide]) -> Self {
+        self.padding_sides = sides.to_vec();
+        self
+    }
+
+    /// The RoPE adapter provides [`RopeAdapter::rope_backward`], the logits adapter
+    /// [`LogitsAdapter::logits_backward`].
     #[must_use]
     pub fn with_backward(mut self) -> Self {
         self.backward = true;
@@ -328,4 +347,96 @@ pub trait FrequencyAdapter {
     /// The implementation's own error.
     fn frequencies(&self, config: &RopeConfig, seq_len: usize)
     -> Result<Frequencies, AdapterError>;
+}
+
+/// The tied (or untied) output projection: `logits = hidden · weightᵀ`.
+pub trait LogitsAdapter {
+    /// What is supported (dtypes, the backward).
+    fn capabilities(&self) -> Capabilities;
+
+    /// `(n_tokens, n_embd) · (vocab_size, n_embd)ᵀ → (n_tokens, vocab_size)`.
+    ///
+    /// # Errors
+    ///
+    /// The implementation's own error.
+    fn logits<T: Element>(
+        &self,
+        hidden: &Tensor<T>,
+        weight: &Tensor<T>,
+    ) -> Result<Tensor<T>, AdapterError>;
+
+    /// The gradients `(grad_hidden (n_tokens, n_embd), grad_weight (vocab_size, n_embd))`
+    /// from `grad_logits (n_tokens, vocab_size)`. Checked when
+    /// [`Capabilities::with_backward`] is declared; the default refuses.
+    ///
+    /// # Errors
+    ///
+    /// The implementation's own error; by default, that there is no backward.
+    fn logits_backward<T: Element>(
+        &self,
+        hidden: &Tensor<T>,
+        weight: &Tensor<T>,
+        grad_logits: &Tensor<T>,
+    ) -> Result<(Tensor<T>, Tensor<T>), AdapterError> {
+        let _ = (hidden, weight, grad_logits);
+        Err(AdapterError::new("this adapter has no logits backward"))
+    }
+}
+
+/// A sinusoidal absolute-position table.
+pub trait SinusoidalAdapter {
+    /// What is supported (dtypes, [`Capabilities::with_sinusoidal`] variants).
+    fn capabilities(&self) -> Capabilities;
+
+    /// The `(max_positions, n_embd)` table of `variant` with frequency base `base`.
+    ///
+    /// # Errors
+    ///
+    /// The implementation's own error.
+    fn table<T: Element>(
+        &self,
+        variant: SinusoidalVariant,
+        base: f64,
+        max_positions: usize,
+        n_embd: usize,
+    ) -> Result<Tensor<T>, AdapterError>;
+}
+
+/// Which side of a row the padding goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PaddingSide {
+    /// Padding first (generation).
+    Left,
+    /// Padding last (training).
+    Right,
+}
+
+/// A padded batch: each `(batch, seq_len)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaddedBatch {
+    /// The ids, `pad_id` at the padding.
+    pub ids: Tensor<u32>,
+    /// 1 at real tokens, 0 at padding.
+    pub attention_mask: Tensor<u32>,
+    /// HuggingFace's `cumsum(mask) − 1`, and 1 at the padding.
+    pub position_ids: Tensor<u32>,
+}
+
+/// The batch that enters the first decoder block: ragged sequences padded, with the mask
+/// and position ids.
+pub trait BatchAdapter {
+    /// What is supported ([`Capabilities::with_padding_sides`]).
+    fn capabilities(&self) -> Capabilities;
+
+    /// `sequences` padded to the longest with `pad_id` on `side`.
+    ///
+    /// # Errors
+    ///
+    /// The implementation's own error.
+    fn pad(
+        &self,
+        sequences: &[Vec<u32>],
+        pad_id: u32,
+        side: PaddingSide,
+    ) -> Result<PaddedBatch, AdapterError>;
 }

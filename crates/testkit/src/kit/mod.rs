@@ -43,10 +43,12 @@
 //! otherwise it is drawn at random; the report prints it. The number of generated cases
 //! per check follows `PROPTEST_CASES` (default 64).
 
+mod absolute;
 mod adapter;
 mod cases;
 mod checks;
 mod frequencies;
+mod head;
 mod report;
 mod rope;
 mod runner;
@@ -56,8 +58,9 @@ pub mod tokenloom_adapter;
 use std::path::PathBuf;
 
 pub use adapter::{
-    AdapterError, BackwardAdapter, BackwardOptions, Capabilities, Frequencies, FrequencyAdapter,
-    LookupAdapter, Positions, PositionsKind, RopeAdapter, RopeCall,
+    AdapterError, BackwardAdapter, BackwardOptions, BatchAdapter, Capabilities, Frequencies,
+    FrequencyAdapter, LogitsAdapter, LookupAdapter, PaddedBatch, PaddingSide, Positions,
+    PositionsKind, RopeAdapter, RopeCall, SinusoidalAdapter,
 };
 pub use report::{CaseFailure, CheckReport, Report};
 pub use tolerance::Tolerance;
@@ -67,7 +70,9 @@ use tokenloom_tensor::DType;
 /// The types the kit's signatures use, re-exported so an adapter needs no other
 /// tokenloom crate in its `Cargo.toml`.
 pub mod reexports {
-    pub use tokenloom_positions::{QkLayout, RopeConfig, RopeLayout, RopeScaling};
+    pub use tokenloom_positions::{
+        QkLayout, RopeConfig, RopeLayout, RopeScaling, SinusoidalVariant,
+    };
     pub use tokenloom_tensor::{DType, Element, Tensor, bf16, f16};
 }
 

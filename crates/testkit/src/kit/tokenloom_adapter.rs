@@ -3,18 +3,22 @@
 
 use tokenloom_embedding::{EmbeddingOptions, functional};
 use tokenloom_positions::{
-    Direction, QkLayout, RopeConfig, RopeLayout, RopeTables, TokenPositions,
+    Direction, QkLayout, RopeConfig, RopeLayout, RopeTables, Sinusoidal, SinusoidalVariant,
+    TokenPositions,
 };
 use tokenloom_tensor::{Accumulate, DType, Element, Tensor};
 
 use super::adapter::{
     AdapterError, BackwardAdapter, BackwardOptions, Capabilities, Frequencies, FrequencyAdapter,
-    LookupAdapter, Positions, PositionsKind, RopeAdapter, RopeCall,
+    LogitsAdapter, LookupAdapter, Positions, PositionsKind, RopeAdapter, RopeCall,
+    SinusoidalAdapter,
 };
 use crate::strategies::ROPE_TYPES;
 
-/// tokenloom's lookup, backward, RoPE kernel on borrowed tables, and frequencies, with
-/// every capability declared.
+/// tokenloom's lookup, backward, RoPE kernel on borrowed tables, frequencies, logits and
+/// sinusoidal tables, with every capability declared. (The padded batch lives in
+/// `tokenloom-decoder-input`, which this crate does not depend on: the workspace's
+/// `tests/conformance.rs` checks `TokenBatch::pad` with [`Kit::check_batch`](super::Kit::check_batch).)
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tokenloom;
 
@@ -28,6 +32,11 @@ fn everything() -> Capabilities {
         .with_padding_idx()
         .with_scale_grad_by_freq()
         .with_scalings(&ROPE_TYPES)
+        .with_sinusoidal(&[
+            SinusoidalVariant::Vaswani,
+            SinusoidalVariant::Marian,
+            SinusoidalVariant::Fairseq,
+        ])
 }
 
 impl LookupAdapter for Tokenloom {
@@ -143,5 +152,57 @@ impl FrequencyAdapter for Tokenloom {
             inv_freq: config.inv_freq(seq_len).map_err(AdapterError::new)?,
             attention_factor: config.attention_factor(),
         })
+    }
+}
+
+impl LogitsAdapter for Tokenloom {
+    fn capabilities(&self) -> Capabilities {
+        everything()
+    }
+
+    fn logits<T: Element>(
+        &self,
+        hidden: &Tensor<T>,
+        weight: &Tensor<T>,
+    ) -> Result<Tensor<T>, AdapterError> {
+        functional::logits(hidden, weight, 1.0).map_err(AdapterError::new)
+    }
+
+    fn logits_backward<T: Element>(
+        &self,
+        hidden: &Tensor<T>,
+        weight: &Tensor<T>,
+        grad_logits: &Tensor<T>,
+    ) -> Result<(Tensor<T>, Tensor<T>), AdapterError> {
+        let mut grad_hidden = Tensor::zeros(hidden.dims()).map_err(AdapterError::new)?;
+        let mut grad_weight = Tensor::zeros(weight.dims()).map_err(AdapterError::new)?;
+        functional::logits_backward(
+            hidden,
+            weight,
+            grad_logits,
+            1.0,
+            &mut grad_weight,
+            &mut grad_hidden,
+        )
+        .map_err(AdapterError::new)?;
+        Ok((grad_hidden, grad_weight))
+    }
+}
+
+impl SinusoidalAdapter for Tokenloom {
+    fn capabilities(&self) -> Capabilities {
+        everything()
+    }
+
+    fn table<T: Element>(
+        &self,
+        variant: SinusoidalVariant,
+        base: f64,
+        max_positions: usize,
+        n_embd: usize,
+    ) -> Result<Tensor<T>, AdapterError> {
+        Sinusoidal::new(variant, base)
+            .table(max_positions, n_embd)
+            .map_err(AdapterError::new)
     }
 }
