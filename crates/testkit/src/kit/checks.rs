@@ -104,23 +104,18 @@ impl Kit {
     fn lookup_in<T: Element, A: LookupAdapter>(&mut self, adapter: &A, caps: &Capabilities) {
         let seed = self.report.seed;
         let mut check = Check::new(format!("lookup {}", T::DTYPE));
+        let run = |weight: &Tensor<T>, ids: &Tensor<u32>| -> Result<Errors, String> {
+            let got = adapter
+                .lookup(weight, ids)
+                .map_err(|e| format!("adapter error: {e}"))?;
+            let want = lookup_expected(weight, ids);
+            compare("output", &got, &want, caps.tolerance(T::DTYPE), true)
+        };
         check.generated(
             self,
             &lookup_raw(),
             |raw| describe_lookup::<T>(raw, false),
-            |raw| {
-                let (weight, ids) = (raw.weight::<T>(), raw.ids(false));
-                let got = adapter
-                    .lookup(&weight, &ids)
-                    .map_err(|e| format!("adapter error: {e}"))?;
-                compare(
-                    "output",
-                    &got,
-                    &lookup_expected(&weight, &ids),
-                    caps.tolerance(T::DTYPE),
-                    true,
-                )
-            },
+            |raw| run(&raw.weight::<T>(), &raw.ids(false)),
         );
         // The reference vectors after the generated cases, which shrink to a small case.
         for name in ["emb_fwd_basic_f64", "emb_fwd_odd_batch_repeated_f64"] {
@@ -130,16 +125,7 @@ impl Kit {
                 let (ids_dims, ids) = case.ids("inputs/ids");
                 let weight = tensor_of::<T>(&w, &w_dims);
                 let ids = Tensor::from_vec(ids, &ids_dims).map_err(|e| e.to_string())?;
-                let got = adapter
-                    .lookup(&weight, &ids)
-                    .map_err(|e| format!("adapter error: {e}"))?;
-                compare(
-                    "output",
-                    &got,
-                    &lookup_expected(&weight, &ids),
-                    caps.tolerance(T::DTYPE),
-                    true,
-                )
+                run(&weight, &ids)
             });
         }
         self.report.checks.push(check.report);
