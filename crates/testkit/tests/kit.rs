@@ -411,3 +411,25 @@ fn frequencies_that_ignore_the_linear_factor_fail_on_transformers_numbers() {
             .any(|s| s == "rope frequencies (yarn): not declared")
     );
 }
+
+#[test]
+fn an_unwritable_regression_file_is_reported() {
+    let dir = std::env::temp_dir().join(format!("tokenloom-kit-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // a directory where the file should be
+    let mut kit = seeded_kit().with_regressions(&dir);
+    kit.check_rope(&Planted {
+        bug: Bug::WrongPairLayout,
+    });
+    let report = kit.finish();
+    let failure = report
+        .failures()
+        .next()
+        .and_then(|c| c.failure.clone())
+        .unwrap();
+    assert!(
+        failure.reason.contains("could not be recorded in"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,14 +45,17 @@ fn recorded_seeds(path: &Path, check: &str) -> Vec<u64> {
         .collect()
 }
 
-fn record_seed(path: &Path, check: &str, seed: u64) {
+fn record_seed(path: &Path, check: &str, seed: u64) -> std::io::Result<()> {
     if recorded_seeds(path, check).contains(&seed) {
-        return;
+        return Ok(());
     }
-    let mut text = fs::read_to_string(path).unwrap_or_default();
+    let mut text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
     text.push_str(&format!("{check}\t{seed}\n"));
-    // A regression file that cannot be written loses the replay, not the report.
-    let _ = fs::write(path, text);
+    fs::write(path, text)
 }
 
 /// One check under way: cases and error maxima so far.
@@ -119,7 +122,15 @@ impl Check {
             self.run_seed(kit, seed, strategy, &describe, &test);
             if self.report.failure.is_some() {
                 if let Some(path) = &kit.regressions {
-                    record_seed(path, &self.report.name, seed);
+                    if let Err(e) = record_seed(path, &self.report.name, seed) {
+                        // The report says so: the replay is lost, not the failure.
+                        if let Some(failure) = &mut self.report.failure {
+                            failure.reason.push_str(&format!(
+                                " (the seed could not be recorded in {}: {e})",
+                                path.display()
+                            ));
+                        }
+                    }
                 }
                 return;
             }
