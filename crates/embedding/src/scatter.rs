@@ -18,6 +18,9 @@ use tokenloom_tensor::{
 
 use crate::error::EmbeddingError;
 use crate::options::{EmbeddingOptions, GradSum};
+use dispatch::Isa;
+
+mod dispatch;
 
 /// The token positions of a batch grouped by id: ids increasing, the padding id left out.
 pub(crate) struct RowGroups {
@@ -235,20 +238,32 @@ impl Scatter {
         grad_output: &[G],
         dest: &mut [T],
     ) {
+        self.run_isa(Isa::detect(), groups, grad_output, dest);
+    }
+
+    /// [`Scatter::run`] with the loops built for `isa`.
+    fn run_isa<G: Element, T: Element>(
+        &mut self,
+        isa: Isa,
+        groups: &RowGroups,
+        grad_output: &[G],
+        dest: &mut [T],
+    ) {
         assert_eq!(
             dest.len(),
             self.n_rows * self.n_embd,
             "scatter: planned for another size"
         );
         match std::mem::replace(&mut self.sums, Sums::F32(Vec::new())) {
-            Sums::F32(mut sums) => self.run_with(groups, grad_output, dest, &mut sums),
-            Sums::F64(mut sums) => self.run_with(groups, grad_output, dest, &mut sums),
+            Sums::F32(mut sums) => self.run_with(isa, groups, grad_output, dest, &mut sums),
+            Sums::F64(mut sums) => self.run_with(isa, groups, grad_output, dest, &mut sums),
         }
     }
 
     /// [`Scatter::run`] with `S` sums: the tasks, split across threads.
     fn run_with<G: Element, T: Element, S: SumFloat>(
         &self,
+        isa: Isa,
         groups: &RowGroups,
         grad_output: &[G],
         dest: &mut [T],
@@ -261,7 +276,7 @@ impl Scatter {
                 if zero_untouched {
                     task.zero_gaps(groups);
                 }
-                task.add_rows(groups, grad_output, self.mode);
+                task.add_rows_with(isa, groups, grad_output, self.mode);
             }
         });
     }
@@ -344,6 +359,8 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
 
     /// The position-order pass: single tokens (and, in [`Mode::Direct`], every token)
     /// written straight into their rows, repeated ids summed in `S` and written at the end.
+    /// Inlined into each instruction-set build ([`dispatch`]).
+    #[inline(always)]
     fn add_rows<G: Element>(&mut self, groups: &RowGroups, grad_output: &[G], mode: Mode) {
         let n_embd = self.n_embd;
         let add = self.how.accumulate == Accumulate::Add;

@@ -76,3 +76,79 @@ fn one_token_shortcut_matches_the_f64_sum_in_every_dtype() {
     one_token_shortcut_matches_the_f64_sum::<f16>();
     one_token_shortcut_matches_the_f64_sum::<bf16>();
 }
+
+/// The AVX2 build of the loops (when this CPU has AVX2) writes the bits the baseline
+/// build writes, for every sum mode, dtype pair, layout and option; ids of 1, 2–4 and
+/// many tokens cover the three paths of `add_rows`.
+fn both_builds_agree<G: Element, T: Element>() {
+    let isa = Isa::detect();
+    let n_embd = 67; // not a multiple of any vector width
+    // id 3 once, id 5 three times, id 1 twenty times, id 0 padding, spread out.
+    let mut ids = vec![1u32; 20];
+    ids.extend([3, 5, 5, 5, 0, 0]);
+    let mut state = 7u64;
+    for i in (1..ids.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        ids.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    let grad: Vec<G> = (0..ids.len() * n_embd)
+        .map(|i| G::from_f64_lossy(((i * 7919) % 1000) as f64 / 97.0 - 5.0))
+        .collect();
+    let old: Vec<T> = (0..8 * n_embd)
+        .map(|i| T::from_f64_lossy(((i * 104_729) % 777) as f64 / 13.0 - 30.0))
+        .collect();
+    for padding in [None, Some(0)] {
+        let groups = RowGroups::new(&ids, padding);
+        for grad_sum in [GradSum::F64, GradSum::F32] {
+            for scale_grad_by_freq in [false, true] {
+                for accumulate in [Accumulate::Replace, Accumulate::Add] {
+                    let how = RowSum {
+                        grad_sum,
+                        scale_grad_by_freq,
+                        accumulate,
+                    };
+                    let run = |isa: Isa| {
+                        let mut dst = old.clone();
+                        let mut scatter = Scatter::plan::<G, T>(
+                            &groups,
+                            grad.len(),
+                            n_embd,
+                            8,
+                            Layout::Dense,
+                            how,
+                        )
+                        .unwrap();
+                        scatter.run_isa(isa, &groups, &grad, &mut dst);
+                        dst
+                    };
+                    let (baseline, detected) = (run(Isa::Baseline), run(isa));
+                    assert!(
+                        baseline.iter().zip(&detected).all(|(&a, &b)| same(a, b)),
+                        "{} into {}, {how:?}, padding {padding:?}: {isa:?} differs from the baseline",
+                        G::DTYPE,
+                        T::DTYPE
+                    );
+                    assert_ne!(baseline, old, "the scatter wrote nothing");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_avx2_build_gives_the_baseline_bits() {
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        matches!(Isa::detect(), Isa::Avx2(_)),
+        std::arch::is_x86_feature_detected!("avx2"),
+        "the dispatch takes the AVX2 build exactly when the CPU has AVX2"
+    );
+    both_builds_agree::<f32, f32>();
+    both_builds_agree::<f64, f64>();
+    both_builds_agree::<f16, f32>();
+    both_builds_agree::<bf16, f32>();
+    both_builds_agree::<bf16, bf16>();
+    both_builds_agree::<f16, f16>();
+}
