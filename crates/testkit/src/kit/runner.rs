@@ -121,16 +121,15 @@ impl Check {
         for seed in seeds {
             self.run_seed(kit, seed, strategy, &describe, &test);
             if self.report.failure.is_some() {
-                if let Some(path) = &kit.regressions {
-                    if let Err(e) = record_seed(path, &self.report.name, seed) {
-                        // The report says so: the replay is lost, not the failure.
-                        if let Some(failure) = &mut self.report.failure {
-                            failure.reason.push_str(&format!(
-                                " (the seed could not be recorded in {}: {e})",
-                                path.display()
-                            ));
-                        }
-                    }
+                if let Some(path) = &kit.regressions
+                    && let Err(e) = record_seed(path, &self.report.name, seed)
+                    && let Some(failure) = &mut self.report.failure
+                {
+                    // The report says so: the replay is lost, not the failure.
+                    failure.reason.push_str(&format!(
+                        " (the seed could not be recorded in {}: {e})",
+                        path.display()
+                    ));
                 }
                 return;
             }
