@@ -152,3 +152,83 @@ fn the_avx2_build_gives_the_baseline_bits() {
     both_builds_agree::<bf16, bf16>();
     both_builds_agree::<f16, f16>();
 }
+
+/// Flushing a repeated id's rows `FLUSH` at a time gives the bits of one running sum per
+/// element in position order: ids with one token less than a flush, a flush, one more,
+/// two flushes and two plus one, over rows wider than a column block.
+fn flushes_give_the_running_sum<G: Element, T: Element>(grad_sum: GradSum) {
+    let n_embd = 64 + 67;
+    let counts = [FLUSH - 1, FLUSH, FLUSH + 1, 2 * FLUSH, 2 * FLUSH + 1];
+    let mut ids: Vec<u32> = (0u32..)
+        .zip(counts)
+        .flat_map(|(id, c)| std::iter::repeat_n(id, c))
+        .collect();
+    let mut state = 11u64;
+    for i in (1..ids.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        ids.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    let grad: Vec<G> = (0..ids.len() * n_embd)
+        .map(|i| G::from_f64_lossy(((i * 7919) % 1013) as f64 / 7.0 - 70.0 + 1e-3 / 3.0))
+        .collect();
+    let old: Vec<T> = (0..counts.len() * n_embd)
+        .map(|i| T::from_f64_lossy(((i * 104_729) % 777) as f64 / 13.0 - 30.0))
+        .collect();
+    let groups = RowGroups::new(&ids, None);
+    for scale in [false, true] {
+        for accumulate in [Accumulate::Replace, Accumulate::Add] {
+            let how = RowSum {
+                grad_sum,
+                scale_grad_by_freq: scale,
+                accumulate,
+            };
+            let mut dst = old.clone();
+            let rows = counts.len();
+            Scatter::plan::<G, T>(&groups, grad.len(), n_embd, rows, Layout::Dense, how)
+                .unwrap()
+                .run(&groups, &grad, &mut dst);
+            let add = accumulate == Accumulate::Add;
+            for (id, &count) in counts.iter().enumerate() {
+                for j in 0..n_embd {
+                    let o = old[id * n_embd + j];
+                    let xs = ids.iter().enumerate().filter(|&(_, &i)| i as usize == id);
+                    let xs = xs.map(|(p, _)| grad[p * n_embd + j]);
+                    let expected = if grad_sum == GradSum::F32 {
+                        let term = 1.0f32 / count as f32;
+                        let start = if add { o.as_f32() } else { 0.0 };
+                        let s = xs.fold(start, |s, x| {
+                            if scale {
+                                s + x.as_f32() * term
+                            } else {
+                                s + x.as_f32()
+                            }
+                        });
+                        T::from_f32_lossy(s)
+                    } else {
+                        let s = xs.fold(0.0f64, |s, x| s + x.as_f64());
+                        let s = if scale { s / count as f64 } else { s };
+                        T::from_f64_lossy(if add { o.as_f64() + s } else { s })
+                    };
+                    let got = dst[id * n_embd + j];
+                    assert!(
+                        same(got, expected),
+                        "{} into {}, {how:?}: id {id} ({count} tokens), column {j}: {got:?}, the running sum {expected:?}",
+                        G::DTYPE,
+                        T::DTYPE
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn flushes_give_the_running_sum_in_every_mode() {
+    flushes_give_the_running_sum::<f32, f32>(GradSum::F64);
+    flushes_give_the_running_sum::<bf16, bf16>(GradSum::F64);
+    flushes_give_the_running_sum::<f16, f32>(GradSum::F64);
+    flushes_give_the_running_sum::<bf16, bf16>(GradSum::F32);
+    flushes_give_the_running_sum::<f16, f16>(GradSum::F32);
+}
