@@ -3,7 +3,7 @@
 
 use tokenloom_tensor::{
     Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TokenId,
-    for_each_chunk_mut_by_work, threads_for,
+    for_each_chunk_mut_by_work, tasks_for,
 };
 
 use crate::error::EmbeddingError;
@@ -437,9 +437,9 @@ fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
     });
 }
 
-/// Calls `write(row, id)` for each output row and its checked id. One contiguous run of
-/// rows per thread (as the plain loop splits): finer tasks cost more in scheduling than
-/// they gain in balance on work this uniform.
+/// Calls `write(row, id)` for each output row and its checked id: contiguous runs of rows,
+/// a few per thread ([`tasks_for`]), so a pool thread that wakes late still takes its
+/// share.
 fn for_each_row<T: Send, I: TokenId>(
     out: &mut [T],
     n_embd: usize,
@@ -452,13 +452,13 @@ fn for_each_row<T: Send, I: TokenId>(
         }
     };
     let bytes = std::mem::size_of_val(out);
-    let threads = threads_for(bytes);
-    if threads == 1 {
+    let tasks = tasks_for(bytes);
+    if tasks == 1 {
         // A decode step: no task set-up around a 100 ns copy.
         run(out, ids);
         return;
     }
-    let rows_per_task = ids.len().div_ceil(threads).max(1);
+    let rows_per_task = ids.len().div_ceil(tasks).max(1);
     for_each_chunk_mut_by_work(out, rows_per_task * n_embd, bytes, |task, dst| {
         run(dst, &ids[task * rows_per_task..]);
     });

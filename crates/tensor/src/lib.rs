@@ -75,7 +75,9 @@ pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};
 pub use matmul::{Accumulate, Operand, matmul, matmul_into, matmul_transposed};
 #[doc(hidden)]
-pub use parallel::{PARALLEL_MIN_BYTES, for_each_chunk_mut_by_work, threads_for};
+pub use parallel::{
+    PARALLEL_MIN_BYTES, TASKS_PER_THREAD, for_each_chunk_mut_by_work, tasks_for, threads_for,
+};
 pub use parallel::{Par, current_par, for_each_chunk_mut, with_par};
 #[cfg(feature = "serde")]
 pub use serde_impl::TENSOR_SERDE_VERSION;

@@ -96,6 +96,44 @@ pub fn threads_for(work_bytes: usize) -> usize {
     1
 }
 
+/// The number of parts a call doing `work_bytes` of memory traffic splits into: 1 when
+/// [`threads_for`] gives 1, otherwise [`TASKS_PER_THREAD`] per thread of rayon's current
+/// pool, with no part below [`PARALLEL_MIN_BYTES`]` / 4` of work. For kernels that cut
+/// their work into equal parts (and run them with [`for_each_chunk_mut_by_work`]):
+/// rayon hands the parts to whichever thread is free, so a pool thread that wakes late
+/// still takes its share of the rest instead of leaving the caller to do it all.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{Par, tasks_for, threads_for, with_par};
+///
+/// assert_eq!(tasks_for(64), 1);
+/// assert_eq!(with_par(Par::Seq, || tasks_for(1 << 30)), 1);
+/// let threads = threads_for(1 << 30);
+/// assert!(tasks_for(1 << 30) == 1 || tasks_for(1 << 30) == 4 * threads);
+/// ```
+#[must_use]
+#[inline]
+pub fn tasks_for(work_bytes: usize) -> usize {
+    match threads_for(work_bytes) {
+        1 => 1,
+        threads => (threads * TASKS_PER_THREAD)
+            .min(work_bytes / (PARALLEL_MIN_BYTES / 4))
+            .max(threads),
+    }
+}
+
+/// The parts per thread of [`tasks_for`]. Why more than one: inside a process whose other
+/// pools (PyTorch's OpenMP threads, other rayon pools) leave the CPUs idle between calls,
+/// waking a sleeping pool thread can take longer than half of a 0.1 ms call. With exactly
+/// one part per thread, the caller then takes the second part back and runs it alone,
+/// the woken thread finds nothing and sleeps again before the next call, and the pool
+/// stays at one thread's speed call after call (docs/benchmarks.md, "Two threads next to
+/// PyTorch"). With four parts per thread the late thread still joins, both finish
+/// together, and the next call finds it awake.
+pub const TASKS_PER_THREAD: usize = 4;
+
 /// Work on buffers smaller than this stays on the calling thread: a decode step's one
 /// row is faster copied than scheduled.
 pub const PARALLEL_MIN_BYTES: usize = 1 << 20;

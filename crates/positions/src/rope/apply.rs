@@ -4,7 +4,7 @@
 
 use tokenloom_tensor::{
     Element, Shape, Tensor, TensorLike, TensorLikeMut, TensorView, TensorViewMut,
-    for_each_chunk_mut_by_work, threads_for, try_filled,
+    for_each_chunk_mut_by_work, tasks_for, try_filled,
 };
 
 use super::cache::{CacheFloat, RopeCache};
@@ -400,19 +400,19 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
         };
         let isa = Isa::detect();
         let src = src.map(|src| src.as_slice());
-        // One pass over the tensor, split across threads when it is large — one contiguous
-        // run of tokens (or of (batch, head) blocks) per thread, as a plain loop splits:
-        // finer tasks cost more in scheduling than they gain in balance. Every element is
-        // rotated by exactly one task, so results do not depend on the thread count.
+        // One pass over the tensor, split across threads when it is large — contiguous
+        // runs of tokens (or of (batch, head) blocks), a few per thread (`tasks_for`: a
+        // thread that wakes late still takes its share). Every element is rotated by
+        // exactly one task, so results do not depend on the thread count.
         let data = dst.as_mut_slice();
         let bytes = std::mem::size_of_val(data);
-        let threads = threads_for(bytes);
+        let tasks = tasks_for(bytes);
         let chunk_src = |unit: usize, len: usize| src.map(|s| &s[unit * len..(unit + 1) * len]);
         match layout {
             QkLayout::BatchSeqHeads => {
                 // One token's heads are contiguous: its cos/sin rows are read once.
                 let len = n_heads * head_dim;
-                let per_task = (batch * seq_len).div_ceil(threads).max(1);
+                let per_task = (batch * seq_len).div_ceil(tasks).max(1);
                 for_each_chunk_mut_by_work(data, per_task * len, bytes, |task, tokens| {
                     for (t, heads) in tokens.chunks_mut(len).enumerate() {
                         let token = task * per_task + t;
@@ -432,7 +432,7 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
             QkLayout::BatchHeadsSeq => {
                 // One (batch, head) block of seq_len rows at a time.
                 let len = seq_len * head_dim;
-                let per_task = (batch * n_heads).div_ceil(threads).max(1);
+                let per_task = (batch * n_heads).div_ceil(tasks).max(1);
                 for_each_chunk_mut_by_work(data, per_task * len, bytes, |task, blocks| {
                     for (k, rows) in blocks.chunks_mut(len).enumerate() {
                         let block = task * per_task + k;
