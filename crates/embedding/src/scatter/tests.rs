@@ -24,6 +24,16 @@ fn patterns<T: Element>(len: usize) -> Vec<T> {
     values
 }
 
+/// Shuffles `ids` in place with a fixed LCG seeded by `state` (Fisher–Yates).
+fn shuffle(ids: &mut [u32], mut state: u64) {
+    for i in (1..ids.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        ids.swap(i, (state >> 33) as usize % (i + 1));
+    }
+}
+
 fn same<T: Element>(a: T, b: T) -> bool {
     a.to_bits64() == b.to_bits64() || (a.is_nan() && b.is_nan())
 }
@@ -86,13 +96,7 @@ fn both_builds_agree<G: Element, T: Element>() {
     // id 3 once, id 5 three times, id 1 twenty times, id 0 padding, spread out.
     let mut ids = vec![1u32; 20];
     ids.extend([3, 5, 5, 5, 0, 0]);
-    let mut state = 7u64;
-    for i in (1..ids.len()).rev() {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1);
-        ids.swap(i, (state >> 33) as usize % (i + 1));
-    }
+    shuffle(&mut ids, 7u64);
     let grad: Vec<G> = (0..ids.len() * n_embd)
         .map(|i| G::from_f64_lossy(((i * 7919) % 1000) as f64 / 97.0 - 5.0))
         .collect();
@@ -163,13 +167,7 @@ fn flushes_give_the_running_sum<G: Element, T: Element>(grad_sum: GradSum) {
         .zip(counts)
         .flat_map(|(id, c)| std::iter::repeat_n(id, c))
         .collect();
-    let mut state = 11u64;
-    for i in (1..ids.len()).rev() {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1);
-        ids.swap(i, (state >> 33) as usize % (i + 1));
-    }
+    shuffle(&mut ids, 11u64);
     let grad: Vec<G> = (0..ids.len() * n_embd)
         .map(|i| G::from_f64_lossy(((i * 7919) % 1013) as f64 / 7.0 - 70.0 + 1e-3 / 3.0))
         .collect();
