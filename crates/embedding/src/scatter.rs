@@ -115,7 +115,7 @@ pub(crate) enum Layout {
 }
 
 /// Per task, the sums of its ids with more than [`FLUSH`] tokens, one `n_embd` row
-/// per id in order of first occurrence (none in [`Mode::Direct`]).
+/// per id in order of its first flush (none in [`Mode::Direct`]).
 enum Sums {
     F32(Vec<Vec<f32>>),
     F64(Vec<Vec<f64>>),

@@ -106,12 +106,12 @@ pub fn threads_for(work_bytes: usize) -> usize {
 /// # Examples
 ///
 /// ```
-/// use tokenloom_tensor::{Par, tasks_for, threads_for, with_par};
+/// use tokenloom_tensor::{Par, TASKS_PER_THREAD, tasks_for, threads_for, with_par};
 ///
 /// assert_eq!(tasks_for(64), 1);
 /// assert_eq!(with_par(Par::Seq, || tasks_for(1 << 30)), 1);
 /// let threads = threads_for(1 << 30);
-/// assert!(tasks_for(1 << 30) == 1 || tasks_for(1 << 30) == 4 * threads);
+/// assert!(tasks_for(1 << 30) == 1 || tasks_for(1 << 30) == TASKS_PER_THREAD * threads);
 /// ```
 #[must_use]
 #[inline]
@@ -124,14 +124,13 @@ pub fn tasks_for(work_bytes: usize) -> usize {
     }
 }
 
-/// The parts per thread of [`tasks_for`]. Why more than one: inside a process whose other
-/// pools (PyTorch's OpenMP threads, other rayon pools) leave the CPUs idle between calls,
-/// waking a sleeping pool thread can take longer than half of a 0.1 ms call. With exactly
-/// one part per thread, the caller then takes the second part back and runs it alone,
-/// the woken thread finds nothing and sleeps again before the next call, and the pool
-/// stays at one thread's speed call after call (docs/benchmarks.md, "Two threads next to
-/// PyTorch"). With four parts per thread the late thread still joins, both finish
-/// together, and the next call finds it awake.
+/// The parts per thread of [`tasks_for`]. Why more than one: in a process where PyTorch's
+/// OpenMP workers spin for milliseconds after each of their parallel regions, a pool
+/// thread that shares a core with a spinner starts late. With exactly one part per
+/// thread, the caller then takes the second part back and runs it alone, the late thread
+/// finds nothing and sleeps again before the next call, and the pool stays at one
+/// thread's speed call after call (docs/benchmarks.md, "Two threads next to PyTorch").
+/// With four parts per thread the late thread still takes a share as soon as it runs.
 pub const TASKS_PER_THREAD: usize = 4;
 
 /// Work on buffers smaller than this stays on the calling thread: a decode step's one

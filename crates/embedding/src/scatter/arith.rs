@@ -28,8 +28,8 @@ pub(super) struct Flush<S> {
 }
 
 /// Adds the rows of `grad_output` at `positions` (increasing) to an id's sum, column
-/// block by column block: each block's partial sum stays in registers while the tokens
-/// are added, so a flush of `k` tokens reads and writes the `sum` row once instead of
+/// block by column block: each block's partial sum stays in L1 while the tokens are
+/// added, so a flush of `k` tokens reads and writes the `sum` row once instead of
 /// `k` times — with the same operations, in the same order, as a running sum.
 #[inline(always)]
 pub(super) fn flush<G: Element, T: Element, S: SumFloat>(
@@ -46,15 +46,15 @@ pub(super) fn flush<G: Element, T: Element, S: SumFloat>(
         let (start, len) = (b * BLOCK, out.len());
         // The block's sum: the stored one, in place (started there at the first flush),
         // or, at the last flush, a copy finished into the row.
-        let (block, init): (&mut [S], _) = if how.to_row {
+        let block: &mut [S] = if how.to_row {
             if how.from_sum {
                 acc[..len].copy_from_slice(&sum[start..start + len]);
             }
-            (&mut acc[..len], !how.from_sum)
+            &mut acc[..len]
         } else {
-            (&mut sum[start..start + len], !how.from_sum)
+            &mut sum[start..start + len]
         };
-        if init {
+        if !how.from_sum {
             if how.mode == Mode::Plain && how.add {
                 block
                     .iter_mut()
