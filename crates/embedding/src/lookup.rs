@@ -282,6 +282,7 @@ pub fn lookup_cast_into<'t, 'i, 'o, S: Element, D: Element, I: TokenId>(
 
 /// Copies the rows of checked ids into `out` (across threads for large outputs), then
 /// applies `max_norm` to the copies.
+#[inline]
 fn write_rows<T: Element, I: TokenId>(
     rows: &[T],
     n_embd: usize,
@@ -423,23 +424,39 @@ impl<T: Element> Embedding<T> {
     }
 }
 
+/// Outputs up to this size are copied with the AVX row copy ([`tokenloom_tensor::copy`]).
+const CACHED_OUTPUT_BYTES: usize = 256 * 1024;
+
 /// Copies row `ids[i]` of `table` to row `i` of `out` (across threads for large
 /// outputs). The ids have been checked.
+#[inline]
 fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
     table: &[T],
     n_embd: usize,
     ids: &[I],
     out: &mut [T],
 ) {
-    for_each_row(out, n_embd, ids, |dst, id| {
-        let start = id.checked_index() * n_embd;
-        dst.copy_from_slice(&table[start..start + n_embd]);
-    });
+    // A small output (a decode step) is written while its rows sit in cache, where the
+    // AVX row copy beats `memcpy`; a large one streams to memory, where `memcpy` measured
+    // faster ((8, 512) rows of 16 KiB: 1.10× with the AVX copy; docs/benchmarks.md,
+    // "Copying a row").
+    if std::mem::size_of_val(out) <= CACHED_OUTPUT_BYTES {
+        for_each_row(out, n_embd, ids, |dst, id| {
+            let start = id.checked_index() * n_embd;
+            tokenloom_tensor::copy::copy(dst, &table[start..start + n_embd]);
+        });
+    } else {
+        for_each_row(out, n_embd, ids, |dst, id| {
+            let start = id.checked_index() * n_embd;
+            dst.copy_from_slice(&table[start..start + n_embd]);
+        });
+    }
 }
 
 /// Calls `write(row, id)` for each output row and its checked id: contiguous runs of rows,
 /// a few per thread ([`tasks_for`]), so a pool thread that wakes late still takes its
 /// share.
+#[inline]
 fn for_each_row<T: Send, I: TokenId>(
     out: &mut [T],
     n_embd: usize,

@@ -39,13 +39,15 @@
 //! internal invariants.
 
 // `unsafe` is allowed at each use, with its `// SAFETY:` comment: the `gemm` call in
-// matmul.rs and the non-temporal stores in stream.rs (AVX ones called with an
-// `isa::Avx` proof); the candle adapter reaches candle's storage through candle's safe
+// matmul.rs, the non-temporal stores in stream.rs and the AVX row copy in copy.rs (AVX
+// code called with an `isa::Avx` proof); the candle adapter reaches candle's storage through candle's safe
 // API.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod adapters;
+#[doc(hidden)]
+pub mod copy;
 mod element;
 mod error;
 #[cfg(feature = "envelope")]
@@ -54,7 +56,7 @@ pub mod files;
 mod gemv;
 // Plumbing for the sibling crates (hidden from the docs, not a promise to users; see
 // docs/architecture.md, "Public surface"): the instruction-set proofs, the non-temporal
-// stores, the work-splitting helpers and the fallible fill.
+// stores, the row copy, the work-splitting helpers and the fallible fill.
 #[doc(hidden)]
 pub mod isa;
 mod like;
