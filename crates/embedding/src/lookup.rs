@@ -440,17 +440,15 @@ fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
     // AVX row copy beats `memcpy`; a large one streams to memory, where `memcpy` measured
     // faster ((8, 512) rows of 16 KiB: 1.10× with the AVX copy; docs/benchmarks.md,
     // "Copying a row").
-    if std::mem::size_of_val(out) <= CACHED_OUTPUT_BYTES {
-        for_each_row(out, n_embd, ids, |dst, id| {
-            let start = id.checked_index() * n_embd;
-            tokenloom_tensor::copy::copy(dst, &table[start..start + n_embd]);
-        });
+    let copy: fn(&mut [T], &[T]) = if std::mem::size_of_val(out) <= CACHED_OUTPUT_BYTES {
+        tokenloom_tensor::copy::copy
     } else {
-        for_each_row(out, n_embd, ids, |dst, id| {
-            let start = id.checked_index() * n_embd;
-            dst.copy_from_slice(&table[start..start + n_embd]);
-        });
-    }
+        <[T]>::copy_from_slice
+    };
+    for_each_row(out, n_embd, ids, |dst, id| {
+        let start = id.checked_index() * n_embd;
+        copy(dst, &table[start..start + n_embd]);
+    });
 }
 
 /// Calls `write(row, id)` for each output row and its checked id: contiguous runs of rows,
