@@ -1,7 +1,8 @@
-//! The arithmetic of the scatter's rows: a repeated id's rows summed block by block in
-//! `S`, a single token written straight, and the rounding at the end. Every path performs
-//! the operations of one running sum per element in position order, so the bits do not
-//! depend on how the tokens are batched into flushes.
+//! The arithmetic of the scatter's rows: a repeated id's rows summed in `S`, a few
+//! columns at a time in registers, a single token written straight, and the rounding at
+//! the end. Every path performs the operations of one running sum per element in position
+//! order, so the bits depend neither on how the tokens are batched into flushes nor on
+//! how the columns are split.
 
 use tokenloom_tensor::Element;
 
@@ -27,10 +28,11 @@ pub(super) struct Flush<S> {
     pub(super) term: S,
 }
 
-/// Adds the rows of `grad_output` at `positions` (increasing) to an id's sum, column
-/// block by column block: each block's partial sum stays in L1 while the tokens are
-/// added, so a flush of `k` tokens reads and writes the `sum` row once instead of
-/// `k` times — with the same operations, in the same order, as a running sum.
+/// Adds the rows of `grad_output` at `positions` (increasing) to an id's sum,
+/// [`LANES`] columns at a time: those columns' partial sum stays in registers while the
+/// tokens are added, so a flush of `k` tokens reads and writes the `sum` row once
+/// instead of `k` times, and stores each partial sum once instead of `k` times — with
+/// the same operations, in the same order, as a running sum.
 #[inline(always)]
 pub(super) fn flush<G: Element, T: Element, S: SumFloat>(
     row: &mut [T],
@@ -39,40 +41,49 @@ pub(super) fn flush<G: Element, T: Element, S: SumFloat>(
     positions: &[usize],
     how: Flush<S>,
 ) {
-    const BLOCK: usize = 64;
+    let full = row.len() / LANES * LANES;
+    for start in (0..full).step_by(LANES) {
+        flush_columns::<LANES, _, _, _>(row, sum, grad_output, positions, how, start);
+    }
+    for start in full..row.len() {
+        flush_columns::<1, _, _, _>(row, sum, grad_output, positions, how, start);
+    }
+}
+
+/// The columns summed in registers at a time by [`flush`]: sixteen `f64` are four AVX2
+/// registers (docs/benchmarks.md, "Flushing the sums").
+const LANES: usize = 16;
+
+/// [`flush`] of the `L` columns from `start`.
+#[inline(always)]
+fn flush_columns<const L: usize, G: Element, T: Element, S: SumFloat>(
+    row: &mut [T],
+    sum: &mut [S],
+    grad_output: &[G],
+    positions: &[usize],
+    how: Flush<S>,
+    start: usize,
+) {
     let n_embd = row.len();
-    let mut acc = [S::ZERO; BLOCK];
-    for (b, out) in row.chunks_mut(BLOCK).enumerate() {
-        let (start, len) = (b * BLOCK, out.len());
-        // The block's sum: the stored one, in place (started there at the first flush),
-        // or, at the last flush, a copy finished into the row.
-        let block: &mut [S] = if how.to_row {
-            if how.from_sum {
-                acc[..len].copy_from_slice(&sum[start..start + len]);
-            }
-            &mut acc[..len]
-        } else {
-            &mut sum[start..start + len]
-        };
-        if !how.from_sum {
-            if how.mode == Mode::Plain && how.add {
-                block
-                    .iter_mut()
-                    .zip(&*out)
-                    .for_each(|(a, &o)| *a = S::of(o));
-            } else {
-                block.fill(S::ZERO);
-            }
+    let out = &mut row[start..start + L];
+    // The sum so far: the stored one (started there at an earlier flush), or from zero,
+    // or, in `Mode::Plain` adding, from the row's value (the plain loop's arithmetic).
+    let mut acc = [S::ZERO; L];
+    if how.from_sum {
+        acc.copy_from_slice(&sum[start..start + L]);
+    } else if how.mode == Mode::Plain && how.add {
+        acc.iter_mut().zip(&*out).for_each(|(a, &o)| *a = S::of(o));
+    }
+    for &p in positions {
+        let x = &grad_output[p * n_embd + start..p * n_embd + start + L];
+        add_term(&mut acc, x, how.term);
+    }
+    if how.to_row {
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = finish(*o, a, how.mode, how.add, how.count);
         }
-        for &p in positions {
-            let x = &grad_output[p * n_embd + start..p * n_embd + start + len];
-            add_term(block, x, how.term);
-        }
-        if how.to_row {
-            for (o, &a) in out.iter_mut().zip(&*block) {
-                *o = finish(*o, a, how.mode, how.add, how.count);
-            }
-        }
+    } else {
+        sum[start..start + L].copy_from_slice(&acc);
     }
 }
 

@@ -159,7 +159,7 @@ fn the_avx2_build_gives_the_baseline_bits() {
 
 /// Flushing a repeated id's rows `FLUSH` at a time gives the bits of one running sum per
 /// element in position order: ids with one token less than a flush, a flush, one more,
-/// two flushes and two plus one, over rows wider than a column block.
+/// two flushes and two plus one, over rows of whole column chunks and a tail.
 fn flushes_give_the_running_sum<G: Element, T: Element>(grad_sum: GradSum) {
     let n_embd = 64 + 67;
     let counts = [FLUSH - 1, FLUSH, FLUSH + 1, 2 * FLUSH, 2 * FLUSH + 1];
