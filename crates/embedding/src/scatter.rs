@@ -432,9 +432,10 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
 /// when the pass reaches it but at the flush, together with the id's other pending rows
 /// (eight streams through memory, each row still read once), and the id's sum row is read
 /// and written once per flush, not once per token — that traffic is what made the exact
-/// `f64` sum slower than the plain loop. Measured on 100 distinct ids (docs/benchmarks.md,
-/// "Flushing the sums"): 4 tokens 1.11×, 8 tokens 1.06×, 16 tokens 1.32× the plain loop
-/// (too many streams). An id with at most `FLUSH` tokens needs no stored sum at all.
+/// `f64` sum slower than the plain loop. Measured on 100 distinct ids with the sums in
+/// registers (docs/benchmarks.md, "Sums in registers"): 4 tokens 1.07–1.15×, 8 tokens
+/// 0.98–1.01×, 16 tokens 1.05–1.11× the plain loop (more streams than the prefetchers
+/// follow). An id with at most `FLUSH` tokens needs no stored sum at all.
 const FLUSH: usize = 8;
 #[cfg(test)]
 mod tests;
