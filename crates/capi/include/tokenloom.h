@@ -343,6 +343,19 @@ const char *tokenloom_version(void);
 TokenloomStatus tokenloom_set_num_threads(size_t n);
 
 /*
+ [`tokenloom_set_num_threads`], with each of the `n > 1` pool threads kept on one CPU
+ (thread `i` on the `i`-th CPU the calling thread may run on, modulo their count;
+ Linux only). For a process on a VM whose scheduler packs woken threads onto one busy
+ vCPU, where an unpinned pool's second thread waits on the first one's CPU
+ (docs/benchmarks.md, "The second thread waits on the first one's CPU"). 0 and 1 mean
+ what they mean there.
+
+ Returns `TOKENLOOM_STATUS_INVALID_ARGUMENT` as [`tokenloom_set_num_threads`] does,
+ and also off Linux or when the system refuses to pin a thread.
+ */
+TokenloomStatus tokenloom_set_num_threads_pinned(size_t n);
+
+/*
  The number of threads calls run on now (after [`tokenloom_set_num_threads`]; the
  default is rayon's global pool size).
  */

@@ -78,34 +78,56 @@ pub extern "C" fn tokenloom_version() -> *const c_char {
 /// when the pool's threads cannot be started.
 #[unsafe(no_mangle)]
 pub extern "C" fn tokenloom_set_num_threads(n: usize) -> TokenloomStatus {
-    run(|| {
-        let invalid = |message: String| Failure::new(TokenloomStatus::InvalidArgument, message);
-        if n > TOKENLOOM_MAX_THREADS {
+    run(|| set_threads(n, false))
+}
+
+/// [`tokenloom_set_num_threads`], with each of the `n > 1` pool threads kept on one CPU
+/// (thread `i` on the `i`-th CPU the calling thread may run on, modulo their count;
+/// Linux only). For a process on a VM whose scheduler packs woken threads onto one busy
+/// vCPU, where an unpinned pool's second thread waits on the first one's CPU
+/// (docs/benchmarks.md, "The second thread waits on the first one's CPU"). 0 and 1 mean
+/// what they mean there.
+///
+/// Returns `TOKENLOOM_STATUS_INVALID_ARGUMENT` as [`tokenloom_set_num_threads`] does,
+/// and also off Linux or when the system refuses to pin a thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn tokenloom_set_num_threads_pinned(n: usize) -> TokenloomStatus {
+    run(|| set_threads(n, true))
+}
+
+/// The body of [`tokenloom_set_num_threads`] and [`tokenloom_set_num_threads_pinned`].
+fn set_threads(n: usize, pinned: bool) -> Result<(), Failure> {
+    let invalid = |message: String| Failure::new(TokenloomStatus::InvalidArgument, message);
+    if n > TOKENLOOM_MAX_THREADS {
+        return Err(invalid(format!(
+            "{n} threads: at most {TOKENLOOM_MAX_THREADS}"
+        )));
+    }
+    let threads = match n {
+        0 => Threads::Default,
+        1 => Threads::One,
+        #[cfg(feature = "parallel")]
+        n if pinned => Threads::Pool(Arc::new(
+            tokenloom_tensor::pinned_pool(n).map_err(|e| invalid(e.to_string()))?,
+        )),
+        #[cfg(feature = "parallel")]
+        n => Threads::Pool(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(|i| format!("tokenloom-{i}"))
+                .build()
+                .map_err(|e| invalid(format!("cannot start {n} threads: {e}")))?,
+        )),
+        #[cfg(not(feature = "parallel"))]
+        n => {
+            let _ = pinned;
             return Err(invalid(format!(
-                "{n} threads: at most {TOKENLOOM_MAX_THREADS}"
+                "{n} threads: this build has no threads (feature `parallel` off)"
             )));
         }
-        let threads = match n {
-            0 => Threads::Default,
-            1 => Threads::One,
-            #[cfg(feature = "parallel")]
-            n => Threads::Pool(Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("tokenloom-{i}"))
-                    .build()
-                    .map_err(|e| invalid(format!("cannot start {n} threads: {e}")))?,
-            )),
-            #[cfg(not(feature = "parallel"))]
-            n => {
-                return Err(invalid(format!(
-                    "{n} threads: this build has no threads (feature `parallel` off)"
-                )));
-            }
-        };
-        *THREADS.write().unwrap_or_else(PoisonError::into_inner) = threads;
-        Ok(())
-    })
+    };
+    *THREADS.write().unwrap_or_else(PoisonError::into_inner) = threads;
+    Ok(())
 }
 
 /// The number of threads calls run on now (after [`tokenloom_set_num_threads`]; the
@@ -154,8 +176,13 @@ mod tests {
         };
         let mut want = vec![0.0f32; 512 * 64];
         assert_eq!(lookup(&mut want), TokenloomStatus::Ok);
-        for n in [3, 1, 0] {
-            assert_eq!(tokenloom_set_num_threads(n), TokenloomStatus::Ok);
+        for (n, pinned) in [(3, false), (2, true), (1, false), (0, false)] {
+            let set = if pinned {
+                tokenloom_set_num_threads_pinned
+            } else {
+                tokenloom_set_num_threads
+            };
+            assert_eq!(set(n), TokenloomStatus::Ok, "{n} threads, pinned: {pinned}");
             assert_eq!(
                 tokenloom_num_threads(),
                 if n == 0 {
@@ -170,6 +197,10 @@ mod tests {
         }
         assert_eq!(
             tokenloom_set_num_threads(TOKENLOOM_MAX_THREADS + 1),
+            TokenloomStatus::InvalidArgument
+        );
+        assert_eq!(
+            tokenloom_set_num_threads_pinned(TOKENLOOM_MAX_THREADS + 1),
             TokenloomStatus::InvalidArgument
         );
         assert_eq!(tokenloom_num_threads(), rayon::current_num_threads());

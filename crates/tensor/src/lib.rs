@@ -39,9 +39,9 @@
 //! internal invariants.
 
 // `unsafe` is allowed at each use, with its `// SAFETY:` comment: the `gemm` call in
-// matmul.rs, the non-temporal stores in stream.rs and the AVX row copy in copy.rs (AVX
-// code called with an `isa::Avx` proof); the candle adapter reaches candle's storage through candle's safe
-// API.
+// matmul.rs, the non-temporal stores in stream.rs, the AVX row copy in copy.rs (AVX
+// code called with an `isa::Avx` proof) and the CPU masks of pinned.rs; the candle
+// adapter reaches candle's storage through candle's safe API.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -62,6 +62,8 @@ pub mod isa;
 mod like;
 mod matmul;
 mod parallel;
+#[cfg(feature = "parallel")]
+mod pinned;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod shape;
@@ -81,6 +83,8 @@ pub use parallel::{
     PARALLEL_MIN_BYTES, TASKS_PER_THREAD, for_each_chunk_mut_by_work, tasks_for, threads_for,
 };
 pub use parallel::{Par, current_par, for_each_chunk_mut, with_par};
+#[cfg(feature = "parallel")]
+pub use pinned::{PinError, pinned_pool};
 #[cfg(feature = "serde")]
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape};

@@ -3,7 +3,9 @@
 //!
 //! Threads come from rayon's *current* pool: a framework that owns a pool runs
 //! tokenloom's kernels on it with `pool.install(|| …)`, and a caller who wants one call
-//! on the calling thread alone wraps it in [`with_par`]`(`[`Par::Seq`]`, || …)`.
+//! on the calling thread alone wraps it in [`with_par`]`(`[`Par::Seq`]`, || …)`. Where
+//! the machine's scheduler keeps a woken pool thread waiting on its waker's CPU,
+//! `pinned_pool` builds a pool whose threads stay on their own CPUs.
 
 use std::cell::Cell;
 
@@ -131,6 +133,8 @@ pub fn tasks_for(work_bytes: usize) -> usize {
 /// finds nothing and sleeps again before the next call, and the pool stays at one
 /// thread's speed call after call (docs/benchmarks.md, "Two threads next to PyTorch").
 /// With four parts per thread the late thread still takes a share as soon as it runs.
+/// (A thread that never runs during the call — woken onto its waker's busy CPU by a
+/// scheduler that packs threads — is not helped by this; see `pinned_pool`.)
 pub const TASKS_PER_THREAD: usize = 4;
 
 /// Work on buffers smaller than this stays on the calling thread: a decode step's one
