@@ -12,7 +12,11 @@
 //!   runs each contender of a case once, in rotating order
 //!   ([`tokenloom_devtools::interleave`]), and prints the markdown table of
 //!   docs/benchmarks.md ("Never slower than the plain loop"): on a shared VM only
-//!   interleaved ratios are tighter than the machine's drift.
+//!   interleaved ratios are tighter than the machine's drift. With `--pinned` as well,
+//!   both pools are `tokenloom::tensor::pinned_pool`s (each thread on its own CPU) for
+//!   every contender alike: on a VM whose scheduler queues a woken pool thread on its
+//!   waker's busy vCPU, the unpinned 2-thread pools measure the scheduler as much as
+//!   the kernels (docs/benchmarks.md, "The second thread waits on the first one's CPU").
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -83,12 +87,16 @@ struct Data {
 }
 
 impl Data {
-    fn new() -> Self {
+    fn new(pinned: bool) -> Self {
         let pools = [1, 2].map(|n| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .expect("a rayon pool");
+            let pool = if pinned {
+                tokenloom::tensor::pinned_pool(n).expect("a pinned pool")
+            } else {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .expect("a rayon pool")
+            };
             (n, pool)
         });
         let weight = Tensor::from_vec(values(VOCAB_SIZE * N_EMBD, 0), &[VOCAB_SIZE, N_EMBD]);
@@ -438,12 +446,13 @@ fn interleaved_mode(cases: &mut [Case<'_>]) {
 }
 
 fn main() {
-    let data = Data::new();
+    let interleaved = std::env::args().any(|a| a == "--interleaved");
+    let data = Data::new(interleaved && std::env::args().any(|a| a == "--pinned"));
     let mut cases = lookup_cases(&data);
     cases.extend(backward_cases(&data));
     cases.extend(rope_cases(&data));
     cases.push(gemm_case(&data));
-    if std::env::args().any(|a| a == "--interleaved") {
+    if interleaved {
         let filter: Vec<String> = std::env::args()
             .skip(1)
             .filter(|a| !a.starts_with("--"))
