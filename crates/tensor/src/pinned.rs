@@ -23,6 +23,8 @@ pub enum PinError {
         /// The CPU numbers tokenloom looks at.
         cpu_set_limit: usize,
     },
+    /// The operating system would not say which CPUs the caller may run on.
+    Mask(std::io::Error),
     /// rayon could not start the threads.
     Build(rayon::ThreadPoolBuildError),
     /// The operating system refused to pin a thread.
@@ -49,6 +51,7 @@ impl fmt::Display for PinError {
                 f,
                 "the process may run on none of CPUs 0..{cpu_set_limit}: nothing to pin to"
             ),
+            Self::Mask(e) => write!(f, "cannot read the CPUs this thread may run on: {e}"),
             Self::Build(e) => write!(f, "cannot start the pool's threads: {e}"),
             Self::Affinity {
                 thread,
@@ -65,6 +68,7 @@ impl std::error::Error for PinError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Build(e) => Some(e),
+            Self::Mask(e) => Some(e),
             Self::Affinity { source, .. } => Some(source),
             _ => None,
         }
@@ -82,8 +86,9 @@ impl std::error::Error for PinError {
 ///
 /// # Errors
 ///
-/// [`PinError`]: no threads asked for, not Linux, an empty affinity mask, threads that
-/// cannot start, or a refused `sched_setaffinity` (named with the thread and CPU).
+/// [`PinError`]: no threads asked for, not Linux, an affinity mask that cannot be read
+/// or is empty, threads that cannot start, or a refused `sched_setaffinity` (named with
+/// the thread and CPU).
 ///
 /// # Examples
 ///
@@ -137,11 +142,7 @@ mod affinity {
         let rc =
             unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
         if rc != 0 {
-            return Err(PinError::Affinity {
-                thread: 0,
-                cpu: 0,
-                source: std::io::Error::last_os_error(),
-            });
+            return Err(PinError::Mask(std::io::Error::last_os_error()));
         }
         // SAFETY: every index is below CPU_SETSIZE, the size of `set`.
         let cpus: Vec<usize> = (0..CPU_SET_LIMIT)
