@@ -209,7 +209,7 @@ pub fn backward_dense_cast<'i, 'g, 'w, G: Element, T: Element, I: TokenId>(
     let (vocab_size, n_embd) = table_dims(grad_weight.as_view())?;
     options.validate(vocab_size)?;
     check_backward(ids, grad_output, vocab_size, n_embd)?;
-    let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
+    let groups = RowGroups::new(ids.as_slice(), options.padding_idx)?;
     let how = RowSum::of(options, accumulate);
     let grad_output = grad_output.as_slice();
     let mut scatter = Scatter::plan::<G, T>(
@@ -360,7 +360,7 @@ impl SparsePlan {
         }
         options.validate(vocab_size)?;
         check_backward(ids, grad_output, vocab_size, n_embd)?;
-        let groups = RowGroups::new(ids.as_slice(), options.padding_idx);
+        let groups = RowGroups::new(ids.as_slice(), options.padding_idx)?;
         let how = RowSum::of(options, Accumulate::Replace);
         let scatter = Scatter::plan::<T, T>(
             &groups,

@@ -14,7 +14,8 @@
 //! neither the thread count nor the task split.
 
 use tokenloom_tensor::{
-    Accumulate, DType, Element, TokenId, for_each_chunk_mut_by_work, stream, threads_for,
+    Accumulate, DType, Element, TensorError, TokenId, for_each_chunk_mut_by_work, stream,
+    threads_for, try_filled,
 };
 
 use crate::error::EmbeddingError;
@@ -40,15 +41,38 @@ pub(crate) struct RowGroups {
 /// [`RowGroups::group_of`] of a padding token.
 const NO_GROUP: u32 = u32::MAX;
 
+/// An empty vector with room for `len` elements, or the allocation failure naming `op`.
+fn try_with_capacity<T>(len: usize, op: &'static str) -> Result<Vec<T>, EmbeddingError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| TensorError::AllocationFailed {
+            op,
+            bytes: len.saturating_mul(std::mem::size_of::<T>()),
+        })?;
+    Ok(v)
+}
+
 impl RowGroups {
     /// Groups checked ids (every id is a row index below a vocabulary that fits `u32`).
-    pub(crate) fn new<I: TokenId>(ids: &[I], padding_idx: Option<usize>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`tokenloom_tensor::TensorError::AllocationFailed`] when the per-token index
+    /// cannot be allocated (it holds a few words per token).
+    pub(crate) fn new<I: TokenId>(
+        ids: &[I],
+        padding_idx: Option<usize>,
+    ) -> Result<Self, EmbeddingError> {
+        const OP: &str = "embedding backward (grouping the ids)";
         let row = |i: usize| ids[i].checked_index();
-        let mut order: Vec<usize> = (0..ids.len()).collect();
+        let mut order = try_filled(ids.len(), 0usize, OP)?;
+        order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
         // (id, position) is unique, so the unstable sort is deterministic.
         order.sort_unstable_by_key(|&i| (row(i), i));
-        let (mut groups, mut starts) = (Vec::new(), Vec::new());
-        let mut group_of = vec![NO_GROUP; ids.len()];
+        let mut group_of = try_filled(ids.len(), NO_GROUP, OP)?;
+        let n_groups = order.chunk_by(|&a, &b| row(a) == row(b)).count();
+        let mut groups = try_with_capacity(n_groups, OP)?;
+        let mut starts = try_with_capacity(n_groups, OP)?;
         let mut start = 0;
         for run in order.chunk_by(|&a, &b| row(a) == row(b)) {
             let id = row(run[0]);
@@ -61,12 +85,12 @@ impl RowGroups {
             }
             start += run.len();
         }
-        Self {
+        Ok(Self {
             groups,
             group_of,
             order,
             starts,
-        }
+        })
     }
 
     /// The distinct ids, increasing.
@@ -135,7 +159,13 @@ pub(crate) struct Scatter {
     work_bytes: usize,
     mode: Mode,
     sums: Sums,
+    /// Per task: room for its [`Mark`]s, one per group.
+    marks: Vec<Vec<Mark>>,
 }
+
+/// Per group of a task, during its pass: the tokens seen, and the slot of its stored sum
+/// (`NO_GROUP` until its first flush that is not its last).
+type Mark = (usize, u32);
 
 impl Scatter {
     /// Plans the scatter of `groups` (rows of `G`) into `n_rows` rows of `n_embd`
@@ -205,14 +235,7 @@ impl Scatter {
             tasks
                 .iter()
                 .map(|(_, range)| {
-                    let (mut v, len) = (Vec::new(), len(range));
-                    v.try_reserve_exact(len).map_err(|_| {
-                        tokenloom_tensor::TensorError::AllocationFailed {
-                            op: "embedding backward (sums of repeated ids)",
-                            bytes: len.saturating_mul(std::mem::size_of::<S>()),
-                        }
-                    })?;
-                    Ok(v)
+                    try_with_capacity(len(range), "embedding backward (sums of repeated ids)")
                 })
                 .collect()
         }
@@ -220,6 +243,7 @@ impl Scatter {
             Mode::Exact => Sums::F64(reserved(&tasks, sums_len)?),
             Mode::Direct | Mode::Plain => Sums::F32(reserved(&tasks, sums_len)?),
         };
+        let marks = reserved(&tasks, |range| range.len())?;
         Ok(Self {
             layout,
             how,
@@ -229,6 +253,7 @@ impl Scatter {
             work_bytes,
             mode,
             sums,
+            marks,
         })
     }
 
@@ -260,9 +285,14 @@ impl Scatter {
             self.n_rows * self.n_embd,
             "scatter: planned for another size"
         );
+        let mut marks = std::mem::take(&mut self.marks);
         match std::mem::replace(&mut self.sums, Sums::F32(Vec::new())) {
-            Sums::F32(mut sums) => self.run_with(isa, groups, grad_output, dest, &mut sums),
-            Sums::F64(mut sums) => self.run_with(isa, groups, grad_output, dest, &mut sums),
+            Sums::F32(mut sums) => {
+                self.run_with(isa, groups, grad_output, dest, &mut sums, &mut marks);
+            }
+            Sums::F64(mut sums) => {
+                self.run_with(isa, groups, grad_output, dest, &mut sums, &mut marks);
+            }
         }
     }
 
@@ -274,9 +304,10 @@ impl Scatter {
         grad_output: &[G],
         dest: &mut [T],
         sums: &mut [Vec<S>],
+        marks: &mut [Vec<Mark>],
     ) {
         let zero_untouched = zeroes_untouched(self.layout, self.how);
-        let mut tasks = self.split(dest, sums);
+        let mut tasks = self.split(dest, sums, marks);
         for_each_chunk_mut_by_work(&mut tasks, 1, self.work_bytes, |_, tasks| {
             for task in tasks {
                 if zero_untouched {
@@ -288,10 +319,16 @@ impl Scatter {
     }
 
     /// The planned tasks over `dest`.
-    fn split<'w, T, S>(&self, dest: &'w mut [T], sums: &'w mut [Vec<S>]) -> Vec<Task<'w, T, S>> {
+    fn split<'w, T, S>(
+        &self,
+        dest: &'w mut [T],
+        sums: &'w mut [Vec<S>],
+        marks: &'w mut [Vec<Mark>],
+    ) -> Vec<Task<'w, T, S>> {
         let mut rest = dest;
         let mut tasks = Vec::with_capacity(self.tasks.len());
-        for (i, ((first_row, groups), sums)) in self.tasks.iter().zip(sums).enumerate() {
+        let parts = self.tasks.iter().zip(sums).zip(marks).enumerate();
+        for (i, (((first_row, groups), sums), marks)) in parts {
             let end_row = self.tasks.get(i + 1).map_or(self.n_rows, |t| t.0);
             let (rows, tail) = rest.split_at_mut((end_row - first_row) * self.n_embd);
             rest = tail;
@@ -303,6 +340,7 @@ impl Scatter {
                 n_embd: self.n_embd,
                 how: self.how,
                 sums,
+                marks,
             });
         }
         tasks
@@ -336,6 +374,8 @@ struct Task<'w, T, S> {
     n_embd: usize,
     how: RowSum,
     sums: &'w mut Vec<S>,
+    /// One per group of the task, reserved by [`Scatter::plan`].
+    marks: &'w mut Vec<Mark>,
 }
 
 impl<T: Element, S: SumFloat> Task<'_, T, S> {
@@ -372,10 +412,9 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
         let n_embd = self.n_embd;
         let add = self.how.accumulate == Accumulate::Add;
         let scale = self.how.scale_grad_by_freq;
-        // Per group of the task: the tokens seen, and the slot of its stored sum
-        // (`NO_GROUP` until its first flush that is not its last).
-        let mut seen = vec![0usize; self.groups.len()];
-        let mut slot_of = vec![NO_GROUP; self.groups.len()];
+        // Within the capacity `plan` reserved: no allocation here.
+        self.marks.clear();
+        self.marks.resize(self.groups.len(), (0, NO_GROUP));
         self.sums.clear();
         for (p, &g) in groups.group_of.iter().enumerate() {
             let g = g as usize;
@@ -383,8 +422,8 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
                 continue;
             }
             let k = g - self.groups.start;
-            seen[k] += 1;
-            let (seen, count) = (seen[k], groups.groups[g].1);
+            self.marks[k].0 += 1;
+            let (seen, count) = (self.marks[k].0, groups.groups[g].1);
             let at = self.at(groups, g);
             let row = &mut self.rows[at..at + n_embd];
             if count == 1 || mode == Mode::Direct {
@@ -402,10 +441,11 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
             let from_sum = seen > pending;
             if !from_sum && !last {
                 // Within the capacity reserved by the plan.
-                slot_of[k] = u32::try_from(self.sums.len() / n_embd).expect("a slot per group");
+                self.marks[k].1 =
+                    u32::try_from(self.sums.len() / n_embd).expect("a slot per group");
                 self.sums.resize(self.sums.len() + n_embd, S::ZERO);
             }
-            let sum = match slot_of[k] {
+            let sum = match self.marks[k].1 {
                 NO_GROUP => &mut [][..],
                 slot => &mut self.sums[slot as usize * n_embd..(slot as usize + 1) * n_embd],
             };

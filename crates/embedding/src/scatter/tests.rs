@@ -49,7 +49,7 @@ fn one_token_shortcut_matches_the_f64_sum<T: Element>() {
         old.reverse();
         old
     };
-    let groups = RowGroups::new(&[7u32], None);
+    let groups = RowGroups::new(&[7u32], None).unwrap();
     for accumulate in [Accumulate::Replace, Accumulate::Add] {
         let mut dst = old.clone();
         let how = RowSum {
@@ -104,7 +104,7 @@ fn both_builds_agree<G: Element, T: Element>() {
         .map(|i| T::from_f64_lossy(((i * 104_729) % 777) as f64 / 13.0 - 30.0))
         .collect();
     for padding in [None, Some(0)] {
-        let groups = RowGroups::new(&ids, padding);
+        let groups = RowGroups::new(&ids, padding).unwrap();
         for grad_sum in [GradSum::F64, GradSum::F32] {
             for scale_grad_by_freq in [false, true] {
                 for accumulate in [Accumulate::Replace, Accumulate::Add] {
@@ -174,7 +174,7 @@ fn flushes_give_the_running_sum<G: Element, T: Element>(grad_sum: GradSum) {
     let old: Vec<T> = (0..counts.len() * n_embd)
         .map(|i| T::from_f64_lossy(((i * 104_729) % 777) as f64 / 13.0 - 30.0))
         .collect();
-    let groups = RowGroups::new(&ids, None);
+    let groups = RowGroups::new(&ids, None).unwrap();
     for scale in [false, true] {
         for accumulate in [Accumulate::Replace, Accumulate::Add] {
             let how = RowSum {
@@ -229,4 +229,39 @@ fn flushes_give_the_running_sum_in_every_mode() {
     flushes_give_the_running_sum::<f16, f32>(GradSum::F64);
     flushes_give_the_running_sum::<bf16, bf16>(GradSum::F32);
     flushes_give_the_running_sum::<f16, f16>(GradSum::F32);
+}
+
+#[test]
+fn the_scatters_own_memory_is_a_typed_error_when_it_cannot_be_had() {
+    let err = try_with_capacity::<Mark>(usize::MAX / 4, "embedding backward (grouping the ids)")
+        .unwrap_err();
+    let EmbeddingError::Tensor(TensorError::AllocationFailed { op, bytes }) = err else {
+        panic!("{err}");
+    };
+    assert_eq!(op, "embedding backward (grouping the ids)");
+    assert_eq!(bytes, usize::MAX);
+    // Room, not length: the marks of a task are filled in its pass.
+    let marks = try_with_capacity::<Mark>(3, "marks").unwrap();
+    assert!(marks.is_empty() && marks.capacity() >= 3);
+}
+
+#[test]
+fn groups_and_marks_are_planned_for_every_task() {
+    let ids = [5u32, 1, 5, 5, 9, 1];
+    let groups = RowGroups::new(&ids, Some(9)).unwrap();
+    assert_eq!(groups.ids().collect::<Vec<_>>(), [1, 5]);
+    let scatter = Scatter::plan::<f32, f32>(
+        &groups,
+        ids.len() * 4,
+        4,
+        10,
+        Layout::Dense,
+        RowSum::of(&EmbeddingOptions::default(), Accumulate::Replace),
+    )
+    .unwrap();
+    let planned: usize = scatter.marks.iter().map(Vec::capacity).sum();
+    assert!(
+        planned >= groups.groups.len(),
+        "{planned} marks for 2 groups"
+    );
 }
