@@ -14,8 +14,8 @@
 //! neither the thread count nor the task split.
 
 use tokenloom_tensor::{
-    Accumulate, DType, Element, TensorError, TokenId, for_each_chunk_mut_by_work, stream,
-    threads_for, try_filled,
+    Accumulate, DType, Element, TokenId, for_each_chunk_mut_by_work, stream, threads_for,
+    try_filled,
 };
 
 use crate::error::EmbeddingError;
@@ -43,13 +43,7 @@ const NO_GROUP: u32 = u32::MAX;
 
 /// An empty vector with room for `len` elements, or the allocation failure naming `op`.
 fn try_with_capacity<T>(len: usize, op: &'static str) -> Result<Vec<T>, EmbeddingError> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| TensorError::AllocationFailed {
-            op,
-            bytes: len.saturating_mul(std::mem::size_of::<T>()),
-        })?;
-    Ok(v)
+    Ok(tokenloom_tensor::try_with_capacity(len, op)?)
 }
 
 impl RowGroups {

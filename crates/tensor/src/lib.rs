@@ -90,7 +90,7 @@ pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape};
 pub use tensor::Tensor;
 #[doc(hidden)]
-pub use tensor::try_filled;
+pub use tensor::{try_filled, try_with_capacity};
 pub use token_id::TokenId;
 pub use view::{TensorView, TensorViewMut};
 

@@ -293,13 +293,36 @@ impl<'a, T> From<&'a mut Tensor<T>> for TensorViewMut<'a, T> {
 ///
 /// [`TensorError::AllocationFailed`] naming `op` and the byte count.
 pub fn try_filled<T: Clone>(len: usize, value: T, op: &'static str) -> Result<Vec<T>, TensorError> {
+    let mut data = try_with_capacity(len, op)?;
+    data.resize(len, value);
+    Ok(data)
+}
+
+/// An empty `Vec` with room for `len` elements, or [`TensorError::AllocationFailed`]
+/// instead of an abort: for buffers filled later, sized by user input.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{TensorError, try_with_capacity};
+///
+/// let v: Vec<u32> = try_with_capacity(3, "example")?;
+/// assert!(v.is_empty() && v.capacity() >= 3);
+/// let err = try_with_capacity::<u64>(usize::MAX / 2, "a huge index").unwrap_err();
+/// assert!(matches!(err, TensorError::AllocationFailed { op: "a huge index", .. }));
+/// # Ok::<(), TensorError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`TensorError::AllocationFailed`] naming `op` and the byte count.
+pub fn try_with_capacity<T>(len: usize, op: &'static str) -> Result<Vec<T>, TensorError> {
     let mut data = Vec::new();
     data.try_reserve_exact(len)
         .map_err(|_| TensorError::AllocationFailed {
             op,
             bytes: len.saturating_mul(std::mem::size_of::<T>()),
         })?;
-    data.resize(len, value);
     Ok(data)
 }
 

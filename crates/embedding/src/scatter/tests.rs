@@ -1,6 +1,6 @@
 //! Tests of `scatter`.
 
-use tokenloom_tensor::{bf16, f16};
+use tokenloom_tensor::{TensorError, bf16, f16};
 
 use super::*;
 
