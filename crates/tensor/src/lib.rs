@@ -64,6 +64,8 @@ mod matmul;
 mod parallel;
 #[cfg(feature = "parallel")]
 mod pinned;
+#[cfg(feature = "parallel")]
+mod pool_pin;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod shape;
@@ -85,6 +87,8 @@ pub use parallel::{
 pub use parallel::{Par, current_par, for_each_chunk_mut, with_par};
 #[cfg(feature = "parallel")]
 pub use pinned::{PinError, pinned_pool};
+#[cfg(feature = "parallel")]
+pub use pool_pin::{PIN_THREADS_ENV, pin_current_pool, pin_threads_failure, pin_threads_requested};
 #[cfg(feature = "serde")]
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape};

@@ -253,6 +253,9 @@ fn as_stride(x: usize) -> isize {
 fn parallelism() -> gemm::Parallelism {
     #[cfg(feature = "parallel")]
     if crate::parallel::current_par() == crate::parallel::Par::Rayon {
+        if rayon::current_num_threads() > 1 {
+            crate::pool_pin::pin_if_requested();
+        }
         return gemm::Parallelism::Rayon(0);
     }
     gemm::Parallelism::None

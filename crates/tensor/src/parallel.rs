@@ -5,7 +5,9 @@
 //! tokenloom's kernels on it with `pool.install(|| …)`, and a caller who wants one call
 //! on the calling thread alone wraps it in [`with_par`]`(`[`Par::Seq`]`, || …)`. Where
 //! the machine's scheduler keeps a woken pool thread waiting on its waker's CPU,
-//! `pinned_pool` builds a pool whose threads stay on their own CPUs.
+//! `pinned_pool` builds a pool whose threads stay on their own CPUs, and
+//! `TOKENLOOM_PIN_THREADS=1` pins the threads of any pool the kernels split work on
+//! (`pool_pin.rs`).
 
 use std::cell::Cell;
 
@@ -63,9 +65,13 @@ pub fn current_par() -> Par {
 pub(crate) fn use_threads(work_bytes: usize) -> bool {
     #[cfg(feature = "parallel")]
     {
-        work_bytes >= PARALLEL_MIN_BYTES
+        let threads = work_bytes >= PARALLEL_MIN_BYTES
             && current_par() == Par::Rayon
-            && rayon::current_num_threads() > 1
+            && rayon::current_num_threads() > 1;
+        if threads {
+            crate::pool_pin::pin_if_requested();
+        }
+        threads
     }
     #[cfg(not(feature = "parallel"))]
     {

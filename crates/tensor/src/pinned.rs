@@ -25,6 +25,11 @@ pub enum PinError {
     },
     /// The operating system would not say which CPUs the caller may run on.
     Mask(std::io::Error),
+    /// `TOKENLOOM_PIN_THREADS` holds something other than `0` or `1`.
+    Setting {
+        /// What it holds (lossily decoded if it is not Unicode).
+        value: String,
+    },
     /// rayon could not start the threads.
     Build(rayon::ThreadPoolBuildError),
     /// The operating system refused to pin a thread.
@@ -52,6 +57,11 @@ impl fmt::Display for PinError {
                 "the process may run on none of CPUs 0..{cpu_set_limit}: nothing to pin to"
             ),
             Self::Mask(e) => write!(f, "cannot read the CPUs this thread may run on: {e}"),
+            Self::Setting { value } => write!(
+                f,
+                "{}={value:?}: expected 0 (do not pin) or 1 (pin each pool thread to a CPU)",
+                crate::PIN_THREADS_ENV
+            ),
             Self::Build(e) => write!(f, "cannot start the pool's threads: {e}"),
             Self::Affinity {
                 thread,
@@ -108,13 +118,21 @@ pub fn pinned_pool(num_threads: usize) -> Result<rayon::ThreadPool, PinError> {
     if num_threads == 0 {
         return Err(PinError::NoThreads);
     }
-    let cpus = affinity::allowed_cpus()?;
+    let cpus = affinity::allowed_cpus(false)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(num_threads)
         .thread_name(|i| format!("tokenloom-pinned-{i}"))
         .build()
         .map_err(PinError::Build)?;
-    let results = pool.broadcast(|ctx| {
+    pool.install(|| pin_pool_threads(&cpus))?;
+    Ok(pool)
+}
+
+/// Pins thread `i` of rayon's current pool to `cpus[i % cpus.len()]` (`cpus` not empty)
+/// and marks every thread as pinned for [`crate::pool_pin`].
+pub(crate) fn pin_pool_threads(cpus: &[usize]) -> Result<(), PinError> {
+    let results = rayon::broadcast(|ctx| {
+        crate::pool_pin::mark_thread_pinned();
         let cpu = cpus[ctx.index() % cpus.len()];
         affinity::pin_current_thread(cpu).map_err(|source| PinError::Affinity {
             thread: ctx.index(),
@@ -123,24 +141,33 @@ pub fn pinned_pool(num_threads: usize) -> Result<rayon::ThreadPool, PinError> {
         })
     });
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(pool)
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-mod affinity {
+pub(crate) mod affinity {
     use super::PinError;
 
     /// The CPU numbers a `cpu_set_t` can hold.
     pub(super) const CPU_SET_LIMIT: usize = libc::CPU_SETSIZE as usize;
 
-    /// The CPUs the calling thread may run on, in increasing order.
-    pub(super) fn allowed_cpus() -> Result<Vec<usize>, PinError> {
+    /// The CPUs the calling thread may run on (`of_main_thread`: the process's main
+    /// thread), in increasing order.
+    pub(crate) fn allowed_cpus(of_main_thread: bool) -> Result<Vec<usize>, PinError> {
+        // The main thread's id is the process id; 0 names the calling thread.
+        // SAFETY: getpid has no preconditions and cannot fail.
+        let who = if of_main_thread {
+            unsafe { libc::getpid() }
+        } else {
+            0
+        };
         // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is a valid value.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: `set` is a valid, writable `cpu_set_t` and the size passed is its own.
-        let rc =
-            unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        let rc = unsafe {
+            libc::sched_getaffinity(who, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        };
         if rc != 0 {
             return Err(PinError::Mask(std::io::Error::last_os_error()));
         }
@@ -180,10 +207,10 @@ mod affinity {
 }
 
 #[cfg(not(target_os = "linux"))]
-mod affinity {
+pub(crate) mod affinity {
     use super::PinError;
 
-    pub(super) fn allowed_cpus() -> Result<Vec<usize>, PinError> {
+    pub(crate) fn allowed_cpus(_of_main_thread: bool) -> Result<Vec<usize>, PinError> {
         Err(PinError::Unsupported)
     }
 
@@ -198,7 +225,7 @@ mod tests {
 
     /// The CPUs the calling thread may run on now.
     fn my_cpus() -> Vec<usize> {
-        affinity::allowed_cpus().expect("sched_getaffinity on this thread")
+        affinity::allowed_cpus(false).expect("sched_getaffinity on this thread")
     }
 
     #[test]
