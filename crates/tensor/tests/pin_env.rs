@@ -33,8 +33,12 @@ fn kernel_on_a_foreign_pool() -> Vec<String> {
     pool.broadcast(|_| cpus_allowed("/proc/thread-self/status"))
 }
 
-/// Runs `case` in a child with the variable set to `value`.
-fn run_child(case: &str, value: Option<&str>) {
+/// Whether this process is the child that runs `case`; if not, runs `case` in a child
+/// with the variable set to `value` and checks that it passed.
+fn is_child(case: &str, value: Option<&str>) -> bool {
+    if std::env::var(CHILD).as_deref() == Ok(case) {
+        return true;
+    }
     let mut cmd = Command::new(std::env::current_exe().expect("this test binary"));
     cmd.args([case, "--exact", "--test-threads=1"])
         .env(CHILD, case);
@@ -49,13 +53,16 @@ fn run_child(case: &str, value: Option<&str>) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    false
 }
 
 #[test]
 fn one_pins_each_thread_of_a_foreign_pool_to_one_cpu() {
-    let case = "one_pins_each_thread_of_a_foreign_pool_to_one_cpu";
-    if std::env::var(CHILD).as_deref() != Ok(case) {
-        return run_child(case, Some("1"));
+    if !is_child(
+        "one_pins_each_thread_of_a_foreign_pool_to_one_cpu",
+        Some("1"),
+    ) {
+        return;
     }
     let main = cpus_allowed("/proc/self/status");
     let placed = kernel_on_a_foreign_pool();
@@ -77,9 +84,8 @@ fn one_pins_each_thread_of_a_foreign_pool_to_one_cpu() {
 
 #[test]
 fn unset_leaves_the_pool_alone() {
-    let case = "unset_leaves_the_pool_alone";
-    if std::env::var(CHILD).as_deref() != Ok(case) {
-        return run_child(case, None);
+    if !is_child("unset_leaves_the_pool_alone", None) {
+        return;
     }
     let main = cpus_allowed("/proc/self/status");
     for cpus in kernel_on_a_foreign_pool() {
@@ -90,9 +96,8 @@ fn unset_leaves_the_pool_alone() {
 
 #[test]
 fn another_value_is_reported_and_pins_nothing() {
-    let case = "another_value_is_reported_and_pins_nothing";
-    if std::env::var(CHILD).as_deref() != Ok(case) {
-        return run_child(case, Some("true"));
+    if !is_child("another_value_is_reported_and_pins_nothing", Some("true")) {
+        return;
     }
     let main = cpus_allowed("/proc/self/status");
     for cpus in kernel_on_a_foreign_pool() {
