@@ -59,8 +59,8 @@ impl RowGroups {
     ) -> Result<Self, EmbeddingError> {
         const OP: &str = "embedding backward (grouping the ids)";
         let row = |i: usize| ids[i].checked_index();
-        let mut order = try_filled(ids.len(), 0usize, OP)?;
-        order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+        let mut order = try_with_capacity(ids.len(), OP)?;
+        order.extend(0..ids.len());
         // (id, position) is unique, so the unstable sort is deterministic.
         order.sort_unstable_by_key(|&i| (row(i), i));
         let mut group_of = try_filled(ids.len(), NO_GROUP, OP)?;

@@ -129,9 +129,11 @@ fn pin_once() {
             return;
         }
     }
-    // Marks every thread first, so a failure is not retried on every call.
-    rayon::broadcast(|_| mark_thread_pinned());
+    // One broadcast pins and marks every thread. Where the mask cannot be read, nothing
+    // ran on the pool yet: mark its threads anyway, so a failure is not retried on every
+    // call.
     if let Err(e) = pin_current_pool() {
+        rayon::broadcast(|_| mark_thread_pinned());
         let _ = FAILURE.set(e);
     }
 }
