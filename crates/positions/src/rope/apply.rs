@@ -398,8 +398,8 @@ impl<'a, C: CacheFloat> RopeTables<'a, C> {
             sign,
             scale,
         };
-        let isa = Isa::detect();
         let src = src.map(|src| src.as_slice());
+        let isa = Isa::for_buffers(dst.as_slice(), src, head_dim);
         // One pass over the tensor, split across threads when it is large — contiguous
         // runs of tokens (or of (batch, head) blocks), a few per thread (`tasks_for`: a
         // thread that wakes late still takes its share). Every element is rotated by

@@ -45,6 +45,33 @@ impl Isa {
         }
         Isa::Baseline
     }
+
+    /// The instruction set for rotating `head_dim`-element heads of `T` activations held
+    /// in `dst` (and read from `src`): [`detect`](Isa::detect)'s, except that `f32` and
+    /// `f64` activations take the baseline build unless every buffer starts on a 32-byte
+    /// boundary and a head is a whole number of 32-byte blocks.
+    ///
+    /// Why: for these types the AVX2 build only widens the loads and stores, and a
+    /// 256-bit access that straddles two cache lines costs extra on Intel cores. A large
+    /// `Vec` from glibc's `malloc` starts 16 bytes past a page, so every other 256-bit
+    /// access of a half-split head straddles: the (1, 2048, 32, 128) `f32` rotation was
+    /// 1.10–1.14× the SSE2 plain loop on 2 threads with AVX2 and 0.97–1.04× with the
+    /// baseline build, while on 64-byte-aligned buffers AVX2 was 0.88–0.96×
+    /// (docs/benchmarks.md, "RoPE and 32-byte alignment"). `f16`/`bf16` keep AVX2 at any
+    /// alignment: their conversions only vectorize with it. Both builds give the same bits.
+    pub(super) fn for_buffers<T: Element>(dst: &[T], src: Option<&[T]>, head_dim: usize) -> Isa {
+        let isa = Isa::detect();
+        if matches!(T::DTYPE, DType::F16 | DType::BF16) {
+            return isa;
+        }
+        let aligned = |buffer: &[T]| (buffer.as_ptr() as usize) % 32 == 0;
+        let whole_blocks = (head_dim * std::mem::size_of::<T>()) % 32 == 0;
+        if whole_blocks && aligned(dst) && src.is_none_or(aligned) {
+            isa
+        } else {
+            Isa::Baseline
+        }
+    }
 }
 
 /// The rotation applied to every head: `x ↦ scale·R(sign·θ)·x`.
@@ -470,6 +497,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn misaligned_f32_and_f64_take_the_baseline_build() {
+        let storage = vec![0.0f32; 512];
+        // The first element on a 32-byte boundary (one of any 8 consecutive f32s is).
+        let start = (0..8)
+            .find(|&i| (storage[i..].as_ptr() as usize) % 32 == 0)
+            .unwrap();
+        let at = |offset: usize| &storage[start + offset..start + offset + 256];
+        let detected = Isa::detect();
+        assert_eq!(Isa::for_buffers(at(0), None, 128), detected);
+        assert_eq!(Isa::for_buffers(at(0), Some(at(8)), 128), detected);
+        // 16 bytes past the boundary: the start of a large Vec from glibc's malloc.
+        assert_eq!(Isa::for_buffers(at(4), None, 128), Isa::Baseline);
+        assert_eq!(Isa::for_buffers(at(0), Some(at(4)), 128), Isa::Baseline);
+        // A head of 36 f32 is not a whole number of 32-byte blocks.
+        assert_eq!(Isa::for_buffers(at(0), None, 36), Isa::Baseline);
+        // f64 heads of 3 (24 bytes) at any address.
+        let doubles = vec![0.0f64; 63];
+        assert_eq!(Isa::for_buffers(&doubles, None, 3), Isa::Baseline);
+        let halves = vec![bf16::ZERO; 64];
+        assert_eq!(Isa::for_buffers(&halves[1..], None, 63), detected);
+        let f16s = vec![f16::ZERO; 64];
+        assert_eq!(Isa::for_buffers(&f16s[1..], None, 63), detected);
     }
 
     #[test]
