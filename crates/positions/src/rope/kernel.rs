@@ -64,8 +64,8 @@ impl Isa {
         if matches!(T::DTYPE, DType::F16 | DType::BF16) {
             return isa;
         }
-        let aligned = |buffer: &[T]| (buffer.as_ptr() as usize) % 32 == 0;
-        let whole_blocks = (head_dim * std::mem::size_of::<T>()) % 32 == 0;
+        let aligned = |buffer: &[T]| (buffer.as_ptr() as usize).is_multiple_of(32);
+        let whole_blocks = (head_dim * std::mem::size_of::<T>()).is_multiple_of(32);
         if whole_blocks && aligned(dst) && src.is_none_or(aligned) {
             isa
         } else {
@@ -504,7 +504,7 @@ mod tests {
         let storage = vec![0.0f32; 512];
         // The first element on a 32-byte boundary (one of any 8 consecutive f32s is).
         let start = (0..8)
-            .find(|&i| (storage[i..].as_ptr() as usize) % 32 == 0)
+            .find(|&i| (storage[i..].as_ptr() as usize).is_multiple_of(32))
             .unwrap();
         let at = |offset: usize| &storage[start + offset..start + offset + 256];
         let detected = Isa::detect();
@@ -516,11 +516,11 @@ mod tests {
         // A head of 36 f32 is not a whole number of 32-byte blocks.
         assert_eq!(Isa::for_buffers(at(0), None, 36), Isa::Baseline);
         // f64 heads of 3 (24 bytes) at any address.
-        let doubles = vec![0.0f64; 63];
+        let doubles = [0.0f64; 63];
         assert_eq!(Isa::for_buffers(&doubles, None, 3), Isa::Baseline);
-        let halves = vec![bf16::ZERO; 64];
+        let halves = [bf16::ZERO; 64];
         assert_eq!(Isa::for_buffers(&halves[1..], None, 63), detected);
-        let f16s = vec![f16::ZERO; 64];
+        let f16s = [f16::ZERO; 64];
         assert_eq!(Isa::for_buffers(&f16s[1..], None, 63), detected);
     }
 

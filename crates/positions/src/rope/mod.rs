@@ -6,7 +6,6 @@ mod cache;
 mod config;
 #[cfg(target_arch = "x86_64")]
 mod f16c;
-#[cfg(target_arch = "x86_64")]
 mod kernel;
 mod permute;
 mod scaling;
