@@ -3,6 +3,7 @@
 
 mod apply;
 mod cache;
+mod cache_apply;
 mod config;
 #[cfg(target_arch = "x86_64")]
 mod f16c;
