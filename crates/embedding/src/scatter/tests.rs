@@ -265,3 +265,53 @@ fn groups_and_marks_are_planned_for_every_task() {
         "{planned} marks for 2 groups"
     );
 }
+
+/// Splitting a scatter into more tasks for its hot memory changes where each row is
+/// computed, never its bits: every budget from one task per thread down to one id per
+/// task gives the same gradient, in every mode, replacing and adding.
+#[test]
+fn the_hot_memory_split_keeps_the_bits() {
+    let (n_embd, n_rows) = (40, 50);
+    // Ten ids with 2 × FLUSH + 3 tokens, ten with 2, the rest single.
+    let mut ids: Vec<u32> = (0u32..10)
+        .flat_map(|id| std::iter::repeat_n(id * 5, 2 * FLUSH + 3))
+        .chain((0u32..10).flat_map(|id| [id * 5 + 1, id * 5 + 1]))
+        .chain((0u32..10).map(|id| id * 5 + 2))
+        .collect();
+    shuffle(&mut ids, 5);
+    let grad: Vec<f32> = patterns(ids.len() * n_embd)[..ids.len() * n_embd].to_vec();
+    let old: Vec<f32> = patterns(n_rows * n_embd)[..n_rows * n_embd].to_vec();
+    let groups = RowGroups::new(&ids, None).unwrap();
+    for grad_sum in [GradSum::F64, GradSum::F32] {
+        for accumulate in [Accumulate::Replace, Accumulate::Add] {
+            let how = RowSum {
+                grad_sum,
+                scale_grad_by_freq: false,
+                accumulate,
+            };
+            let run = |budget: usize| {
+                let mut scatter = Scatter::plan_split::<f32, f32>(
+                    &groups,
+                    grad.len(),
+                    n_embd,
+                    n_rows,
+                    Layout::Dense,
+                    how,
+                    budget,
+                )
+                .unwrap();
+                let n_tasks = scatter.tasks.len();
+                let mut dst = old.clone();
+                scatter.run(&groups, &grad, &mut dst);
+                (dst, n_tasks)
+            };
+            let (whole, few) = run(usize::MAX);
+            let (split, many) = run(1);
+            assert!(many > few && many >= 10, "{few} tasks, then {many}");
+            assert!(
+                whole.iter().zip(&split).all(|(&a, &b)| same(a, b)),
+                "{grad_sum:?}, {accumulate:?}: the split changed the bits"
+            );
+        }
+    }
+}
