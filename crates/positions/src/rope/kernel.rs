@@ -247,7 +247,11 @@ fn rotate_head_from<T: Element, C: CacheFloat>(
     let half = cos.len();
     let (rotated, rest) = head.split_at_mut(2 * half);
     let (from, from_rest) = from.split_at(2 * half);
-    rest.copy_from_slice(from_rest);
+    // Most models rotate the whole head: no call into `memcpy` for nothing, once per head
+    // (the half-split case of vs_plain: 1.04–1.06× the plain loop before, 1.00–1.05× after).
+    if !rest.is_empty() {
+        rest.copy_from_slice(from_rest);
+    }
     match pairing {
         RopeLayout::Interleaved => {
             let pairs = rotated.chunks_exact_mut(2).zip(from.chunks_exact(2));
