@@ -178,8 +178,15 @@ impl Scatter {
         layout: Layout,
         how: RowSum,
     ) -> Result<Self, EmbeddingError> {
-        let (len, rows) = (grad_output_len, n_rows);
-        Self::plan_split::<G, T>(groups, len, n_embd, rows, layout, how, HOT_BYTES_PER_TASK)
+        Self::plan_split::<G, T>(
+            groups,
+            grad_output_len,
+            n_embd,
+            n_rows,
+            layout,
+            how,
+            HOT_BYTES_PER_TASK,
+        )
     }
 
     /// [`Scatter::plan`] with at most about `hot_budget` bytes of hot memory per task

@@ -267,8 +267,9 @@ fn groups_and_marks_are_planned_for_every_task() {
 }
 
 /// Splitting a scatter into more tasks for its hot memory changes where each row is
-/// computed, never its bits: every budget from one task per thread down to one id per
-/// task gives the same gradient, in every mode, replacing and adding.
+/// computed, never its bits: one task per thread and one row per task give the same
+/// gradient, with the `f64` sum (`Mode::Exact`) and the `f32` one (`Mode::Direct`),
+/// replacing and adding.
 #[test]
 fn the_hot_memory_split_keeps_the_bits() {
     let (n_embd, n_rows) = (40, 50);
