@@ -239,34 +239,22 @@ impl Scatter {
             (first_row, first_group) = (end_row, end_group);
         }
         // Reserved, not touched: the memory of the running sums of each task.
-        let sums_len = |range: &std::ops::Range<usize>| match mode {
-            Mode::Direct => 0,
-            _ => {
-                groups.groups[range.clone()]
-                    .iter()
-                    .filter(|g| g.1 > FLUSH)
-                    .count()
-                    * n_embd
-            }
-        };
-        fn reserved<S>(
-            tasks: &[(usize, std::ops::Range<usize>)],
-            len: impl Fn(&std::ops::Range<usize>) -> usize,
-        ) -> Result<Vec<Vec<S>>, EmbeddingError> {
-            tasks
-                .iter()
-                .map(|(_, range)| {
-                    try_with_capacity(len(range), "embedding backward (sums of repeated ids)")
-                })
-                .collect()
-        }
-        let lens: Vec<usize> = tasks.iter().map(|(_, range)| sums_len(range)).collect();
+        let lens: Vec<usize> = tasks
+            .iter()
+            .map(|(_, range)| match mode {
+                Mode::Direct => 0,
+                _ => stored_sums(&groups.groups[range.clone()]) * n_embd,
+            })
+            .collect();
         const SUMS: &str = "embedding backward (sums of repeated ids)";
         let sums = match mode {
             Mode::Exact => Sums::F64(scratch::take(&lens, SUMS)?),
             Mode::Direct | Mode::Plain => Sums::F32(scratch::take(&lens, SUMS)?),
         };
-        let marks = reserved(&tasks, |range| range.len())?;
+        let marks = tasks
+            .iter()
+            .map(|(_, range)| try_with_capacity(range.len(), "embedding backward (row marks)"))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             layout,
             how,
@@ -395,13 +383,20 @@ const HOT_BYTES_PER_TASK: usize = 1 << 20;
 /// The hot memory of a whole scatter: per id summed across flushes, its destination row
 /// and its sum row ([`Mode::Direct`]: the destination row of every repeated id).
 fn hot_bytes(groups: &RowGroups, n_embd: usize, elem: usize, mode: Mode) -> usize {
-    let (min_count, row_bytes) = match mode {
-        Mode::Direct => (1, elem),
-        Mode::Plain => (FLUSH, elem + std::mem::size_of::<f32>()),
-        Mode::Exact => (FLUSH, elem + std::mem::size_of::<f64>()),
+    let (hot_ids, sum_bytes) = match mode {
+        Mode::Direct => (groups.groups.iter().filter(|g| g.1 > 1).count(), 0),
+        Mode::Plain => (stored_sums(&groups.groups), std::mem::size_of::<f32>()),
+        Mode::Exact => (stored_sums(&groups.groups), std::mem::size_of::<f64>()),
     };
-    let hot_ids = groups.groups.iter().filter(|g| g.1 > min_count).count();
-    hot_ids.saturating_mul(n_embd).saturating_mul(row_bytes)
+    hot_ids
+        .saturating_mul(n_embd)
+        .saturating_mul(elem + sum_bytes)
+}
+
+/// How many of these groups (id, token count) keep a stored running sum: those with more
+/// than [`FLUSH`] tokens. The others are summed from their rows at their last token.
+fn stored_sums(groups: &[(u32, usize)]) -> usize {
+    groups.iter().filter(|g| g.1 > FLUSH).count()
 }
 
 /// Whether the untouched rows of the destination are zeroed: a dense gradient, replaced.
