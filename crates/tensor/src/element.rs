@@ -219,9 +219,68 @@ impl Element for bf16 {
     }
 }
 
+/// `src` as a slice of `T` when `G` and `T` are the same type, `None` otherwise: for a
+/// generic kernel that takes a faster path when its input and output types agree (a
+/// gradient row copied into a gradient of its own dtype).
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{as_same_type, bf16};
+///
+/// let row = [1.0f32, -0.0, 2.5];
+/// assert_eq!(as_same_type::<f32, f32>(&row), Some(&row[..]));
+/// assert_eq!(as_same_type::<f32, bf16>(&row), None);
+/// ```
+pub fn as_same_type<G: Element, T: Element>(src: &[G]) -> Option<&[T]> {
+    if std::any::TypeId::of::<G>() != std::any::TypeId::of::<T>() {
+        return None;
+    }
+    // SAFETY: `G` and `T` are the same type (equal `TypeId`s), so this is `src` itself:
+    // the same pointer, length, lifetime and borrow.
+    #[allow(unsafe_code)]
+    Some(unsafe { std::slice::from_raw_parts(src.as_ptr().cast::<T>(), src.len()) })
+}
+
+/// [`as_same_type`] for a mutable slice.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{as_same_type_mut, f16};
+///
+/// let mut grad = [0.0f64; 3];
+/// as_same_type_mut::<f64, f64>(&mut grad).unwrap()[1] = 4.0;
+/// assert_eq!(grad, [0.0, 4.0, 0.0]);
+/// assert!(as_same_type_mut::<f64, f16>(&mut grad).is_none());
+/// ```
+pub fn as_same_type_mut<G: Element, T: Element>(dst: &mut [G]) -> Option<&mut [T]> {
+    if std::any::TypeId::of::<G>() != std::any::TypeId::of::<T>() {
+        return None;
+    }
+    // SAFETY: as in `as_same_type`; the unique borrow of `dst` moves to the result.
+    #[allow(unsafe_code)]
+    Some(unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<T>(), dst.len()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same-type views are the slice itself for equal types and `None` for every
+    /// other pair (even of equal size: `f16` and `bf16`).
+    #[test]
+    fn same_type_views_only_for_the_same_type() {
+        let mut halves = [f16::from_f32(1.5), f16::from_f32(-2.0)];
+        let view = as_same_type::<f16, f16>(&halves).map(<[f16]>::as_ptr);
+        assert_eq!(view, Some(halves.as_ptr()));
+        assert!(as_same_type::<f16, bf16>(&halves).is_none());
+        assert!(as_same_type::<f16, f32>(&halves).is_none());
+        assert!(as_same_type_mut::<f16, bf16>(&mut halves).is_none());
+        as_same_type_mut::<f16, f16>(&mut halves).unwrap()[0] = f16::from_f32(3.0);
+        assert_eq!(halves[0].to_f32(), 3.0);
+        assert!(as_same_type::<f32, f64>(&[1.0f32]).is_none());
+    }
 
     #[test]
     fn dtype_tags_match_types() {

@@ -75,7 +75,7 @@ mod tensor;
 mod token_id;
 mod view;
 
-pub use element::{DType, Element, MaybeSerde};
+pub use element::{DType, Element, MaybeSerde, as_same_type, as_same_type_mut};
 pub use error::{ErrorSource, IoSource, TensorError};
 pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};

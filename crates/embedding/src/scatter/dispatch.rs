@@ -10,6 +10,7 @@
 use tokenloom_tensor::Element;
 #[cfg(target_arch = "x86_64")]
 use tokenloom_tensor::isa::Avx2;
+use tokenloom_tensor::stream::Streamer;
 
 use super::{Mode, RowGroups, SumFloat, Task};
 
@@ -42,15 +43,18 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
         groups: &RowGroups,
         grad_output: &[G],
         mode: Mode,
+        streamer: &mut Streamer,
     ) {
         match isa {
-            Isa::Baseline => self.add_rows(groups, grad_output, mode),
+            Isa::Baseline => self.add_rows(groups, grad_output, mode, streamer),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: an `Avx2` value exists only after `Avx2::detect` found AVX2 on this
             // CPU (tokenloom_tensor::isa), so the CPU executes the instructions
             // `add_rows_avx2` is compiled with; it is safe to call otherwise.
             #[allow(unsafe_code)]
-            Isa::Avx2(_proof) => unsafe { add_rows_avx2(self, groups, grad_output, mode) },
+            Isa::Avx2(_proof) => unsafe {
+                add_rows_avx2(self, groups, grad_output, mode, streamer)
+            },
         }
     }
 }
@@ -63,6 +67,7 @@ fn add_rows_avx2<G: Element, T: Element, S: SumFloat>(
     groups: &RowGroups,
     grad_output: &[G],
     mode: Mode,
+    streamer: &mut Streamer,
 ) {
-    task.add_rows(groups, grad_output, mode);
+    task.add_rows(groups, grad_output, mode, streamer);
 }

@@ -316,3 +316,68 @@ fn the_hot_memory_split_keeps_the_bits() {
         }
     }
 }
+
+/// A replaced dense gradient of at least [`STREAM_ROWS_MIN_BYTES`] writes its single-token
+/// rows with non-temporal stores: the same bits as the ordinary stores, with rows at
+/// every offset from a 32-byte boundary (`n_embd` odd), next to repeated ids and gaps,
+/// in `f32` and `f64` (streamed) and `bf16` (not streamed, same rule).
+fn streamed_rows_keep_the_bits<T: Element>() {
+    let n_embd = 4099;
+    let row_bytes = n_embd * std::mem::size_of::<T>();
+    let n_rows = STREAM_ROWS_MIN_BYTES.div_ceil(row_bytes);
+    // Single tokens on rows 0..40 and at the end, id 3 four times, id 40 twenty times.
+    let mut ids: Vec<u32> = (0u32..40).chain([n_rows as u32 - 1]).collect();
+    ids.extend([3, 3, 3].into_iter().chain(std::iter::repeat_n(40, 20)));
+    shuffle(&mut ids, 11);
+    let grad: Vec<T> = patterns(ids.len() * n_embd)[..ids.len() * n_embd].to_vec();
+    let groups = RowGroups::new(&ids, None).unwrap();
+    for grad_sum in [GradSum::F64, GradSum::F32] {
+        let how = RowSum {
+            grad_sum,
+            scale_grad_by_freq: false,
+            accumulate: Accumulate::Replace,
+        };
+        let plan = |n_rows: usize| {
+            Scatter::plan::<T, T>(&groups, grad.len(), n_embd, n_rows, Layout::Dense, how).unwrap()
+        };
+        assert!(!plan(n_rows - 1).stream_rows, "below the threshold");
+        let run = |stream_rows: bool| {
+            let mut scatter = plan(n_rows);
+            assert!(scatter.stream_rows);
+            scatter.stream_rows = stream_rows;
+            let mut dst = vec![T::from_f32_lossy(7.5); n_rows * n_embd];
+            scatter.run(&groups, &grad, &mut dst);
+            dst
+        };
+        let (streamed, stored) = (run(true), run(false));
+        assert!(
+            streamed.iter().zip(&stored).all(|(&a, &b)| same(a, b)),
+            "{} {grad_sum:?}: streaming the rows changed the bits",
+            T::DTYPE
+        );
+        let touched = |dst: &[T], id: usize| dst[id * n_embd..(id + 1) * n_embd].to_vec();
+        assert!(touched(&streamed, 41).iter().all(|&x| x.to_bits64() == 0));
+        assert!(same(
+            touched(&streamed, 7)[5],
+            T::zero() + grad[ids.iter().position(|&id| id == 7).unwrap() * n_embd + 5]
+        ));
+    }
+    let add = RowSum {
+        grad_sum: GradSum::F64,
+        scale_grad_by_freq: false,
+        accumulate: Accumulate::Add,
+    };
+    let scatter =
+        Scatter::plan::<T, T>(&groups, grad.len(), n_embd, n_rows, Layout::Dense, add).unwrap();
+    assert!(
+        !scatter.stream_rows,
+        "an accumulated gradient is read: never streamed"
+    );
+}
+
+#[test]
+fn streamed_rows_keep_the_bits_in_every_dtype() {
+    streamed_rows_keep_the_bits::<f32>();
+    streamed_rows_keep_the_bits::<f64>();
+    streamed_rows_keep_the_bits::<bf16>();
+}
