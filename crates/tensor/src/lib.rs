@@ -40,7 +40,8 @@
 
 // `unsafe` is allowed at each use, with its `// SAFETY:` comment: the `gemm` call in
 // matmul.rs, the non-temporal stores in stream.rs, the AVX row copy in copy.rs (AVX
-// code called with an `isa::Avx` proof) and the CPU masks of pinned.rs; the candle
+// code called with an `isa::Avx` proof), the same-type slice views of element.rs (after
+// a `TypeId` check) and the CPU masks of pinned.rs; the candle
 // adapter reaches candle's storage through candle's safe API.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
@@ -56,7 +57,8 @@ pub mod files;
 mod gemv;
 // Plumbing for the sibling crates (hidden from the docs, not a promise to users; see
 // docs/architecture.md, "Public surface"): the instruction-set proofs, the non-temporal
-// stores, the row copy, the work-splitting helpers and the fallible fill.
+// stores, the row copy, the same-type slice views, the work-splitting helpers and the
+// fallible fill.
 #[doc(hidden)]
 pub mod isa;
 mod like;
@@ -75,7 +77,9 @@ mod tensor;
 mod token_id;
 mod view;
 
-pub use element::{DType, Element, MaybeSerde, as_same_type, as_same_type_mut};
+pub use element::{DType, Element, MaybeSerde};
+#[doc(hidden)]
+pub use element::{as_same_type, as_same_type_mut};
 pub use error::{ErrorSource, IoSource, TensorError};
 pub use gemv::dot;
 pub use like::{TensorLike, TensorLikeMut};
