@@ -153,66 +153,54 @@ impl Drop for Streamer {
     }
 }
 
-/// `add_to_zero` for `f32` with AVX: `vaddps` from zero (the scalar `0.0 + x`, lane by
-/// lane), `vmovntps` on `dst`'s 32-byte-aligned middle, ordinary stores on the ends.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-fn add_to_zero_f32(dst: &mut [f32], src: &[f32]) {
-    use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_stream_ps,
-    };
+/// Defines `add_to_zero` for one float type with AVX: the vector add from zero (the
+/// scalar `0.0 + x`, lane by lane), the non-temporal vector store on `dst`'s
+/// 32-byte-aligned middle, ordinary stores on the ends.
+macro_rules! add_to_zero_avx {
+    ($(#[$doc:meta])* $name:ident, $float:ty, $vector:ident, $lanes:literal,
+     $add:ident, $load:ident, $setzero:ident, $stream:ident) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx")]
+        fn $name(dst: &mut [$float], src: &[$float]) {
+            use std::arch::x86_64::{$add, $load, $setzero, $stream, $vector};
 
-    // SAFETY: `f32` and `__m256` are plain bits; only the aligned middle is
-    // reinterpreted, and it is only written.
-    #[allow(unsafe_code)]
-    let (head, middle, tail) = unsafe { dst.align_to_mut::<__m256>() };
-    let (src_head, rest) = src.split_at(head.len());
-    let (src_middle, src_tail) = rest.split_at(middle.len() * 8);
-    for (d, &x) in head.iter_mut().zip(src_head) {
-        *d = 0.0 + x;
-    }
-    for (d, x) in middle.iter_mut().zip(src_middle.chunks_exact(8)) {
-        // SAFETY: `x` is 8 readable `f32`s (an unaligned load); `d` is a unique,
-        // 32-byte-aligned reference into `dst`; this function runs only with AVX.
-        #[allow(unsafe_code)]
-        unsafe {
-            let sum = _mm256_add_ps(_mm256_setzero_ps(), _mm256_loadu_ps(x.as_ptr()));
-            _mm256_stream_ps(std::ptr::from_mut(d).cast(), sum);
+            // SAFETY: the float and its vector type are plain bits; only the aligned
+            // middle is reinterpreted, and it is only written.
+            #[allow(unsafe_code)]
+            let (head, middle, tail) = unsafe { dst.align_to_mut::<$vector>() };
+            let (src_head, rest) = src.split_at(head.len());
+            let (src_middle, src_tail) = rest.split_at(middle.len() * $lanes);
+            for (d, &x) in head.iter_mut().zip(src_head) {
+                *d = 0.0 + x;
+            }
+            for (d, x) in middle.iter_mut().zip(src_middle.chunks_exact($lanes)) {
+                // SAFETY: `x` is one vector's worth of readable floats (an unaligned
+                // load); `d` is a unique, 32-byte-aligned reference into `dst`; this
+                // function runs only with AVX.
+                #[allow(unsafe_code)]
+                unsafe {
+                    let sum = $add($setzero(), $load(x.as_ptr()));
+                    $stream(std::ptr::from_mut(d).cast(), sum);
+                }
+            }
+            for (d, &x) in tail.iter_mut().zip(src_tail) {
+                *d = 0.0 + x;
+            }
         }
-    }
-    for (d, &x) in tail.iter_mut().zip(src_tail) {
-        *d = 0.0 + x;
-    }
+    };
 }
 
-/// `add_to_zero` for `f64` with AVX: as [`add_to_zero_f32`], four lanes of `vaddpd`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-fn add_to_zero_f64(dst: &mut [f64], src: &[f64]) {
-    use std::arch::x86_64::{
-        __m256d, _mm256_add_pd, _mm256_loadu_pd, _mm256_setzero_pd, _mm256_stream_pd,
-    };
-
-    // SAFETY: as in `add_to_zero_f32`.
-    #[allow(unsafe_code)]
-    let (head, middle, tail) = unsafe { dst.align_to_mut::<__m256d>() };
-    let (src_head, rest) = src.split_at(head.len());
-    let (src_middle, src_tail) = rest.split_at(middle.len() * 4);
-    for (d, &x) in head.iter_mut().zip(src_head) {
-        *d = 0.0 + x;
-    }
-    for (d, x) in middle.iter_mut().zip(src_middle.chunks_exact(4)) {
-        // SAFETY: as in `add_to_zero_f32`, with 4 `f64`s.
-        #[allow(unsafe_code)]
-        unsafe {
-            let sum = _mm256_add_pd(_mm256_setzero_pd(), _mm256_loadu_pd(x.as_ptr()));
-            _mm256_stream_pd(std::ptr::from_mut(d).cast(), sum);
-        }
-    }
-    for (d, &x) in tail.iter_mut().zip(src_tail) {
-        *d = 0.0 + x;
-    }
-}
+add_to_zero_avx!(
+    /// `add_to_zero` for `f32`: `vaddps`, `vmovntps`.
+    add_to_zero_f32, f32, __m256, 8, _mm256_add_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+    _mm256_stream_ps
+);
+add_to_zero_avx!(
+    /// `add_to_zero` for `f64`: `vaddpd`, `vmovntpd`.
+    add_to_zero_f64, f64, __m256d, 4, _mm256_add_pd, _mm256_loadu_pd, _mm256_setzero_pd,
+    _mm256_stream_pd
+);
 
 /// Zeroes `dst` with AVX's 32-byte `vmovntdq` on the aligned middle; the caller fences.
 #[cfg(target_arch = "x86_64")]
