@@ -411,9 +411,10 @@ fn stored_sums(groups: &[(u32, usize)]) -> usize {
 /// machines measured), its rows touched by one token are written with non-temporal
 /// stores, as its untouched rows are zeroed: a normal store reads each line before
 /// writing it. Measured on the AMD EPYC host, 32000 × 4096 `f32` and 4096 random ids
-/// (docs/benchmarks.md, "Streaming the single-token rows"): one thread 1.00–1.02× the
-/// plain loop instead of 1.08×, two threads 0.84× instead of 0.90×. Smaller gradients
-/// keep normal stores, so that the optimizer step that follows finds them in cache.
+/// (docs/benchmarks.md, "Streaming the single-token rows"): one thread 0.95× the plain
+/// loop instead of 1.07–1.12×, two threads 0.82–0.83× instead of 0.89–0.93×. Smaller
+/// gradients keep normal stores, so that the optimizer step that follows finds them in
+/// cache.
 const STREAM_ROWS_MIN_BYTES: usize = 64 << 20;
 
 /// Whether the untouched rows of the destination are zeroed: a dense gradient, replaced.
