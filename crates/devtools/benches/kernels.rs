@@ -4,7 +4,7 @@
 //! `naive` kernel (also the test oracle's logic), and tokenloom's kernels.
 //!
 //! Run: `cargo bench -p tokenloom-devtools --bench kernels`, then `cargo run --release -p tokenloom-devtools --example bench_report`
-//! for the table with ratios (see docs/benchmarks.md).
+//! for the table with ratios (see docs/benchmarks/criterion-2026-11-28.md).
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -11,12 +11,13 @@
 //! - `cargo bench -p tokenloom-devtools --bench vs_plain -- --interleaved` — every round
 //!   runs each contender of a case once, in rotating order
 //!   ([`tokenloom_devtools::interleave`]), and prints the markdown table of
-//!   docs/benchmarks.md ("Never slower than the plain loop"): on a shared VM only
-//!   interleaved ratios are tighter than the machine's drift. With `--pinned` as well,
+//!   docs/benchmarks/plain-loop.md ("Never slower than the plain loop"): on a shared VM
+//!   only interleaved ratios are tighter than the machine's drift. With `--pinned` as well,
 //!   both pools are `tokenloom::tensor::pinned_pool`s (each thread on its own CPU) for
 //!   every contender alike: on a VM whose scheduler queues a woken pool thread on its
-//!   waker's busy vCPU, the unpinned 2-thread pools measure the scheduler as much as
-//!   the kernels (docs/benchmarks.md, "The second thread waits on the first one's CPU").
+//!   waker's busy vCPU, the unpinned 2-thread pools measure the scheduler as much as the
+//!   kernels (docs/benchmarks/next-to-pytorch.md, "The second thread waits on the first
+//!   one's CPU").
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Turns the criterion results of `cargo bench -p tokenloom-devtools --bench kernels` into the markdown table of
-//! docs/benchmarks.md: median and minimum time per kernel, throughput, and the ratio to
-//! the faster `roofline_copy_*` measured in the same group of the same run (as
-//! throughputs: a kernel that reads fewer bytes than the copy, a quantized table, is
+//! docs/benchmarks/criterion-2026-11-28.md: median and minimum time per kernel, throughput,
+//! and the ratio to the faster `roofline_copy_*` measured in the same group of the same run
+//! (as throughputs: a kernel that reads fewer bytes than the copy, a quantized table, is
 //! compared by bandwidth).
 //!
 //! Run: `cargo bench -p tokenloom-devtools --bench kernels && cargo run --release -p tokenloom-devtools --example bench_report`.

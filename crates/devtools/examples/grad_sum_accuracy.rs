@@ -4,7 +4,7 @@
 //! reference is the sum in `f64` (exact to far below either's error here).
 //!
 //! Run: `cargo run --release -p tokenloom-devtools --example grad_sum_accuracy`
-//! (docs/benchmarks.md quotes its output).
+//! (docs/benchmarks/plain-loop.md quotes its output).
 
 use tokenloom::embedding::{EmbeddingOptions, GradSum, functional};
 use tokenloom::tensor::{Accumulate, Element, bf16};

@@ -1,6 +1,6 @@
 //! Quantized tables as ggml quantizes them: tokenloom's decoding and decode logits checked
-//! against ggml's and against the exact logits, then timed (issue 30; docs/benchmarks.md,
-//! "Quantized decode logits and ggml").
+//! against ggml's and against the exact logits, then timed (issue 30;
+//! docs/benchmarks/quantized.md, "Quantized decode logits and ggml").
 //!
 //! Run through `bash crates/devtools/scripts/ggml_peer.sh`, which builds ggml, writes the
 //! tables (`<dir>/<type>.table`, `<type>.decoded.f32`, `<type>.ggml1.f32`,

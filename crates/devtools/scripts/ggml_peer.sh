@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ggml's CPU backend beside tokenloom's quantized decode logits (issue 30, docs/benchmarks.md
-# "Quantized decode logits and ggml").
+# ggml's CPU backend beside tokenloom's quantized decode logits (issue 30,
+# docs/benchmarks/quantized.md "Quantized decode logits and ggml").
 #
 #   bash crates/devtools/scripts/ggml_peer.sh [rounds]
 #

@@ -20,8 +20,8 @@ contender on bf16 hidden states and head (PyTorch's logits are then bf16; tokenl
 f32, its gradients rounded to bf16 once) and checks both against the f32 computation on
 the same values. TOKENLOOM_CHUNK_TOKENS=T
 sets tokenloom's chunk (default: 32 MiB of logits); `--chunks 32,64,128` after the
-arguments measures tokenloom alone at each chunk size (how the default was chosen). docs/benchmarks.md quotes
-the output.
+arguments measures tokenloom alone at each chunk size (how the default was chosen).
+docs/benchmarks/loss-head.md quotes the output.
 """
 
 import ctypes

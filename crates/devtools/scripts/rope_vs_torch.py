@@ -8,7 +8,7 @@ Run, with a Python that has torch and numpy:
     RAYON_NUM_THREADS=1 python crates/devtools/scripts/rope_vs_torch.py target/release/libtokenloom_capi.so 1
     RAYON_NUM_THREADS=2 python crates/devtools/scripts/rope_vs_torch.py target/release/libtokenloom_capi.so 2
 The thread count argument is given to torch.set_num_threads; RAYON_NUM_THREADS sets
-tokenloom's pool (read once per process). docs/benchmarks.md quotes the output.
+tokenloom's pool (read once per process). docs/benchmarks/plain-loop.md quotes the output.
 """
 
 import ctypes

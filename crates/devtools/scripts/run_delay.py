@@ -3,11 +3,12 @@ running process (Linux /proc) and prints, per thread, its CPU time and its run-q
 delay (runnable but not running) over the sampling window, and, per sample, each
 thread's state and CPU.
 
-This is how docs/benchmarks.md ("The second thread waits on the first one's CPU") found
-a 2-thread rayon pool whose second thread sat runnable on the first one's CPU while the
-other CPU idled: look for a pool thread with little CPU time and a large delay, and for
-two threads in state R on the same CPU. A pool built by `tokenloom_tensor::pinned_pool`
-(C: `tokenloom_set_num_threads_pinned`) keeps its threads on their own CPUs.
+This is how docs/benchmarks/next-to-pytorch.md ("The second thread waits on the first one's
+CPU") found a 2-thread rayon pool whose second thread sat runnable on the first one's CPU
+while the other CPU idled: look for a pool thread with little CPU time and a large delay,
+and for two threads in state R on the same CPU. A pool built by
+`tokenloom_tensor::pinned_pool` (C: `tokenloom_set_num_threads_pinned`) keeps its threads on
+their own CPUs.
 
 Run (no dependencies beyond Python 3):
     python3 crates/devtools/scripts/run_delay.py PID [SECONDS] [NAME_PREFIX]

@@ -9,8 +9,8 @@
 //! - [`plain_loops`]: the plain loops of `benches/vs_plain.rs`, the baselines every
 //!   kernel is held to;
 //! - `benches/kernels.rs` (`cargo bench -p tokenloom-devtools --bench kernels`) and
-//!   `examples/bench_report.rs`, which turns its results into `docs/benchmarks.md`'s
-//!   tables.
+//!   `examples/bench_report.rs`, which turns its results into
+//!   `docs/benchmarks/criterion-2026-11-28.md`'s tables.
 
 pub mod drift;
 pub mod gemm_peer;

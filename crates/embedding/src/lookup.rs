@@ -453,8 +453,8 @@ fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
     // A small output (a decode step) is written while its rows sit in cache, where the
     // AVX row copy beats `memcpy` on AMD CPUs (`copy::copy` takes it there only); a large
     // one streams to memory, where `memcpy` measured
-    // faster ((8, 512) rows of 16 KiB: 1.10× with the AVX copy; docs/benchmarks.md,
-    // "Copying a row").
+    // faster ((8, 512) rows of 16 KiB: 1.10× with the AVX copy;
+    // docs/benchmarks/next-to-pytorch.md, "Copying a row").
     let copy: fn(&mut [T], &[T]) = if std::mem::size_of_val(out) <= CACHED_OUTPUT_BYTES {
         tokenloom_tensor::copy::copy
     } else {

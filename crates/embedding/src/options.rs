@@ -75,9 +75,9 @@ pub struct EmbeddingOptions {
 /// How the backward passes sum the gradient rows of an id that occurs several times in a
 /// batch. A row touched by one token is the same in both: its gradient row, rounded once.
 ///
-/// Measured on 4096 ids of a (32000, 4096) `f32` table (docs/benchmarks.md, "Never
-/// slower than the plain loop"): with 100 distinct ids (each ~41 times) `F32` is about
-/// as fast as the plain loop and `F64` slower; with random ids (few repeats) the two
+/// Measured on 4096 ids of a (32000, 4096) `f32` table (docs/benchmarks/plain-loop.md,
+/// "Never slower than the plain loop"): with 100 distinct ids (each ~41 times) `F32` is
+/// about as fast as the plain loop and `F64` slower; with random ids (few repeats) the two
 /// cost the same.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

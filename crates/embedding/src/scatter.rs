@@ -383,9 +383,10 @@ enum Mode {
 /// repeated ids — is kept to about this many bytes by splitting the destination into more
 /// tasks than threads, so that it stays in a core's L2 cache while the task's tokens
 /// stream past. Measured on the accumulating backward with 100 distinct ids of 4096
-/// columns (4.9 MB of `f64` sums and rows; docs/benchmarks.md, "The sums' memory, kept"):
-/// two threads 0.95–1.05× the plain loop instead of 1.09–1.15×, the `f32` sum on one
-/// thread 0.80× instead of 0.92–0.98×; random ids, with almost no hot memory, unchanged.
+/// columns (4.9 MB of `f64` sums and rows; docs/benchmarks/row-copies-and-streams.md, "The
+/// sums' memory, kept"): two threads 0.95–1.05× the plain loop instead of 1.09–1.15×, the
+/// `f32` sum on one thread 0.80× instead of 0.92–0.98×; random ids, with almost no hot
+/// memory, unchanged.
 const HOT_BYTES_PER_TASK: usize = 1 << 20;
 
 /// The hot memory of a whole scatter: per id summed across flushes, its destination row
@@ -411,10 +412,10 @@ fn stored_sums(groups: &[(u32, usize)]) -> usize {
 /// machines measured), its rows touched by one token are written with non-temporal
 /// stores, as its untouched rows are zeroed: a normal store reads each line before
 /// writing it. Measured on the AMD EPYC host, 32000 × 4096 `f32` and 4096 random ids
-/// (docs/benchmarks.md, "Streaming the single-token rows"): one thread 0.95× the plain
-/// loop instead of 1.07–1.12×, two threads 0.82–0.83× instead of 0.89–0.93×. Smaller
-/// gradients keep normal stores, so that the optimizer step that follows finds them in
-/// cache.
+/// (docs/benchmarks/row-copies-and-streams.md, "Streaming the single-token rows"): one
+/// thread 0.95× the plain loop instead of 1.07–1.12×, two threads 0.82–0.83× instead of
+/// 0.89–0.93×. Smaller gradients keep normal stores, so that the optimizer step that
+/// follows finds them in cache.
 const STREAM_ROWS_MIN_BYTES: usize = 64 << 20;
 
 /// Whether the untouched rows of the destination are zeroed: a dense gradient, replaced.
@@ -547,9 +548,9 @@ impl<T: Element, S: SumFloat> Task<'_, T, S> {
 /// (eight streams through memory, each row still read once), and the id's sum row is read
 /// and written once per flush, not once per token — that traffic is what made the exact
 /// `f64` sum slower than the plain loop. Measured on 100 distinct ids with the sums in
-/// registers (docs/benchmarks.md, "Sums in registers"): 4 tokens 1.07–1.15×, 8 tokens
-/// 0.98–1.01×, 16 tokens 1.05–1.11× the plain loop (more streams than the prefetchers
-/// follow). An id with at most `FLUSH` tokens needs no stored sum at all.
+/// registers (docs/benchmarks/next-to-pytorch.md, "Sums in registers"): 4 tokens
+/// 1.07–1.15×, 8 tokens 0.98–1.01×, 16 tokens 1.05–1.11× the plain loop (more streams than
+/// the prefetchers follow). An id with at most `FLUSH` tokens needs no stored sum at all.
 const FLUSH: usize = 8;
 #[cfg(test)]
 mod tests;

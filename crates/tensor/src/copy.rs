@@ -3,10 +3,10 @@
 //! and *aligned* stores beats glibc's `memcpy` on the AMD EPYC this project measured on
 //! (which switches to `rep movsb` at these sizes): 0.77–0.97× its time from 2 KiB to
 //! 256 KiB with the destination 16 bytes off a 32-byte boundary, 0.77–1.03× aligned, the
-//! same speed at 1 KiB, and slower below (docs/benchmarks.md, "Copying a row"). On an
-//! Intel Xeon with AVX-512 and fast short `rep movsb` the same loop is *slower*: the
-//! decode step's 16 KiB row took 1.37× the plain loop's time with it, 1.06× with
-//! `memcpy` ("A row copy for AMD only"). So [`copy`] takes the AVX loop from
+//! same speed at 1 KiB, and slower below (docs/benchmarks/next-to-pytorch.md, "Copying a
+//! row"). On an Intel Xeon with AVX-512 and fast short `rep movsb` the same loop is
+//! *slower*: the decode step's 16 KiB row took 1.37× the plain loop's time with it, 1.06×
+//! with `memcpy` ("A row copy for AMD only"). So [`copy`] takes the AVX loop from
 //! [`VECTOR_COPY_MIN_BYTES`] up on AMD CPUs with AVX, and `memcpy` everywhere else.
 
 /// From this many bytes on, [`copy`] uses the AVX loop on AMD CPUs with AVX.

@@ -137,9 +137,9 @@ pub fn tasks_for(work_bytes: usize) -> usize {
 /// thread that shares a core with a spinner starts late. With exactly one part per
 /// thread, the caller then takes the second part back and runs it alone, the late thread
 /// finds nothing and sleeps again before the next call, and the pool stays at one
-/// thread's speed call after call (docs/benchmarks.md, "Two threads next to PyTorch").
-/// With four parts per thread the late thread still takes a share as soon as it runs.
-/// (A thread that never runs during the call — woken onto its waker's busy CPU by a
+/// thread's speed call after call (docs/benchmarks/next-to-pytorch.md, "Two threads next to
+/// PyTorch"). With four parts per thread the late thread still takes a share as soon as it
+/// runs. (A thread that never runs during the call — woken onto its waker's busy CPU by a
 /// scheduler that packs threads — is not helped by this; see `pinned_pool`.)
 pub const TASKS_PER_THREAD: usize = 4;
 

@@ -4,8 +4,9 @@
 //! Why: on such a machine a pool thread that sleeps between calls is woken onto the CPU
 //! of the thread that wakes it and waits there, runnable, while the other CPU idles —
 //! 28–38 ms of run-queue delay in a 30 ms sample on this project's 2-vCPU VM, and a
-//! 2-thread lookup no faster than one thread (docs/benchmarks.md, "The second thread
-//! waits on the first one's CPU"). A pinned thread cannot be queued on another CPU.
+//! 2-thread lookup no faster than one thread (docs/benchmarks/next-to-pytorch.md, "The
+//! second thread waits on the first one's CPU"). A pinned thread cannot be queued on
+//! another CPU.
 
 use std::fmt;
 

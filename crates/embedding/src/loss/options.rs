@@ -81,8 +81,8 @@ impl Default for CrossEntropyOptions {
 
 /// The bytes of logits one chunk holds by default: 32 MiB (65 tokens of a 128,256-token
 /// vocabulary in `f32`). Chosen by measurement (`crates/devtools/scripts/lce_vs_torch.py
-/// … --chunks`, docs/benchmarks.md): at 8192 tokens, n_embd 256 and 2 threads, 64 MiB
-/// chunks were 20 % faster but their peak extra memory (chunk, GEMM packing, threads)
+/// … --chunks`, docs/benchmarks/loss-head.md): at 8192 tokens, n_embd 256 and 2 threads,
+/// 64 MiB chunks were 20 % faster but their peak extra memory (chunk, GEMM packing, threads)
 /// came within noise of 2 % of the unfused logits and gradient; 32 MiB keeps it at 1.2 %.
 pub const DEFAULT_CHUNK_BYTES: usize = 32 << 20;
 

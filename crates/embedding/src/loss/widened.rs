@@ -24,7 +24,7 @@ use crate::lookup::table_dims;
 /// packing of the chunk's hidden states is paid over many columns, small enough that
 /// the widened copy stays a small part of the loss's extra memory. Measured on
 /// `(2048, 2048) x (32000, 2048)` bf16, 2 threads: 4 MiB 7.3 s, 16 MiB 5.3-5.6 s,
-/// 64 MiB 6.0-6.3 s (`docs/benchmarks.md`).
+/// 64 MiB 6.0-6.3 s (`docs/benchmarks/loss-head.md`).
 const WIDEN_BLOCK_BYTES: usize = 16 << 20;
 
 /// `dst[i] = src[i]` widened to `f32` (exact for `f16` and `bf16`), split over threads.

@@ -51,7 +51,8 @@ pub(super) fn flush<G: Element, T: Element, S: SumFloat>(
 }
 
 /// The columns summed in registers at a time by [`flush`]: sixteen `f64` are four AVX2
-/// registers; 8 and 32 were slower (docs/benchmarks.md, "Sums in registers").
+/// registers; 8 and 32 were slower (docs/benchmarks/next-to-pytorch.md, "Sums in
+/// registers").
 const LANES: usize = 16;
 
 /// [`flush`] of the `L` columns from `start`.

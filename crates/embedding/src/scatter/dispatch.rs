@@ -4,8 +4,8 @@
 //! compiled with AVX2 enabled. The sums are the same IEEE operations in the same order
 //! (Rust never contracts `a*b + c`), so both builds give bit-identical gradients (tested
 //! in `tests.rs`); the AVX2 build converts `f32` to `f64` four values per instruction
-//! instead of two, which is most of the cost of the exact `f64` sum (docs/benchmarks.md,
-//! "The cost of the `f64` sum").
+//! instead of two, which is most of the cost of the exact `f64` sum
+//! (docs/benchmarks/plain-loop.md, "The cost of the `f64` sum").
 
 use tokenloom_tensor::Element;
 #[cfg(target_arch = "x86_64")]

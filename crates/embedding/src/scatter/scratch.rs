@@ -5,8 +5,8 @@
 //! threshold, and every call paid the page faults of zeroing it again: split into tasks
 //! of at most 1 MiB of hot memory, the accumulating backward with 100 distinct ids took
 //! 1.26× (one thread) and 1.35× (two) the time it took with glibc told to keep its memory
-//! (docs/benchmarks.md, "The sums' memory, kept"). So the buffers go back to a
-//! per-thread pool after each call, up to [`RETAINED_BYTES`] per element type.
+//! (docs/benchmarks/row-copies-and-streams.md, "The sums' memory, kept"). So the buffers go
+//! back to a per-thread pool after each call, up to [`RETAINED_BYTES`] per element type.
 
 use std::cell::RefCell;
 

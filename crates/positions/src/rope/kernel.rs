@@ -57,8 +57,9 @@ impl Isa {
     /// access of a half-split head straddles: the (1, 2048, 32, 128) `f32` rotation was
     /// 1.10–1.14× the SSE2 plain loop on 2 threads with AVX2 and 0.97–1.04× with the
     /// baseline build, while on 64-byte-aligned buffers AVX2 was 0.88–0.96×
-    /// (docs/benchmarks.md, "RoPE and 32-byte alignment"). `f16`/`bf16` keep AVX2 at any
-    /// alignment: their conversions only vectorize with it. Both builds give the same bits.
+    /// (docs/benchmarks/row-copies-and-streams.md, "RoPE and 32-byte alignment").
+    /// `f16`/`bf16` keep AVX2 at any alignment: their conversions only vectorize with it.
+    /// Both builds give the same bits.
     pub(super) fn for_buffers<T: Element>(dst: &[T], src: Option<&[T]>, head_dim: usize) -> Isa {
         let isa = Isa::detect();
         if matches!(T::DTYPE, DType::F16 | DType::BF16) {
