@@ -205,8 +205,8 @@ fn lookup_rows_into<T: Element, I: TokenId>(
             ([1], &[1, n]) | ([1, 1], &[1, 1, n]) if n == n_embd
         )
     {
-        let start = index * n_embd;
-        tokenloom_tensor::copy::copy(out.as_mut_slice(), &rows[start..start + n_embd]);
+        let (start, out) = (index * n_embd, out.as_mut_slice());
+        row_copy(out)(out, &rows[start..start + n_embd]);
         return Ok(());
     }
     check_output(ids, out.dims(), vocab_size, n_embd)?;
@@ -441,6 +441,20 @@ impl<T: Element> Embedding<T> {
 /// Outputs up to this size are copied with the AVX row copy ([`tokenloom_tensor::copy`]).
 const CACHED_OUTPUT_BYTES: usize = 256 * 1024;
 
+/// How the rows of the output `out` are copied. A small output (a decode step) is
+/// written while its rows sit in cache, where the AVX row copy beats `memcpy` on AMD CPUs
+/// (`copy::copy` takes it there only); a large one streams to memory, where `memcpy`
+/// measured faster ((8, 512) rows of 16 KiB: 1.10× with the AVX copy;
+/// docs/benchmarks/next-to-pytorch.md, "Copying a row").
+#[inline]
+fn row_copy<T: Copy>(out: &[T]) -> fn(&mut [T], &[T]) {
+    if std::mem::size_of_val(out) <= CACHED_OUTPUT_BYTES {
+        tokenloom_tensor::copy::copy
+    } else {
+        <[T]>::copy_from_slice
+    }
+}
+
 /// Copies row `ids[i]` of `table` to row `i` of `out` (across threads for large
 /// outputs). The ids have been checked.
 #[inline]
@@ -450,16 +464,7 @@ fn copy_rows<T: Copy + Send + Sync, I: TokenId>(
     ids: &[I],
     out: &mut [T],
 ) {
-    // A small output (a decode step) is written while its rows sit in cache, where the
-    // AVX row copy beats `memcpy` on AMD CPUs (`copy::copy` takes it there only); a large
-    // one streams to memory, where `memcpy` measured
-    // faster ((8, 512) rows of 16 KiB: 1.10× with the AVX copy;
-    // docs/benchmarks/next-to-pytorch.md, "Copying a row").
-    let copy: fn(&mut [T], &[T]) = if std::mem::size_of_val(out) <= CACHED_OUTPUT_BYTES {
-        tokenloom_tensor::copy::copy
-    } else {
-        <[T]>::copy_from_slice
-    };
+    let copy = row_copy(out);
     for_each_row(out, n_embd, ids, |dst, id| {
         let start = id.checked_index() * n_embd;
         copy(dst, &table[start..start + n_embd]);
