@@ -12,7 +12,10 @@
 //!   runs each contender of a case once, in rotating order
 //!   ([`tokenloom_devtools::interleave`]), and prints the markdown table of
 //!   docs/benchmarks/plain-loop.md ("Never slower than the plain loop"): on a shared VM
-//!   only interleaved ratios are tighter than the machine's drift. With `--pinned` as well,
+//!   only interleaved ratios are tighter than the machine's drift. Three ratios per
+//!   kernel: of the two medians, of the two minimums, and *paired* — the median over the
+//!   rounds of the ratio within a round ([`Timing::paired_ratio`](tokenloom_devtools::interleave::Timing::paired_ratio)),
+//!   from which the drift between rounds cancels. With `--pinned` as well,
 //!   both pools are `tokenloom::tensor::pinned_pool`s (each thread on its own CPU) for
 //!   every contender alike: on a VM whose scheduler queues a woken pool thread on its
 //!   waker's busy vCPU, the unpinned 2-thread pools measure the scheduler as much as the
@@ -407,9 +410,9 @@ fn baseline<'t>(
 fn interleaved_mode(cases: &mut [Case<'_>]) {
     let rounds = 31;
     println!(
-        "| case | kernel | threads | median | min | baseline | its median | its min | ratio (median) | ratio (min) | × copy roofline |"
+        "| case | kernel | threads | median | min | baseline | its median | its min | ratio (median) | ratio (min) | ratio (paired) | × copy roofline |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for case in cases {
         let mut out = vec![0.0f32; case.out_len];
         let timings = time_interleaved(
@@ -432,7 +435,7 @@ fn interleaved_mode(cases: &mut [Case<'_>]) {
                 format!("{:.2}×", t.median.as_secs_f64() / r.as_secs_f64())
             });
             println!(
-                "| {} | {kernel} | {threads} | {:.3?} | {:.3?} | {} | {:.3?} | {:.3?} | {:.2}× | {:.2}× | {roof} |",
+                "| {} | {kernel} | {threads} | {:.3?} | {:.3?} | {} | {:.3?} | {:.3?} | {:.2}× | {:.2}× | {} | {roof} |",
                 case.name,
                 t.median,
                 t.min,
@@ -441,6 +444,7 @@ fn interleaved_mode(cases: &mut [Case<'_>]) {
                 b.min,
                 t.median.as_secs_f64() / b.median.as_secs_f64(),
                 t.min.as_secs_f64() / b.min.as_secs_f64(),
+                t.paired_ratio(b).map_or("–".into(), |r| format!("{r:.2}×")),
             );
         }
     }

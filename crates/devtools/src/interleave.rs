@@ -39,6 +39,29 @@ pub struct Timing {
     pub median: Duration,
     /// The fastest sample's time per call.
     pub min: Duration,
+    /// The time per call of every sample, in round order: sample `r` of two contenders
+    /// of one case ran in the same round, a few hundred milliseconds apart.
+    pub samples: Vec<Duration>,
+}
+
+impl Timing {
+    /// The median over the rounds of this contender's time per call divided by
+    /// `baseline`'s in the same round: each round's drift cancels out of its ratio, so
+    /// this ratio varies less between runs than the ratio of the two medians. `None` if
+    /// the two did not run the same rounds.
+    pub fn paired_ratio(&self, baseline: &Timing) -> Option<f64> {
+        if self.samples.len() != baseline.samples.len() || self.samples.is_empty() {
+            return None;
+        }
+        let mut ratios: Vec<f64> = self
+            .samples
+            .iter()
+            .zip(&baseline.samples)
+            .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        Some(ratios[ratios.len() / 2])
+    }
 }
 
 /// Runs every contender `rounds` times, interleaved in shuffled order, each sample lasting at least
@@ -91,12 +114,14 @@ pub fn time_interleaved(
     contenders
         .iter()
         .zip(samples)
-        .map(|(c, mut s)| {
-            s.sort();
+        .map(|(c, samples)| {
+            let mut sorted = samples.clone();
+            sorted.sort();
             Timing {
                 name: c.name.clone(),
-                median: s[s.len() / 2],
-                min: s[0],
+                median: sorted[sorted.len() / 2],
+                min: sorted[0],
+                samples,
             }
         })
         .collect()
@@ -129,5 +154,35 @@ mod tests {
         assert!(t[0].min <= t[0].median && t[1].min <= t[1].median);
         assert!(fast_calls > 5 && slow_calls > 5);
         assert_eq!(f64::from(out[0]), fast_calls as f64);
+    }
+
+    fn timing(name: &str, micros: &[u64]) -> Timing {
+        let samples: Vec<Duration> = micros.iter().map(|&m| Duration::from_micros(m)).collect();
+        let mut sorted = samples.clone();
+        sorted.sort();
+        Timing {
+            name: name.into(),
+            median: sorted[sorted.len() / 2],
+            min: sorted[0],
+            samples,
+        }
+    }
+
+    #[test]
+    fn the_paired_ratio_divides_round_by_round() {
+        // The machine drifts 5× over the rounds; each round, `a` takes 1.1× `b`.
+        let a = timing("a", &[110, 220, 330, 440, 550]);
+        let b = timing("b", &[100, 200, 300, 400, 500]);
+        let paired = a.paired_ratio(&b).expect("same rounds");
+        assert!((paired - 1.1).abs() < 1e-9, "{paired}");
+        // Paired the other way round, each round's ratio is 1/1.1.
+        let back = b.paired_ratio(&a).expect("same rounds");
+        assert!((back - 1.0 / 1.1).abs() < 1e-9, "{back}");
+        // Shuffle `b`'s rounds: the medians (and their ratio) stay, the paired ratio moves.
+        let shuffled = timing("b", &[200, 300, 400, 500, 100]);
+        assert_eq!(shuffled.median, b.median);
+        let unpaired = a.paired_ratio(&shuffled).expect("same rounds");
+        assert!((unpaired - 1.1).abs() > 0.1, "{unpaired}");
+        assert_eq!(a.paired_ratio(&timing("c", &[100, 200])), None);
     }
 }
