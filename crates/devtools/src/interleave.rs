@@ -46,9 +46,10 @@ pub struct Timing {
 
 impl Timing {
     /// The median over the rounds of this contender's time per call divided by
-    /// `baseline`'s in the same round: each round's drift cancels out of its ratio, so
-    /// this ratio varies less between runs than the ratio of the two medians. `None` if
-    /// the two did not run the same rounds.
+    /// `baseline`'s in the same round: the machine's drift between rounds cancels out of
+    /// each round's ratio, so a slow stretch that falls on more of one contender's rounds
+    /// does not move it, as it moves the ratio of the two medians. `None` if the two did
+    /// not run the same rounds.
     pub fn paired_ratio(&self, baseline: &Timing) -> Option<f64> {
         if self.samples.len() != baseline.samples.len() || self.samples.is_empty() {
             return None;

@@ -71,6 +71,8 @@ mod pool_pin;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod shape;
+#[cfg(feature = "parallel")]
+mod spread;
 #[doc(hidden)]
 pub mod stream;
 mod tensor;

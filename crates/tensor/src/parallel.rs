@@ -4,10 +4,11 @@
 //! Threads come from rayon's *current* pool: a framework that owns a pool runs
 //! tokenloom's kernels on it with `pool.install(|| …)`, and a caller who wants one call
 //! on the calling thread alone wraps it in [`with_par`]`(`[`Par::Seq`]`, || …)`. Where
-//! the machine's scheduler keeps a woken pool thread waiting on its waker's CPU,
-//! `pinned_pool` builds a pool whose threads stay on their own CPUs, and
-//! `TOKENLOOM_PIN_THREADS=1` pins the threads of any pool the kernels split work on
-//! (`pool_pin.rs`).
+//! the machine's scheduler keeps a woken pool thread waiting on its waker's CPU, a split
+//! call moves that thread to another CPU for the call (`spread.rs`, by default, the
+//! thread's affinity mask unchanged); `pinned_pool` builds a pool whose threads stay on
+//! their own CPUs, and `TOKENLOOM_PIN_THREADS=1` pins the threads of any pool the
+//! kernels split work on (`pool_pin.rs`).
 
 use std::cell::Cell;
 
@@ -139,8 +140,9 @@ pub fn tasks_for(work_bytes: usize) -> usize {
 /// finds nothing and sleeps again before the next call, and the pool stays at one
 /// thread's speed call after call (docs/benchmarks/next-to-pytorch.md, "Two threads next to
 /// PyTorch"). With four parts per thread the late thread still takes a share as soon as it
-/// runs. (A thread that never runs during the call — woken onto its waker's busy CPU by a
-/// scheduler that packs threads — is not helped by this; see `pinned_pool`.)
+/// runs. (A thread woken onto its waker's busy CPU by a scheduler that packs threads is
+/// helped by `spread.rs` instead: the splitting thread yields until it has started, and
+/// it moves itself off that CPU.)
 pub const TASKS_PER_THREAD: usize = 4;
 
 /// Work on buffers smaller than this stays on the calling thread: a decode step's one
@@ -153,6 +155,13 @@ pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// so a kernel whose chunks are independent gives bit-identical results for any thread
 /// count. A `chunk_len` of 0 calls nothing. [`with_par`]`(`[`Par::Seq`]`, …)` keeps
 /// everything on the calling thread.
+///
+/// Called from a pool thread on Linux, a split call also keeps its parts on different
+/// CPUs: until another thread has started a part, the calling thread yields its CPU
+/// before each of its own, and a pool thread that starts a part on the calling thread's
+/// CPU moves to another CPU its affinity mask allows (the mask itself is restored at
+/// once). On a scheduler that queues woken threads on their waker's busy CPU, this is
+/// what makes two threads faster than one; elsewhere nothing moves.
 ///
 /// # Examples
 ///
@@ -203,9 +212,17 @@ where
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
+            // Parts on different CPUs where the scheduler would queue them on one
+            // (`spread.rs`).
+            let spread = crate::spread::Spread::new();
             data.par_chunks_mut(chunk_len)
                 .enumerate()
-                .for_each(|(i, chunk)| f(i, chunk));
+                .for_each(|(i, chunk)| {
+                    if let Some(spread) = &spread {
+                        spread.before_part();
+                    }
+                    f(i, chunk)
+                });
             return;
         }
     }
