@@ -98,6 +98,8 @@ pub use pool_pin::{PIN_THREADS_ENV, pin_current_pool, pin_threads_failure, pin_t
 #[cfg(feature = "serde")]
 pub use serde_impl::TENSOR_SERDE_VERSION;
 pub use shape::{MAX_RANK, Shape};
+#[cfg(feature = "parallel")]
+pub use spread::{set_spread_threads, spread_threads};
 pub use tensor::Tensor;
 #[doc(hidden)]
 pub use tensor::{try_filled, try_with_capacity};

@@ -162,6 +162,7 @@ pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// CPU moves to another CPU its affinity mask allows (the mask itself is restored at
 /// once). On a scheduler that queues woken threads on their waker's busy CPU, this is
 /// what makes two threads faster than one; elsewhere nothing moves.
+/// `set_spread_threads(false)` turns it off.
 ///
 /// # Examples
 ///

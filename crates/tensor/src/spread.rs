@@ -22,6 +22,38 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Whether split calls spread their threads (see [`set_spread_threads`]).
+static SPREAD_THREADS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the spreading of split calls on (the default) or off, for the whole process.
+///
+/// On, a kernel call split across a pool keeps its parts on different CPUs where the
+/// scheduler would queue a woken pool thread on the busy CPU of the thread that split
+/// the call: the splitting thread yields its CPU until another thread has started a
+/// part, and a pool thread that starts a part on the splitting thread's CPU moves off
+/// it (its affinity mask narrowed, then restored at once). Off, split calls leave
+/// thread placement to the scheduler alone. Results are the same bits either way.
+///
+/// # Examples
+///
+/// ```
+/// use tokenloom_tensor::{set_spread_threads, spread_threads};
+///
+/// assert!(spread_threads());
+/// set_spread_threads(false);
+/// assert!(!spread_threads());
+/// set_spread_threads(true);
+/// ```
+pub fn set_spread_threads(on: bool) {
+    SPREAD_THREADS.store(on, Ordering::Relaxed);
+}
+
+/// Whether split calls spread their threads ([`set_spread_threads`]; on by default).
+#[must_use]
+pub fn spread_threads() -> bool {
+    SPREAD_THREADS.load(Ordering::Relaxed)
+}
+
 /// The state of one split call (see the module docs).
 pub(crate) struct Spread {
     /// rayon's index of the splitting thread in its pool.
@@ -35,8 +67,11 @@ pub(crate) struct Spread {
 impl Spread {
     /// The state for a call split by the calling thread, or `None` when it is not a
     /// pool thread (it then waits for the pool, and its CPU frees up) or its CPU cannot
-    /// be asked (not Linux).
+    /// be asked (not Linux), or spreading is off ([`set_spread_threads`]).
     pub(crate) fn new() -> Option<Spread> {
+        if !spread_threads() {
+            return None;
+        }
         Some(Spread {
             splitter: rayon::current_thread_index()?,
             home: current_cpu()?,
@@ -127,6 +162,22 @@ pub(crate) fn leave_cpu(_cpu: usize) -> bool {
 mod tests {
     use super::*;
     use crate::pinned::affinity::allowed_cpus;
+
+    #[test]
+    fn a_pool_thread_splits_with_spreading_on_and_without_it_off() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("a 2-thread pool");
+        let from_pool = || pool.install(|| Spread::new().map(|s| s.splitter));
+        assert!(Spread::new().is_none(), "outside every pool");
+        assert!(from_pool().is_some());
+        set_spread_threads(false);
+        let off = from_pool();
+        set_spread_threads(true);
+        assert_eq!(off, None);
+        assert!(from_pool().is_some());
+    }
 
     #[test]
     fn a_thread_leaves_its_cpu_and_keeps_its_mask() {
