@@ -7,6 +7,9 @@
 //! 2-thread lookup no faster than one thread (docs/benchmarks/next-to-pytorch.md, "The
 //! second thread waits on the first one's CPU"). A pinned thread cannot be queued on
 //! another CPU.
+//!
+//! Its `affinity` module is the one home of the affinity system calls: pinning here and
+//! in `pool_pin.rs`, and the one-call move of `spread.rs`.
 
 use std::fmt;
 
@@ -163,15 +166,7 @@ pub(crate) mod affinity {
         } else {
             0
         };
-        // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is a valid value.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid, writable `cpu_set_t` and the size passed is its own.
-        let rc = unsafe {
-            libc::sched_getaffinity(who, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
-        };
-        if rc != 0 {
-            return Err(PinError::Mask(std::io::Error::last_os_error()));
-        }
+        let set = mask_of(who).map_err(PinError::Mask)?;
         // SAFETY: every index is below CPU_SETSIZE, the size of `set`.
         let cpus: Vec<usize> = (0..CPU_SET_LIMIT)
             .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
@@ -182,6 +177,64 @@ pub(crate) mod affinity {
             });
         }
         Ok(cpus)
+    }
+
+    /// The affinity mask of thread `who` (0: the calling thread).
+    fn mask_of(who: libc::pid_t) -> std::io::Result<libc::cpu_set_t> {
+        // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is a valid value.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid, writable `cpu_set_t` and the size passed is its own.
+        let rc = unsafe {
+            libc::sched_getaffinity(who, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+        };
+        if rc == 0 {
+            Ok(set)
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// The CPU the calling thread runs on (`sched_getcpu`, a vDSO read).
+    pub(crate) fn current_cpu() -> Option<usize> {
+        // SAFETY: sched_getcpu has no preconditions; it returns -1 on failure.
+        usize::try_from(unsafe { libc::sched_getcpu() }).ok()
+    }
+
+    /// Moves the calling thread off `cpu` if it may run elsewhere: its affinity mask
+    /// without `cpu` (the kernel migrates the thread before the call returns), then its
+    /// mask again. Returns whether the thread was moved. Nothing changes when `cpu` is not
+    /// in the mask, is its only CPU, or lies outside a `cpu_set_t`.
+    pub(crate) fn leave_cpu(cpu: usize) -> bool {
+        if cpu >= CPU_SET_LIMIT {
+            return false;
+        }
+        let Ok(mask) = mask_of(0) else {
+            return false;
+        };
+        let mut without = mask;
+        // SAFETY: `cpu < CPU_SETSIZE` (checked above): the bit lies inside both sets.
+        let (had_cpu, others) = unsafe {
+            let had = libc::CPU_ISSET(cpu, &mask);
+            libc::CPU_CLR(cpu, &mut without);
+            (had, libc::CPU_COUNT(&without))
+        };
+        if !had_cpu || others == 0 {
+            return false;
+        }
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: both are valid `cpu_set_t`s of the size passed. The second call sets the
+        // mask the thread had a moment ago, which the kernel accepted then; should it fail
+        // anyway, it is tried once more, and a thread left on the narrower mask still runs
+        // on every other CPU it had.
+        unsafe {
+            if libc::sched_setaffinity(0, size, &without) != 0 {
+                return false;
+            }
+            if libc::sched_setaffinity(0, size, &mask) != 0 {
+                libc::sched_setaffinity(0, size, &mask);
+            }
+        }
+        true
     }
 
     /// Lets the calling thread run on `cpu` only.
@@ -217,6 +270,14 @@ pub(crate) mod affinity {
 
     pub(super) fn pin_current_thread(_cpu: usize) -> std::io::Result<()> {
         Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    pub(crate) fn current_cpu() -> Option<usize> {
+        None
+    }
+
+    pub(crate) fn leave_cpu(_cpu: usize) -> bool {
+        false
     }
 }
 

@@ -22,6 +22,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::pinned::affinity::{current_cpu, leave_cpu};
+
 /// Whether split calls spread their threads (see [`set_spread_threads`]).
 static SPREAD_THREADS: AtomicBool = AtomicBool::new(true);
 
@@ -93,69 +95,6 @@ impl Spread {
             }
         }
     }
-}
-
-/// The CPU the calling thread runs on, where the OS says (Linux: `sched_getcpu`, a vDSO
-/// read).
-pub(crate) fn current_cpu() -> Option<usize> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sched_getcpu has no preconditions; it returns -1 on failure.
-        #[allow(unsafe_code)]
-        let cpu = unsafe { libc::sched_getcpu() };
-        usize::try_from(cpu).ok()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
-    }
-}
-
-/// Moves the calling thread off `cpu` if it may run elsewhere: its affinity mask without
-/// `cpu` (the kernel migrates the thread before the call returns), then its mask again.
-/// Returns whether the thread was moved. Nothing changes when `cpu` is not in the mask,
-/// is its only CPU, or lies outside a `cpu_set_t`.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-pub(crate) fn leave_cpu(cpu: usize) -> bool {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return false;
-    }
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: all-zero is a valid `cpu_set_t` (a plain bit array).
-    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `mask` is a writable `cpu_set_t` of the size passed.
-    if unsafe { libc::sched_getaffinity(0, size, &mut mask) } != 0 {
-        return false;
-    }
-    let mut without = mask;
-    // SAFETY: `cpu < CPU_SETSIZE` (checked above): the bit lies inside both sets.
-    let (had_cpu, others) = unsafe {
-        let had = libc::CPU_ISSET(cpu, &mask);
-        libc::CPU_CLR(cpu, &mut without);
-        (had, libc::CPU_COUNT(&without))
-    };
-    if !had_cpu || others == 0 {
-        return false;
-    }
-    // SAFETY: both are valid `cpu_set_t`s of the size passed. The second call sets the
-    // mask the thread had a moment ago, which the kernel accepted then; should it fail
-    // anyway, it is tried once more, and a thread left on the narrower mask still runs
-    // on every other CPU it had.
-    unsafe {
-        if libc::sched_setaffinity(0, size, &without) != 0 {
-            return false;
-        }
-        if libc::sched_setaffinity(0, size, &mask) != 0 {
-            libc::sched_setaffinity(0, size, &mask);
-        }
-    }
-    true
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn leave_cpu(_cpu: usize) -> bool {
-    false
 }
 
 #[cfg(all(test, target_os = "linux"))]
