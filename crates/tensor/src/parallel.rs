@@ -215,14 +215,17 @@ where
             use rayon::prelude::*;
             // Parts on different CPUs where the scheduler would queue them on one
             // (`spread.rs`).
-            let spread = crate::spread::Spread::new();
+            let spread = crate::spread::Spread::new(data.len().div_ceil(chunk_len));
             data.par_chunks_mut(chunk_len)
                 .enumerate()
                 .for_each(|(i, chunk)| {
                     if let Some(spread) = &spread {
                         spread.before_part();
                     }
-                    f(i, chunk)
+                    f(i, chunk);
+                    if let Some(spread) = &spread {
+                        spread.after_part();
+                    }
                 });
             return;
         }

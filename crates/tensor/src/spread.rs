@@ -16,11 +16,19 @@
 //!    at once) and restores the mask it had. The mask is the same before and after; only
 //!    the CPU the thread runs on has changed, as a load balancer would change it.
 //!
+//! 3. a pool thread that finishes a part when every part has been started, and that is
+//!    not on the splitting thread's CPU, stays awake until the last part is done (a spin
+//!    of at most [`STAY_LIMIT`]) instead of going idle: rayon parks an idle thread after
+//!    about 32 rounds of `yield_now` (tens of µs), and a parked thread must be woken for
+//!    the next call, which puts it back on its waker's CPU. Staying, it returns to the
+//!    pool as the call ends and takes its share of a call that follows at once.
+//!
 //! Results never depend on it (each part is computed the same way on any thread). On a
 //! scheduler that spreads woken threads, the splitting thread's yields return at once
 //! and no thread starts on its CPU, so nothing moves.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::pinned::affinity::{current_cpu, leave_cpu};
 
@@ -64,13 +72,25 @@ pub(crate) struct Spread {
     home: usize,
     /// Whether a thread other than the splitter has started a part.
     helped: AtomicBool,
+    /// The number of parts of the call.
+    parts: usize,
+    /// The parts started so far.
+    started: AtomicUsize,
+    /// The parts finished so far.
+    done: AtomicUsize,
 }
 
+/// The longest a pool thread with nothing left to take waits for the rest of a call
+/// (step 3 of the module docs): about six parts of the (1, 512) lookup on two threads,
+/// the call it was measured on (docs/benchmarks/spread-threads.md, "Staying for the
+/// rest of the call"), and a small share of any call whose parts take longer.
+const STAY_LIMIT: Duration = Duration::from_micros(200);
+
 impl Spread {
-    /// The state for a call split by the calling thread, or `None` when it is not a
-    /// pool thread (it then waits for the pool, and its CPU frees up) or its CPU cannot
-    /// be asked (not Linux), or spreading is off ([`set_spread_threads`]).
-    pub(crate) fn new() -> Option<Spread> {
+    /// The state for a call of `parts` parts split by the calling thread, or `None` when
+    /// it is not a pool thread (it then waits for the pool, and its CPU frees up) or its
+    /// CPU cannot be asked (not Linux), or spreading is off ([`set_spread_threads`]).
+    pub(crate) fn new(parts: usize) -> Option<Spread> {
         if !spread_threads() {
             return None;
         }
@@ -78,12 +98,16 @@ impl Spread {
             splitter: rayon::current_thread_index()?,
             home: current_cpu()?,
             helped: AtomicBool::new(false),
+            parts,
+            started: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
         })
     }
 
     /// Called by the thread that is about to compute a part of the call.
     #[inline]
     pub(crate) fn before_part(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
         if rayon::current_thread_index() == Some(self.splitter) {
             if !self.helped.load(Ordering::Relaxed) {
                 std::thread::yield_now();
@@ -94,6 +118,42 @@ impl Spread {
                 leave_cpu(self.home);
             }
         }
+    }
+
+    /// Called by the thread that has just computed a part of the call: a pool thread
+    /// with nothing left to take stays until the call's last part is done
+    /// ([`Spread::stays`]).
+    #[inline]
+    pub(crate) fn after_part(&self) {
+        let done = self.done.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.stays(done, rayon::current_thread_index(), current_cpu()) {
+            self.wait_for_last_part(STAY_LIMIT);
+        }
+    }
+
+    /// Whether the thread of rayon index `thread`, on CPU `cpu`, that has just finished
+    /// the `done`-th part stays for the rest of the call: parts are still being computed,
+    /// none is left to start, and it is neither the splitting thread (which waits for
+    /// the call anyway) nor on that thread's CPU (where spinning would hold it up).
+    fn stays(&self, done: usize, thread: Option<usize>, cpu: Option<usize>) -> bool {
+        done < self.parts
+            && self.started.load(Ordering::Relaxed) >= self.parts
+            && thread != Some(self.splitter)
+            && cpu != Some(self.home)
+    }
+
+    /// Spins until every part is done or `limit` has passed; whether every part was done.
+    fn wait_for_last_part(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut spins = 0u32;
+        while self.done.load(Ordering::Acquire) < self.parts {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && Instant::now() >= deadline {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -108,14 +168,77 @@ mod tests {
             .num_threads(2)
             .build()
             .expect("a 2-thread pool");
-        let from_pool = || pool.install(|| Spread::new().map(|s| s.splitter));
-        assert!(Spread::new().is_none(), "outside every pool");
+        let from_pool = || pool.install(|| Spread::new(2).map(|s| s.splitter));
+        assert!(Spread::new(2).is_none(), "outside every pool");
         assert!(from_pool().is_some());
         set_spread_threads(false);
         let off = from_pool();
         set_spread_threads(true);
         assert_eq!(off, None);
         assert!(from_pool().is_some());
+    }
+
+    /// A call of `parts` parts split by rayon thread 0 on CPU 0, `started` of them started.
+    fn call(parts: usize, started: usize) -> Spread {
+        Spread {
+            splitter: 0,
+            home: 0,
+            helped: AtomicBool::new(true),
+            parts,
+            started: AtomicUsize::new(started),
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn a_helper_stays_only_when_nothing_is_left_to_take() {
+        let (helper, elsewhere) = (Some(1), Some(1));
+        assert!(call(3, 3).stays(2, helper, elsewhere));
+        assert!(
+            call(3, 3).stays(1, None, None),
+            "a thread whose CPU is unknown"
+        );
+        assert!(
+            !call(3, 2).stays(1, helper, elsewhere),
+            "a part is left to start"
+        );
+        assert!(!call(3, 3).stays(3, helper, elsewhere), "the last part");
+        assert!(
+            !call(3, 3).stays(2, Some(0), elsewhere),
+            "the splitting thread"
+        );
+        assert!(
+            !call(3, 3).stays(2, helper, Some(0)),
+            "on the splitting thread's CPU"
+        );
+    }
+
+    #[test]
+    fn a_staying_helper_waits_for_the_last_part_and_no_longer_than_the_limit() {
+        let spread = call(2, 2);
+        spread.done.store(1, Ordering::Relaxed);
+        let wait = Duration::from_millis(20);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let start = Instant::now();
+                (
+                    spread.wait_for_last_part(Duration::from_secs(60)),
+                    start.elapsed(),
+                )
+            });
+            std::thread::sleep(wait);
+            spread.done.store(2, Ordering::Release);
+            let (all_done, waited) = waiter.join().expect("the waiter ran");
+            assert!(all_done);
+            assert!(
+                waited >= wait,
+                "returned after {waited:?}, before the last part"
+            );
+        });
+        let alone = call(2, 2);
+        let start = Instant::now();
+        assert!(!alone.wait_for_last_part(wait), "no part ever finishes");
+        assert!(start.elapsed() >= wait);
     }
 
     #[test]
