@@ -5,10 +5,10 @@
 //! tokenloom's kernels on it with `pool.install(|| …)`, and a caller who wants one call
 //! on the calling thread alone wraps it in [`with_par`]`(`[`Par::Seq`]`, || …)`. Where
 //! the machine's scheduler keeps a woken pool thread waiting on its waker's CPU, a split
-//! call moves that thread to another CPU for the call (`spread.rs`, by default, the
-//! thread's affinity mask unchanged); `pinned_pool` builds a pool whose threads stay on
-//! their own CPUs, and `TOKENLOOM_PIN_THREADS=1` pins the threads of any pool the
-//! kernels split work on (`pool_pin.rs`).
+//! call moves that thread to another CPU for the call and keeps it awake to the call's
+//! end (`spread.rs`, by default, the thread's affinity mask unchanged); `pinned_pool`
+//! builds a pool whose threads stay on their own CPUs, and `TOKENLOOM_PIN_THREADS=1`
+//! pins the threads of any pool the kernels split work on (`pool_pin.rs`).
 
 use std::cell::Cell;
 
