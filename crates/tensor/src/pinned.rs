@@ -221,20 +221,28 @@ pub(crate) mod affinity {
         if !had_cpu || others == 0 {
             return false;
         }
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: both are valid `cpu_set_t`s of the size passed. The second call sets the
-        // mask the thread had a moment ago, which the kernel accepted then; should it fail
-        // anyway, it is tried once more, and a thread left on the narrower mask still runs
-        // on every other CPU it had.
-        unsafe {
-            if libc::sched_setaffinity(0, size, &without) != 0 {
-                return false;
-            }
-            if libc::sched_setaffinity(0, size, &mask) != 0 {
-                libc::sched_setaffinity(0, size, &mask);
-            }
+        if set_mask(&without).is_err() {
+            return false;
+        }
+        // The mask the thread had a moment ago, which the kernel accepted then; should it
+        // be refused anyway, it is tried once more, and a thread left on the narrower
+        // mask still runs on every other CPU it had.
+        if set_mask(&mask).is_err() {
+            let _ = set_mask(&mask);
         }
         true
+    }
+
+    /// Sets the calling thread's affinity mask to `set`.
+    pub(crate) fn set_mask(set: &libc::cpu_set_t) -> std::io::Result<()> {
+        // SAFETY: `set` is a valid `cpu_set_t` and the size passed is its own; 0 names
+        // the calling thread.
+        let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 
     /// Lets the calling thread run on `cpu` only.
@@ -249,14 +257,7 @@ pub(crate) mod affinity {
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: `cpu < CPU_SETSIZE` was checked above, so the bit is inside `set`.
         unsafe { libc::CPU_SET(cpu, &mut set) };
-        // SAFETY: `set` is a valid `cpu_set_t` and the size passed is its own.
-        let rc =
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        set_mask(&set)
     }
 }
 

@@ -161,7 +161,7 @@ impl Spread {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use crate::pinned::affinity::allowed_cpus;
+    use crate::pinned::affinity::{allowed_cpus, set_mask};
 
     #[test]
     fn a_pool_thread_splits_with_spreading_on_and_without_it_off() {
@@ -279,10 +279,8 @@ mod tests {
             let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
             // SAFETY: `only` came from the mask, so it is below CPU_SETSIZE.
             unsafe { libc::CPU_SET(only, &mut set) };
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            // SAFETY: `set` is a valid `cpu_set_t` of the size passed; it narrows this
-            // test's own thread, which ends with the test.
-            assert_eq!(unsafe { libc::sched_setaffinity(0, size, &set) }, 0);
+            // This test's own thread, which ends with the test.
+            set_mask(&set).expect("a mask of one allowed CPU");
             assert!(!leave_cpu(only));
             assert_eq!(allowed_cpus(false).expect("this thread's mask"), [only]);
         })
