@@ -219,9 +219,11 @@ mod tests {
         let spread = call(2, 2);
         spread.done.store(1, Ordering::Relaxed);
         let wait = Duration::from_millis(20);
+        // Timed from before the waiter exists: the last part is done no earlier than
+        // `wait` after `start`, however late the waiter thread begins to run.
+        let start = Instant::now();
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
-                let start = Instant::now();
                 (
                     spread.wait_for_last_part(Duration::from_secs(60)),
                     start.elapsed(),
