@@ -356,6 +356,27 @@ TokenloomStatus tokenloom_set_num_threads(size_t n);
 TokenloomStatus tokenloom_set_num_threads_pinned(size_t n);
 
 /*
+ Turns the spreading of split calls on (`on` = 1, the default) or off (`on` = 0) for
+ the whole process (Rust: `tokenloom_tensor::set_spread_threads`). On, a call split
+ across a pool keeps its parts on different CPUs where the scheduler would queue a
+ woken pool thread on the busy CPU of the thread that split it (the thread's affinity
+ mask is narrowed for a moment, then restored), and a pool thread with nothing left to
+ take stays awake (at most 200 µs) until the call's last part is done. Off, thread
+ placement and parking are left to the scheduler and rayon. Results are the same bits
+ either way; a build without the `parallel` feature never splits a call, and accepts
+ both values.
+
+ Returns `TOKENLOOM_STATUS_INVALID_ARGUMENT` for any other `on`.
+ */
+TokenloomStatus tokenloom_set_spread_threads(int32_t on);
+
+/*
+ 1 when split calls spread their threads ([`tokenloom_set_spread_threads`]; the
+ default), 0 when that is off or the build has no threads (feature `parallel` off).
+ */
+int32_t tokenloom_spread_threads(void);
+
+/*
  The number of threads calls run on now (after [`tokenloom_set_num_threads`]; the
  default is rayon's global pool size).
  */

@@ -130,6 +130,49 @@ fn set_threads(n: usize, pinned: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Turns the spreading of split calls on (`on` = 1, the default) or off (`on` = 0) for
+/// the whole process (Rust: `tokenloom_tensor::set_spread_threads`). On, a call split
+/// across a pool keeps its parts on different CPUs where the scheduler would queue a
+/// woken pool thread on the busy CPU of the thread that split it (the thread's affinity
+/// mask is narrowed for a moment, then restored), and a pool thread with nothing left to
+/// take stays awake (at most 200 µs) until the call's last part is done. Off, thread
+/// placement and parking are left to the scheduler and rayon. Results are the same bits
+/// either way; a build without the `parallel` feature never splits a call, and accepts
+/// both values.
+///
+/// Returns `TOKENLOOM_STATUS_INVALID_ARGUMENT` for any other `on`.
+#[unsafe(no_mangle)]
+pub extern "C" fn tokenloom_set_spread_threads(on: i32) -> TokenloomStatus {
+    run(|| {
+        let on = match on {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(Failure::new(
+                    TokenloomStatus::InvalidArgument,
+                    format!("spread threads {other}: expected 0 (off) or 1 (on)"),
+                ));
+            }
+        };
+        #[cfg(feature = "parallel")]
+        tokenloom_tensor::set_spread_threads(on);
+        #[cfg(not(feature = "parallel"))]
+        let _ = on;
+        Ok(())
+    })
+}
+
+/// 1 when split calls spread their threads ([`tokenloom_set_spread_threads`]; the
+/// default), 0 when that is off or the build has no threads (feature `parallel` off).
+#[unsafe(no_mangle)]
+pub extern "C" fn tokenloom_spread_threads() -> i32 {
+    #[cfg(feature = "parallel")]
+    let on = tokenloom_tensor::spread_threads();
+    #[cfg(not(feature = "parallel"))]
+    let on = false;
+    i32::from(on)
+}
+
 /// The number of threads calls run on now (after [`tokenloom_set_num_threads`]; the
 /// default is rayon's global pool size).
 #[unsafe(no_mangle)]
@@ -204,6 +247,35 @@ mod tests {
             TokenloomStatus::InvalidArgument
         );
         assert_eq!(tokenloom_num_threads(), rayon::current_num_threads());
+    }
+
+    #[test]
+    fn spreading_turns_off_and_on_and_other_values_are_invalid() {
+        let default = if cfg!(feature = "parallel") { 1 } else { 0 };
+        assert_eq!(tokenloom_spread_threads(), default);
+        assert_eq!(
+            tokenloom_set_spread_threads(2),
+            TokenloomStatus::InvalidArgument
+        );
+        // SAFETY: the message is NUL-terminated and lives until this thread's next call.
+        let message = unsafe { CStr::from_ptr(crate::tokenloom_last_error_message()) };
+        assert!(
+            message.to_string_lossy().contains("spread threads 2"),
+            "{message:?}"
+        );
+        assert_eq!(
+            tokenloom_set_spread_threads(-1),
+            TokenloomStatus::InvalidArgument
+        );
+        assert_eq!(
+            tokenloom_spread_threads(),
+            default,
+            "a bad value changes nothing"
+        );
+        assert_eq!(tokenloom_set_spread_threads(0), TokenloomStatus::Ok);
+        assert_eq!(tokenloom_spread_threads(), 0);
+        assert_eq!(tokenloom_set_spread_threads(1), TokenloomStatus::Ok);
+        assert_eq!(tokenloom_spread_threads(), default);
     }
 
     #[test]

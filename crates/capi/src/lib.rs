@@ -47,7 +47,9 @@ mod tensor;
 
 pub use bag::{TokenloomBagMode, tokenloom_embedding_bag, tokenloom_embedding_bag_backward};
 pub use config::{
-    TOKENLOOM_MAX_THREADS, tokenloom_num_threads, tokenloom_set_num_threads, tokenloom_version,
+    TOKENLOOM_MAX_THREADS, tokenloom_num_threads, tokenloom_set_num_threads,
+    tokenloom_set_num_threads_pinned, tokenloom_set_spread_threads, tokenloom_spread_threads,
+    tokenloom_version,
 };
 pub use embedding::{
     tokenloom_backward_dense, tokenloom_backward_sparse, tokenloom_logits,

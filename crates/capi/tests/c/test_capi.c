@@ -211,6 +211,11 @@ int main(void) {
     }
     CHECK(tokenloom_set_num_threads_pinned(2) == TOKENLOOM_STATUS_OK && tokenloom_num_threads() == 2, "pinned threads");
     CHECK(tokenloom_lookup(&t_table, &t_ids, &t_out) == TOKENLOOM_STATUS_OK && out[8] == 7.0f, "lookup on 2 pinned threads");
+    CHECK(tokenloom_spread_threads() == 1, "spreading is on by default");
+    CHECK(tokenloom_set_spread_threads(2) == TOKENLOOM_STATUS_INVALID_ARGUMENT && tokenloom_spread_threads() == 1, "spread 2");
+    CHECK(tokenloom_set_spread_threads(0) == TOKENLOOM_STATUS_OK && tokenloom_spread_threads() == 0, "spread off");
+    CHECK(tokenloom_lookup(&t_table, &t_ids, &t_out) == TOKENLOOM_STATUS_OK && out[8] == 7.0f, "lookup with spreading off");
+    CHECK(tokenloom_set_spread_threads(1) == TOKENLOOM_STATUS_OK && tokenloom_spread_threads() == 1, "spread on");
     CHECK(tokenloom_set_num_threads(TOKENLOOM_MAX_THREADS + 1) == TOKENLOOM_STATUS_INVALID_ARGUMENT, "too many threads");
     CHECK(tokenloom_set_num_threads(0) == TOKENLOOM_STATUS_OK, "default threads");
     TokenloomTensor unused;
