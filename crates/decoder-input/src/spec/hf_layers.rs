@@ -21,7 +21,11 @@ fn layer_types(r: &Reader<'_>) -> Result<Option<Vec<LayerAttention>>, DecoderInp
     };
     let list = value
         .as_array()
-        .ok_or_else(|| r.cfg.bad("layer_types", value, "a list"))?;
+        .filter(|list| !list.is_empty())
+        .ok_or_else(|| {
+            r.cfg
+                .bad("layer_types", value, "a list of one entry per layer")
+        })?;
     list.iter()
         .map(|t| match t.as_str() {
             Some("full_attention") => Ok(LayerAttention::FullAttention),
