@@ -1,7 +1,11 @@
 //! Inputs found by the cargo-fuzz targets of `fuzz/` (docs/testing.md, "Fuzzing"), each
 //! kept as a regression test: each panicked or aborted before its fix.
 
-use tokenloom::decoder_input::{DecoderInputError, ModelSpec};
+mod common;
+
+use tokenloom::decoder_input::{DecoderInputError, ModelSpec, load_gguf};
+use tokenloom::io::{GgufWriteTensor, GgufWriteValue, encode_le, gguf_bytes};
+use tokenloom::tensor::TensorError;
 
 /// An empty `layer_types` with no layer count (or a count of 0) indexed the empty list
 /// for the one representative layer ("index out of bounds: the len is 0", found by the
@@ -30,4 +34,43 @@ fn an_empty_layer_types_is_an_error_not_a_panic() {
     let found = r#"{"model_type": "qwen2_vl", "hidden_size": 32, "num_attention_heads": 4,
         "max_position_embeddings": 65, "layer_types": [], "vocab_size": 8}"#;
     assert!(ModelSpec::from_hf_json(found, path).is_err());
+}
+
+/// A GGUF `context_length` of 2^40 (the `gguf_model` target found 536870928, a 4 GiB
+/// RoPE cache for a model of 8 columns) sizes the RoPE caches `load_gguf` builds: an
+/// allocation or shape error when the machine cannot hold them, never an abort.
+#[test]
+fn a_huge_context_length_is_an_error_not_an_abort() {
+    let dir = common::scratch_dir("huge-context-length");
+    let path = dir.join("huge.gguf");
+    let bytes = gguf_bytes(
+        &[
+            (
+                "general.architecture",
+                GgufWriteValue::String("llama".into()),
+            ),
+            ("llama.embedding_length", GgufWriteValue::U32(8)),
+            ("llama.context_length", GgufWriteValue::U64(1 << 40)),
+            ("llama.attention.head_count", GgufWriteValue::U32(2)),
+            ("llama.block_count", GgufWriteValue::U32(1)),
+        ],
+        &[GgufWriteTensor {
+            name: "token_embd.weight".into(),
+            ggml_type: 0,
+            ne: vec![8, 4],
+            data: encode_le(&[0.5f32; 32]).to_vec(),
+        }],
+    );
+    std::fs::write(&path, bytes).unwrap();
+    let err = load_gguf::<f32, f32>(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecoderInputError::Tensor(
+                TensorError::AllocationFailed { .. } | TensorError::ShapeOverflow { .. }
+            )
+        ),
+        "{err:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
