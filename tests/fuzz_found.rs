@@ -5,7 +5,7 @@ mod common;
 
 use tokenloom::decoder_input::{DecoderInputError, ModelSpec, load_gguf};
 use tokenloom::io::{GgufWriteTensor, GgufWriteValue, encode_le, gguf_bytes};
-use tokenloom::tensor::TensorError;
+use tokenloom::tensor::{Tensor, TensorError};
 
 /// An empty `layer_types` with no layer count (or a count of 0) indexed the empty list
 /// for the one representative layer ("index out of bounds: the len is 0", found by the
@@ -73,4 +73,27 @@ fn a_huge_context_length_is_an_error_not_an_abort() {
         "{err:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A checkpoint envelope whose payload length is near `u64::MAX` overflowed the sum of
+/// header and payload lengths in the `Truncated` error ("attempt to add with overflow",
+/// found by the `tokenloom_checkpoint` target). Now `Truncated` naming `u64::MAX`.
+#[test]
+fn a_payload_length_near_u64_max_is_truncated_not_an_overflow() {
+    let mut bytes = b"TLTENSOR".to_vec();
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&(u64::MAX - 3).to_le_bytes());
+    bytes.extend_from_slice(&[0xff; 4]);
+    bytes.extend_from_slice(&[0xff; 100]);
+    let err = Tensor::<f32>::from_bytes(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TensorError::Truncated {
+                needed: u64::MAX,
+                available: 124
+            }
+        ),
+        "{err:?}"
+    );
 }

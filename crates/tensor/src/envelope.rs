@@ -92,7 +92,8 @@ pub fn decode_envelope(kind: FileKind, bytes: &[u8]) -> Result<&[u8], TensorErro
     let available = payload.len() as u64;
     if payload_len > available {
         return Err(TensorError::Truncated {
-            needed: HEADER_LEN as u64 + payload_len,
+            // Saturating: a hostile length near u64::MAX must not overflow the message.
+            needed: (HEADER_LEN as u64).saturating_add(payload_len),
             available: bytes.len() as u64,
         });
     }
